@@ -1,0 +1,1 @@
+"""Whale Stack shared library."""

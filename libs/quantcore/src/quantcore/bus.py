@@ -1,0 +1,401 @@
+"""The bus: Redis Streams for work that must not be lost or done twice; pub/sub for fan-out.
+
+Streams (`{ns}:stream:{name}`):
+- `publish` appends an envelope (capped with MAXLEN ~).
+- A `Consumer` reads through a consumer group (replicas share the work), calls the handler
+  and XACKs only after the handler returned, i.e. after its effect is durable. Effects must
+  be idempotent: a message can be delivered again after a crash.
+- Entries left pending by a dead consumer are taken over with XAUTOCLAIM once idle for
+  BUS_CLAIM_IDLE_MS.
+- A message that fails validation, or fails BUS_MAX_DELIVERIES times, is moved to the
+  dead-letter stream (`{ns}:stream:deadletter`) with the reason, and acked: the consumer
+  keeps going.
+
+Pub/sub (`{ns}:fanout:{channel}`) is best effort: a listener that is down misses messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT, FieldT
+
+from quantcore.logging import (
+    correlation,
+    current_correlation_id,
+    get_logger,
+    new_correlation_id,
+)
+from quantcore.model.events import EVENT_TYPES, Envelope, Event
+
+log = get_logger(component="bus")
+
+DEADLETTER = "deadletter"
+_FIELD = b"e"
+
+
+def stream_key(namespace: str, name: str) -> str:
+    return f"{namespace}:stream:{name}"
+
+
+def fanout_key(namespace: str, channel: str) -> str:
+    return f"{namespace}:fanout:{channel}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message handed to a handler: the Redis entry id, its envelope and typed event."""
+
+    message_id: str
+    envelope: Envelope
+    event: Event
+    attempt: int
+
+
+Entry = tuple[Any, dict[bytes, bytes]]
+Handler = Callable[[list[Delivery]], Awaitable[None]]
+
+
+class Bus:
+    def __init__(self, redis: Redis, namespace: str, source: str, maxlen: int = 100_000) -> None:
+        self.redis = redis
+        self.namespace = namespace
+        self.source = source
+        self.maxlen = maxlen
+
+    def key(self, stream: str) -> str:
+        return stream_key(self.namespace, stream)
+
+    def envelope(self, event: Event, correlation_id: str | None = None) -> Envelope:
+        return Envelope(
+            type=event.TYPE,
+            version=event.VERSION,
+            source=self.source,
+            correlation_id=correlation_id or current_correlation_id() or new_correlation_id(),
+            payload=event.model_dump(mode="json"),
+        )
+
+    async def publish(
+        self, stream: str, event: Event, correlation_id: str | None = None
+    ) -> Envelope:
+        """Append an event; the correlation id defaults to the one being handled now."""
+        env = self.envelope(event, correlation_id)
+        await self.redis.xadd(
+            self.key(stream),
+            {_FIELD: env.model_dump_json().encode()},
+            maxlen=self.maxlen,
+            approximate=True,
+        )
+        return env
+
+    async def publish_many(
+        self, stream: str, events: Sequence[Event], correlation_id: str | None = None
+    ) -> list[Envelope]:
+        envs = [self.envelope(e, correlation_id) for e in events]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for env in envs:
+                pipe.xadd(
+                    self.key(stream),
+                    {_FIELD: env.model_dump_json().encode()},
+                    maxlen=self.maxlen,
+                    approximate=True,
+                )
+            await pipe.execute()
+        return envs
+
+    async def dead_letter(
+        self,
+        stream: str,
+        message_id: str,
+        fields: dict[bytes, bytes],
+        reason: str,
+        error: str,
+        group: str = "",
+        consumer: str = "",
+    ) -> None:
+        raw = fields.get(_FIELD)
+        record: dict[FieldT, EncodableT] = {
+            "stream": stream,
+            "group": group,
+            "consumer": consumer,
+            "message_id": message_id,
+            "reason": reason,
+            "error": error[:2000],
+            "raw": bytes(raw if raw is not None else repr(fields).encode())[:20_000],
+            "time": datetime.now(UTC).isoformat(),
+        }
+        await self.redis.xadd(
+            self.key(DEADLETTER),
+            record,
+            maxlen=self.maxlen,
+            approximate=True,
+        )
+        log.warning(
+            "message dead-lettered",
+            stream=stream,
+            message_id=message_id,
+            reason=reason,
+            error=error[:300],
+            raw=(raw or b"")[:200].decode("utf-8", "replace"),
+        )
+
+    # --- pub/sub: best effort --------------------------------------------------------------------
+
+    async def fanout(self, channel: str, event: Event) -> int:
+        """Publish to live listeners only (nobody listening → nobody gets it)."""
+        env = self.envelope(event)
+        return int(
+            await self.redis.publish(fanout_key(self.namespace, channel), env.model_dump_json())
+        )
+
+    async def listen(self, *channels: str) -> AsyncIterator[Envelope]:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(*(fanout_key(self.namespace, c) for c in channels))
+        try:
+            while True:
+                msg = await pubsub.get_message(timeout=1.0)
+                if msg is None:
+                    continue
+                try:
+                    yield Envelope.model_validate_json(msg["data"])
+                except ValidationError as exc:
+                    log.warning("malformed fan-out message dropped", error=str(exc)[:300])
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def consumer(self, stream: str, group: str, name: str, handler: Handler, **kw: Any) -> Consumer:
+        return Consumer(self, stream, group, name, handler, **kw)
+
+
+class Consumer:
+    """Reads one stream through a consumer group and hands typed deliveries to a batch handler."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        stream: str,
+        group: str,
+        name: str,
+        handler: Handler,
+        *,
+        batch_size: int = 256,
+        block_ms: int = 500,
+        claim_idle_ms: int = 30_000,
+        max_deliveries: int = 5,
+        claim_every_s: float | None = None,
+    ) -> None:
+        self.bus = bus
+        self.stream = stream
+        self.key = bus.key(stream)
+        self.group = group
+        self.name = name
+        self.handler = handler
+        self.batch_size = batch_size
+        self.block_ms = block_ms
+        self.claim_idle_ms = claim_idle_ms
+        self.max_deliveries = max_deliveries
+        self.claim_every_s = (
+            claim_every_s if claim_every_s is not None else max(claim_idle_ms / 2000, 0.05)
+        )
+        self._last_claim = 0.0
+        self.handled = 0
+        self.dead_lettered = 0
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.bus.redis.xgroup_create(self.key, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set. Redis outages are waited out, never fatal."""
+        await self.ensure_group()
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                await self.poll_once()
+                backoff = 0.2
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning(
+                    "redis unavailable, retrying",
+                    stream=self.stream,
+                    error=str(exc),
+                    retry_in_s=backoff,
+                )
+                await _sleep_or_stop(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):  # stream or group deleted under us: recreate
+                    await self.ensure_group()
+                else:
+                    raise
+
+    async def poll_once(self, block_ms: int | None = None) -> int:
+        """One round: reclaim stale entries when due, then read new ones. Returns messages handled."""
+        done = 0
+        now = time.monotonic()
+        if now - self._last_claim >= self.claim_every_s:
+            self._last_claim = now
+            done += await self.reclaim()
+        reply = await self.bus.redis.xreadgroup(
+            self.group,
+            self.name,
+            {self.key: ">"},
+            count=self.batch_size,
+            block=self.block_ms if block_ms is None else block_ms,
+        )
+        for _stream, entries in cast(list[tuple[Any, list[Entry]]], reply or []):
+            done += await self._process(entries, attempts=None)
+        return done
+
+    async def reclaim(self) -> int:
+        """Take over entries idle longer than claim_idle_ms (their consumer died or is stuck)."""
+        start = "0-0"
+        done = 0
+        for _ in range(100):  # bounded: at most 100 × batch_size entries per reclaim round
+            reply = await self.bus.redis.xautoclaim(
+                self.key,
+                self.group,
+                self.name,
+                self.claim_idle_ms,
+                start_id=start,
+                count=self.batch_size,
+            )
+            start_raw, entries = reply[0], reply[1]
+            start = start_raw.decode() if isinstance(start_raw, bytes) else str(start_raw)
+            entries = [e for e in entries if e and e[1] is not None]
+            if entries:
+                ids = [_id(e[0]) for e in entries]
+                pending = await self.bus.redis.xpending_range(
+                    self.key,
+                    self.group,
+                    min=ids[0],
+                    max=ids[-1],
+                    count=len(ids) * 2 + 10,
+                    consumername=self.name,
+                )
+                attempts = {_id(p["message_id"]): int(p["times_delivered"]) for p in pending}
+                log.info("reclaimed stale messages", stream=self.stream, count=len(entries))
+                done += await self._process(entries, attempts=attempts)
+            if start == "0-0":
+                break
+        return done
+
+    async def _process(self, entries: list[Entry], attempts: dict[str, int] | None) -> int:
+        good: list[Delivery] = []
+        for raw_id, fields in entries:
+            message_id = _id(raw_id)
+            attempt = (attempts or {}).get(message_id, 1)
+            if attempt > self.max_deliveries:
+                await self._dead(
+                    message_id, fields, "max_deliveries", f"failed {attempt - 1} deliveries"
+                )
+                continue
+            try:
+                good.append(_decode(message_id, fields, attempt))
+            except (ValidationError, ValueError, KeyError) as exc:
+                await self._dead(message_id, fields, "invalid", str(exc))
+        if not good:
+            return 0
+        try:
+            await self._handle(good)
+            return len(good)
+        except Exception as exc:
+            if len(good) == 1:
+                log.exception(
+                    "handler failed; message stays pending for retry",
+                    stream=self.stream,
+                    message_id=good[0].message_id,
+                    attempt=good[0].attempt,
+                )
+                return 0
+            # Isolate the poison message: retry one by one, so the rest of the batch goes through.
+            log.warning(
+                "batch handler failed, retrying one by one",
+                stream=self.stream,
+                error=str(exc)[:300],
+            )
+            done = 0
+            for delivery in good:
+                try:
+                    await self._handle([delivery])
+                    done += 1
+                except Exception:
+                    log.exception(
+                        "handler failed; message stays pending for retry",
+                        stream=self.stream,
+                        message_id=delivery.message_id,
+                        attempt=delivery.attempt,
+                    )
+            return done
+
+    async def _handle(self, deliveries: list[Delivery]) -> None:
+        cid = deliveries[0].envelope.correlation_id if len(deliveries) == 1 else None
+        with correlation(cid):
+            await self.handler(deliveries)
+        await self.bus.redis.xack(self.key, self.group, *[d.message_id for d in deliveries])
+        self.handled += len(deliveries)
+
+    async def _dead(
+        self, message_id: str, fields: dict[bytes, bytes], reason: str, error: str
+    ) -> None:
+        await self.bus.dead_letter(
+            self.stream, message_id, fields, reason, error, self.group, self.name
+        )
+        await self.bus.redis.xack(self.key, self.group, message_id)
+        self.dead_lettered += 1
+
+
+def _id(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _decode(message_id: str, fields: dict[bytes, bytes], attempt: int) -> Delivery:
+    raw = fields.get(_FIELD)
+    if raw is None:
+        raise ValueError(
+            f"entry has no {_FIELD.decode()!r} field (fields: {sorted(map(repr, fields))[:5]})"
+        )
+    env = Envelope.model_validate_json(raw)
+    model = EVENT_TYPES.get(env.type)
+    if model is None:
+        raise ValueError(f"unknown event type {env.type!r}")
+    if env.version > model.VERSION:
+        raise ValueError(
+            f"{env.type} v{env.version} is newer than this code understands (v{model.VERSION})"
+        )
+    return Delivery(message_id, env, model.model_validate(env.payload), attempt)
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+def parse_deadletter(fields: dict[bytes, bytes]) -> dict[str, str]:
+    """A dead-letter entry as text (for `quant status` and tests)."""
+    return {k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}
+
+
+__all__ = [
+    "DEADLETTER",
+    "Bus",
+    "Consumer",
+    "Delivery",
+    "Handler",
+    "fanout_key",
+    "parse_deadletter",
+    "stream_key",
+]

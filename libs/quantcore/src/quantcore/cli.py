@@ -1,0 +1,185 @@
+"""`quant`: the command line of the fleet.
+
+quant migrate              apply db/migrations (safe to run twice, or from two shells)
+quant run <service>        run one service in the foreground
+quant up [--scale s=N]     run the whole fleet as local processes (the no-Docker way)
+quant health <service>     exit 0 when this host's instance is alive (compose healthcheck)
+quant status [--json]      services, last heartbeats, stream lags, dead letters
+quant services             list the services this install knows
+quant config               show the effective settings (secrets as set / not set)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from quantcore.config import ConfigError, Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _configure_cli_logging(settings: Settings, name: str) -> None:
+    from quantcore.logging import configure_logging
+
+    configure_logging(name, "cli", settings.instance, settings.log_level, settings.secret_values())
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from quantcore.migrations import MigrationError, migrate
+
+    settings = _settings()
+    _configure_cli_logging(settings, "migrate")
+    try:
+        applied = migrate(settings)
+    except MigrationError as exc:
+        print(f"migrate: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"migrate: applied {len(applied)} migration(s)"
+        + (f": {', '.join(applied)}" if applied else "; up to date")
+    )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from quantcore.registry import load_service
+    from quantcore.service import run_service
+
+    try:
+        cls = load_service(args.service)
+    except KeyError as exc:
+        print(f"run: {exc.args[0]}", file=sys.stderr)
+        return 2
+    return run_service(cls)
+
+
+def _parse_scale(values: Sequence[str]) -> dict[str, int]:
+    scale: dict[str, int] = {}
+    for item in values:
+        name, sep, count = item.partition("=")
+        if not sep or not count.isdigit():
+            raise SystemExit(f"up: --scale takes NAME=COUNT, got {item!r}")
+        scale[name] = int(count)
+    return scale
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from quantcore.fleet import Fleet
+    from quantcore.migrations import MigrationError, migrate
+    from quantcore.registry import service_names
+
+    settings = _settings()
+    known = service_names()
+    services = [s.strip() for s in args.only.split(",")] if args.only else known
+    unknown = [s for s in services if s not in known]
+    scale = _parse_scale(args.scale or [])
+    unknown += [s for s in scale if s not in known]
+    if unknown:
+        print(
+            f"up: unknown service(s) {', '.join(unknown)} (known: {', '.join(known)})",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.no_migrate:
+        _configure_cli_logging(settings, "up")
+        try:
+            applied = migrate(settings)
+        except MigrationError as exc:
+            print(f"up: {exc}", file=sys.stderr)
+            return 1
+        print(f"migrate: {len(applied)} applied" if applied else "migrate: up to date")
+    print(
+        f"starting {', '.join(f'{s}×{scale.get(s, 1)}' for s in services)} "
+        f"(data: {settings.data_source}, trading: {settings.trading_mode}); Ctrl-C stops all"
+    )
+    fleet = Fleet(services, scale, restart=not args.no_restart)
+    return asyncio.run(fleet.run(duration_s=args.duration))
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from quantcore.status import health
+
+    settings = _settings()
+    try:
+        ok, message = health(settings, args.service)
+    except Exception as exc:
+        print(f"health: cannot check {args.service}: {exc}", file=sys.stderr)
+        return 1
+    print(message)
+    return 0 if ok else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from quantcore.status import fleet_status, render
+
+    settings = _settings()
+    try:
+        status = fleet_status(settings)
+    except Exception as exc:
+        print(f"status: cannot read the fleet state: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(status, indent=2, default=str) if args.json else render(status))
+    return 0
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    from quantcore.registry import load_service, service_names
+
+    for name in service_names():
+        cls = load_service(name)
+        print(f"{name:<22} {cls.version:<8} {cls.description}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    settings = _settings()
+    for key, value in settings.public_view().items():
+        print(f"{key}={'' if value is None else value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="quant", description="Whale Stack fleet command line.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
+    run = sub.add_parser("run", help="run one service in the foreground")
+    run.add_argument("service")
+    run.set_defaults(fn=cmd_run)
+    up = sub.add_parser("up", help="run the whole fleet as local processes")
+    up.add_argument("--only", help="comma-separated services to run (default: all)")
+    up.add_argument("--scale", action="append", metavar="NAME=N", help="replicas of a service")
+    up.add_argument("--no-migrate", action="store_true", help="skip `quant migrate` first")
+    up.add_argument("--no-restart", action="store_true", help="do not restart services that exit")
+    up.add_argument("--duration", type=float, help="stop after this many seconds")
+    up.set_defaults(fn=cmd_up)
+    health = sub.add_parser("health", help="exit 0 when this host's instance of SERVICE is alive")
+    health.add_argument("service")
+    health.set_defaults(fn=cmd_health)
+    status = sub.add_parser("status", help="services, heartbeats, stream lags, dead letters")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(fn=cmd_status)
+    sub.add_parser("services", help="list known services").set_defaults(fn=cmd_services)
+    sub.add_parser("config", help="show effective settings (secrets hidden)").set_defaults(
+        fn=cmd_config
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.fn(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""Settings: one `.env`, read through pydantic-settings, with the owner's variable names.
+
+Every setting is an environment variable named exactly as in `.env.example` (field name in
+upper case, or the first alias listed). Defaults make a fresh clone run: simulated market,
+paper trading, no keys. Secrets are `SecretStr`: they never print, never log.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DataSource = Literal["sim", "bybit"]
+TradingMode = Literal["paper", "testnet", "live"]
+
+# The exact value `.env` must hold before the live venue may start. Deliberately a sentence,
+# so it cannot be set by accident or by copying a boolean from another project.
+LIVE_CONFIRMATION_PHRASE = "I accept real-money trading"
+
+# Placeholder password used by compose and local runs when no `.env` exists. Refused in live mode.
+DEV_DB_PASSWORD = "whalestack-local-only"  # noqa: S105 - a known placeholder, refused when live
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed. The message names each variable and what it expects."""
+
+
+def _env_file() -> str | None:
+    path = os.environ.get("QUANT_ENV_FILE", ".env")
+    return path if Path(path).is_file() else None
+
+
+def _alias(*names: str) -> Any:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """All settings of the fleet. Field `foo_bar` is read from `FOO_BAR` unless aliased."""
+
+    model_config = SettingsConfigDict(
+        env_file=None,  # chosen at load time, see load_settings()
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        frozen=True,
+    )
+
+    # --- project -------------------------------------------------------------------------
+    env: Literal["development", "production"] = Field(
+        "development", description="development or production"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="log level of every service"
+    )
+    timezone: str = Field("UTC", description="owner's time zone for digests and daily limits")
+
+    # --- database (TimescaleDB / PostgreSQL) -----------------------------------------------
+    timescale_db_host: str = Field("localhost", description="database host")
+    timescale_db_port: int = Field(5432, ge=1, le=65535, description="database port")
+    timescale_db_user: str = Field("postgres", description="database user of the services")
+    timescale_db_pass: SecretStr = Field(
+        SecretStr(DEV_DB_PASSWORD),
+        description="database password (refused in live mode if left at the dev default)",
+    )
+    timescale_db_name: str = Field("whalestack", description="database name")
+    db_pool_min: int = Field(1, ge=1, description="connections kept open per service")
+    db_pool_max: int = Field(5, ge=1, description="connections at most per service")
+    db_connect_timeout_s: float = Field(
+        60.0, gt=0, description="how long a service waits for the database at start"
+    )
+
+    # --- redis (the bus) --------------------------------------------------------------------
+    redis_host: str = Field("localhost", description="Redis host")
+    redis_port: int = Field(6379, ge=1, le=65535, description="Redis port")
+    redis_pass: SecretStr | None = Field(None, description="Redis password (empty = none)")
+    redis_db: int = Field(0, ge=0, le=15, description="Redis logical database")
+    bus_namespace: str = Field(
+        "ws",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="prefix of every Redis key of this deployment",
+    )
+    bus_stream_maxlen: int = Field(
+        100_000, ge=100, description="approximate cap of each stream's length"
+    )
+    bus_claim_idle_ms: int = Field(
+        30_000,
+        ge=100,
+        description="a pending message idle this long is reclaimed from a dead consumer",
+    )
+    bus_max_deliveries: int = Field(
+        5,
+        ge=1,
+        description="a message that failed this many deliveries goes to the dead-letter stream",
+    )
+    bus_batch_size: int = Field(
+        256, ge=1, le=10_000, description="messages read per XREADGROUP call"
+    )
+
+    # --- service runtime ----------------------------------------------------------------------
+    heartbeat_interval_s: float = Field(5.0, gt=0, description="seconds between heartbeats")
+    heartbeat_ttl_s: float = Field(
+        30.0, gt=0, description="a heartbeat older than this is unhealthy"
+    )
+    service_instance: str | None = Field(
+        None, description="instance id of this process (default: hostname:pid)"
+    )
+    migrations_dir: Path | None = Field(
+        None, description="folder of NNNN_name.sql migrations (default: ./db/migrations)"
+    )
+
+    # --- modes ----------------------------------------------------------------------------------
+    data_source: DataSource = Field(
+        "sim", description="sim (offline simulator) or bybit (real public data)"
+    )
+    trading_mode: TradingMode = Field("paper", description="paper, testnet or live")
+    live_trading_confirm: str = Field(
+        "", description=f'must be exactly "{LIVE_CONFIRMATION_PHRASE}" for TRADING_MODE=live'
+    )
+
+    # --- simulator ------------------------------------------------------------------------------
+    sim_host: str = Field("127.0.0.1", description="host the simulator listens on / is reached at")
+    sim_port: int = Field(
+        8090, ge=1, le=65535, description="port of the simulator (HTTP and WebSocket)"
+    )
+    sim_seed: int = Field(42, description="random seed of the simulated market")
+    sim_speed: float = Field(1.0, gt=0, description="simulated seconds per real second")
+
+    # --- exchange and data vendors ---------------------------------------------------------
+    bybit_endpoint_rest: str | None = Field(
+        None,
+        description="Bybit REST base URL (default: simulator when DATA_SOURCE=sim, else api.bybit.com)",
+    )
+    bybit_ws_public: str | None = Field(None, description="Bybit public WebSocket URL")
+    bybit_ws_private: str | None = Field(None, description="Bybit private WebSocket URL")
+    bybit_api_key: SecretStr | None = Field(None, description="Bybit mainnet API key (live only)")
+    bybit_api_secret: SecretStr | None = Field(
+        None, description="Bybit mainnet API secret (live only)"
+    )
+    bybit_testnet_api_key: SecretStr | None = Field(None, description="Bybit testnet API key")
+    bybit_testnet_api_secret: SecretStr | None = Field(None, description="Bybit testnet API secret")
+    coinglass_api_key: SecretStr | None = Field(
+        None, description="CoinGlass API key (heatmaps need Professional)"
+    )
+    binance_api_key: SecretStr | None = Field(None, description="Binance API key (optional)")
+    binance_api_secret: SecretStr | None = Field(None, description="Binance API secret (optional)")
+
+    # --- broadcast channels --------------------------------------------------------------------
+    telegram_bot_token: SecretStr | None = Field(None, description="Telegram bot token")
+    telegram_main_channel: str | None = Field(None, description="channel for signals, e.g. @whales")
+    telegram_admin_id: int | None = Field(
+        None, description="the only Telegram user id the bot obeys"
+    )
+    x_api_key: SecretStr | None = Field(
+        None, validation_alias=_alias("X_API_KEY", "X_BOT_KEY"), description="X consumer key"
+    )
+    x_api_secret: SecretStr | None = Field(
+        None,
+        validation_alias=_alias("X_API_SECRET", "X_BOT_SECRET"),
+        description="X consumer secret",
+    )
+    x_access_token: SecretStr | None = Field(
+        None,
+        validation_alias=_alias("X_ACCESS_TOKEN", "X_BOT_ACCESS_TOKEN"),
+        description="X access token",
+    )
+    x_access_secret: SecretStr | None = Field(None, description="X access token secret")
+    email_user: str | None = Field(None, description="SMTP login, also the sender address")
+    email_pass: SecretStr | None = Field(None, description="SMTP password")
+    email_smtp_host: str | None = Field(None, description="SMTP host (STARTTLS)")
+    email_smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port")
+    twilio_account_sid: str | None = Field(
+        None,
+        validation_alias=_alias("TWILIO_ACCOUNT_SID", "TWILIO_SID"),
+        description="Twilio account SID",
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        None,
+        validation_alias=_alias("TWILIO_AUTH_TOKEN", "TWILIO_AUTH"),
+        description="Twilio auth token",
+    )
+    twilio_phone: str | None = Field(None, description="Twilio sender number")
+    sms_admin_phone: str | None = Field(None, description="number that receives SMS alerts")
+
+    # --- grafana ----------------------------------------------------------------------------------
+    grafana_admin_user: str = Field("admin", description="Grafana admin login")
+    grafana_admin_pass: SecretStr | None = Field(None, description="Grafana admin password")
+
+    # --- affiliate ----------------------------------------------------------------------------------
+    coinglass_ref_code: str | None = Field(
+        None, description="CoinGlass referral code appended to links"
+    )
+    bybit_ref_code: str | None = Field(None, description="Bybit referral code appended to links")
+
+    # --- polymarket -----------------------------------------------------------------------------------
+    polymarket_private_key: SecretStr | None = Field(
+        None, description="Polymarket wallet key (live copy trading)"
+    )
+    poly_risk_cap: float = Field(0.10, gt=0, le=1, description="max share of poly equity exposed")
+
+    # ---------------------------------------------------------------------------------------
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_unset(cls, data: Any) -> Any:
+        """`KEY=` in .env means "not set": an optional setting falls back to its default."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(v, str) and v.strip() == "")}
+        return data
+
+    @model_validator(mode="after")
+    def _check_modes(self) -> Settings:
+        if self.trading_mode == "live":
+            missing = [n for n in ("bybit_api_key", "bybit_api_secret") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(
+                    "TRADING_MODE=live needs " + " and ".join(env_name(m) for m in missing)
+                )
+            if self.live_trading_confirm != LIVE_CONFIRMATION_PHRASE:
+                raise ValueError(
+                    f'TRADING_MODE=live needs LIVE_TRADING_CONFIRM="{LIVE_CONFIRMATION_PHRASE}"'
+                )
+            if self.timescale_db_pass.get_secret_value() == DEV_DB_PASSWORD:
+                raise ValueError("TRADING_MODE=live needs TIMESCALE_DB_PASS set to a real password")
+        if self.trading_mode == "testnet":
+            missing = [
+                n
+                for n in ("bybit_testnet_api_key", "bybit_testnet_api_secret")
+                if getattr(self, n) is None
+            ]
+            if missing:
+                raise ValueError(
+                    "TRADING_MODE=testnet needs " + " and ".join(env_name(m) for m in missing)
+                )
+        return self
+
+    # --- derived values --------------------------------------------------------------------------
+    @cached_property
+    def instance(self) -> str:
+        return self.service_instance or f"{socket.gethostname()}:{os.getpid()}"
+
+    @property
+    def sim_http_url(self) -> str:
+        return f"http://{self.sim_host}:{self.sim_port}"
+
+    @property
+    def bybit_rest_url(self) -> str:
+        if self.bybit_endpoint_rest:
+            return self.bybit_endpoint_rest.rstrip("/")
+        return self.sim_http_url if self.data_source == "sim" else "https://api.bybit.com"
+
+    @property
+    def bybit_ws_public_url(self) -> str:
+        if self.bybit_ws_public:
+            return self.bybit_ws_public
+        if self.data_source == "sim":
+            return f"ws://{self.sim_host}:{self.sim_port}/v5/public/linear"
+        return "wss://stream.bybit.com/v5/public/linear"
+
+    def redis_url(self) -> str:
+        auth = ""
+        if self.redis_pass is not None and self.redis_pass.get_secret_value():
+            auth = f":{self.redis_pass.get_secret_value()}@"
+        return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
+
+    def secret_values(self) -> list[str]:
+        """Every non-empty secret value, for the log redactor."""
+        values = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                raw = value.get_secret_value()
+                if len(raw) >= 4:
+                    values.append(raw)
+        return values
+
+    def require(self, *fields: str, why: str) -> None:
+        """Stop a service at start when a setting it cannot work without is missing."""
+        missing = [f for f in fields if getattr(self, f) in (None, "")]
+        if missing:
+            raise ConfigError(
+                "; ".join(f"{env_name(f)}: required {why}, but not set" for f in missing)
+            )
+
+    def public_view(self) -> dict[str, Any]:
+        """Settings safe to show (status, logs): secrets appear only as set / not set."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) or name.endswith(
+                ("_pass", "_token", "_secret", "_key")
+            ):
+                out[env_name(name)] = "set" if value else "not set"
+            else:
+                out[env_name(name)] = value if not isinstance(value, Path) else str(value)
+        return out
+
+
+def env_name(field: str) -> str:
+    """The environment variable a field is read from (its first alias, else its upper-cased name)."""
+    info = Settings.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, AliasChoices):
+        first = info.validation_alias.choices[0]
+        if isinstance(first, str):
+            return first
+    return field.upper()
+
+
+def _describe(error: ErrorDetails) -> str:
+    loc = [str(p) for p in error.get("loc", ()) if p != "__root__"]
+    msg = str(error.get("msg", "invalid"))
+    if not loc:  # model-level check: the message already names the variables
+        return msg.removeprefix("Value error, ")
+    field = loc[0]
+    name = env_name(field) if field in Settings.model_fields else field.upper()
+    info = Settings.model_fields.get(field)
+    expects = f" (expected: {info.description})" if info is not None and info.description else ""
+    secret = info is not None and "SecretStr" in repr(info.annotation)
+    got = "" if secret or "input" not in error else f", got {str(error['input'])[:60]!r}"
+    return f"{name}: {msg}{got}{expects}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment and `.env`; raise ConfigError naming each bad variable."""
+    try:
+        return Settings(_env_file=_env_file(), **overrides)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(e) for e in exc.errors())) from None

@@ -1,0 +1,1 @@
+"""Plain typed domain objects and bus events. No I/O here."""

@@ -1,0 +1,268 @@
+"""The bus against a real Redis: typed envelopes, consumer groups, reclaim, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from quantcore.bus import DEADLETTER, Bus, Delivery, parse_deadletter
+from quantcore.model.events import AgentLogRecorded, Envelope
+from tests.conftest import aeventually
+
+
+def _event(i: int = 0) -> AgentLogRecorded:
+    return AgentLogRecorded(
+        agent="tests", event_type="test.event", message=f"message {i}", detail={"i": i}
+    )
+
+
+def _stream() -> str:
+    return f"s-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+async def effects(pool: AsyncConnectionPool) -> AsyncConnectionPool:
+    async with pool.connection() as conn:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS bus_effects (event_id uuid PRIMARY KEY, handled_by text NOT NULL)"
+        )
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS bus_effect_attempts "
+            "(event_id uuid NOT NULL, consumer text NOT NULL, attempt int NOT NULL)"
+        )
+    return pool
+
+
+async def _idempotent_effect(
+    pool: AsyncConnectionPool, deliveries: list[Delivery], who: str
+) -> None:
+    async with pool.connection() as conn, conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO bus_effects (event_id, handled_by) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            [(d.envelope.id, who) for d in deliveries],
+        )
+
+
+async def test_publish_then_consume_typed_event_with_envelope(bus: Bus) -> None:
+    stream = _stream()
+    got: list[Delivery] = []
+
+    async def handler(ds: list[Delivery]) -> None:
+        got.extend(ds)
+
+    consumer = bus.consumer(stream, "g", "c1", handler)
+    await consumer.ensure_group()
+    env = await bus.publish(stream, _event(7), correlation_id="corr-7")
+    assert await consumer.poll_once(block_ms=1000) == 1
+    (d,) = got
+    assert isinstance(d.event, AgentLogRecorded)
+    assert d.event.detail == {"i": 7}
+    assert d.envelope.id == env.id
+    assert d.envelope.type == "agent_log.recorded"
+    assert d.envelope.version == 1
+    assert d.envelope.source == "tests@pytest"
+    assert d.envelope.correlation_id == "corr-7"
+    info = await bus.redis.xinfo_groups(bus.key(stream))
+    assert info[0]["pending"] == 0  # acked after the handler returned
+
+
+async def test_malformed_messages_are_dead_lettered_and_consumer_keeps_going(
+    bus: Bus, redis: Redis
+) -> None:
+    stream = _stream()
+    got: list[Delivery] = []
+
+    async def handler(ds: list[Delivery]) -> None:
+        got.extend(ds)
+
+    consumer = bus.consumer(stream, "g", "c1", handler)
+    await consumer.ensure_group()
+    dl_before = await redis.xlen(bus.key(DEADLETTER))
+    key = bus.key(stream)
+    await redis.xadd(key, {b"e": b"{not json"})
+    await redis.xadd(key, {b"other": b"field"})
+    bad_payload = Envelope(
+        type="agent_log.recorded",
+        version=1,
+        source="x",
+        correlation_id="c",
+        payload={"level": "loud"},
+    )
+    await redis.xadd(key, {b"e": bad_payload.model_dump_json().encode()})
+    unknown = Envelope(type="no.such.event", version=1, source="x", correlation_id="c", payload={})
+    await redis.xadd(key, {b"e": unknown.model_dump_json().encode()})
+    await bus.publish(stream, _event(1))
+    while await consumer.poll_once(block_ms=200):
+        pass
+    assert [d.event.detail for d in got] == [{"i": 1}]  # type: ignore[attr-defined]
+    assert consumer.dead_lettered == 4
+    entries = await redis.xrange(bus.key(DEADLETTER))
+    mine = [parse_deadletter(f) for _, f in entries[dl_before:] if f[b"stream"] == stream.encode()]
+    assert {m["reason"] for m in mine} == {"invalid"}
+    assert any("{not json" in m["raw"] for m in mine)
+    assert any("unknown event type" in m["error"] for m in mine)
+    assert (await redis.xinfo_groups(key))[0]["pending"] == 0
+
+
+async def test_message_failing_n_times_goes_to_dead_letter(bus: Bus, redis: Redis) -> None:
+    stream = _stream()
+    attempts: list[int] = []
+
+    async def always_fails(ds: list[Delivery]) -> None:
+        attempts.extend(d.attempt for d in ds)
+        raise RuntimeError("downstream broken")
+
+    consumer = bus.consumer(
+        stream, "g", "c1", always_fails, claim_idle_ms=50, max_deliveries=3, claim_every_s=0
+    )
+    await consumer.ensure_group()
+    await bus.publish(stream, _event(9))
+    for _ in range(40):
+        await consumer.poll_once(block_ms=20)
+        await asyncio.sleep(0.06)
+        if consumer.dead_lettered:
+            break
+    assert attempts == [1, 2, 3]
+    assert consumer.dead_lettered == 1
+    entries = await redis.xrevrange(bus.key(DEADLETTER), count=10)
+    assert any(
+        f[b"stream"] == stream.encode() and f[b"reason"] == b"max_deliveries" for _, f in entries
+    )
+    assert (await redis.xinfo_groups(bus.key(stream)))[0]["pending"] == 0
+
+
+async def test_poison_message_in_a_batch_does_not_block_the_rest(bus: Bus) -> None:
+    stream = _stream()
+    done: list[int] = []
+
+    async def handler(ds: list[Delivery]) -> None:
+        if any(d.event.detail["i"] == 3 for d in ds):  # type: ignore[attr-defined]
+            raise ValueError("poison")
+        done.extend(d.event.detail["i"] for d in ds)  # type: ignore[attr-defined]
+
+    consumer = bus.consumer(stream, "g", "c1", handler)
+    await consumer.ensure_group()
+    await bus.publish_many(stream, [_event(i) for i in range(6)])
+    await consumer.poll_once(block_ms=500)
+    assert sorted(done) == [0, 1, 2, 4, 5]
+    assert (await bus.redis.xinfo_groups(bus.key(stream)))[0]["pending"] == 1  # only the poison one
+
+
+async def test_two_consumers_split_10000_messages_without_loss_or_duplicates(
+    bus: Bus, settings: Any, effects: AsyncConnectionPool
+) -> None:
+    stream = _stream()
+    total = 10_000
+    seen: dict[str, list[str]] = {"c1": [], "c2": []}
+    envs: list[Envelope] = []
+    for start in range(0, total, 1000):
+        envs += await bus.publish_many(stream, [_event(i) for i in range(start, start + 1000)])
+
+    async def run(name: str) -> None:
+        client = Redis.from_url(settings.redis_url())
+        own = Bus(client, bus.namespace, source=name)
+
+        async def handler(ds: list[Delivery]) -> None:
+            seen[name].extend(str(d.envelope.id) for d in ds)
+            await _idempotent_effect(effects, ds, name)
+
+        consumer = own.consumer(stream, "split", name, handler, batch_size=200)
+        await consumer.ensure_group()
+        while await consumer.poll_once(block_ms=300):
+            await asyncio.sleep(0)  # let the other consumer take its share
+        await client.aclose()
+
+    await asyncio.gather(run("c1"), run("c2"))
+    ids = seen["c1"] + seen["c2"]
+    assert len(ids) == total
+    assert len(set(ids)) == total
+    assert seen["c1"]
+    assert seen["c2"]
+    async with effects.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM bus_effects WHERE event_id = ANY(%s)", ([e.id for e in envs],)
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    assert row[0] == total
+
+
+async def test_sigkilled_consumer_message_is_reclaimed_and_effect_happens_once(
+    bus: Bus, redis: Redis, effects: AsyncConnectionPool, spawn: Any, tmp_path: Path
+) -> None:
+    stream, group = _stream(), "g"
+    marker = tmp_path / "read"
+    await bus.consumer(stream, group, "unused", _noop).ensure_group()
+    env = await bus.publish(stream, _event(42))
+    proc = spawn(
+        sys.executable, "-m", "tests.helpers.crash_consumer", stream, group, "doomed", str(marker)
+    )
+    await aeventually(marker.exists, timeout=30)
+    proc.send_signal(signal.SIGKILL)  # after the effect, before the ack
+    proc.wait(timeout=10)
+    pending = await redis.xpending(bus.key(stream), group)
+    assert pending["pending"] == 1  # still owned by the dead consumer
+
+    async def survivor_handler(ds: list[Delivery]) -> None:
+        async with effects.connection() as conn:
+            for d in ds:
+                await conn.execute(
+                    "INSERT INTO bus_effect_attempts (event_id, consumer, attempt) VALUES (%s, %s, %s)",
+                    (d.envelope.id, "survivor", d.attempt),
+                )
+        await _idempotent_effect(effects, ds, "survivor")
+
+    survivor = bus.consumer(
+        stream, group, "survivor", survivor_handler, claim_idle_ms=300, claim_every_s=0
+    )
+    await aeventually(lambda: survivor.poll_once(block_ms=50), timeout=15)
+    assert (await redis.xpending(bus.key(stream), group))["pending"] == 0
+    async with effects.connection() as conn:
+        cur = await conn.execute(
+            "SELECT handled_by FROM bus_effects WHERE event_id = %s", (env.id,)
+        )
+        rows = await cur.fetchall()
+        cur = await conn.execute(
+            "SELECT consumer, attempt FROM bus_effect_attempts WHERE event_id = %s ORDER BY attempt",
+            (env.id,),
+        )
+        attempts = await cur.fetchall()
+    assert rows == [("doomed",)]  # the effect exists exactly once
+    assert attempts == [("doomed", 1), ("survivor", 2)]  # delivered twice, applied once
+
+
+async def _noop(ds: list[Delivery]) -> None:
+    return None
+
+
+async def test_fanout_reaches_live_listeners(bus: Bus) -> None:
+    received: list[Envelope] = []
+
+    async def listen() -> None:
+        async for env in bus.listen("prices"):
+            received.append(env)
+            return
+
+    task = asyncio.create_task(listen())
+    for _ in range(50):
+        if await bus.fanout("prices", _event(5)):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.wait_for(task, timeout=5)
+    assert received[0].payload["detail"] == {"i": 5}
+
+
+async def test_streams_are_capped(redis: Redis, settings: Any) -> None:
+    small = Bus(redis, settings.bus_namespace, source="t", maxlen=100)
+    stream = _stream()
+    for start in range(0, 2000, 500):
+        await small.publish_many(stream, [_event(i) for i in range(start, start + 500)])
+    assert await redis.xlen(small.key(stream)) < 400  # MAXLEN ~ trims in whole nodes
