@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS ohlcv (
     turnover    numeric,                            -- quote (USDT) value
     source      text        NOT NULL,               -- 'bybit' | 'sim' | ...
     ingested_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (symbol, interval, time)            -- also the "latest candle per symbol" index
+    PRIMARY KEY (symbol, interval, time)            -- also the "latest candle per symbol x interval" index
 );
 COMMENT ON TABLE ohlcv IS 'OHLCV candles per symbol x interval (hypertable); key (symbol, interval, time)';
 SELECT ws_create_hypertable('ohlcv', 'time', '1 day');
@@ -108,13 +108,14 @@ CREATE TABLE IF NOT EXISTS liquidation_levels (
     price       numeric     NOT NULL,               -- level price
     value_usd   numeric     NOT NULL,               -- liquidation value at this level (USD)
     leverage    numeric,                            -- dominant leverage tier, when the source knows it
-    PRIMARY KEY (symbol, timeframe, time, source, side, price)  -- serves "latest snapshot per symbol x timeframe"
+    -- The key leads with (symbol, timeframe, time), so it is also the "latest snapshot per
+    -- symbol x timeframe" index; no separate (symbol, time) index, to keep ingest cheap.
+    PRIMARY KEY (symbol, timeframe, time, source, side, price)
 );
 COMMENT ON TABLE liquidation_levels IS
     'Liquidation heatmap levels per snapshot x symbol x timeframe x source (hypertable)';
 SELECT ws_create_hypertable('liquidation_levels', 'time', '1 day');
 CREATE INDEX IF NOT EXISTS liquidation_levels_time_idx        ON liquidation_levels (time DESC);
-CREATE INDEX IF NOT EXISTS liquidation_levels_symbol_time_idx ON liquidation_levels (symbol, time DESC);
 SELECT ws_add_compression('liquidation_levels', 'symbol', '7 days');
 
 -- liquidation_refreshes: freshness of each heatmap (plain, one row per key, upserted)
