@@ -266,3 +266,16 @@ async def test_streams_are_capped(redis: Redis, settings: Any) -> None:
     for start in range(0, 2000, 500):
         await small.publish_many(stream, [_event(i) for i in range(start, start + 500)])
     assert await redis.xlen(small.key(stream)) < 400  # MAXLEN ~ trims in whole nodes
+
+
+async def test_rejected_external_payload_is_dead_lettered_with_its_raw_snippet(
+    bus: Bus, redis: Redis
+) -> None:
+    raw = '{"symbol":"BTCUSDT","lastPrice":"abc"}'
+    await bus.reject("bybit", "ticker", raw, "lastPrice: not a number")
+    ((_, fields),) = await redis.xrevrange(bus.key(DEADLETTER), count=1)
+    entry = parse_deadletter(fields)
+    assert entry["stream"] == "external:bybit:ticker"
+    assert entry["reason"] == "invalid_external"
+    assert entry["raw"] == raw
+    assert "not a number" in entry["error"]

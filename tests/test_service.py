@@ -86,13 +86,15 @@ async def test_journal_service_lifecycle(bus: Bus, settings: Any, spawn: Any, qu
             == 1
         )
     )
-    assert (
-        _count(
-            settings,
-            "SELECT count(*) FROM service_heartbeats WHERE service = 'journal' "
-            "AND instance = 'journal-under-test' AND status = 'ok'",
+    eventually(
+        lambda: (
+            _count(
+                settings,
+                "SELECT count(*) FROM service_heartbeats WHERE service = 'journal' "
+                "AND instance = 'journal-under-test' AND status = 'ok'",
+            )
+            == 1
         )
-        == 1
     )
 
     status = quant("status", "--json")

@@ -132,6 +132,76 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    if not 0 < args.days <= 366:
+        print("backfill: --days must be in (0, 366]", file=sys.stderr)
+        return 2
+    settings = _settings()
+    _configure_cli_logging(settings, "backfill")
+    symbols = [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None
+    try:
+        return asyncio.run(_backfill(settings, args.days, symbols, args.concurrency))
+    except KeyboardInterrupt:
+        print("backfill: interrupted; run it again to resume where it stopped", file=sys.stderr)
+        return 130
+
+
+async def _backfill(
+    settings: Settings, days: float, symbols: list[str] | None, concurrency: int
+) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from tqdm import tqdm
+
+    from quantcore.adapters.bybit.rest import BybitMarketData
+    from quantcore.collect.candles import floor_minute, pages, sync_symbol
+    from quantcore.db import open_pool
+
+    client = BybitMarketData(settings.bybit_rest_url, settings.bybit_rate_per_s)
+    pool = await open_pool(settings)
+    try:
+        if symbols is None:
+            symbols = sorted(i.symbol for i in await client.instruments() if i.quote_coin == "USDT")
+        end = floor_minute(datetime.now(UTC))
+        start = end - timedelta(days=days)
+        per_symbol = len(pages(start, end))
+        gate = asyncio.Semaphore(concurrency)
+        failed: list[str] = []
+        with tqdm(
+            total=per_symbol * len(symbols), unit="page", desc=f"backfill {len(symbols)} coins"
+        ) as bar:
+
+            async def one(symbol: str) -> int:
+                async with gate:
+                    try:
+                        return await sync_symbol(
+                            client,
+                            pool,
+                            symbol,
+                            start,
+                            end,
+                            settings.data_source,
+                            on_page=bar.update,
+                        )
+                    except Exception as exc:
+                        failed.append(symbol)
+                        tqdm.write(f"{symbol}: {exc}")
+                        return 0
+
+            written = sum(await asyncio.gather(*(one(s) for s in symbols)))
+        print(f"backfill: {written} candles written for {len(symbols) - len(failed)} coins")
+        if failed:
+            print(
+                f"backfill: failed for {', '.join(failed)}; run again to retry them",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    finally:
+        await client.aclose()
+        await pool.close()
+
+
 def cmd_services(args: argparse.Namespace) -> int:
     from quantcore.registry import load_service, service_names
 
@@ -168,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="services, heartbeats, stream lags, dead letters")
     status.add_argument("--json", action="store_true")
     status.set_defaults(fn=cmd_status)
+    backfill = sub.add_parser("backfill", help="fill 1-min OHLCV up to a year back (resumable)")
+    backfill.add_argument("--days", type=float, default=30.0, help="how far back (max 366)")
+    backfill.add_argument("--symbols", help="comma-separated symbols (default: the whole universe)")
+    backfill.add_argument("--concurrency", type=int, default=4, help="coins fetched at once")
+    backfill.set_defaults(fn=cmd_backfill)
     sub.add_parser("services", help="list known services").set_defaults(fn=cmd_services)
     sub.add_parser("config", help="show effective settings (secrets hidden)").set_defaults(
         fn=cmd_config

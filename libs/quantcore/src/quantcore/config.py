@@ -13,9 +13,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from quantcore.model.market import TIMEFRAMES
 
 DataSource = Literal["sim", "bybit"]
 TradingMode = Literal["paper", "testnet", "live"]
@@ -131,6 +140,20 @@ class Settings(BaseSettings):
     )
     sim_seed: int = Field(42, description="random seed of the simulated market")
     sim_speed: float = Field(1.0, gt=0, description="simulated seconds per real second")
+    sim_bind_host: str = Field(
+        "127.0.0.1", description="address the simulator server binds to (0.0.0.0 inside compose)"
+    )
+    sim_coins: int = Field(60, ge=2, le=2000, description="number of simulated perpetual coins")
+    sim_history_days: float = Field(
+        2.0,
+        ge=0,
+        le=400,
+        description="days of 1-min history the simulator holds at start (for backfills)",
+    )
+    sim_faults: str = Field(
+        "",
+        description='injected faults, e.g. "http_429=0.05,http_5xx=0.02,ws_drop_per_min=0.5" (empty = none)',
+    )
 
     # --- exchange and data vendors ---------------------------------------------------------
     bybit_endpoint_rest: str | None = Field(
@@ -145,11 +168,187 @@ class Settings(BaseSettings):
     )
     bybit_testnet_api_key: SecretStr | None = Field(None, description="Bybit testnet API key")
     bybit_testnet_api_secret: SecretStr | None = Field(None, description="Bybit testnet API secret")
+    heatmap_source: Literal["auto", "coinglass", "sim", "estimate"] = Field(
+        "auto",
+        description="liquidation heatmaps from: auto (CoinGlass with a key, else the simulator when DATA_SOURCE=sim), coinglass, sim, estimate",
+    )
+    coinglass_heatmap_model: Literal["model1", "model2", "model3"] = Field(
+        "model2", description="CoinGlass aggregated heatmap model"
+    )
+    coinglass_endpoint_liq_heatmap_model1: str | None = Field(
+        None, description="CoinGlass heatmap model1 URL"
+    )
+    coinglass_endpoint_liq_heatmap_model2: str | None = Field(
+        None, description="CoinGlass heatmap model2 URL"
+    )
+    coinglass_endpoint_liq_heatmap_model3: str | None = Field(
+        None, description="CoinGlass heatmap model3 URL"
+    )
+    coinglass_rate_per_min: int = Field(
+        1200,
+        ge=1,
+        description="CoinGlass requests per minute: your plan's limit (heatmaps need Professional: 1200)",
+    )
+    sim_rate_per_min: int = Field(
+        60_000, ge=1, description="requests per minute to the simulator's CoinGlass-shaped API"
+    )
+    bybit_rate_per_s: float = Field(
+        20.0, gt=0, description="Bybit public REST requests per second (IP limit is 600 per 5 s)"
+    )
     coinglass_api_key: SecretStr | None = Field(
         None, description="CoinGlass API key (heatmaps need Professional)"
     )
     binance_api_key: SecretStr | None = Field(None, description="Binance API key (optional)")
     binance_api_secret: SecretStr | None = Field(None, description="Binance API secret (optional)")
+
+    # --- collectors -------------------------------------------------------------------------
+    snapshot_interval_s: float = Field(60.0, gt=0, description="seconds between market snapshots")
+    heatmap_refresh_interval_s: float = Field(
+        300.0, gt=0, description="background refresh of every coin's heatmaps"
+    )
+    heatmap_max_age_s: float = Field(
+        300.0, gt=0, description="heatmaps older than this are refreshed before a trade"
+    )
+    backfill_max_days: float = Field(
+        7.0, ge=0, le=366, description="gap repair at start reaches back at most this far"
+    )
+    gap_repair_interval_s: float = Field(
+        300.0, gt=0, description="seconds between candle gap repairs (also after each reconnect)"
+    )
+    ws_symbols_per_connection: int = Field(
+        100, ge=1, le=500, description="coins per public WebSocket connection"
+    )
+
+    # --- scanners and ranker (the strategy; SPEC §4 defaults) ----------------------------------
+    spike_scan_interval_s: float = Field(
+        60.0, gt=0, description="seconds between spike scans (fast movers, OI / volume spikes)"
+    )
+    spike_lookback_min: int = Field(
+        240, ge=70, le=10_080, description="minutes of 1-min history a spike scan reads per coin"
+    )
+    spike_move_1m_pct: float = Field(
+        2.0, gt=0, description="fixed mode: a 1-min price move above this percent is a fast mover"
+    )
+    spike_move_5m_pct: float = Field(
+        5.0, gt=0, description="fixed mode: a 5-min price move above this percent is a fast mover"
+    )
+    spike_oi_15m_pct: float = Field(
+        3.0,
+        gt=0,
+        description="fixed mode: a 15-min open-interest change above this percent is a spike",
+    )
+    spike_volume_ratio: float = Field(
+        1.5,
+        gt=0,
+        description="fixed mode: 5-min volume above this multiple of its 1-h average is a spike",
+    )
+    spike_zscore: float = Field(
+        4.0,
+        gt=0,
+        description="coin-specific mode: robust z-score vs the coin's own history that counts as a spike",
+    )
+    spike_refresh_mode: Literal["fixed", "coin_specific", "both"] = Field(
+        "both",
+        description="which mode's spikes ask the liquidation collector for a heatmap refresh",
+    )
+    spike_refresh_cooldown_s: float = Field(
+        120.0,
+        ge=0,
+        description="at most one spike refresh request per coin within this many seconds",
+    )
+    cluster_scan_interval_s: float = Field(
+        60.0, gt=0, description="seconds between cluster scans of the latest heatmaps"
+    )
+    cluster_merge_pct: float = Field(
+        0.5, gt=0, description="adjacent heatmap levels closer than this percent form one cluster"
+    )
+    typical_cluster_lookback_h: float = Field(
+        168.0, gt=0, description="hours of cluster history behind a coin's typical cluster size"
+    )
+    typical_cluster_min_samples: int = Field(
+        24,
+        ge=1,
+        description="below this many history samples the current heatmaps give the typical size",
+    )
+    pattern_update_interval_s: float = Field(
+        900.0, gt=0, description="seconds between updates of wick stats and cluster success rates"
+    )
+    pattern_sample_interval_min: int = Field(
+        60,
+        ge=1,
+        description="one target cluster per coin x timeframe is recorded per this many minutes",
+    )
+    pattern_horizon_h: float = Field(
+        24.0,
+        gt=0,
+        description="a target cluster counts as reached when price touches it within this many hours",
+    )
+    pattern_lookback_d: float = Field(
+        14.0, gt=0, description="days of target clusters behind a coin's success rate"
+    )
+    wick_candle_min: int = Field(
+        60, ge=1, le=1440, description="candle length (minutes) wicks are measured on"
+    )
+    wick_window_max_d: float = Field(
+        30.0, gt=0, description="wick stats use the timeframe's window, capped at this many days"
+    )
+    rank_interval_s: float = Field(60.0, gt=0, description="seconds between ranking cycles")
+    ranker_lease_s: float = Field(
+        10.0,
+        ge=1,
+        description="leader lease of the ranker; a standby takes over within about this long",
+    )
+    rank_top_n: int = Field(10, ge=1, le=100, description="coins kept per ranking cycle")
+    rank_watch_top: int = Field(
+        3, ge=0, le=100, description="top coins watched for the trade trigger"
+    )
+    rank_timeframe_weights: str = Field(
+        "",
+        description='imbalance weight per heatmap timeframe, e.g. "12h=0.5,24h=1,1y=2" (unlisted = 1)',
+    )
+    rank_weight_imbalance: float = Field(
+        50.0, ge=0, description="score weight of the imbalance (0.5..1)"
+    )
+    rank_weight_cluster: float = Field(
+        0.3, ge=0, description="score weight of the cluster size (percent of the coin's typical)"
+    )
+    rank_weight_success: float = Field(
+        20.0, ge=0, description="score weight of the success rate (0..1)"
+    )
+    rank_cluster_cap_pct: float = Field(
+        200.0, gt=0, description="cluster size above this percent of typical scores no more"
+    )
+    trigger_oi_pct: float = Field(
+        3.0, description="trigger: open interest must have grown more than this percent in 15 min"
+    )
+    trigger_volume_ratio: float = Field(
+        1.5, ge=0, description="trigger: 5-min volume must exceed this multiple of its 1-h average"
+    )
+    trigger_move_pct: float = Field(
+        1.0,
+        ge=0,
+        description="trigger: price must have moved more than this percent in 5 min, in the bias direction",
+    )
+    signal_cooldown_s: float = Field(
+        3600.0,
+        ge=0,
+        description="no second signal for a coin in the same direction within this many seconds",
+    )
+    entry_mode: Literal["conservative", "aggressive"] = Field(
+        "conservative", description="conservative: beyond the cluster edge; aggressive: at the edge"
+    )
+    entry_beyond_pct: float = Field(
+        2.0, ge=0, description="conservative entry: this percent beyond the target cluster's edge"
+    )
+    take_profit_front_run_pct: float = Field(
+        0.5, ge=0, description="take profit this percent before the target cluster's centre"
+    )
+    stop_beyond_pct: float = Field(
+        2.0, ge=0, description="cluster stop: this percent beyond the next opposite cluster"
+    )
+    stop_default_wick_pct: float = Field(
+        5.0, gt=0, description="max wick (percent) assumed for a coin without wick history"
+    )
 
     # --- broadcast channels --------------------------------------------------------------------
     telegram_bot_token: SecretStr | None = Field(None, description="Telegram bot token")
@@ -213,6 +412,12 @@ class Settings(BaseSettings):
             return {k: v for k, v in data.items() if not (isinstance(v, str) and v.strip() == "")}
         return data
 
+    @field_validator("rank_timeframe_weights")
+    @classmethod
+    def _check_tf_weights(cls, value: str) -> str:
+        parse_timeframe_weights(value)
+        return value
+
     @model_validator(mode="after")
     def _check_modes(self) -> Settings:
         if self.trading_mode == "live":
@@ -262,6 +467,31 @@ class Settings(BaseSettings):
             return f"ws://{self.sim_host}:{self.sim_port}/v5/public/linear"
         return "wss://stream.bybit.com/v5/public/linear"
 
+    @property
+    def coinglass_heatmap_url(self) -> str:
+        """URL of the aggregated heatmap endpoint (the simulator's unless a real source is set)."""
+        configured = getattr(self, f"coinglass_endpoint_liq_heatmap_{self.coinglass_heatmap_model}")
+        if configured:
+            return str(configured)
+        path = f"/api/futures/liquidation/aggregated-heatmap/{self.coinglass_heatmap_model}"
+        if self.effective_heatmap_source == "sim":
+            return self.sim_http_url + path
+        return "https://open-api-v4.coinglass.com" + path
+
+    @property
+    def effective_heatmap_source(self) -> Literal["coinglass", "sim", "estimate"]:
+        if self.heatmap_source != "auto":
+            return self.heatmap_source
+        if self.coinglass_api_key is not None:
+            return "coinglass"
+        return "sim" if self.data_source == "sim" else "estimate"
+
+    @property
+    def timeframe_weights(self) -> list[float]:
+        """RANK_TIMEFRAME_WEIGHTS as one weight per timeframe, in TIMEFRAMES order."""
+        given = parse_timeframe_weights(self.rank_timeframe_weights)
+        return [given.get(tf, 1.0) for tf in TIMEFRAMES]
+
     def redis_url(self) -> str:
         auth = ""
         if self.redis_pass is not None and self.redis_pass.get_secret_value():
@@ -299,6 +529,26 @@ class Settings(BaseSettings):
             else:
                 out[env_name(name)] = value if not isinstance(value, Path) else str(value)
         return out
+
+
+def parse_timeframe_weights(text: str) -> dict[str, float]:
+    """ "12h=0.5,1y=2" → {"12h": 0.5, "1y": 2.0}; raises ValueError on a bad entry."""
+    out: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or name not in TIMEFRAMES:
+            raise ValueError(
+                f"expected TIMEFRAME=WEIGHT with a timeframe of {TIMEFRAMES}, got {item!r}"
+            )
+        try:
+            weight = float(raw)
+        except ValueError:
+            raise ValueError(f"weight of {name} is not a number: {raw!r}") from None
+        if not weight >= 0:
+            raise ValueError(f"weight of {name} must be >= 0, got {weight}")
+        out[name] = weight
+    return out
 
 
 def env_name(field: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
@@ -64,8 +65,15 @@ async def open_pool(settings: Settings) -> AsyncConnectionPool:
 
 
 # --- COPY ---------------------------------------------------------------------------------------
+#
+# Binary COPY needs each value in its column's exact wire type. Market data arrives as Python
+# floats while money/price columns are `numeric`, and psycopg cannot send a float as binary
+# numeric. Such batches are staged in a temp table typed float8 (still binary COPY) and moved
+# with INSERT … SELECT, where the server casts float8 → numeric (15 significant digits, so
+# 0.04499 stays 0.04499). Batches of Decimals go straight into the table.
 
 _type_cache: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+Rows = Sequence[Sequence[Any]]
 
 
 async def _column_types(
@@ -89,24 +97,74 @@ async def _column_types(
     return _type_cache[key]
 
 
-async def copy_rows(
-    conn: AsyncConnection[Any],
-    table: str,
-    columns: Sequence[str],
-    rows: Iterable[Sequence[Any]],
-) -> int:
-    """Binary COPY of rows into table. Fastest path; fails on a duplicate key (see copy_upsert)."""
-    types = await _column_types(conn, table, columns)
+def _wire_types(catalog: list[str], rows: Rows) -> list[str]:
+    """The catalog types, except float8 for numeric columns whose values are floats."""
+    wire = list(catalog)
+    for i, t in enumerate(catalog):
+        if t != "numeric":
+            continue
+        for row in rows:
+            value = row[i]
+            if value is not None:
+                if isinstance(value, float):
+                    wire[i] = "double precision"
+                break
+    return wire
+
+
+async def _copy(
+    conn: AsyncConnection[Any], table: str, columns: Sequence[str], types: list[str], rows: Rows
+) -> None:
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
-    n = 0
     async with conn.cursor() as cur, cur.copy(stmt) as copy:
         copy.set_types(types)
         for row in rows:
             await copy.write_row(row)
-            n += 1
-    return n
+
+
+async def _stage(
+    conn: AsyncConnection[Any], table: str, columns: Sequence[str], wire: list[str], rows: Rows
+) -> str:
+    """COPY rows into a transaction-scoped temp table shaped by `wire`; returns its name."""
+    tag = hashlib.blake2b("|".join([table, *columns, *wire]).encode(), digest_size=4).hexdigest()
+    tmp = f"_stage_{table[:40]}_{tag}"
+    await conn.execute(
+        sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DROP").format(
+            sql.Identifier(tmp),
+            sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))  # types from pg_catalog
+                for c, t in zip(columns, wire, strict=True)
+            ),
+        )
+    )
+    await conn.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(tmp)))
+    await _copy(conn, tmp, columns, wire, rows)
+    return tmp
+
+
+async def copy_rows(
+    conn: AsyncConnection[Any], table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> int:
+    """Binary COPY of rows into table. Fastest path; fails on a duplicate key (see copy_upsert)."""
+    batch = rows if isinstance(rows, list) else list(rows)
+    if not batch:
+        return 0
+    catalog = await _column_types(conn, table, columns)
+    wire = _wire_types(catalog, batch)
+    if wire == catalog:
+        await _copy(conn, table, columns, catalog, batch)
+        return len(batch)
+    async with conn.transaction():
+        tmp = await _stage(conn, table, columns, wire, batch)
+        cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+        await conn.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+                sql.Identifier(table), cols, cols, sql.Identifier(tmp)
+            )
+        )
+    return len(batch)
 
 
 async def copy_upsert(
@@ -121,35 +179,26 @@ async def copy_upsert(
 
     With `update` empty a re-sent row is ignored (DO NOTHING); otherwise those columns are
     overwritten (DO UPDATE), so a re-fetch replaces the earlier values. Returns rows written.
-    Must run inside a transaction (the temp table is dropped at commit).
     """
-    tmp = f"_tmp_{table}"
-    await conn.execute(
-        sql.SQL(
-            "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP"
-        ).format(sql.Identifier(tmp), sql.Identifier(table))
-    )
-    types = await _column_types(conn, table, columns)
-    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(tmp), sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
-    async with conn.cursor() as cur:
-        async with cur.copy(copy_stmt) as copy:
-            copy.set_types(types)
-            for row in rows:
-                await copy.write_row(row)
-        cols = sql.SQL(", ").join(map(sql.Identifier, columns))
-        action = (
-            sql.SQL("DO UPDATE SET ")
-            + sql.SQL(", ").join(
-                sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in update
-            )
-            if update
-            else sql.SQL("DO NOTHING")
+    batch = rows if isinstance(rows, list) else list(rows)
+    if not batch:
+        return 0
+    catalog = await _column_types(conn, table, columns)
+    wire = _wire_types(catalog, batch)
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    action = (
+        sql.SQL("DO UPDATE SET ")
+        + sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in update
         )
+        if update
+        else sql.SQL("DO NOTHING")
+    )
+    async with conn.transaction():
+        tmp = await _stage(conn, table, columns, wire, batch)
         # DISTINCT ON keeps one row per key, so a batch holding the same key twice cannot
         # make ON CONFLICT DO UPDATE touch a row twice (an error in PostgreSQL).
-        await cur.execute(
+        cur = await conn.execute(
             sql.SQL(
                 "INSERT INTO {t} ({cols}) SELECT DISTINCT ON ({keys}) {cols} FROM {tmp} "
                 "ON CONFLICT ({keys}) {action}"
@@ -161,9 +210,7 @@ async def copy_upsert(
                 action=action,
             )
         )
-        written = cur.rowcount
-        await cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(tmp)))
-    return written
+        return cur.rowcount
 
 
 # --- typed queries ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import structlog
-from structlog.contextvars import bind_contextvars, bound_contextvars, get_contextvars
+from structlog.contextvars import bind_contextvars, get_contextvars, reset_contextvars
 from structlog.types import EventDict, WrappedLogger
 
 _SECRET_KEY = re.compile(r"(pass|password|secret|token|api_key|apikey|authorization)", re.I)
@@ -84,6 +84,9 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(logging.getLevelNamesMapping()[level], logging.INFO))
+    # one INFO line per HTTP request drowns everything else; their warnings still show
+    for noisy in ("httpx", "httpcore", "websocket", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.contextvars.clear_contextvars()
     bind_contextvars(service=service, agent=agent or service, instance=instance)
 
@@ -105,5 +108,9 @@ def current_correlation_id() -> str | None:
 def correlation(correlation_id: str | None) -> Iterator[str]:
     """Bind a correlation id (a new one if None) for the duration of a block."""
     cid = correlation_id or new_correlation_id()
-    with bound_contextvars(correlation_id=cid):
+    # bind + reset by token: half the cost of bound_contextvars, on every bus message
+    tokens = bind_contextvars(correlation_id=cid)
+    try:
         yield cid
+    finally:
+        reset_contextvars(**tokens)

@@ -61,3 +61,83 @@ class AgentLogRecorded(Event):
     vertical: Literal["perps", "poly", "system"] = "system"
     symbol: str | None = Field(None, max_length=40)
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- market data (collectors) -------------------------------------------------------------------
+
+STREAM_SNAPSHOTS = "market.snapshots"
+STREAM_REFRESH_REQUESTS = "heatmap.refresh_requests"
+STREAM_HEATMAPS_REFRESHED = "heatmap.refreshed"
+
+
+@register
+class MarketSnapshotted(Event):
+    """The per-minute state of the coins one collector replica owns (one event per minute)."""
+
+    TYPE: ClassVar[str] = "market.snapshotted"
+    time: datetime
+    source: str
+    symbols: list[str] = Field(min_length=1)
+    prices: list[float]
+    open_interest_values: list[float | None]
+    turnovers_24h: list[float | None]
+
+
+@register
+class HeatmapRefreshRequested(Event):
+    """Ask the liquidation collector to refresh one coin now (spike scanner, autotrader)."""
+
+    TYPE: ClassVar[str] = "heatmap.refresh_requested"
+    symbol: str = Field(pattern=r"^[A-Z0-9]{2,30}$")
+    reason: Literal["spike", "pre_trade", "manual"] = "manual"
+    requested_by: str = Field(min_length=1, max_length=100)
+    timeframes: list[str] | None = None  # None = all nine
+
+
+@register
+class HeatmapsRefreshed(Event):
+    """Heatmaps of one coin were written (the autotrader waits for this before a trade)."""
+
+    TYPE: ClassVar[str] = "heatmap.refreshed"
+    symbol: str
+    source: str
+    time: datetime
+    timeframes: list[str]
+    level_count: int = Field(ge=0)
+    trigger: str
+
+
+# --- strategy (scanners, ranker) ---------------------------------------------------------------
+
+STREAM_SIGNALS = "signals"
+
+
+@register
+class TradeSignalled(Event):
+    """A trade signal of the ranker's trigger, with every number of the decision. The row in
+    `signals` (same signal_id, with the full inputs) is written before this is published."""
+
+    TYPE: ClassVar[str] = "signal.trade"
+    signal_id: uuid.UUID
+    time: datetime
+    cycle_id: str
+    symbol: str = Field(pattern=r"^[A-Z0-9]{2,30}$")
+    direction: Literal["long", "short"]
+    rank: int = Field(ge=1)
+    score: float
+    entry_mode: Literal["conservative", "aggressive"]
+    entry_price: float = Field(gt=0)
+    stop_loss: float = Field(gt=0)
+    take_profit: float = Field(gt=0)
+    target_price: float = Field(gt=0)
+    target_low: float = Field(gt=0)
+    target_high: float = Field(gt=0)
+    price: float = Field(gt=0)
+    imbalance: float = Field(ge=0, le=1)
+    cluster_size_pct: float = Field(ge=0)
+    success_rate: float = Field(ge=0, le=1)
+    oi_change_15m_pct: float
+    volume_ratio_5m: float
+    price_change_5m_pct: float
+    scanner: str
+    scanner_version: str

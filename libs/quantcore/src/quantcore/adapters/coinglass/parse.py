@@ -1,0 +1,143 @@
+"""CoinGlass heatmap payload → quantcore.model.Heatmap. Pure functions, no I/O.
+
+The heatmap is a grid: x = candle (time), y = price level, value = USD that liquidates there.
+A level that still exists is drawn through the latest candle; a level whose last cell is in an
+older column was liquidated (or closed) since, so it is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from quantcore.adapters.errors import BadPayload
+from quantcore.model.market import Heatmap, HeatmapLevel, Timeframe
+
+HEATMAP = "heatmap"
+HEATMAP_CELL = "heatmap_cell"
+SNIPPET = 500
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+HeatmapSource = Literal["coinglass", "sim"]
+
+
+@dataclass
+class ParsedHeatmap:
+    heatmap: Heatmap
+    bad: list[BadPayload] = field(default_factory=list)
+
+
+def snippet(raw: Any) -> str:
+    if isinstance(raw, str):
+        return raw[:SNIPPET]
+    try:
+        return json.dumps(raw, separators=(",", ":"), default=str)[:SNIPPET]
+    except (TypeError, ValueError):
+        return repr(raw)[:SNIPPET]
+
+
+def number(value: Any, what: str) -> float:
+    """A finite number, given as a JSON number or a numeric string."""
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (numeric or (isinstance(value, str) and _NUMBER.match(value.strip()))):
+        raise ValueError(f"{what} is not a number: {str(value)[:40]!r}")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(f"{what} is not finite: {value!r}")
+    return out
+
+
+def index(value: Any, what: str, size: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ValueError(f"{what} is not an integer index: {str(value)[:40]!r}")
+    out = int(value)
+    if not 0 <= out < size:
+        raise ValueError(f"{what} {out} is outside 0..{size - 1}")
+    return out
+
+
+def data_of(payload: Any) -> Mapping[str, Any]:
+    """`data` of a successful envelope (the client has already translated error codes)."""
+    if not isinstance(payload, Mapping) or str(payload.get("code")) != "0":
+        raise BadPayload(HEATMAP, snippet(payload), "not a successful CoinGlass envelope")
+    data = payload.get("data")
+    if not isinstance(data, Mapping):
+        raise BadPayload(HEATMAP, snippet(payload), "envelope has no data object")
+    return data
+
+
+def heatmap(
+    payload: Any,
+    *,
+    symbol: str,
+    timeframe: Timeframe,
+    source: HeatmapSource,
+    now: datetime | None = None,
+) -> ParsedHeatmap:
+    data = data_of(payload)
+    y_axis = data.get("y_axis")
+    cells = data.get("liquidation_leverage_data")
+    candles = data.get("price_candlesticks")
+    if not isinstance(y_axis, list) or not isinstance(cells, list) or not isinstance(candles, list):
+        raise BadPayload(
+            HEATMAP, snippet(payload),
+            "data needs y_axis, liquidation_leverage_data and price_candlesticks lists",
+        )  # fmt: skip
+    if not candles:
+        raise BadPayload(HEATMAP, snippet(payload), "no price candlesticks: no current price")
+    latest = candles[-1]
+    try:
+        if not isinstance(latest, list) or len(latest) < 5:
+            raise ValueError("candlestick is not [ts, open, high, low, close, volume]")
+        price = number(latest[4], "latest close")
+        if price <= 0:
+            raise ValueError(f"latest close is not positive: {price}")
+    except ValueError as exc:
+        raise BadPayload(HEATMAP, snippet(latest), str(exc)) from None
+
+    latest_x = len(candles) - 1
+    bad: list[BadPayload] = []
+    last: dict[int, tuple[int, float]] = {}  # y → (x of its newest cell, value there)
+    for cell in cells:
+        try:
+            if not isinstance(cell, list) or len(cell) < 3:
+                raise ValueError("cell is not [x, y, value]")
+            x = index(cell[0], "x", latest_x + 1)
+            y = index(cell[1], "y", len(y_axis))
+            value = number(cell[2], "value")
+            if value <= 0:
+                raise ValueError(f"value is not positive: {value}")
+        except ValueError as exc:
+            bad.append(BadPayload(HEATMAP_CELL, snippet(cell), str(exc)))
+            continue
+        if y not in last or x >= last[y][0]:
+            last[y] = (x, value)
+
+    levels: list[HeatmapLevel] = []
+    for y, (x, value) in sorted(last.items()):
+        if x != latest_x:
+            continue  # gone before the latest candle
+        try:
+            level_price = number(y_axis[y], "y_axis price")
+            levels.append(HeatmapLevel(price=level_price, value_usd=value))
+        except (ValueError, ValidationError) as exc:
+            bad.append(BadPayload(HEATMAP_CELL, snippet([x, y, value, y_axis[y]]), str(exc)[:300]))
+    levels.sort(key=lambda lv: lv.price)
+    try:
+        out = Heatmap(
+            symbol=symbol,
+            timeframe=timeframe,
+            time=now or datetime.now(UTC),
+            source=source,
+            price=price,
+            levels=tuple(levels),
+        )
+    except ValidationError as exc:
+        raise BadPayload(HEATMAP, snippet(payload), str(exc)[:300]) from None
+    return ParsedHeatmap(out, bad)

@@ -1,0 +1,1 @@
+"""Collection jobs shared by the collector services and the CLI (backfill)."""

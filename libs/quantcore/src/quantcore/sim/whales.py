@@ -1,0 +1,241 @@
+"""Whales: the actors the strategy hunts with.
+
+A hunt: build open interest quietly (BUILD), push price towards the largest mature
+liquidation cluster with a burst of volume (PUSH), take profit 0.5–1 % before the cluster and
+let price reverse (EXIT). A fake pump: a short build and a fast push towards a young cluster
+(levels of the last 24 h) that stalls halfway and dumps below where it started (FAIL) — the
+12h/24h trap of the owner's notes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+F64 = NDArray[np.float64]
+
+IDLE, BUILD, PUSH, EXIT, FAKE_PUSH, FAIL = range(6)
+PHASE_NAMES = ("idle", "build", "push", "exit", "fake_push", "fail")
+FAKE_SHARE = 0.3  # share of campaigns that are fake pumps
+MEAN_IDLE_S = 30 * 3600.0  # mean wait between campaigns on an alt
+MAJOR_IDLE_FACTOR = 3.0  # BTC/ETH see fewer campaigns
+BURST_S = 300  # the push opens with a burst this long (the strategy's 5-min trigger)
+CampaignKind = Literal["hunt", "fake"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A liquidation cluster a whale goes for."""
+
+    price: float
+    value: float
+    direction: int  # +1: price goes up to liquidate shorts; -1: down to liquidate longs
+    timeframe: str  # the shortest heatmap timeframe that holds the cluster's levels
+
+
+TargetFinder = Callable[[int, CampaignKind], Target | None]
+
+
+@dataclass
+class Campaign:
+    """One whale campaign, kept for inspection (ground truth for backtests and tests)."""
+
+    coin: int
+    kind: CampaignKind
+    direction: int
+    started: int
+    origin: float
+    target: float
+    target_value: float
+    take_profit: float
+    timeframe: str
+    push_started: int | None = None
+    ended: int | None = None
+    outcome: str | None = None  # take_profit, timeout, failed
+    best: float | None = None  # furthest price reached in the campaign's direction
+
+
+@dataclass(frozen=True)
+class WhaleEffect:
+    drift: F64  # log-price drift per second
+    volume: F64  # traded-volume multiplier
+    long_flow: F64  # multiplier of new long positions (followers)
+    short_flow: F64
+    notional: F64  # whale position (USD), part of open interest
+
+
+class WhaleDesk:
+    """Campaign state of every coin; `step` runs once per block."""
+
+    def __init__(self, rng: np.random.Generator, majors: NDArray[np.bool_], enabled: bool = True):
+        n = majors.size
+        self.rng = rng
+        self.enabled = enabled
+        self.mean_idle = np.where(majors, MEAN_IDLE_S * MAJOR_IDLE_FACTOR, MEAN_IDLE_S)
+        self.phase = np.zeros(n, np.int64)
+        self.direction = np.zeros(n, np.int64)
+        self.phase_end = np.zeros(n, np.int64)
+        self.burst_end = np.zeros(n, np.int64)
+        self.speed = np.zeros(n)  # |drift| of the current phase (log/s)
+        self.burst_speed = np.zeros(n)
+        self.tp_log = np.zeros(n)
+        self.origin_log = np.zeros(n)
+        self.notional = np.zeros(n)
+        self.notional_rate = np.zeros(n)  # USD/s, + while building, − while unwinding
+        self.notional_goal = np.zeros(n)
+        self.planned_push_s = np.zeros(n)
+        self.active: list[Campaign | None] = [None] * n
+        self.log: deque[Campaign] = deque(maxlen=10_000)
+
+    def phase_of(self, coin: int) -> str:
+        return PHASE_NAMES[int(self.phase[coin])]
+
+    def step(
+        self, now: int, seconds: float, logp: F64, oi_usd: F64, find: TargetFinder
+    ) -> WhaleEffect:
+        n = logp.size
+        if self.enabled:
+            for c in np.nonzero(self.phase != IDLE)[0]:
+                self._transition(int(c), now, float(logp[c]))
+            idle = self.phase == IDLE
+            start = idle & (self.rng.random(n) < -np.expm1(-seconds / self.mean_idle))
+            for c in np.nonzero(start)[0]:
+                self._begin(int(c), now, float(logp[c]), float(oi_usd[c]), find)
+        return self._effect(now, seconds)
+
+    # --- state machine --------------------------------------------------------------------------
+    def _begin(self, c: int, now: int, logp: float, oi: float, find: TargetFinder) -> None:
+        rng = self.rng
+        kind: CampaignKind = "fake" if rng.random() < FAKE_SHARE else "hunt"
+        target = find(c, kind)
+        if target is None or target.value < 0.002 * oi:
+            return
+        d = target.direction
+        cluster_log = math.log(target.price)
+        front_run = rng.uniform(0.005, 0.01)
+        tp_log = cluster_log - d * front_run
+        distance = d * (tp_log - logp)
+        if distance <= 0.004:
+            return
+        self.direction[c] = d
+        self.origin_log[c] = logp
+        self.tp_log[c] = tp_log
+        if kind == "hunt":
+            build_s = rng.uniform(10, 25) * 60
+            goal = rng.uniform(0.06, 0.14) * oi
+            self.planned_push_s[c] = rng.uniform(0.5, 4.0) * 3600
+        else:
+            build_s = rng.uniform(5, 12) * 60
+            goal = rng.uniform(0.04, 0.10) * oi
+            self.planned_push_s[c] = rng.uniform(5, 15) * 60
+        self.phase[c] = BUILD
+        self.phase_end[c] = now + int(build_s)
+        self.notional_goal[c] = goal
+        self.notional_rate[c] = goal / build_s
+        self.speed[c] = 0.1 * distance / self.planned_push_s[c]
+        campaign = Campaign(
+            coin=c,
+            kind=kind,
+            direction=d,
+            started=now,
+            origin=math.exp(logp),
+            target=target.price,
+            target_value=target.value,
+            take_profit=math.exp(tp_log),
+            timeframe=target.timeframe,
+            best=math.exp(logp),
+        )
+        self.active[c] = campaign
+        self.log.append(campaign)
+
+    def _transition(self, c: int, now: int, logp: float) -> None:
+        rng = self.rng
+        d = int(self.direction[c])
+        campaign = self.active[c]
+        if campaign is not None and campaign.best is not None:
+            price = math.exp(logp)
+            campaign.best = max(campaign.best, price) if d > 0 else min(campaign.best, price)
+        phase = int(self.phase[c])
+        if phase == BUILD and now >= self.phase_end[c]:
+            distance = max(d * (self.tp_log[c] - logp), 0.002)
+            push_s = float(self.planned_push_s[c])
+            self.notional_rate[c] = 0.0
+            if campaign is not None:
+                campaign.push_started = now
+            if campaign is not None and campaign.kind == "fake":
+                cover = rng.uniform(0.4, 0.7) * distance
+                self.phase[c] = FAKE_PUSH
+                self.speed[c] = cover / push_s
+                self.burst_speed[c] = self.speed[c]
+                self.phase_end[c] = now + int(push_s)
+            else:
+                self.phase[c] = PUSH
+                self.speed[c] = distance / push_s
+                # Open with a burst: > 1 % in 5 minutes unless the target is closer than that.
+                self.burst_speed[c] = min(
+                    max(3 * self.speed[c], 0.012 / BURST_S), 0.4 * distance / BURST_S
+                )
+                self.phase_end[c] = now + int(2 * push_s)
+            self.burst_end[c] = now + BURST_S
+        elif phase == PUSH:
+            if d * (logp - self.tp_log[c]) >= 0:
+                self._exit(c, now, logp, "take_profit")
+            elif now >= self.phase_end[c]:
+                self._exit(c, now, logp, "timeout")
+        elif phase == FAKE_PUSH and now >= self.phase_end[c]:
+            fail_s = rng.uniform(20, 60) * 60
+            undershoot = rng.uniform(0.01, 0.03)
+            drop = d * (logp - self.origin_log[c]) + undershoot
+            self.phase[c] = FAIL
+            self.speed[c] = max(drop, 0.0) / fail_s
+            self.phase_end[c] = now + int(fail_s)
+            self.notional_rate[c] = -self.notional[c] / (10 * 60)
+            if campaign is not None:
+                campaign.outcome = "failed"
+        elif phase in (EXIT, FAIL) and now >= self.phase_end[c]:
+            self.phase[c] = IDLE
+            self.speed[c] = 0.0
+            self.notional[c] = 0.0
+            self.notional_rate[c] = 0.0
+            if campaign is not None:
+                campaign.ended = now
+            self.active[c] = None
+
+    def _exit(self, c: int, now: int, logp: float, outcome: str) -> None:
+        rng = self.rng
+        exit_s = rng.uniform(1.0, 3.0) * 3600
+        moved = abs(logp - self.origin_log[c])
+        self.phase[c] = EXIT
+        self.speed[c] = rng.uniform(0.3, 0.6) * moved / exit_s
+        self.phase_end[c] = now + int(exit_s)
+        self.notional_rate[c] = -self.notional[c] / (20 * 60)
+        campaign = self.active[c]
+        if campaign is not None:
+            campaign.outcome = outcome
+
+    # --- what the whales do to the market in this block ------------------------------------------
+    def _effect(self, now: int, seconds: float) -> WhaleEffect:
+        phase, d = self.phase, self.direction.astype(np.float64)
+        in_burst = now < self.burst_end
+        speed = np.where(in_burst & (phase == PUSH), self.burst_speed, self.speed)
+        sign = np.where((phase == EXIT) | (phase == FAIL), -d, d)
+        drift = np.where(phase == IDLE, 0.0, sign * speed)
+        self.notional = np.clip(
+            self.notional + self.notional_rate * seconds, 0.0, self.notional_goal
+        )
+        volume = np.ones(phase.size)
+        volume[phase == BUILD] = 1.6
+        volume[phase == PUSH] = np.where(in_burst[phase == PUSH], 3.5, 1.8)
+        volume[phase == FAKE_PUSH] = 3.0
+        volume[phase == EXIT] = np.where(self.notional[phase == EXIT] > 0, 2.0, 1.2)
+        volume[phase == FAIL] = 1.6
+        pushing = (phase == PUSH) | (phase == FAKE_PUSH)
+        long_flow = np.where(pushing & (d > 0), 2.5, 1.0)
+        short_flow = np.where(pushing & (d < 0), 2.5, 1.0)
+        return WhaleEffect(drift, volume, long_flow, short_flow, self.notional.copy())

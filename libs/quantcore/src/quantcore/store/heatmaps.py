@@ -1,0 +1,80 @@
+"""Heatmap tables: liquidation_levels (one snapshot per refresh) and liquidation_refreshes
+(freshness per coin × timeframe × source, queryable by scanners, the autotrader and Grafana)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from quantcore.db import copy_upsert, fetch_all
+from quantcore.model.market import Heatmap
+
+LEVEL_COLUMNS = ("time", "symbol", "timeframe", "source", "side", "price", "value_usd", "leverage")
+REFRESH_COLUMNS = (
+    "symbol", "timeframe", "source", "refreshed_at", "level_count", "duration_ms", "trigger", "agent"
+)  # fmt: skip
+
+
+def level_rows(hm: Heatmap, at: datetime) -> list[tuple[Any, ...]]:
+    """Rows of one heatmap; levels at the same price and side are summed (the table's key)."""
+    merged: dict[tuple[str, float], list[Any]] = {}
+    for lv in hm.levels:
+        key = (hm.side_of(lv), lv.price)
+        if key in merged:
+            merged[key][0] += lv.value_usd
+        else:
+            merged[key] = [lv.value_usd, lv.leverage]
+    return [
+        (at, hm.symbol, hm.timeframe, hm.source, side, price, value, lev)
+        for (side, price), (value, lev) in merged.items()
+    ]
+
+
+async def write_heatmaps(
+    conn: AsyncConnection[Any],
+    heatmaps: Sequence[Heatmap],
+    at: datetime,
+    trigger: str,
+    agent: str,
+    duration_ms: int,
+) -> int:
+    """Write a refresh (all timeframes of one or more coins) and record its freshness."""
+    rows = [row for hm in heatmaps for row in level_rows(hm, at)]
+    written = await copy_upsert(
+        conn, "liquidation_levels", LEVEL_COLUMNS, rows,
+        conflict=("symbol", "timeframe", "time", "source", "side", "price"),
+        update=("value_usd", "leverage"),
+    )  # fmt: skip
+    counts: dict[tuple[str, str, str], int] = {}
+    for hm in heatmaps:
+        counts[(hm.symbol, hm.timeframe, hm.source)] = len(hm.levels)
+    refreshes = [
+        (s, tf, src, at, n, duration_ms, trigger, agent) for (s, tf, src), n in counts.items()
+    ]
+    await copy_upsert(
+        conn, "liquidation_refreshes", REFRESH_COLUMNS, refreshes,
+        conflict=("symbol", "timeframe", "source"), update=REFRESH_COLUMNS[3:],
+    )  # fmt: skip
+    return written
+
+
+@dataclass
+class Freshness:
+    symbol: str
+    timeframe: str
+    source: str
+    refreshed_at: datetime
+    level_count: int
+
+
+async def freshness(
+    conn: AsyncConnection[Any], symbols: Sequence[str] | None = None
+) -> list[Freshness]:
+    query = "SELECT symbol, timeframe, source, refreshed_at, level_count FROM liquidation_refreshes"
+    if symbols is None:
+        return await fetch_all(conn, query, None, Freshness)
+    return await fetch_all(conn, query + " WHERE symbol = ANY(%s)", (list(symbols),), Freshness)

@@ -1,0 +1,247 @@
+"""rank.compute_500x9x400_ms: quantcore.math.universe.evaluate vs a naive Python loop.
+
+Data (fixed seed): 500 coins with prices from 0.0001 to ~60,000; per coin × 9 timeframes a
+heatmap of up to 400 levels: prices within ± 20 % of the coin's price on a 0.01 % grid, sorted
+ascending per row as heatmaps arrive, lognormal USD values; each row holds 60–100 % of the 400
+slots, the rest is padding (NaN price, value 0). Typical cluster size lognormal per coin,
+success rate uniform 0..1, timeframe weights fixed, merge gap 0.5 %.
+
+Measured in the same run, interleaved: after warm-up, NAIVE_RUNS times (one naive run, then
+EVAL_PER_NAIVE evaluate runs); value = median evaluate time, baseline = median naive time.
+The naive loop does the same steps one coin at a time over Python lists (the arrays turned into
+lists beforehand, untimed): side totals per timeframe, weighted ratio, direction, merge of
+adjacent levels per side into clusters, the largest cluster on the bias side across the
+timeframes, size %, score; then the ranking sort. Its result is checked equal to evaluate's
+(same order, same scores), so both do the same work. The note adds, from the same run, the
+medians of evaluate's two big steps called alone (imbalance.side_totals, clusters.merge) and
+the minor page faults per evaluate call.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from quantcore.math import clusters, imbalance
+from quantcore.math.ranking import ScoreWeights
+from quantcore.math.universe import UniverseEvaluation, evaluate
+from quantcore.model.market import TIMEFRAMES
+from quantcore.testing import Sandbox
+from scripts.benchmarks.report import Group, Metric, load_note
+
+N_COINS = 500
+N_TF = len(TIMEFRAMES)  # 9
+N_LEVELS = 400
+MERGE_PCT = 0.5
+TF_WEIGHTS = [1.0, 1.0, 1.2, 1.3, 1.4, 1.5, 1.5, 1.2, 1.0]  # 12h … 1y
+WARMUP = 3
+NAIVE_RUNS = 3
+EVAL_PER_NAIVE = 7  # 21 evaluate runs in all
+STEP_RUNS = 7
+TARGET_MS = 30.0  # issue 4
+
+F = NDArray[np.float64]
+
+
+class Universe:
+    """The benchmark's input, as arrays (for evaluate) and as lists (for the naive loop)."""
+
+    def __init__(self, seed: int = 4) -> None:
+        rng = np.random.default_rng(seed)
+        shape = (N_COINS, N_TF, N_LEVELS)
+        self.symbols = [f"C{i:03d}USDT" for i in range(N_COINS)]
+        self.current: F = 10 ** rng.uniform(-4, 4.8, N_COINS)
+        tick = self.current[:, None, None] * 1e-4  # a 0.01 % price grid
+        offsets = rng.uniform(-0.2, 0.2, shape)
+        prices = np.round(self.current[:, None, None] * (1 + offsets) / tick) * tick
+        values = rng.lognormal(mean=math.log(2e5), sigma=1.5, size=shape)
+        count = rng.integers(int(N_LEVELS * 0.6), N_LEVELS + 1, size=(N_COINS, N_TF))
+        pad = np.arange(N_LEVELS)[None, None, :] >= count[:, :, None]
+        prices[pad] = np.nan
+        values[pad] = 0.0
+        order = np.argsort(prices, axis=-1)  # ascending, NaN padding last
+        self.prices: F = np.take_along_axis(prices, order, axis=-1)
+        self.values: F = np.take_along_axis(values, order, axis=-1)
+        self.typical: F = rng.lognormal(mean=math.log(3e6), sigma=1.0, size=N_COINS)
+        self.success: F = rng.uniform(0.0, 1.0, N_COINS)
+        self.weights: F = np.asarray(TF_WEIGHTS, dtype=np.float64)
+        self.levels = int(np.count_nonzero(~pad))
+        # the naive loop's input: plain Python lists
+        self.l_prices: list[list[list[float]]] = self.prices.tolist()
+        self.l_values: list[list[list[float]]] = self.values.tolist()
+        self.l_current: list[float] = self.current.tolist()
+        self.l_typical: list[float] = self.typical.tolist()
+        self.l_success: list[float] = self.success.tolist()
+        self.l_weights: list[float] = self.weights.tolist()
+
+    def evaluate(self) -> UniverseEvaluation:
+        return evaluate(
+            self.symbols, self.prices, self.values, self.current, self.weights,
+            self.typical, self.success, merge_pct=MERGE_PCT,
+        )  # fmt: skip
+
+    def naive(self) -> tuple[list[int], list[float]]:
+        return naive_rank(
+            self.symbols, self.l_prices, self.l_values, self.l_current, self.l_weights,
+            self.l_typical, self.l_success, MERGE_PCT, ScoreWeights(),
+        )  # fmt: skip
+
+
+def naive_rank(
+    symbols: list[str],
+    prices: list[list[list[float]]],
+    values: list[list[list[float]]],
+    current: list[float],
+    tf_weights: list[float],
+    typical: list[float],
+    success: list[float],
+    merge_pct: float,
+    w: ScoreWeights,
+) -> tuple[list[int], list[float]]:
+    """The same steps as evaluate, one coin and one level at a time. Returns (order, scores)."""
+    scores: list[float] = []
+    for i in range(len(symbols)):
+        cur = current[i]
+        shorts_w = longs_w = 0.0
+        per_tf: list[list[list[float]]] = []  # per timeframe: clusters [side, low, high, value]
+        for t, weight in enumerate(tf_weights):
+            shorts = longs = 0.0
+            found: list[list[float]] = []
+            prev = 0.0
+            prev_side = 0
+            for p, v in zip(prices[i][t], values[i][t], strict=True):
+                if not v > 0 or p != p or p == cur or math.isinf(p):  # padding / at price
+                    continue
+                if p > cur:
+                    side = 1
+                    shorts += v
+                else:
+                    side = -1
+                    longs += v
+                if side == prev_side and (p - prev) / prev * 100.0 <= merge_pct:
+                    last = found[-1]
+                    last[2] = p
+                    last[3] += v
+                else:
+                    found.append([side, p, p, v])
+                prev, prev_side = p, side
+            shorts_w += shorts * weight
+            longs_w += longs * weight
+            per_tf.append(found)
+        total = shorts_w + longs_w
+        ratio = shorts_w / total if total > 0 else 0.5
+        if ratio > 0.5:
+            direction, want = "long", 1  # shorts above dominate: target a short cluster above
+        elif ratio < 0.5:
+            direction, want = "short", -1
+        else:
+            direction, want = "neutral", -1
+        best = -1.0
+        for found in per_tf:
+            for cl in found:
+                if cl[0] == want and cl[3] >= best:
+                    best = cl[3]
+        target_value = best if best >= 0 else 0.0
+        typ = typical[i]
+        size = target_value / typ * 100.0 if typ > 0 and math.isfinite(typ) else 0.0
+        if direction == "neutral":
+            scores.append(-math.inf)
+        else:
+            dominant = max(ratio, 1.0 - ratio)
+            scores.append(
+                dominant * w.imbalance
+                + min(size, w.cluster_cap_pct) * w.cluster
+                + success[i] * w.success
+            )
+    order = sorted(range(len(symbols)), key=lambda k: (-scores[k], symbols[k]))
+    return order, scores
+
+
+def _check_same(ev: UniverseEvaluation, order: list[int], scores: list[float]) -> None:
+    if ev.order != order:
+        diff = next(k for k, (a, b) in enumerate(zip(ev.order, order, strict=True)) if a != b)
+        raise RuntimeError(f"naive and evaluate rankings differ from position {diff}")
+    got = np.asarray(scores)
+    if not np.allclose(ev.score, got, rtol=1e-9, atol=1e-9, equal_nan=True):
+        worst = int(np.nanargmax(np.abs(np.where(np.isfinite(got), ev.score - got, 0.0))))
+        raise RuntimeError(f"scores differ, e.g. coin {worst}: {ev.score[worst]} vs {got[worst]}")
+
+
+def _ms(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000.0
+
+
+def _median_ms(fn: Callable[[], Any], runs: int) -> float:
+    return statistics.median(_ms(fn) for _ in range(runs))
+
+
+def measure(u: Universe) -> dict[str, Any]:
+    for _ in range(WARMUP):
+        ev = u.evaluate()
+    order, scores = u.naive()
+    _check_same(ev, order, scores)
+
+    fast: list[float] = []
+    slow: list[float] = []
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(NAIVE_RUNS):
+        slow.append(_ms(u.naive))
+        fast.extend(_ms(u.evaluate) for _ in range(EVAL_PER_NAIVE))
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
+
+    # evaluate's two big steps alone, same data (where its time goes)
+    rows = N_COINS * N_TF
+    p2 = u.prices.reshape(rows, N_LEVELS)
+    v2 = u.values.reshape(rows, N_LEVELS)
+    cur_rows = np.repeat(u.current, N_TF)
+    side_ms = _median_ms(
+        lambda: imbalance.side_totals(u.prices, u.values, u.current[:, None]), STEP_RUNS
+    )
+    merge_ms = _median_ms(lambda: clusters.merge(p2, v2, cur_rows, MERGE_PCT), STEP_RUNS)
+    n_clusters = len(clusters.merge(p2, v2, cur_rows, MERGE_PCT))
+    return {
+        "eval_ms": statistics.median(fast),
+        "eval_min_ms": min(fast),
+        "eval_runs": len(fast),
+        "naive_ms": statistics.median(slow),
+        "naive_runs": len(slow),
+        # faults come from the naive runs too; they are nearly all evaluate's fresh arrays
+        "faults_per_eval": faults / len(fast),
+        "side_totals_ms": side_ms,
+        "merge_ms": merge_ms,
+        "clusters": n_clusters,
+    }
+
+
+async def run(box: Sandbox) -> dict[str, Metric]:  # in memory: the sandbox goes unused
+    u = Universe()
+    m = measure(u)
+    verdict = "within" if m["eval_ms"] < TARGET_MS else "OVER"
+    note = (
+        f"quantcore.math.universe.evaluate on {N_COINS} coins × {N_TF} timeframes × "
+        f"{N_LEVELS} level slots ({u.levels:,} levels, rest NaN padding; sorted per row; "
+        f"{m['clusters']:,} clusters at {MERGE_PCT} % gap), median of {m['eval_runs']} runs "
+        f"after {WARMUP} warm-ups (min {m['eval_min_ms']:.1f} ms); inside it, alone: "
+        f"clusters.merge {m['merge_ms']:.1f} ms, imbalance.side_totals "
+        f"{m['side_totals_ms']:.1f} ms; ~{m['faults_per_eval']:,.0f} minor page faults per "
+        f"run (fresh temporaries); baseline: naive pure-Python loop of the same steps over "
+        f"lists, median of {m['naive_runs']} runs interleaved with evaluate, result checked "
+        f"equal (order and scores); target < {TARGET_MS:.0f} ms: {verdict}; {load_note()}"
+    )
+    return {
+        "rank.compute_500x9x400_ms": Metric.measured(
+            m["eval_ms"], "ms", m["naive_ms"], "lower", note
+        )
+    }
+
+
+GROUP = Group("rank", ("rank.compute_500x9x400_ms",), run)

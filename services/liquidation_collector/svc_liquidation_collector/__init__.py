@@ -1,0 +1,1 @@
+"""Liquidation collector service."""

@@ -1,0 +1,218 @@
+"""Liquidation collector: heatmap levels for every coin × the nine timeframes.
+
+- Background refresh every HEATMAP_REFRESH_INTERVAL_S: each replica claims the coins it owns
+  (rendezvous split) for the cycle and refreshes them; after a grace period it sweeps coins
+  nobody claimed (a dead replica's), so every coin is refreshed exactly once per cycle.
+- Refresh requests (`heatmap.refresh_requests`, consumer group: one replica handles each)
+  refresh one coin at once and answer with `heatmap.refreshed`.
+- Freshness per coin × timeframe × source is upserted in `liquidation_refreshes`.
+- Source: CoinGlass (with a key) or the simulator, both through the CoinGlass adapter. The
+  estimate model (no CoinGlass, real Bybit data) is a later issue: that setting is refused at
+  start with a message saying so, never silently replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from quantcore.adapters.bybit.rest import BybitMarketData
+from quantcore.adapters.coinglass.rest import CoinGlassHeatmaps
+from quantcore.adapters.errors import PermanentError
+from quantcore.bus import Delivery
+from quantcore.collect.cycles import cycle_of, cycle_start, sleep_until
+from quantcore.config import ConfigError, Settings
+from quantcore.model.events import (
+    STREAM_HEATMAPS_REFRESHED,
+    STREAM_REFRESH_REQUESTS,
+    HeatmapRefreshRequested,
+    HeatmapsRefreshed,
+)
+from quantcore.model.market import TIMEFRAMES, Heatmap
+from quantcore.partition import WorkSplit
+from quantcore.service import Service, ServiceContext
+from quantcore.store.heatmaps import write_heatmaps
+
+SWEEP_AT = 0.3  # share of the cycle after which unclaimed (orphaned) coins are swept
+CONCURRENT_COINS = 8
+UNIVERSE_EVERY_S = 3600.0
+
+
+class RefreshFailed(Exception):
+    """No heatmap of a coin could be fetched (a request is then retried by the bus)."""
+
+
+class LiquidationCollector(Service):
+    name: ClassVar[str] = "liquidation_collector"
+    version: ClassVar[str] = "1.0.0"
+    description: ClassVar[str] = "heatmap levels, every coin x 9 timeframes"
+
+    @classmethod
+    def check_settings(cls, settings: Settings) -> None:
+        if settings.effective_heatmap_source == "estimate":
+            raise ConfigError(
+                "HEATMAP_SOURCE: no heatmap source available (DATA_SOURCE=bybit without "
+                "COINGLASS_API_KEY needs the estimate model, which is not built yet); set "
+                "COINGLASS_API_KEY, or DATA_SOURCE=sim"
+            )
+        if settings.heatmap_source == "coinglass":
+            settings.require("coinglass_api_key", why="for HEATMAP_SOURCE=coinglass")
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        super().__init__(ctx)
+        s = ctx.settings
+        self.source = s.effective_heatmap_source
+        self.market = BybitMarketData(
+            s.bybit_rest_url, s.bybit_rate_per_s, on_bad=self._reject_bybit
+        )
+        key = s.coinglass_api_key.get_secret_value() if s.coinglass_api_key else None
+        rate = s.coinglass_rate_per_min if self.source == "coinglass" else s.sim_rate_per_min
+        self.heatmaps = CoinGlassHeatmaps(
+            s.coinglass_heatmap_url, key, rate,
+            source="coinglass" if self.source == "coinglass" else "sim", on_bad=self._reject_cg,
+        )  # fmt: skip
+        self.split = WorkSplit(ctx.redis, s.bus_namespace, self.name, ctx.instance)
+        self.base_coin: dict[str, str] = {}
+        self.timeframes = [t for t in TIMEFRAMES if not (self.source == "coinglass" and t == "14d")]
+        self.gate = asyncio.Semaphore(CONCURRENT_COINS)
+
+    async def _reject_bybit(self, kind: str, raw: str, reason: str) -> None:
+        await self.ctx.bus.reject("bybit", kind, raw, reason)
+
+    async def _reject_cg(self, kind: str, raw: str, reason: str) -> None:
+        await self.ctx.bus.reject(self.source, kind, raw, reason)
+
+    # --- universe -------------------------------------------------------------------------------
+
+    async def discover(self, stop: asyncio.Event) -> None:
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                instruments = await self.market.instruments()
+                self.base_coin = {
+                    i.symbol: i.base_coin for i in instruments if i.quote_coin == "USDT"
+                }
+                self.status_info["coins"] = len(self.base_coin)
+                self.status = "ok"
+                return
+            except Exception as exc:
+                self.status = "degraded"
+                self.log.warning("universe discovery failed, retrying", error=str(exc)[:300])
+                await sleep_until(time.time() + delay, stop)
+                delay = min(delay * 2, 60.0)
+
+    # --- one coin ---------------------------------------------------------------------------------
+
+    async def refresh(self, symbol: str, trigger: str, timeframes: list[str] | None = None) -> int:
+        """Fetch and store the heatmaps of one coin; returns levels written."""
+        base = self.base_coin.get(symbol)
+        if base is None:
+            self.log.warning("refresh of a coin outside the universe ignored", symbol=symbol)
+            return 0
+        wanted = [t for t in (timeframes or self.timeframes) if t in self.timeframes]
+        async with self.gate:
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *(self.heatmaps.heatmap(base, symbol, tf) for tf in wanted), return_exceptions=True
+            )
+            maps: list[Heatmap] = []
+            for tf, res in zip(wanted, results, strict=True):
+                if isinstance(res, Heatmap):
+                    maps.append(res)
+                elif isinstance(res, PermanentError):
+                    self.log.warning(
+                        "heatmap refused by the source", symbol=symbol, timeframe=tf, error=str(res)
+                    )
+                else:
+                    self.log.warning(
+                        "heatmap fetch failed", symbol=symbol, timeframe=tf, error=str(res)[:300]
+                    )
+            if not maps:
+                raise RefreshFailed(f"{symbol}: no timeframe could be fetched")
+            at = datetime.now(UTC)
+            duration_ms = int((time.monotonic() - started) * 1000)
+            async with self.ctx.pool.connection() as conn, conn.transaction():
+                written = await write_heatmaps(
+                    conn, maps, at, trigger, self.ctx.instance, duration_ms
+                )
+        await self.ctx.bus.publish(
+            STREAM_HEATMAPS_REFRESHED,
+            HeatmapsRefreshed(
+                symbol=symbol, source=self.source, time=at, timeframes=[m.timeframe for m in maps],
+                level_count=sum(len(m.levels) for m in maps), trigger=trigger,
+            ),
+        )  # fmt: skip
+        return written
+
+    async def _refresh_many(self, symbols: list[str], trigger: str) -> int:
+        results = await asyncio.gather(
+            *(self.refresh(s, trigger) for s in symbols), return_exceptions=True
+        )
+        for symbol, res in zip(symbols, results, strict=True):
+            if isinstance(res, BaseException):
+                self.log.warning("coin refresh failed", symbol=symbol, error=str(res)[:300])
+        return sum(r for r in results if isinstance(r, int))
+
+    # --- background cycle ---------------------------------------------------------------------------
+
+    async def run_cycle(self, cycle: int, stop: asyncio.Event) -> None:
+        interval = self.ctx.settings.heatmap_refresh_interval_s
+        universe = sorted(self.base_coin)
+        mine = await self.split.mine(universe)
+        won = await self.split.claim("heatmap", cycle, mine, ttl_s=interval * 2)
+        started = time.monotonic()
+        levels = await self._refresh_many(won, "schedule")
+        # coins whose owner died before claiming them: take them over within this cycle
+        if await sleep_until(cycle_start(cycle, interval) + interval * SWEEP_AT, stop):
+            orphans = await self.split.unclaimed("heatmap", cycle, universe)
+            taken = await self.split.claim("heatmap", cycle, orphans, ttl_s=interval * 2)
+            if taken:
+                self.log.info("orphaned coins taken over", coins=len(taken))
+                levels += await self._refresh_many(taken, "schedule")
+                won += taken
+        self.status_info.update(
+            last_cycle=cycle, last_cycle_coins=len(won), last_cycle_levels=levels,
+            last_cycle_s=round(time.monotonic() - started, 2),
+        )  # fmt: skip
+
+    async def cycle_loop(self, stop: asyncio.Event) -> None:
+        interval = self.ctx.settings.heatmap_refresh_interval_s
+        while not stop.is_set():
+            cycle = cycle_of(interval)
+            try:
+                await self.run_cycle(cycle, stop)
+            except Exception as exc:
+                self.log.warning("refresh cycle failed", error=str(exc)[:300])
+            if not await sleep_until(cycle_start(cycle + 1, interval), stop):
+                return
+
+    # --- refresh requests --------------------------------------------------------------------------------
+
+    async def on_requests(self, deliveries: list[Delivery]) -> None:
+        symbols: dict[str, HeatmapRefreshRequested] = {}
+        for d in deliveries:
+            if isinstance(d.event, HeatmapRefreshRequested):
+                symbols[d.event.symbol] = d.event  # several requests for one coin: one refresh
+        for symbol, req in symbols.items():
+            await self.refresh(symbol, req.reason, req.timeframes)
+
+    async def universe_loop(self, stop: asyncio.Event) -> None:
+        while await sleep_until(time.time() + UNIVERSE_EVERY_S, stop):
+            await self.discover(stop)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.ctx.settings
+        requests = self.ctx.bus.consumer(
+            STREAM_REFRESH_REQUESTS, group=self.name, name=self.ctx.instance, handler=self.on_requests,
+            batch_size=50, claim_idle_ms=s.bus_claim_idle_ms, max_deliveries=s.bus_max_deliveries,
+        )  # fmt: skip
+        try:
+            await self.discover(stop)
+            await asyncio.gather(
+                self.cycle_loop(stop), requests.run(stop), self.universe_loop(stop)
+            )
+        finally:
+            await self.heatmaps.aclose()
+            await self.market.aclose()

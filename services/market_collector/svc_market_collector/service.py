@@ -1,0 +1,247 @@
+"""Market collector: the universe, per-minute snapshots, live 1-min candles and liquidations.
+
+- Universe: every linear USDT perp in status Trading (paginated instruments-info), hourly.
+- Snapshots: once per SNAPSHOT_INTERVAL_S one replica (per-cycle claim) fetches all tickers in
+  one call and writes `market_snapshots`, then publishes `market.snapshotted`.
+- Live: each replica streams the coins it owns (rendezvous split over live replicas) over the
+  public WebSocket: closed 1-min candles → `ohlcv`, liquidations → `liquidation_events`.
+  Buffered and flushed every few seconds; a failed flush keeps the buffer.
+- Gap repair: at start, after a stream (re)start and every few minutes, each replica fills the
+  missing candles of its coins over REST (up to BACKFILL_MAX_DAYS back).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from quantcore.adapters.bybit.rest import BybitMarketData
+from quantcore.adapters.bybit.ws import BybitPublicStream
+from quantcore.collect.candles import repair_gaps
+from quantcore.collect.cycles import cycle_of, cycle_start, sleep_until
+from quantcore.model.events import STREAM_SNAPSHOTS, MarketSnapshotted
+from quantcore.model.market import Candle, LiquidationEvent, Ticker
+from quantcore.partition import WorkSplit
+from quantcore.service import Service, ServiceContext
+from quantcore.store.market import write_candles, write_liquidations, write_snapshots
+
+FLUSH_EVERY_S = 2.0
+REBALANCE_EVERY_S = 15.0
+UNIVERSE_EVERY_S = 3600.0
+MAX_BUFFER = 200_000  # beyond this the oldest buffered rows are dropped, loudly
+
+
+class MarketCollector(Service):
+    name: ClassVar[str] = "market_collector"
+    version: ClassVar[str] = "1.0.0"
+    description: ClassVar[str] = "universe, snapshots, 1-min OHLCV, liquidation events"
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        super().__init__(ctx)
+        s = self.ctx.settings
+        self.source = s.data_source
+        self.client = BybitMarketData(s.bybit_rest_url, s.bybit_rate_per_s, on_bad=self._reject)
+        self.split = WorkSplit(self.ctx.redis, s.bus_namespace, self.name, self.ctx.instance)
+        self.universe: list[str] = []
+        self.streamed: list[str] = []
+        self.stream: BybitPublicStream | None = None
+        self.candles: list[Candle] = []
+        self.liquidations: list[LiquidationEvent] = []
+        self.repair_now = asyncio.Event()
+
+    async def _reject(self, kind: str, raw: str, reason: str) -> None:
+        await self.ctx.bus.reject("bybit", kind, raw, reason)
+
+    # --- universe -------------------------------------------------------------------------------
+
+    async def discover(self, stop: asyncio.Event) -> None:
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                instruments = await self.client.instruments()
+            except Exception as exc:
+                self.status = "degraded"
+                self.log.warning(
+                    "universe discovery failed, retrying", error=str(exc)[:300], retry_in_s=delay
+                )
+                await sleep_until(time.time() + delay, stop)
+                delay = min(delay * 2, 60.0)
+                continue
+            symbols = sorted(i.symbol for i in instruments if i.quote_coin == "USDT")
+            if symbols != self.universe:
+                await self.ctx.journal(
+                    "universe.discovered", f"{len(symbols)} linear USDT perps", vertical="perps",
+                    coins=len(symbols), source=self.source,
+                )  # fmt: skip
+            self.universe = symbols
+            self.status_info["coins"] = len(symbols)
+            self.status = "ok"
+            return
+
+    async def universe_loop(self, stop: asyncio.Event) -> None:
+        while await sleep_until(time.time() + UNIVERSE_EVERY_S, stop):
+            await self.discover(stop)
+
+    # --- snapshots --------------------------------------------------------------------------------
+
+    async def snapshot_once(self, cycle: int) -> int:
+        interval = self.ctx.settings.snapshot_interval_s
+        if not await self.split.claim("snapshot", cycle, ["all"], ttl_s=interval * 2):
+            return 0  # another replica has this cycle
+        tickers = await self.client.tickers()
+        wanted = set(self.universe)
+        tickers = [t for t in tickers if t.symbol in wanted]
+        if not tickers:
+            return 0
+        at = datetime.fromtimestamp(cycle_start(cycle, interval), UTC)
+        async with self.ctx.pool.connection() as conn, conn.transaction():
+            await write_snapshots(conn, tickers, self.source, at=at)
+        await self.ctx.bus.publish(STREAM_SNAPSHOTS, _snapshot_event(tickers, at, self.source))
+        self.status_info["last_snapshot"] = at.isoformat()
+        return len(tickers)
+
+    async def snapshot_loop(self, stop: asyncio.Event) -> None:
+        interval = self.ctx.settings.snapshot_interval_s
+        while not stop.is_set():
+            cycle = cycle_of(interval)
+            try:
+                await self.snapshot_once(cycle)
+            except Exception as exc:
+                self.log.warning("snapshot failed; next cycle retries", error=str(exc)[:300])
+            if not await sleep_until(cycle_start(cycle + 1, interval) + 1.0, stop):
+                return
+
+    # --- live stream --------------------------------------------------------------------------------
+
+    async def _on_candle(self, candle: Candle) -> None:
+        if candle.confirmed:
+            self.candles.append(candle)
+
+    async def _on_liquidation(self, event: LiquidationEvent) -> None:
+        self.liquidations.append(event)
+
+    async def rebalance(self) -> None:
+        mine = await self.split.mine(self.universe)
+        if sorted(mine) == self.streamed:
+            return
+        if self.stream is not None:
+            await self.stream.stop()
+            self.stream = None
+        self.streamed = sorted(mine)
+        self.status_info["streamed_coins"] = len(mine)
+        if mine:
+            s = self.ctx.settings
+            self.stream = BybitPublicStream(
+                s.bybit_ws_public_url, mine, on_ticker=None, on_candle=self._on_candle,
+                on_liquidation=self._on_liquidation, on_bad=self._reject,
+                symbols_per_connection=s.ws_symbols_per_connection,
+                source="sim" if self.source == "sim" else "bybit",
+            )  # fmt: skip
+            await self.stream.start()
+        self.log.info("stream rebalanced", coins=len(mine))
+        self.repair_now.set()
+
+    async def stream_loop(self, stop: asyncio.Event) -> None:
+        try:
+            was_connected = True
+            next_rebalance = 0.0
+            while not stop.is_set():
+                if time.time() >= next_rebalance:
+                    next_rebalance = time.time() + REBALANCE_EVERY_S
+                    try:
+                        await self.rebalance()
+                    except Exception as exc:
+                        self.log.warning("stream rebalance failed", error=str(exc)[:300])
+                connected = self.stream is None or self.stream.connected
+                if connected and not was_connected:
+                    self.log.info("stream reconnected; repairing the gap")
+                    self.repair_now.set()
+                was_connected = connected
+                self.status = "ok" if connected else "degraded"
+                await sleep_until(time.time() + 1.0, stop)
+        finally:
+            if self.stream is not None:
+                await self.stream.stop()
+
+    async def flush(self) -> None:
+        candles, self.candles = self.candles, []
+        events, self.liquidations = self.liquidations, []
+        if not candles and not events:
+            return
+        try:
+            async with self.ctx.pool.connection() as conn, conn.transaction():
+                if candles:
+                    await write_candles(conn, candles, self.source)
+                if events:
+                    await write_liquidations(conn, events)
+        except Exception as exc:
+            # keep what we could not write: the next flush tries again
+            self.candles = (candles + self.candles)[-MAX_BUFFER:]
+            self.liquidations = (events + self.liquidations)[-MAX_BUFFER:]
+            self.log.warning("flush failed; rows kept for the next try", error=str(exc)[:300],
+                             candles=len(candles), liquidations=len(events))  # fmt: skip
+
+    async def flush_loop(self, stop: asyncio.Event) -> None:
+        while await sleep_until(time.time() + FLUSH_EVERY_S, stop):
+            await self.flush()
+        await self.flush()  # last rows before a clean stop
+
+    # --- gap repair -------------------------------------------------------------------------------------
+
+    async def repair_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.repair_now.clear()
+            coins = list(self.streamed)
+            if coins:
+                started = time.monotonic()
+                try:
+                    written = await repair_gaps(
+                        self.client,
+                        self.ctx.pool,
+                        coins,
+                        self.ctx.settings.backfill_max_days,
+                        self.source,
+                    )
+                    total = sum(written.values())
+                    self.status_info["last_repair_rows"] = total
+                    if total:
+                        self.log.info("gaps repaired", coins=len(coins), rows=total,
+                                      seconds=round(time.monotonic() - started, 1))  # fmt: skip
+                except Exception as exc:
+                    self.log.warning("gap repair failed", error=str(exc)[:300])
+            with contextlib.suppress(TimeoutError):
+                waiter = asyncio.ensure_future(self.repair_now.wait())
+                stopper = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({waiter, stopper}, timeout=self.ctx.settings.gap_repair_interval_s,
+                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                waiter.cancel()
+                stopper.cancel()
+
+    # ----------------------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self.discover(stop)
+            await asyncio.gather(
+                self.snapshot_loop(stop),
+                self.stream_loop(stop),
+                self.flush_loop(stop),
+                self.repair_loop(stop),
+                self.universe_loop(stop),
+            )
+        finally:
+            await self.client.aclose()
+
+
+def _snapshot_event(tickers: list[Ticker], at: datetime, source: str) -> MarketSnapshotted:
+    return MarketSnapshotted(
+        time=at,
+        source=source,
+        symbols=[t.symbol for t in tickers],
+        prices=[t.last_price for t in tickers],
+        open_interest_values=[t.open_interest_value for t in tickers],
+        turnovers_24h=[t.turnover_24h for t in tickers],
+    )

@@ -1,0 +1,101 @@
+"""Test hooks, not part of any real API: request counts, faults at runtime, socket drops."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from quantcore.config import ConfigError
+from svc_simulator.bybit_ws import Hub
+from svc_simulator.faults import parse_faults
+from svc_simulator.state import STATE
+
+HUB: web.AppKey[Hub] = web.AppKey("sim_hub", Hub)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+async def get_stats(request: web.Request) -> web.Response:
+    stats = request.app[STATE].stats()
+    stats["ws"] = request.app[HUB].stats()
+    return _json(stats)
+
+
+async def reset_stats(request: web.Request) -> web.Response:
+    request.app[STATE].reset_stats()
+    return _json({"reset": True})
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    return _json({"faults": request.app[STATE].faults.as_dict()})
+
+
+async def set_faults(request: web.Request) -> web.Response:
+    """Body: the SIM_FAULTS syntax as text, or {"faults": "..."}."""
+    text = (await request.text()).strip()
+    if text.startswith("{"):
+        try:
+            text = str(json.loads(text).get("faults", ""))
+        except (ValueError, AttributeError):
+            return _json({"error": 'expected {"faults": "key=value,..."}'}, 400)
+    try:
+        faults = parse_faults(text)
+    except ConfigError as exc:
+        return _json({"error": str(exc)}, 400)
+    request.app[STATE].faults = faults
+    return _json({"faults": faults.as_dict()})
+
+
+async def drop_sockets(request: web.Request) -> web.Response:
+    return _json({"dropped": request.app[HUB].drop_all()})
+
+
+async def get_state(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    market = state.market
+    now = market.now
+    return _json(
+        {
+            "sim_time_ms": state.now_ms(),
+            "sim_time": datetime.fromtimestamp(now, UTC).isoformat(),
+            "started_at": datetime.fromtimestamp(market.start, UTC).isoformat(),
+            "history_start": datetime.fromtimestamp(market.history_start, UTC).isoformat(),
+            "speed": state.clock.speed,
+            "seed": state.seed,
+            "coins": market.n,
+            "symbols": [c.symbol for c in market.coins],
+            "faults": state.faults.as_dict(),
+            "liquidations": market.liquidations_total,
+            "whale_campaigns": len(market.whales.log),
+            "memory_bytes": market.memory_bytes(),
+        }
+    )
+
+
+async def advance(request: web.Request) -> web.Response:
+    """Jump the simulated clock forward: {"seconds": N} (for gap-repair tests)."""
+    try:
+        body = await request.json()
+        seconds = float(body["seconds"])
+    except (ValueError, KeyError, TypeError):
+        return _json({"error": 'expected {"seconds": N}'}, 400)
+    if not 0 <= seconds <= 7 * 86_400:
+        return _json({"error": "seconds must be between 0 and 604800"}, 400)
+    state = request.app[STATE]
+    state.clock.jump(seconds)
+    return _json({"sim_time_ms": state.now_ms(), "target_ms": int(state.clock.now_s() * 1000)})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/sim/stats", get_stats)
+    app.router.add_post("/sim/stats/reset", reset_stats)
+    app.router.add_get("/sim/faults", get_faults)
+    app.router.add_post("/sim/faults", set_faults)
+    app.router.add_post("/sim/ws/drop", drop_sockets)
+    app.router.add_get("/sim/state", get_state)
+    app.router.add_post("/sim/advance", advance)

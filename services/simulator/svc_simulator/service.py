@@ -1,0 +1,100 @@
+"""Simulator: the embedded default market.
+
+Builds the simulated market (history included), then serves it on SIM_BIND_HOST:SIM_PORT as
+Bybit v5 public REST + WebSocket and CoinGlass heatmaps, advancing it SIM_SPEED simulated
+seconds per real second. The fleet's real Bybit and CoinGlass adapters consume it unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from quantcore.config import Settings
+from quantcore.service import Service
+from quantcore.sim import BuildCancelled, Market, MarketConfig
+from svc_simulator.clock import SimClock
+from svc_simulator.faults import parse_faults
+from svc_simulator.server import SimServer
+
+STATUS_EVERY_S = 5.0
+
+
+class SimulatorService(Service):
+    name: ClassVar[str] = "simulator"
+    version: ClassVar[str] = "1.0.0"
+    description: ClassVar[str] = "simulated market → Bybit v5 REST/WS and CoinGlass heatmap APIs"
+
+    @classmethod
+    def check_settings(cls, settings: Settings) -> None:
+        parse_faults(settings.sim_faults)  # raises ConfigError naming SIM_FAULTS
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.ctx.settings
+        faults = parse_faults(s.sim_faults)
+        self.status = "starting"
+        anchor = time.monotonic()
+        config = MarketConfig(seed=s.sim_seed, coins=s.sim_coins, history_days=s.sim_history_days)
+        self.log.info(
+            "building the simulated market",
+            coins=config.coins,
+            history_days=config.history_days,
+            seed=config.seed,
+        )
+        cancel = threading.Event()
+        watcher = asyncio.create_task(self._cancel_on(stop, cancel))
+        try:
+            market = await asyncio.to_thread(Market, config, cancel.is_set)
+        except BuildCancelled:
+            self.log.info("stopped while building the market")
+            return
+        finally:
+            watcher.cancel()
+        built_s = time.monotonic() - anchor
+        self.log.info(
+            "market built",
+            seconds=round(built_s, 2),
+            memory_mb=round(market.memory_bytes() / 1e6, 1),
+        )
+        server = SimServer(
+            market,
+            speed=s.sim_speed,
+            faults=faults,
+            seed=s.sim_seed,
+            host=s.sim_bind_host,
+            port=s.sim_port,
+            clock=SimClock(market.start, s.sim_speed, anchor),
+        )
+        await server.start()
+        self.status = "ok"
+        self.log.info(
+            "serving",
+            url=f"http://{s.sim_bind_host}:{server.port}",
+            faults=str(faults),
+            speed=s.sim_speed,
+        )
+        try:
+            while not stop.is_set():
+                self.status_info = {
+                    "sim_time": datetime.fromtimestamp(market.now, UTC).isoformat(),
+                    "coins": market.n,
+                    "speed": s.sim_speed,
+                    "port": server.port,
+                    "requests": sum(server.state.requests.values()),
+                    "ws_connections": len(server.hub.connections),
+                    "liquidations": market.liquidations_total,
+                }
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=STATUS_EVERY_S)
+        finally:
+            await server.stop()
+            self.log.info("simulator stopped")
+
+    @staticmethod
+    async def _cancel_on(stop: asyncio.Event, cancel: threading.Event) -> None:
+        await stop.wait()
+        cancel.set()
