@@ -208,3 +208,26 @@ def test_universe_evaluation_picks_the_biggest_cluster_on_the_bias_side() -> Non
     assert (ev.target_low[1], ev.target_high[1], ev.target_value[1]) == (98.8, 99, 110)
     assert ev.score[0] == pytest.approx(ev.score[1])
     assert [ev.symbols[i] for i in ev.order] == ["AUSDT", "BUSDT"]  # tie broken by symbol
+
+
+@given(level_arrays)
+def test_side_totals_from_clusters_equal_those_from_levels(
+    data: tuple[np.ndarray, np.ndarray, float],
+) -> None:
+    prices, values, price = data
+    c = clusters.merge(prices[None, :], values[None, :], [price])
+    (s1,), (l1,) = clusters.side_totals(c, 1)
+    s2, l2 = imbalance.side_totals(prices, values, price)
+    assert s1 == pytest.approx(float(s2), rel=1e-9, abs=1e-6)
+    assert l1 == pytest.approx(float(l2), rel=1e-9, abs=1e-6)
+
+
+@given(level_arrays)
+def test_merge_gives_the_same_clusters_for_shuffled_levels(
+    data: tuple[np.ndarray, np.ndarray, float],
+) -> None:
+    prices, values, price = data
+    a = clusters.merge(prices[None, :], values[None, :], [price])
+    order = np.random.default_rng(0).permutation(prices.size)
+    b = clusters.merge(prices[order][None, :], values[order][None, :], [price])
+    assert np.allclose(a.value, b.value) and np.array_equal(a.price_low, b.price_low)

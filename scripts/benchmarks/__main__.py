@@ -25,7 +25,9 @@ GROUPS: list[Group] = [
     bus.GROUP,
     db.GROUP,
     collect.GROUP,
+    collect.INGEST_GROUP,
     rank.GROUP,
+    rank.SCAN_GROUP,
 ]
 
 GROUP_BUDGET_S = 60.0

@@ -92,3 +92,47 @@ def test_error_envelopes_are_not_data(name: str) -> None:
 def test_broken_envelopes(payload: object) -> None:
     with pytest.raises(BadPayload):
         parse.heatmap(payload, symbol="BTCUSDT", timeframe="24h", source="coinglass")
+
+
+def _simulated_payload(seed: int) -> object:
+    """A realistic grid from the simulator's own encoder (what the collector reads in sim mode)."""
+    import random
+
+    rnd = random.Random(seed)
+    axis = sorted(round(rnd.uniform(90, 110), 2) for _ in range(300))
+    candles = [
+        [1_700_000_000 + 300 * i, "100", "101", "99", f"{100 + rnd.uniform(-1, 1):.2f}", "5"]
+        for i in range(40)
+    ]
+    cells = [
+        [rnd.randrange(0, 40), rnd.randrange(0, 300), round(rnd.uniform(1e3, 1e7), 2)]
+        for _ in range(2000)
+    ]
+    return {"code": "0", "msg": "success", "data": {"y_axis": axis, "liquidation_leverage_data": cells,
+                                                     "price_candlesticks": candles}}  # fmt: skip
+
+
+@pytest.mark.parametrize("payload", [_simulated_payload(s) for s in range(5)])
+def test_vectorised_parse_equals_cell_by_cell(payload: object) -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    kw = {"symbol": "BTCUSDT", "timeframe": "24h", "source": "sim", "now": now}
+    fast = parse._heatmap_vectorised(payload, **kw)  # type: ignore[arg-type]
+    slow = parse._heatmap_cell_by_cell(payload, **kw)  # type: ignore[arg-type]
+    assert fast is not None  # clean payloads take the fast path
+    assert fast.heatmap == slow.heatmap
+    assert slow.bad == []
+
+
+def test_a_bad_cell_sends_the_payload_to_the_reporting_path() -> None:
+    grid = sample("coinglass_heatmap_grid.json")  # holds zero, NaN, negative, out-of-range cells
+    assert (
+        parse._heatmap_vectorised(grid, symbol="BTCUSDT", timeframe="24h", source="sim", now=None)
+        is None
+    )
+
+    payload = _simulated_payload(7)
+    payload["data"]["liquidation_leverage_data"][5][2] = "NaN"  # type: ignore[index]
+    kw = {"symbol": "BTCUSDT", "timeframe": "24h", "source": "sim"}
+    assert parse._heatmap_vectorised(payload, now=None, **kw) is None  # type: ignore[arg-type]
+    parsed = parse.heatmap(payload, **kw)  # type: ignore[arg-type]
+    assert len(parsed.bad) == 1 and "NaN" in parsed.bad[0].raw_snippet

@@ -42,14 +42,16 @@ def merge(
     """Cluster the levels of each row. prices/values: (rows, levels); price: (rows,).
 
     Works on the compacted valid levels in row order: clusters are then contiguous runs, so
-    their sums are one `reduceat`. Heatmaps arrive sorted by price; other input is sorted here.
+    their sums are one `reduceat` and row boundaries come from per-row counts. Heatmaps arrive
+    sorted by price; other input is sorted here (within each row).
     """
     p = np.atleast_2d(np.asarray(prices, dtype=np.float64))
     v = np.atleast_2d(np.asarray(values, dtype=np.float64))
-    cur = np.broadcast_to(np.asarray(price, dtype=np.float64), (p.shape[0],))
+    rows = p.shape[0]
+    cur = np.broadcast_to(np.asarray(price, dtype=np.float64), (rows,))
     with np.errstate(invalid="ignore"):
-        valid = (v > 0) & np.isfinite(p) & (p != cur[:, None])
-    row = np.nonzero(valid)[0]
+        valid = (v > 0) & (p != cur[:, None]) & np.isfinite(p)
+    counts = np.count_nonzero(valid, axis=1)
     pv = p[valid]
     vv = v[valid]
     n = pv.size
@@ -57,24 +59,38 @@ def merge(
         empty_f = np.zeros(0)
         empty_i = np.zeros(0, dtype=np.int64)
         return Clusters(empty_i, np.zeros(0, dtype=np.int8), empty_f, empty_f, empty_f, empty_i)
-    if not bool(np.all((row[1:] != row[:-1]) | (pv[1:] >= pv[:-1]))):
-        order = np.lexsort((pv, row))
-        row, pv, vv = row[order], pv[order], vv[order]
-    side = np.where(pv > cur[row], 1, -1).astype(np.int8)
-    starts = np.empty(n, dtype=bool)
-    starts[0] = True
-    gap_pct = (pv[1:] - pv[:-1]) / pv[:-1] * 100.0
-    starts[1:] = (row[1:] != row[:-1]) | (side[1:] != side[:-1]) | (gap_pct > merge_pct)
+    ends = np.cumsum(counts)
+    starts = np.zeros(n + 1, dtype=bool)
+    starts[ends - counts] = True  # the first level of every row
+    starts = starts[:n]
+    if not bool(np.all(starts[1:] | (pv[1:] >= pv[:-1]))):
+        order = np.lexsort((pv, np.repeat(np.arange(rows), counts)))
+        pv, vv = pv[order], vv[order]
+    above = pv > np.repeat(cur, counts)
+    # a new cluster where the side changes or the gap exceeds merge_pct % of the lower price
+    starts[1:] |= (above[1:] != above[:-1]) | (pv[1:] > pv[:-1] * (1.0 + merge_pct / 100.0))
     first = np.flatnonzero(starts)
     last = np.append(first[1:], n) - 1
     return Clusters(
-        row=row[first].astype(np.int64),
-        side=side[first],
+        row=np.searchsorted(ends, first, side="right").astype(np.int64),
+        side=np.where(above[first], 1, -1).astype(np.int8),
         price_low=pv[first],
         price_high=pv[last],
         value=np.add.reduceat(vv, first),
         level_count=(last - first + 1).astype(np.int64),
     )
+
+
+def side_totals(clusters: Clusters, rows: int) -> tuple[F, F]:
+    """(shorts_above, longs_below) per row, summed from the clusters: equal to
+    imbalance.side_totals over the same levels, without another pass over them."""
+    shorts = np.bincount(
+        clusters.row, weights=np.where(clusters.side > 0, clusters.value, 0.0), minlength=rows
+    )
+    longs = np.bincount(
+        clusters.row, weights=np.where(clusters.side < 0, clusters.value, 0.0), minlength=rows
+    )
+    return shorts.astype(np.float64), longs.astype(np.float64)
 
 
 def largest(clusters: Clusters, rows: int, side: ArrayLike) -> I:

@@ -16,6 +16,7 @@ from quantcore.math import clusters, imbalance
 from quantcore.math.ranking import ScoreWeights, cluster_size_pct, rank, score
 
 F = NDArray[np.float64]
+DEFAULT_WEIGHTS = ScoreWeights()
 
 
 @dataclass(frozen=True)
@@ -45,22 +46,25 @@ def evaluate(
     typical: ArrayLike,  # (C,) typical cluster value per coin (USD)
     success: ArrayLike,  # (C,) success rate 0..1, or (C, T): the target timeframe's is used
     merge_pct: float = 0.5,
-    weights: ScoreWeights | None = None,
+    weights: ScoreWeights = DEFAULT_WEIGHTS,
     neutral_band: float = 0.0,
 ) -> UniverseEvaluation:
     p = np.asarray(prices, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
     cur = np.asarray(current, dtype=np.float64)
     n_coins, n_tf, n_lv = p.shape
-    shorts, longs = imbalance.side_totals(p, v, cur[:, None])  # (C, T)
-    r = imbalance.weighted_ratio(shorts, longs, tf_weights)
+    # clusters of every coin × timeframe at once (rows = C*T); the side totals of the
+    # imbalance are the clusters' sums, so the levels are read only once
+    c = clusters.merge(p.reshape(n_coins * n_tf, n_lv), v.reshape(n_coins * n_tf, n_lv),
+                       np.repeat(cur, n_tf), merge_pct)  # fmt: skip
+    shorts, longs = clusters.side_totals(c, n_coins * n_tf)
+    r = imbalance.weighted_ratio(
+        shorts.reshape(n_coins, n_tf), longs.reshape(n_coins, n_tf), tf_weights
+    )
     direction = [imbalance.direction(float(x), neutral_band) for x in r]
     side = np.array([1 if d == "long" else -1 for d in direction], dtype=np.int8)
     dominant = np.maximum(r, 1 - r)
 
-    # clusters of every coin × timeframe at once (rows = C*T)
-    c = clusters.merge(p.reshape(n_coins * n_tf, n_lv), v.reshape(n_coins * n_tf, n_lv),
-                       np.repeat(cur, n_tf), merge_pct)  # fmt: skip
     coin_of = c.row // n_tf
     wanted = side[coin_of]
     best = np.full(n_coins, -1, dtype=np.int64)
@@ -84,11 +88,12 @@ def evaluate(
         picked = succ[np.arange(n_coins), np.maximum(target_tf, 0)]
         succ = np.where(target_tf >= 0, picked, 0.0)
     succ = np.nan_to_num(np.broadcast_to(succ, (n_coins,)), nan=0.0)
-    s = score(dominant, size, succ, weights or ScoreWeights())
+    s = score(dominant, size, succ, weights)
     s = np.where(np.array(direction) == "neutral", -np.inf, s)
     return UniverseEvaluation(
         symbols=symbols, ratio=r, direction=direction, dominant=dominant,
         target_timeframe=target_tf, target_low=target_low, target_high=target_high,
         target_value=target_value, size_pct=size, score=s, order=rank(symbols, s),
-        shorts_above=shorts, longs_below=longs, success=succ,
+        shorts_above=shorts.reshape(n_coins, n_tf), longs_below=longs.reshape(n_coins, n_tf),
+        success=succ,
     )  # fmt: skip

@@ -1,0 +1,124 @@
+"""One cluster scan: the latest heatmaps of many coins × timeframes merged into clusters
+(quantcore.math.clusters), each timeframe's target (largest cluster on its bias side), and the
+rows they become (`liquidation_clusters`, `cluster_targets`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from quantcore.math import clusters, imbalance
+from quantcore.math.ranking import cluster_size_pct
+from quantcore.scan.values import num
+from quantcore.store.levels import LatestLevels
+
+F = NDArray[np.float64]
+I = NDArray[np.int64]  # noqa: E741 - conventional short alias
+SIDE_NAME = {1: "short", -1: "long"}  # liquidated side: shorts sit above price, longs below
+
+
+@dataclass(frozen=True)
+class ClusterScan:
+    levels: LatestLevels
+    price: F  # (C,) current price per coin (NaN: unknown, coin skipped)
+    clusters: clusters.Clusters  # rows are coin * T + tf
+    ratio: F  # (C * T,) imbalance of each timeframe on its own
+    target: I  # (C * T,) index into clusters of the row's target, −1 when none
+
+    @property
+    def n_tf(self) -> int:
+        return len(self.levels.timeframes)
+
+    def row(self, coin: int, tf: int) -> int:
+        return coin * self.n_tf + tf
+
+    def largest_per_coin(self) -> F:
+        """Per coin, its largest target value over the timeframes (0 when none)."""
+        n_coins = len(self.levels.symbols)
+        vals = np.where(self.target >= 0, self.clusters.value[np.maximum(self.target, 0)], 0.0)
+        return np.asarray(vals.reshape(n_coins, self.n_tf).max(axis=1) if vals.size else vals)
+
+    def snapshot_typical(self) -> F:
+        """Per coin, the median over its timeframes of each timeframe's target value: the
+        typical cluster when the coin has too little history (NaN without any target)."""
+        n_coins = len(self.levels.symbols)
+        vals = np.where(self.target >= 0, self.clusters.value[np.maximum(self.target, 0)], np.nan)
+        with np.errstate(invalid="ignore"):
+            out = np.full(n_coins, np.nan)
+            grid = vals.reshape(n_coins, self.n_tf)
+            has = np.isfinite(grid).any(axis=1)
+            out[has] = np.nanmedian(grid[has], axis=1)
+        return out
+
+
+def scan(levels: LatestLevels, price: F, merge_pct: float) -> ClusterScan:
+    n_coins, n_tf, n_lv = levels.prices.shape
+    cur = np.repeat(np.asarray(price, dtype=np.float64), n_tf)
+    known = np.isfinite(cur)[:, None]  # a coin without a price has no sides: skipped
+    p = np.where(known, levels.prices.reshape(n_coins * n_tf, n_lv), np.nan)
+    v = np.where(known, levels.values.reshape(n_coins * n_tf, n_lv), 0.0)
+    c = clusters.merge(p, v, cur, merge_pct)
+    shorts, longs = imbalance.side_totals(p, v, cur)
+    r = imbalance.ratio(shorts, longs)
+    side = np.where(r > 0.5, 1, -1).astype(np.int8)
+    target = np.where(r == 0.5, -1, clusters.largest(c, n_coins * n_tf, side))  # neutral: none
+    return ClusterScan(levels, np.asarray(price, dtype=np.float64), c, r, target)
+
+
+CLUSTER_COLUMNS = (
+    "time", "symbol", "timeframe", "side", "price_low", "price_high", "center", "value_usd",
+    "level_count", "ref_price", "distance_pct", "size_pct_of_typical", "source", "levels_time",
+    "scanner", "scanner_version",
+)  # fmt: skip
+
+
+def cluster_rows(
+    s: ClusterScan, at: datetime, typical: F, scanner: str, version: str
+) -> list[tuple[Any, ...]]:
+    c = s.clusters
+    size = cluster_size_pct(c.value, typical[c.row // s.n_tf]) if len(c) else np.zeros(0)
+    centre = c.center
+    ref = s.price[c.row // s.n_tf] if len(c) else np.zeros(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        distance = (centre - ref) / ref * 100.0
+    rows: list[tuple[Any, ...]] = []
+    for k in range(len(c)):
+        coin, tf = divmod(int(c.row[k]), s.n_tf)
+        snap = s.levels.snapshots[(coin, tf)]
+        rows.append((
+            at, snap.symbol, snap.timeframe, SIDE_NAME[int(c.side[k])], float(c.price_low[k]),
+            float(c.price_high[k]), float(centre[k]), float(c.value[k]), int(c.level_count[k]),
+            num(ref[k]), num(distance[k]), num(size[k]) if typical[coin] > 0 else None,
+            snap.source, snap.time, scanner, version,
+        ))  # fmt: skip
+    return rows
+
+
+TARGET_COLUMNS = (
+    "time", "symbol", "timeframe", "scan_time", "levels_time", "side", "price_low", "price_high",
+    "value_usd", "ref_price", "edge", "imbalance", "scanner", "scanner_version",
+)  # fmt: skip
+
+
+def target_rows(
+    s: ClusterScan, bucket: datetime, at: datetime, scanner: str, version: str
+) -> list[tuple[Any, ...]]:
+    """One cluster_targets row per coin × timeframe with a target (the sample of `bucket`)."""
+    c = s.clusters
+    rows: list[tuple[Any, ...]] = []
+    for row in np.flatnonzero(s.target >= 0):
+        k = int(s.target[row])
+        coin, tf = divmod(int(row), s.n_tf)
+        snap = s.levels.snapshots[(coin, tf)]
+        above = int(c.side[k]) > 0
+        rows.append((
+            bucket, snap.symbol, snap.timeframe, at, snap.time, SIDE_NAME[int(c.side[k])],
+            float(c.price_low[k]), float(c.price_high[k]), float(c.value[k]),
+            float(s.price[coin]), float(c.price_low[k] if above else c.price_high[k]),
+            num(s.ratio[row]), scanner, version,
+        ))  # fmt: skip
+    return rows

@@ -1,0 +1,204 @@
+"""Cluster scanner tables: liquidation_clusters, cluster_targets (sampled targets and their
+outcome), coin_thresholds.typical_cluster_usd and coin_liquidation_patterns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from quantcore.db import copy_upsert
+from quantcore.scan.clusters import CLUSTER_COLUMNS, TARGET_COLUMNS
+from quantcore.store.arrays import fetch_packed, packed
+
+
+async def write_clusters(conn: AsyncConnection[Any], rows: Sequence[tuple[Any, ...]]) -> int:
+    return await copy_upsert(
+        conn, "liquidation_clusters", CLUSTER_COLUMNS, list(rows),
+        conflict=("symbol", "timeframe", "time", "side", "center"), update=CLUSTER_COLUMNS[5:],
+    )  # fmt: skip
+
+
+async def write_targets(conn: AsyncConnection[Any], rows: Sequence[tuple[Any, ...]]) -> int:
+    """The first scan of a sample bucket wins (DO NOTHING): one target per bucket."""
+    return await copy_upsert(
+        conn, "cluster_targets", TARGET_COLUMNS, list(rows),
+        conflict=("symbol", "timeframe", "time"),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TypicalHistory:
+    median_usd: float
+    samples: int
+
+
+async def typical_history(
+    conn: AsyncConnection[Any], symbols: Sequence[str], since: datetime
+) -> dict[str, TypicalHistory]:
+    """Median over past sample buckets of the coin's largest target (over its timeframes)."""
+    cur = await conn.execute(
+        """
+        SELECT symbol, percentile_cont(0.5) WITHIN GROUP (ORDER BY v)::float8, count(*)::int
+        FROM (
+            SELECT symbol, time, max(value_usd) AS v FROM cluster_targets
+            WHERE symbol = ANY(%s) AND time >= %s GROUP BY symbol, time
+        ) per_bucket
+        GROUP BY symbol
+        """,
+        (list(symbols), since),
+    )
+    return {r[0]: TypicalHistory(float(r[1]), int(r[2])) for r in await cur.fetchall()}
+
+
+async def upsert_typical(
+    conn: AsyncConnection[Any],
+    typical: dict[str, tuple[float, str, int]],
+    scanner: str,
+    version: str,
+) -> None:
+    """symbol → (typical USD, basis 'history' | 'snapshot', samples); other columns kept."""
+    if not typical:
+        return
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            """
+            INSERT INTO coin_thresholds (symbol, typical_cluster_usd, stats, updated_at, scanner,
+                                         scanner_version)
+            VALUES (%s, %s, %s, now(), %s, %s)
+            ON CONFLICT (symbol) DO UPDATE SET
+                typical_cluster_usd = EXCLUDED.typical_cluster_usd,
+                stats = coin_thresholds.stats || EXCLUDED.stats, updated_at = now(),
+                scanner = EXCLUDED.scanner, scanner_version = EXCLUDED.scanner_version
+            """,
+            [
+                (sym, usd, Jsonb({"typical_cluster": {
+                    "basis": basis, "samples": n, "scanner_version": version}}), scanner, version)
+                for sym, (usd, basis, n) in typical.items()
+            ],
+        )  # fmt: skip
+
+
+# --- history: wicks and outcomes ---------------------------------------------------------------
+
+
+async def wick_candles(
+    conn: AsyncConnection[Any], symbols: Sequence[str], since: datetime, candle_min: int
+) -> dict[str, Any]:
+    """1-min candles since `since` aggregated into `candle_min`-minute candles per coin:
+    coin index, bucket (epoch minutes), open, high, low, close — one query, one pass."""
+    cols = ", ".join(
+        f"{packed(c, 'float8' if c != 'bucket' else 'int8', 'bucket')} AS {c}"
+        for c in ("bucket", "o", "h", "l", "c")
+    )
+    return await fetch_packed(
+        conn,
+        f"""
+        SELECT s.i - 1, k.bucket, k.o, k.h, k.l, k.c
+        FROM unnest(%(symbols)s::text[]) WITH ORDINALITY AS s(symbol, i)
+        CROSS JOIN LATERAL (
+            SELECT {cols} FROM (
+                SELECT extract(epoch FROM time)::int8 / 60 / %(m)s * %(m)s AS bucket,
+                       (array_agg(open ORDER BY time))[1] AS o, max(high) AS h, min(low) AS l,
+                       (array_agg(close ORDER BY time DESC))[1] AS c
+                FROM ohlcv
+                WHERE ohlcv.symbol = s.symbol AND interval = '1m' AND time >= %(since)s
+                GROUP BY 1
+            ) b
+        ) k
+        WHERE k.bucket IS NOT NULL
+        """,
+        {"symbols": list(symbols), "since": since, "m": candle_min},
+        keys=("coin",),
+        columns=[("bucket", "int8"), ("open", "float8"), ("high", "float8"), ("low", "float8"),
+                 ("close", "float8")],
+    )  # fmt: skip
+
+
+async def judge_targets(
+    conn: AsyncConnection[Any],
+    symbols: Sequence[str],
+    horizon: timedelta,
+    since: datetime,
+    now: datetime,
+    min_coverage: float = 0.9,
+) -> int:
+    """Give every matured target (scan older than the horizon) its outcome: win when a 1-min
+    candle within the horizon touched the near edge (high ≥ edge above, low ≤ edge below).
+    Bounded: only pending targets since `since`, each read over its own horizon window once.
+    A window with fewer than `min_coverage` of its candles stored stays pending (a collector
+    outage is not a loss)."""
+    cur = await conn.execute(
+        """
+        WITH judged AS (
+            SELECT t.symbol, t.timeframe, t.time, w.first_hit, w.candles
+            FROM cluster_targets t
+            CROSS JOIN LATERAL (
+                SELECT min(o.time) FILTER (WHERE CASE WHEN t.side = 'short'
+                                                 THEN o.high >= t.edge ELSE o.low <= t.edge END)
+                           AS first_hit,
+                       count(*) AS candles
+                FROM ohlcv o
+                WHERE o.symbol = t.symbol AND o.interval = '1m'
+                  AND o.time >= date_trunc('minute', t.scan_time)
+                  AND o.time < t.scan_time + %(horizon)s
+            ) w
+            WHERE t.symbol = ANY(%(symbols)s) AND t.outcome IS NULL
+              AND t.time >= %(since)s AND t.scan_time <= %(now)s - %(horizon)s
+        )
+        UPDATE cluster_targets t SET
+            outcome = CASE WHEN j.first_hit IS NULL THEN 'loss' ELSE 'win' END,
+            reached_at = j.first_hit, horizon_s = %(horizon_s)s, judged_at = %(now)s
+        FROM judged j
+        WHERE t.symbol = j.symbol AND t.timeframe = j.timeframe AND t.time = j.time
+          AND (j.first_hit IS NOT NULL OR j.candles >= %(needed)s)
+        """,
+        {
+            "symbols": list(symbols), "since": since, "now": now, "horizon": horizon,
+            "horizon_s": int(horizon.total_seconds()),
+            "needed": int(horizon.total_seconds() / 60 * min_coverage),
+        },
+    )  # fmt: skip
+    return cur.rowcount
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    samples: int
+    wins: int
+    avg_time_to_target_s: float | None
+
+
+async def outcome_stats(
+    conn: AsyncConnection[Any], symbols: Sequence[str], since: datetime
+) -> dict[tuple[str, str], Outcomes]:
+    cur = await conn.execute(
+        """
+        SELECT symbol, timeframe, count(*)::int, (count(*) FILTER (WHERE outcome = 'win'))::int,
+               (avg(extract(epoch FROM reached_at - scan_time))
+                   FILTER (WHERE outcome = 'win'))::float8
+        FROM cluster_targets
+        WHERE symbol = ANY(%s) AND time >= %s AND outcome IS NOT NULL
+        GROUP BY symbol, timeframe
+        """,
+        (list(symbols), since),
+    )
+    return {(r[0], r[1]): Outcomes(r[2], r[3], r[4]) for r in await cur.fetchall()}
+
+
+PATTERN_COLUMNS = (
+    "symbol", "timeframe", "success_rate", "samples", "wins", "losses", "horizon_s",
+    "avg_time_to_target_s", "max_wick_up_pct", "max_wick_down_pct", "wick_p50_up", "wick_p95_up",
+    "wick_p50_down", "wick_p95_down", "updated_at", "agent", "agent_version",
+)  # fmt: skip
+
+
+async def upsert_patterns(conn: AsyncConnection[Any], rows: Sequence[tuple[Any, ...]]) -> int:
+    return await copy_upsert(
+        conn, "coin_liquidation_patterns", PATTERN_COLUMNS, list(rows),
+        conflict=("symbol", "timeframe"), update=PATTERN_COLUMNS[2:],
+    )  # fmt: skip

@@ -1,0 +1,139 @@
+"""Ranker tables: its inputs from the scanners (typical cluster size, patterns), the top-N
+`coin_rankings` of each cycle and the `signals` (idempotent on the deterministic signal id)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from quantcore.db import copy_upsert
+from quantcore.scan.ranking import RANKING_COLUMNS
+
+F = NDArray[np.float64]
+
+
+async def typical_sizes(conn: AsyncConnection[Any], symbols: Sequence[str]) -> F:
+    cur = await conn.execute(
+        "SELECT symbol, typical_cluster_usd::float8 FROM coin_thresholds WHERE symbol = ANY(%s)",
+        (list(symbols),),
+    )
+    found = {r[0]: r[1] for r in await cur.fetchall()}
+    return np.array([found.get(s) or np.nan for s in symbols], dtype=np.float64)
+
+
+async def pattern_arrays(
+    conn: AsyncConnection[Any], symbols: Sequence[str], timeframes: Sequence[str]
+) -> tuple[F, F, F]:
+    """(success rate, max wick up %, max wick down %), each (coins, timeframes), NaN unknown."""
+    coin_of = {s: i for i, s in enumerate(symbols)}
+    tf_of = {t: i for i, t in enumerate(timeframes)}
+    shape = (len(symbols), len(timeframes))
+    success, up, down = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    cur = await conn.execute(
+        """
+        SELECT symbol, timeframe, success_rate::float8, max_wick_up_pct::float8,
+               max_wick_down_pct::float8
+        FROM coin_liquidation_patterns WHERE symbol = ANY(%s)
+        """,
+        (list(symbols),),
+    )
+    for sym, tf, rate, wu, wd in await cur.fetchall():
+        if tf not in tf_of:
+            continue
+        k = (coin_of[sym], tf_of[tf])
+        success[k] = np.nan if rate is None else rate
+        up[k] = np.nan if wu is None else wu
+        down[k] = np.nan if wd is None else wd
+    return success, up, down
+
+
+async def write_rankings(conn: AsyncConnection[Any], rows: Sequence[tuple[Any, ...]]) -> int:
+    """The cycle's top N. Keys (cycle_id, rank, time) and (cycle_id, symbol, time) make a
+    second set for the same cycle impossible; a repeat is ignored (DO NOTHING)."""
+    return await copy_upsert(
+        conn, "coin_rankings", RANKING_COLUMNS, list(rows), conflict=("cycle_id", "rank", "time")
+    )
+
+
+async def cycle_ranked(conn: AsyncConnection[Any], cycle_id: str, at: datetime) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM coin_rankings WHERE cycle_id = %s AND time = %s LIMIT 1", (cycle_id, at)
+    )
+    return await cur.fetchone() is not None
+
+
+async def in_cooldown(
+    conn: AsyncConnection[Any],
+    symbol: str,
+    direction: str,
+    at: datetime,
+    cooldown: timedelta,
+    signal_id: uuid.UUID,
+) -> bool:
+    """A signal for this coin in this direction within the cooldown (other than this one)."""
+    if cooldown.total_seconds() <= 0:
+        return False
+    cur = await conn.execute(
+        """
+        SELECT 1 FROM signals
+        WHERE symbol = %s AND direction = %s AND time > %s AND time <= %s AND signal_id <> %s
+        LIMIT 1
+        """,
+        (symbol, direction, at - cooldown, at, signal_id),
+    )
+    return await cur.fetchone() is not None
+
+
+async def spike_seen(
+    conn: AsyncConnection[Any], symbol: str, since: datetime, until: datetime
+) -> dict[str, Any] | None:
+    """The latest spike-scanner row of a coin in the window: which scanner version saw it."""
+    cur = await conn.execute(
+        """
+        SELECT tbl, time, mode, scanner, scanner_version FROM (
+            (SELECT 'oi_volume_spikes' AS tbl, time, mode, scanner, scanner_version
+             FROM oi_volume_spikes WHERE symbol = %(s)s AND time >= %(a)s AND time <= %(b)s
+             ORDER BY time DESC LIMIT 1)
+            UNION ALL
+            (SELECT 'fast_price_movers', time, mode, scanner, scanner_version
+             FROM fast_price_movers WHERE symbol = %(s)s AND time >= %(a)s AND time <= %(b)s
+             ORDER BY time DESC LIMIT 1)
+        ) x ORDER BY time DESC LIMIT 1
+        """,
+        {"s": symbol, "a": since, "b": until},
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return {
+        "table": row[0], "time": row[1].isoformat(), "mode": row[2], "scanner": row[3],
+        "scanner_version": row[4],
+    }  # fmt: skip
+
+
+SIGNAL_COLUMNS = (
+    "time", "signal_id", "symbol", "direction", "score", "rank", "cycle_id", "entry_mode",
+    "entry_price", "stop_loss", "take_profit", "target_price", "price", "imbalance",
+    "cluster_size_pct", "success_rate", "oi_change_15m_pct", "volume_ratio_5m",
+    "price_change_5m_pct", "scanner", "scanner_version", "agent", "vertical", "correlation_id",
+    "status", "inputs",
+)  # fmt: skip
+
+
+async def insert_signal(conn: AsyncConnection[Any], row: dict[str, Any]) -> bool:
+    """Insert once; returns False when this signal id exists already (then publish nothing)."""
+    values = [Jsonb(row[c]) if c == "inputs" else row[c] for c in SIGNAL_COLUMNS]
+    cur = await conn.execute(
+        f"INSERT INTO signals ({', '.join(SIGNAL_COLUMNS)}) "
+        f"VALUES ({', '.join(['%s'] * len(SIGNAL_COLUMNS))}) "
+        "ON CONFLICT (signal_id, time) DO NOTHING RETURNING signal_id",
+        values,
+    )
+    return await cur.fetchone() is not None

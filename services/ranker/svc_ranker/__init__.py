@@ -1,0 +1,1 @@
+"""Ranker service."""

@@ -1,0 +1,238 @@
+"""Ranker: the global view, so one leader acts and the other replicas stand by.
+
+Leadership is a Redis lease (quantcore.leader): the leader renews it every lease/3 and stops
+acting the moment it cannot; standbys poll and take over within about RANKER_LEASE_S. Each
+RANK_INTERVAL_S cycle is claimed once (WorkSplit "rank"), so even two leaders overlapping
+never write two ranking sets for one cycle. A cycle: read the latest levels of every coin × 9
+timeframes, prices, typical sizes, success rates and wicks → quantcore.math.universe.evaluate
+→ top N to `coin_rankings` → trigger check of the top coins → `signals` + `signal.trade`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from quantcore.collect.cycles import cycle_start
+from quantcore.leader import LeaderLease
+from quantcore.math.universe import UniverseEvaluation
+from quantcore.model.events import STREAM_SIGNALS, TradeSignalled
+from quantcore.model.market import TIMEFRAMES
+from quantcore.partition import WorkSplit
+from quantcore.scan import ranking
+from quantcore.scan.loop import every
+from quantcore.service import Service, ServiceContext
+from quantcore.store import rankings as store
+from quantcore.store.levels import heatmap_symbols, latest_snapshots, read_levels_parallel
+from quantcore.store.scanners import register
+from quantcore.store.series import (
+    candle_series,
+    latest_prices,
+    open_interest_series,
+    price_array,
+)
+
+UNIVERSE_WINDOW = timedelta(hours=2)  # coins whose heatmaps were refreshed this recently
+SPIKE_WINDOW = timedelta(minutes=15)  # a spike row this recent is "the spike behind" a signal
+TRIGGER_CANDLES = 61  # the 5-min volume ratio needs the last hour; the 5-min move 6 closes
+TRIGGER_OI = 16  # the 15-min OI change: now and 15 minutes ago
+READ_SLICES = 4  # the levels of all coins are read in this many concurrent queries
+
+
+class LeadershipLost(Exception):
+    pass
+
+
+class Ranker(Service):
+    name: ClassVar[str] = "ranker"
+    version: ClassVar[str] = "1.0.0"
+    description: ClassVar[str] = "ranks every coin, top 10 per cycle, trade trigger on the top 3"
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        super().__init__(ctx)
+        s = ctx.settings
+        self.params = ranking.RankParams.from_settings(s)
+        self.split = WorkSplit(ctx.redis, s.bus_namespace, self.name, ctx.instance)
+        self.lease = LeaderLease(
+            ctx.redis, s.bus_namespace, self.name, ctx.instance, s.ranker_lease_s
+        )
+        self.scanner_version = ""
+        self.status_info["leader"] = False
+
+    async def register(self) -> None:
+        async with self.ctx.pool.connection() as conn:
+            self.scanner_version = await register(
+                conn, self.name, self.version, self.params.registry(), self.description
+            )
+        self.status_info["scanner_version"] = self.scanner_version
+
+    def _check_lease(self) -> None:
+        if not self.lease.held:
+            raise LeadershipLost("lease lost: not writing")
+
+    # --- one cycle --------------------------------------------------------------------------------
+
+    async def read_inputs(self, at: datetime) -> ranking.RankInputs:
+        async with self.ctx.pool.connection() as conn:
+            symbols = await heatmap_symbols(conn, at - UNIVERSE_WINDOW)
+            snaps = await latest_snapshots(conn, symbols)
+        slices = max(1, min(READ_SLICES, self.ctx.settings.db_pool_max))
+        levels = await read_levels_parallel(self.ctx.pool, symbols, snaps, slices)
+        async with self.ctx.pool.connection() as conn:
+            prices = await latest_prices(conn, symbols)
+            typical = await store.typical_sizes(conn, symbols)
+            success, up, down = await store.pattern_arrays(conn, symbols, TIMEFRAMES)
+        return ranking.RankInputs(
+            levels=levels, price=price_array(prices, symbols, at),
+            price_time=[prices[s].time if s in prices else None for s in symbols],
+            typical=typical, success=success, wick_up=up, wick_down=down,
+        )  # fmt: skip
+
+    async def rank_cycle(self, cycle: int) -> dict[str, Any]:
+        """Rank, write the top N, check the trigger of the watched coins, signal. Returns
+        figures for the status; writes nothing once the lease is gone."""
+        interval = self.ctx.settings.rank_interval_s
+        at = datetime.fromtimestamp(cycle_start(cycle, interval), UTC)
+        cycle_id = f"{cycle}"
+        started = time.monotonic()
+        async with self.ctx.pool.connection() as conn:
+            if await store.cycle_ranked(conn, cycle_id, at):
+                return {"skipped": True}
+        inputs = await self.read_inputs(at)
+        read_s = time.monotonic() - started
+        ev = ranking.rank(inputs, self.params)
+        chosen = ranking.top(ev, self.params.top_n)
+        rows = ranking.ranking_rows(
+            ev, inputs, self.params, chosen, at, cycle_id, self.name, self.scanner_version
+        )
+        self._check_lease()
+        async with self.ctx.pool.connection() as conn, conn.transaction():
+            written = await store.write_rankings(conn, rows)
+        signals = await self.check_triggers(
+            ev, inputs, chosen[: self.params.watch_top], at, cycle_id
+        )
+        return {
+            "cycle_id": cycle_id, "coins": len(inputs.symbols), "ranked": written,
+            "signals": signals, "read_s": round(read_s, 3),
+            "cycle_s": round(time.monotonic() - started, 3),
+            "top": [ev.symbols[i] for i in chosen[:3]],
+        }  # fmt: skip
+
+    async def check_triggers(
+        self, ev: UniverseEvaluation, inputs: ranking.RankInputs, watch: list[int], at: datetime,
+        cycle_id: str,
+    ) -> int:  # fmt: skip
+        if not watch:
+            return 0
+        symbols = [ev.symbols[i] for i in watch]
+        async with self.ctx.pool.connection() as conn:
+            candles = await candle_series(conn, symbols, at, TRIGGER_CANDLES)
+            oi = await open_interest_series(conn, symbols, at, TRIGGER_OI)
+        values = ranking.trigger_values(candles, oi)
+        published = 0
+        for rank, i in enumerate(watch, start=1):
+            symbol, direction = ev.symbols[i], ev.direction[i]
+            tv = values[symbol]
+            if direction == "neutral" or not ranking.fires(tv, direction, self.params):
+                continue
+            if await self.signal(ev, inputs, i, rank, tv, at, cycle_id):
+                published += 1
+        return published
+
+    async def signal(
+        self, ev: UniverseEvaluation, inputs: ranking.RankInputs, i: int, rank: int,
+        tv: ranking.TriggerValues, at: datetime, cycle_id: str,
+    ) -> bool:  # fmt: skip
+        p = self.params
+        symbol = ev.symbols[i]
+        direction = "long" if ev.direction[i] == "long" else "short"
+        sid = ranking.signal_id(cycle_id, symbol)
+        async with self.ctx.pool.connection() as conn:
+            if await store.in_cooldown(
+                conn, symbol, direction, at, timedelta(seconds=p.cooldown_s), sid
+            ):
+                self.log.info("trigger in cooldown: no signal", symbol=symbol, direction=direction)
+                return False
+            # this cycle's spike scan is stamped with the same boundary, or written moments later
+            spike = await store.spike_seen(conn, symbol, at - SPIKE_WINDOW, at + SPIKE_WINDOW)
+        plan = ranking.plan_trade(ev, inputs, p, i)
+        target = (float(ev.target_low[i]) + float(ev.target_high[i])) / 2
+        row = {
+            "time": at, "signal_id": sid, "symbol": symbol, "direction": direction,
+            "score": float(ev.score[i]), "rank": rank, "cycle_id": cycle_id,
+            "entry_mode": p.entry_mode, "entry_price": plan.entry, "stop_loss": plan.stop_loss,
+            "take_profit": plan.take_profit, "target_price": target,
+            "price": float(inputs.price[i]), "imbalance": float(ev.ratio[i]),
+            "cluster_size_pct": float(ev.size_pct[i]), "success_rate": float(ev.success[i]),
+            "oi_change_15m_pct": tv.oi_15m_pct, "volume_ratio_5m": tv.volume_ratio_5m,
+            "price_change_5m_pct": tv.price_change_5m_pct, "scanner": self.name,
+            "scanner_version": self.scanner_version, "agent": self.ctx.agent, "vertical": "perps",
+            "correlation_id": str(sid), "status": "new",
+            "inputs": {
+                "ranking": ranking.ranking_inputs(ev, inputs, p, i),
+                "trigger": {
+                    "oi_change_15m_pct": tv.oi_15m_pct, "volume_ratio_5m": tv.volume_ratio_5m,
+                    "price_change_5m_pct": tv.price_change_5m_pct, **tv.detail,
+                    "thresholds": {"oi_pct": p.trigger_oi_pct, "volume_ratio": p.trigger_volume_ratio,
+                                   "move_pct": p.trigger_move_pct},
+                },
+                "trade": plan.detail, "spike": spike,
+            },
+        }  # fmt: skip
+        self._check_lease()
+        async with self.ctx.pool.connection() as conn, conn.transaction():
+            inserted = await store.insert_signal(conn, row)
+        if not inserted:
+            return False  # this cycle's signal exists: never published twice
+        await self.ctx.bus.publish(
+            STREAM_SIGNALS,
+            TradeSignalled(
+                signal_id=sid, time=at, cycle_id=cycle_id, symbol=symbol, direction=direction,
+                rank=rank, score=row["score"], entry_mode=p.entry_mode, entry_price=plan.entry,
+                stop_loss=plan.stop_loss, take_profit=plan.take_profit, target_price=target,
+                target_low=float(ev.target_low[i]), target_high=float(ev.target_high[i]),
+                price=row["price"], imbalance=row["imbalance"],
+                cluster_size_pct=row["cluster_size_pct"], success_rate=row["success_rate"],
+                oi_change_15m_pct=tv.oi_15m_pct or 0.0, volume_ratio_5m=tv.volume_ratio_5m or 0.0,
+                price_change_5m_pct=tv.price_change_5m_pct or 0.0, scanner=self.name,
+                scanner_version=self.scanner_version,
+            ),
+            correlation_id=str(sid),
+        )  # fmt: skip
+        self.log.info("trade signal", symbol=symbol, direction=direction, rank=rank,
+                      signal_id=str(sid), entry=plan.entry, stop=plan.stop_loss, tp=plan.take_profit)  # fmt: skip
+        await self.ctx.journal(
+            "signal.published", f"{direction} {symbol} (rank {rank}, score {row['score']:.1f})",
+            symbol=symbol, vertical="perps", signal_id=str(sid), cycle_id=cycle_id,
+            scanner_version=self.scanner_version,
+        )  # fmt: skip
+        return True
+
+    # --- leadership -----------------------------------------------------------------------------
+
+    async def lead(self, lost: asyncio.Event) -> None:
+        interval = self.ctx.settings.rank_interval_s
+
+        async def one(cycle: int) -> None:
+            if not await self.split.claim("rank", cycle, ["all"], ttl_s=interval * 2):
+                return  # another leader (or this one before a restart) has this cycle
+            try:
+                figures = await self.rank_cycle(cycle)
+            except LeadershipLost:
+                self.log.warning("leadership lost during a cycle: stopped", cycle=cycle)
+                return
+            self.status_info.update(last_cycle=cycle, **figures)
+            self.log.info("ranking cycle", **figures)
+
+        await every(interval, lost, one, self.log, "ranking cycle")
+
+    def _on_change(self, leader: bool) -> None:
+        self.status_info["leader"] = leader
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.register()
+        self.log.info("ranker registered; standing by for leadership",
+                      scanner_version=self.scanner_version)  # fmt: skip
+        await self.lease.run(stop, self.lead, on_change=self._on_change)
