@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -330,3 +331,42 @@ async def test_ranker_respects_the_cooldown_and_a_lost_lease(
             spool, "SELECT count(*) FROM coin_rankings WHERE cycle_id = %s", str(next_cycle + 1)
         )
     )[0][0] == 0
+
+
+async def test_a_signal_written_but_never_published_is_published_by_the_next_cycle(
+    sbox: Sandbox, spool: AsyncConnectionPool, sredis: Redis, seeded: list[str]
+) -> None:
+    """The crash window between the signal row and its publish: the outbox closes it."""
+    from quantcore.model.events import TradeSignalled
+    from quantcore.store import rankings as store
+
+    svc = make(Ranker, sbox, spool, sredis)
+    await sredis.delete(svc.lease.key)  # an earlier test left another holder on the lease
+    assert await svc.lease.try_acquire()
+    at = datetime.now(UTC) - timedelta(minutes=2)
+    sid = uuid.uuid4()
+    event = TradeSignalled(
+        signal_id=sid, time=at, cycle_id="outbox-test", symbol=seeded[0], direction="long", rank=1,
+        score=90.0, entry_mode="conservative", entry_price=98.0, stop_loss=93.0, take_profit=104.5,
+        target_price=105.0, target_low=104.0, target_high=106.0, price=100.0, imbalance=0.7,
+        cluster_size_pct=150.0, success_rate=0.5, oi_change_15m_pct=4.0, volume_ratio_5m=2.0,
+        price_change_5m_pct=1.5, scanner="ranker", scanner_version=svc.scanner_version,
+    )  # fmt: skip
+    row = {
+        c: None for c in store.SIGNAL_COLUMNS
+    } | {
+        "time": at, "signal_id": sid, "symbol": seeded[0], "direction": "long", "scanner": "ranker",
+        "scanner_version": svc.scanner_version, "agent": "ranker", "vertical": "perps", "status": "new",
+        "inputs": {"event": event.model_dump(mode="json")},
+    }  # fmt: skip
+    async with spool.connection() as conn, conn.transaction():
+        assert await store.insert_signal(conn, row)  # ... and the process died here
+    before = len(await stream(sredis, sbox.namespace, STREAM_SIGNALS))
+    assert await svc.republish_pending() == 1
+    events = await stream(sredis, sbox.namespace, STREAM_SIGNALS)
+    assert len(events) == before + 1
+    assert events[-1].payload["signal_id"] == str(sid)
+    assert events[-1].correlation_id == str(sid)
+    assert await svc.republish_pending() == 0  # stamped: never again
+    (published,) = await rows(spool, "SELECT published_at FROM signals WHERE signal_id = %s", sid)
+    assert published[0] is not None

@@ -39,6 +39,8 @@ SPIKE_WINDOW = timedelta(minutes=15)  # a spike row this recent is "the spike be
 TRIGGER_CANDLES = 61  # the 5-min volume ratio needs the last hour; the 5-min move 6 closes
 TRIGGER_OI = 16  # the 15-min OI change: now and 15 minutes ago
 READ_SLICES = 4  # the levels of all coins are read in this many concurrent queries
+REPUBLISH_WITHIN = timedelta(days=1)  # older unpublished signals are stale: not traded any more
+REPUBLISH_AFTER = timedelta(seconds=5)  # give an in-flight publish time to stamp its row
 
 
 class LeadershipLost(Exception):
@@ -159,7 +161,7 @@ class Ranker(Service):
             spike = await store.spike_seen(conn, symbol, at - SPIKE_WINDOW, at + SPIKE_WINDOW)
         plan = ranking.plan_trade(ev, inputs, p, i)
         target = (float(ev.target_low[i]) + float(ev.target_high[i])) / 2
-        row = {
+        row: dict[str, Any] = {
             "time": at, "signal_id": sid, "symbol": symbol, "direction": direction,
             "score": float(ev.score[i]), "rank": rank, "cycle_id": cycle_id,
             "entry_mode": p.entry_mode, "entry_price": plan.entry, "stop_loss": plan.stop_loss,
@@ -181,26 +183,24 @@ class Ranker(Service):
                 "trade": plan.detail, "spike": spike,
             },
         }  # fmt: skip
+        event = TradeSignalled(
+            signal_id=sid, time=at, cycle_id=cycle_id, symbol=symbol, direction=direction,
+            rank=rank, score=row["score"], entry_mode=p.entry_mode, entry_price=plan.entry,
+            stop_loss=plan.stop_loss, take_profit=plan.take_profit, target_price=target,
+            target_low=float(ev.target_low[i]), target_high=float(ev.target_high[i]),
+            price=row["price"], imbalance=row["imbalance"],
+            cluster_size_pct=row["cluster_size_pct"], success_rate=row["success_rate"],
+            oi_change_15m_pct=tv.oi_15m_pct or 0.0, volume_ratio_5m=tv.volume_ratio_5m or 0.0,
+            price_change_5m_pct=tv.price_change_5m_pct or 0.0, scanner=self.name,
+            scanner_version=self.scanner_version,
+        )  # fmt: skip
+        row["inputs"]["event"] = event.model_dump(mode="json")  # the outbox copy
         self._check_lease()
         async with self.ctx.pool.connection() as conn, conn.transaction():
             inserted = await store.insert_signal(conn, row)
         if not inserted:
             return False  # this cycle's signal exists: never published twice
-        await self.ctx.bus.publish(
-            STREAM_SIGNALS,
-            TradeSignalled(
-                signal_id=sid, time=at, cycle_id=cycle_id, symbol=symbol, direction=direction,
-                rank=rank, score=row["score"], entry_mode=p.entry_mode, entry_price=plan.entry,
-                stop_loss=plan.stop_loss, take_profit=plan.take_profit, target_price=target,
-                target_low=float(ev.target_low[i]), target_high=float(ev.target_high[i]),
-                price=row["price"], imbalance=row["imbalance"],
-                cluster_size_pct=row["cluster_size_pct"], success_rate=row["success_rate"],
-                oi_change_15m_pct=tv.oi_15m_pct or 0.0, volume_ratio_5m=tv.volume_ratio_5m or 0.0,
-                price_change_5m_pct=tv.price_change_5m_pct or 0.0, scanner=self.name,
-                scanner_version=self.scanner_version,
-            ),
-            correlation_id=str(sid),
-        )  # fmt: skip
+        await self.publish_signal(event)
         self.log.info("trade signal", symbol=symbol, direction=direction, rank=rank,
                       signal_id=str(sid), entry=plan.entry, stop=plan.stop_loss, tp=plan.take_profit)  # fmt: skip
         await self.ctx.journal(
@@ -209,6 +209,28 @@ class Ranker(Service):
             scanner_version=self.scanner_version,
         )  # fmt: skip
         return True
+
+    async def publish_signal(self, event: TradeSignalled) -> None:
+        """Publish, then stamp the row: a crash in between is repaired by republish_pending."""
+        await self.ctx.bus.publish(STREAM_SIGNALS, event, correlation_id=str(event.signal_id))
+        async with self.ctx.pool.connection() as conn:
+            await store.mark_published(conn, event.signal_id, event.time)
+
+    async def republish_pending(self, now: datetime | None = None) -> int:
+        """Signals written but never published (the previous leader died in between): publish
+        them now. At least once: consumers dedupe on signal_id."""
+        now = now or datetime.now(UTC)
+        async with self.ctx.pool.connection() as conn:
+            pending = await store.unpublished_signals(
+                conn, now - REPUBLISH_WITHIN, now - REPUBLISH_AFTER
+            )
+        for raw in pending:
+            event = TradeSignalled.model_validate(raw)
+            self._check_lease()
+            await self.publish_signal(event)
+            self.log.warning("unpublished signal published late", signal_id=str(event.signal_id),
+                             symbol=event.symbol)  # fmt: skip
+        return len(pending)
 
     # --- leadership -----------------------------------------------------------------------------
 
@@ -219,6 +241,7 @@ class Ranker(Service):
             if not await self.split.claim("rank", cycle, ["all"], ttl_s=interval * 2):
                 return  # another leader (or this one before a restart) has this cycle
             try:
+                await self.republish_pending()
                 figures = await self.rank_cycle(cycle)
             except LeadershipLost:
                 self.log.warning("leadership lost during a cycle: stopped", cycle=cycle)

@@ -137,3 +137,22 @@ async def insert_signal(conn: AsyncConnection[Any], row: dict[str, Any]) -> bool
         values,
     )
     return await cur.fetchone() is not None
+
+
+async def mark_published(conn: AsyncConnection[Any], signal_id: Any, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE signals SET published_at = now() WHERE signal_id = %s AND time = %s",
+        (signal_id, at),
+    )
+
+
+async def unpublished_signals(
+    conn: AsyncConnection[Any], since: datetime, before: datetime
+) -> list[dict[str, Any]]:
+    """Events of signals written but never stamped published (a crash between the two)."""
+    cur = await conn.execute(
+        "SELECT inputs->'event' FROM signals WHERE published_at IS NULL AND time >= %s AND time < %s "
+        "AND inputs ? 'event' ORDER BY time",
+        (since, before),
+    )
+    return [row[0] for row in await cur.fetchall()]
