@@ -21,20 +21,20 @@ import numpy as np
 
 from quantcore.collect.cycles import cycle_start
 from quantcore.model.market import TIMEFRAMES
-from quantcore.partition import WorkSplit
+from quantcore.partition import WorkSplit, split_work
 from quantcore.scan import clusters, patterns
-from quantcore.scan.loop import every, split_work
-from quantcore.service import Service, ServiceContext
+from quantcore.scan.loop import every
+from quantcore.scan.registered import RegisteredScanner
+from quantcore.service import ServiceContext
 from quantcore.store import clusters as store
 from quantcore.store.levels import heatmap_symbols, latest_snapshots, read_levels_parallel
-from quantcore.store.scanners import register
 from quantcore.store.series import latest_prices, price_array
 
 UNIVERSE_WINDOW = timedelta(hours=2)  # coins whose heatmaps were refreshed this recently
 READ_SLICES = 4  # levels are read in up to this many concurrent queries (~50 coins each at least)
 
 
-class ClusterScanner(Service):
+class ClusterScanner(RegisteredScanner):
     name: ClassVar[str] = "cluster_scanner"
     version: ClassVar[str] = "1.0.0"
     description: ClassVar[str] = "liquidation clusters, typical size, wick stats, success rates"
@@ -43,9 +43,8 @@ class ClusterScanner(Service):
         super().__init__(ctx)
         s = ctx.settings
         self.split = WorkSplit(ctx.redis, s.bus_namespace, self.name, ctx.instance)
-        self.scanner_version = ""
 
-    def params(self) -> dict[str, Any]:
+    def registry_params(self) -> dict[str, Any]:
         s = self.ctx.settings
         return {
             "merge_pct": s.cluster_merge_pct,
@@ -55,13 +54,6 @@ class ClusterScanner(Service):
             "horizon_h": s.pattern_horizon_h, "lookback_d": s.pattern_lookback_d,
             "wick_candle_min": s.wick_candle_min, "wick_window_max_d": s.wick_window_max_d,
         }  # fmt: skip
-
-    async def register(self) -> None:
-        async with self.ctx.pool.connection() as conn:
-            self.scanner_version = await register(
-                conn, self.name, self.version, self.params(), self.description
-            )
-        self.status_info["scanner_version"] = self.scanner_version
 
     async def universe(self, at: datetime) -> list[str]:
         async with self.ctx.pool.connection() as conn:

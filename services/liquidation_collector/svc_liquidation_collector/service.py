@@ -31,11 +31,10 @@ from quantcore.model.events import (
     HeatmapsRefreshed,
 )
 from quantcore.model.market import TIMEFRAMES, Heatmap
-from quantcore.partition import WorkSplit
+from quantcore.partition import WorkSplit, split_work
 from quantcore.service import Service, ServiceContext
 from quantcore.store.heatmaps import write_heatmaps
 
-SWEEP_AT = 0.3  # share of the cycle after which unclaimed (orphaned) coins are swept
 CONCURRENT_COINS = 8
 UNIVERSE_EVERY_S = 3600.0
 
@@ -158,23 +157,16 @@ class LiquidationCollector(Service):
     # --- background cycle ---------------------------------------------------------------------------
 
     async def run_cycle(self, cycle: int, stop: asyncio.Event) -> None:
-        interval = self.ctx.settings.heatmap_refresh_interval_s
-        universe = sorted(self.base_coin)
-        mine = await self.split.mine(universe)
-        won = await self.split.claim("heatmap", cycle, mine, ttl_s=interval * 2)
-        started = time.monotonic()
-        levels = await self._refresh_many(won, "schedule")
-        # coins whose owner died before claiming them: take them over within this cycle
-        if await sleep_until(cycle_start(cycle, interval) + interval * SWEEP_AT, stop):
-            orphans = await self.split.unclaimed("heatmap", cycle, universe)
-            taken = await self.split.claim("heatmap", cycle, orphans, ttl_s=interval * 2)
-            if taken:
-                self.log.info("orphaned coins taken over", coins=len(taken))
-                levels += await self._refresh_many(taken, "schedule")
-                won += taken
+        async def refresh_coins(coins: list[str]) -> dict[str, int]:
+            return {"levels": await self._refresh_many(coins, "schedule")}
+
+        done = await split_work(
+            self.split, "heatmap", cycle, self.ctx.settings.heatmap_refresh_interval_s,
+            sorted(self.base_coin), stop, refresh_coins,
+        )  # fmt: skip
         self.status_info.update(
-            last_cycle=cycle, last_cycle_coins=len(won), last_cycle_levels=levels,
-            last_cycle_s=round(time.monotonic() - started, 2),
+            last_cycle=cycle, last_cycle_coins=len(done.coins),
+            last_cycle_levels=done.totals.get("levels", 0), last_cycle_s=round(done.seconds, 2),
         )  # fmt: skip
 
     async def cycle_loop(self, stop: asyncio.Event) -> None:

@@ -23,10 +23,10 @@ from quantcore.model.market import TIMEFRAMES
 from quantcore.partition import WorkSplit
 from quantcore.scan import ranking
 from quantcore.scan.loop import every
-from quantcore.service import Service, ServiceContext
+from quantcore.scan.registered import RegisteredScanner
+from quantcore.service import ServiceContext
 from quantcore.store import rankings as store
 from quantcore.store.levels import heatmap_symbols, latest_snapshots, read_levels_parallel
-from quantcore.store.scanners import register
 from quantcore.store.series import (
     candle_series,
     latest_prices,
@@ -47,7 +47,7 @@ class LeadershipLost(Exception):
     pass
 
 
-class Ranker(Service):
+class Ranker(RegisteredScanner):
     name: ClassVar[str] = "ranker"
     version: ClassVar[str] = "1.0.0"
     description: ClassVar[str] = "ranks every coin, top 10 per cycle, trade trigger on the top 3"
@@ -60,19 +60,14 @@ class Ranker(Service):
         self.lease = LeaderLease(
             ctx.redis, s.bus_namespace, self.name, ctx.instance, s.ranker_lease_s
         )
-        self.scanner_version = ""
         self.status_info["leader"] = False
-
-    async def register(self) -> None:
-        async with self.ctx.pool.connection() as conn:
-            self.scanner_version = await register(
-                conn, self.name, self.version, self.params.registry(), self.description
-            )
-        self.status_info["scanner_version"] = self.scanner_version
 
     def _check_lease(self) -> None:
         if not self.lease.held:
             raise LeadershipLost("lease lost: not writing")
+
+    def registry_params(self) -> dict[str, Any]:
+        return self.params.registry()
 
     # --- one cycle --------------------------------------------------------------------------------
 

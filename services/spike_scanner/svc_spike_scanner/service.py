@@ -14,18 +14,18 @@ from typing import Any, ClassVar
 from quantcore.collect.cycles import cycle_start
 from quantcore.math.spikes import SpikeThresholds
 from quantcore.model.events import STREAM_REFRESH_REQUESTS, HeatmapRefreshRequested
-from quantcore.partition import WorkSplit
+from quantcore.partition import WorkSplit, split_work
 from quantcore.scan import spikes
-from quantcore.scan.loop import every, split_work
-from quantcore.service import Service, ServiceContext
-from quantcore.store.scanners import register
+from quantcore.scan.loop import every
+from quantcore.scan.registered import RegisteredScanner
+from quantcore.service import ServiceContext
 from quantcore.store.series import candle_series, open_interest_series, recent_symbols
 from quantcore.store.spikes import upsert_spike_thresholds, write_movers, write_spikes
 
 UNIVERSE_WINDOW = timedelta(minutes=15)  # a coin with no snapshot for this long is not scanned
 
 
-class SpikeScanner(Service):
+class SpikeScanner(RegisteredScanner):
     name: ClassVar[str] = "spike_scanner"
     version: ClassVar[str] = "1.0.0"
     description: ClassVar[str] = "fast movers + OI/volume spikes, fixed and coin-specific modes"
@@ -39,21 +39,13 @@ class SpikeScanner(Service):
             zscore=s.spike_zscore,
         )  # fmt: skip
         self.split = WorkSplit(ctx.redis, s.bus_namespace, self.name, ctx.instance)
-        self.scanner_version = ""
 
-    def params(self) -> dict[str, Any]:
+    def registry_params(self) -> dict[str, Any]:
         s = self.ctx.settings
         return {
             "thresholds": self.thresholds.__dict__, "lookback_min": s.spike_lookback_min,
             "refresh_mode": s.spike_refresh_mode, "refresh_cooldown_s": s.spike_refresh_cooldown_s,
         }  # fmt: skip
-
-    async def register(self) -> None:
-        async with self.ctx.pool.connection() as conn:
-            self.scanner_version = await register(
-                conn, self.name, self.version, self.params(), self.description
-            )
-        self.status_info["scanner_version"] = self.scanner_version
 
     # --- refresh requests ------------------------------------------------------------------------
 

@@ -14,12 +14,18 @@ Two mechanisms, used together:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
+from quantcore.collect.cycles import cycle_start, sleep_until
 from quantcore.service import heartbeat_key
+
+SWEEP_AT = 0.3  # share of the cycle after which items nobody claimed (owner died) are taken over
 
 
 def _weight(member: str, item: str) -> int:
@@ -81,3 +87,50 @@ class WorkSplit:
             return []
         values = await self.redis.mget([self._claim_key(job, cycle, i) for i in items])
         return [i for i, v in zip(items, values, strict=True) if v is None]
+
+
+@dataclass
+class WorkDone:
+    """What one replica did in a cycle: coins, summed figures, seconds spent working (the
+    wait for the sweep not counted)."""
+
+    coins: list[str] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add(self, coins: list[str], figures: dict[str, int], seconds: float) -> None:
+        self.coins += coins
+        self.seconds += seconds
+        for k, v in figures.items():
+            self.totals[k] = self.totals.get(k, 0) + v
+
+
+async def split_work(
+    split: WorkSplit,
+    job: str,
+    cycle: int,
+    interval_s: float,
+    universe: Sequence[str],
+    stop: asyncio.Event,
+    work: Callable[[list[str]], Awaitable[dict[str, int]]],
+) -> WorkDone:
+    """Do `work` on this replica's coins for the cycle (each coin claimed once per cycle),
+    then, SWEEP_AT into the cycle, on coins nobody claimed."""
+    ttl = interval_s * 2
+    done = WorkDone()
+
+    async def run(coins: list[str]) -> None:
+        started = time.monotonic()
+        figures = await work(coins)
+        done.add(coins, figures, time.monotonic() - started)
+
+    mine = await split.mine(universe)
+    won = await split.claim(job, cycle, mine, ttl_s=ttl)
+    if won:
+        await run(won)
+    if await sleep_until(cycle_start(cycle, interval_s) + interval_s * SWEEP_AT, stop):
+        orphans = await split.unclaimed(job, cycle, list(universe))
+        taken = await split.claim(job, cycle, orphans, ttl_s=ttl)
+        if taken:
+            await run(taken)
+    return done
