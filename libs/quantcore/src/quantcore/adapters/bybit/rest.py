@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
@@ -208,28 +208,15 @@ class BybitMarketData:
         because Bybit returns the newest `limit` candles of the range first."""
         if interval not in KLINE_INTERVALS:
             raise PermanentError(f"unknown Bybit kline interval {interval!r}")
-        start_ms, end_ms = _ms(start), _ms(end)
-        found: dict[datetime, Candle] = {}
-        page_end = end_ms
-        for _ in range(MAX_PAGES):
-            if page_end < start_ms:
-                break
+
+        async def page(page_end: int) -> list[Candle]:
             payload = await self._get(
                 "get_kline", category=CATEGORY, symbol=symbol, interval=interval,
-                start=start_ms, end=page_end, limit=KLINE_LIMIT,
+                start=_ms(start), end=page_end, limit=KLINE_LIMIT,
             )  # fmt: skip
-            page = await self._parse(parse.kline_page, payload, symbol, interval)
-            for candle in page.items:
-                found.setdefault(candle.start, candle)
-            if not page.items:
-                break
-            # page on until the start is reached, not until a page is short: a venue may
-            # cap `limit` lower than we ask (older Bybit docs say 200)
-            oldest = _ms(min(c.start for c in page.items))
-            if oldest <= start_ms or oldest - 1 >= page_end:
-                break
-            page_end = oldest - 1
-        return [found[k] for k in sorted(found) if start <= k <= end]
+            return (await self._parse(parse.kline_page, payload, symbol, interval)).items
+
+        return await _backwards(page, lambda c: c.start, start, end)
 
     async def open_interest(
         self, symbol: str, start: datetime, end: datetime, interval: str = "5min"
@@ -260,26 +247,15 @@ class BybitMarketData:
     ) -> list[FundingRate]:
         """Funding rates in [start, end], ascending. Always sends endTime: startTime alone is
         an error at Bybit."""
-        start_ms = _ms(start)
-        found: dict[datetime, FundingRate] = {}
-        page_end = _ms(end)
-        for _ in range(MAX_PAGES):
-            if page_end < start_ms:
-                break
+
+        async def page(page_end: int) -> list[FundingRate]:
             payload = await self._get(
                 "get_funding_rate_history", category=CATEGORY, symbol=symbol,
-                startTime=start_ms, endTime=page_end, limit=FUNDING_LIMIT,
+                startTime=_ms(start), endTime=page_end, limit=FUNDING_LIMIT,
             )  # fmt: skip
-            page = await self._parse(parse.funding_page, payload, symbol)
-            for rate in page.items:
-                found.setdefault(rate.time, rate)
-            if not page.items:
-                break
-            oldest = _ms(min(r.time for r in page.items))
-            if oldest <= start_ms or oldest - 1 >= page_end:
-                break
-            page_end = oldest - 1
-        return [found[k] for k in sorted(found) if start <= k <= end]
+            return (await self._parse(parse.funding_page, payload, symbol)).items
+
+        return await _backwards(page, lambda r: r.time, start, end)
 
     async def server_time(self) -> datetime:
         payload = await self._get("get_server_time")
@@ -294,3 +270,31 @@ class BybitMarketData:
         if client is not None:
             await asyncio.get_running_loop().run_in_executor(self._pool, client.close)
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def _backwards(
+    fetch: Callable[[int], Awaitable[list[T]]],
+    time_of: Callable[[T], datetime],
+    start: datetime,
+    end: datetime,
+) -> list[T]:
+    """Items with time in [start, end], ascending, from an endpoint that returns the newest
+    page of a range first: page on backwards from `end` until `start` is reached (not until a
+    page is short: a venue may cap `limit` lower than we ask — older Bybit docs say 200).
+    De-duplicated by time."""
+    start_ms = _ms(start)
+    found: dict[datetime, T] = {}
+    page_end = _ms(end)
+    for _ in range(MAX_PAGES):
+        if page_end < start_ms:
+            break
+        items = await fetch(page_end)
+        for item in items:
+            found.setdefault(time_of(item), item)
+        if not items:
+            break
+        oldest = _ms(min(time_of(i) for i in items))
+        if oldest <= start_ms or oldest - 1 >= page_end:
+            break
+        page_end = oldest - 1
+    return [found[k] for k in sorted(found) if start <= k <= end]
