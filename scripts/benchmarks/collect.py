@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import random
 import signal
@@ -42,8 +41,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -57,6 +55,7 @@ from quantcore.model.market import TIMEFRAMES, Ticker
 from quantcore.service import Service, ServiceContext, connect_redis
 from quantcore.store.market import SNAPSHOT_COLUMNS, write_snapshots
 from quantcore.testing import Sandbox
+from scripts.benchmarks.db import snapshot_market
 from scripts.benchmarks.report import Group, Metric, load_note
 from svc_liquidation_collector.service import LiquidationCollector
 
@@ -312,20 +311,6 @@ def refresh_metric(r: Refresh) -> Metric:
 # ================================================================================================
 
 
-def _dec(x: float, decimals: int) -> Decimal:
-    return Decimal(round(x * 10**decimals)).scaleb(-decimals)
-
-
-@dataclass
-class _Coin:
-    symbol: str
-    price: float
-    decimals: int
-    oi: float
-    volume: float
-    open_24h: float
-
-
 def make_batches(
     seed: int = 11,
 ) -> tuple[list[datetime], list[list[Ticker]], list[list[tuple[Any, ...]]]]:
@@ -334,58 +319,20 @@ def make_batches(
     The Decimal rows are what a venue sends (string-encoded, fixed precision); the Tickers
     hold float(those strings), as the Bybit adapter parses them.
     """
-    rng = random.Random(seed)
-    start = datetime(2026, 11, 1, tzinfo=UTC)
-    coins = []
-    for i in range(N_COINS):
-        price = 10 ** rng.uniform(-4, 4.8)
-        oi = rng.uniform(1e5, 1e9) / price
-        coins.append(
-            _Coin(
-                symbol=f"C{i:03d}USDT",
-                price=price,
-                decimals=max(0, 5 - math.floor(math.log10(price))),
-                oi=oi,
-                volume=rng.uniform(0.5, 3) * oi,
-                open_24h=price,
-            )
-        )
-    funding = [Decimal(v) for v in ("0.010000", "0.005000", "-0.002500", "0.012500")]
+    jitter = random.Random(seed + 1)  # ticker timestamps within the minute
+    symbols = [f"C{i:03d}USDT" for i in range(N_COINS)]
     minutes: list[datetime] = []
     tickers: list[list[Ticker]] = []
     rows: list[list[tuple[Any, ...]]] = []
-    for m in range(N_MINUTES):
-        at = start + timedelta(minutes=m)
-        next_funding = start + timedelta(hours=8 * (m // 480 + 1))
+    for at, next_funding, batch in snapshot_market(symbols, N_MINUTES, seed):
         batch_t: list[Ticker] = []
         batch_r: list[tuple[Any, ...]] = []
-        for c in coins:
-            c.price = price = c.price * (1 + rng.gauss(0, 0.001))
-            c.oi = oi = c.oi * (1 + rng.gauss(0, 0.0005))
-            c.volume = vol = c.volume * (1 + abs(rng.gauss(0, 0.0003)))
-            d = c.decimals
-            tick = price * 0.0001
-            hi, lo = max(price, c.open_24h) * 1.01, min(price, c.open_24h) * 0.99
-            values = (
-                _dec(price, d),
-                _dec(price + tick * (rng.random() - 0.5), d),
-                _dec(price + tick * (rng.random() - 0.5), d),
-                _dec(price - tick, d),
-                _dec(price + tick, d),
-                _dec(oi, 3),
-                _dec(oi * price, 2),
-                _dec(vol, 3),
-                _dec(vol * price, 2),
-                _dec(hi, d),
-                _dec(lo, d),
-                _dec((price / c.open_24h - 1) * 100, 4),
-                funding[m % len(funding)],
-            )
+        for symbol, values in batch:
             f = [float(x) for x in values]
             batch_t.append(
                 Ticker(
-                    symbol=c.symbol,
-                    time=at + timedelta(seconds=rng.uniform(0, 2)),
+                    symbol=symbol,
+                    time=at + timedelta(seconds=jitter.uniform(0, 2)),
                     last_price=f[0],
                     mark_price=f[1],
                     index_price=f[2],
@@ -402,7 +349,7 @@ def make_batches(
                     next_funding_at=next_funding,
                 )
             )
-            batch_r.append((at, c.symbol, *values, next_funding, SOURCE))
+            batch_r.append((at, symbol, *values, next_funding, SOURCE))
         minutes.append(at)
         tickers.append(batch_t)
         rows.append(batch_r)

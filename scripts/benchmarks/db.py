@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -77,12 +78,15 @@ class _Coin:
     open_24h: float
 
 
-def make_rows(seed: int = 7) -> list[tuple[Any, ...]]:
-    """500 symbols × 400 one-minute snapshots with venue-like values."""
+def snapshot_market(
+    symbols: list[str], minutes: int, seed: int
+) -> Iterator[tuple[datetime, datetime, list[tuple[str, tuple[Decimal, ...]]]]]:
+    """A random-walk market, minute by minute: (minute, next funding time, [(symbol, the 13
+    numeric market_snapshots values as the exact Decimals a venue would send)])."""
     rng = random.Random(seed)
     start = datetime(2026, 11, 1, tzinfo=UTC)
     state = []
-    for sym in _symbols():
+    for sym in symbols:
         price = 10 ** rng.uniform(-4, 4.8)  # 0.0001 .. ~60,000
         oi = rng.uniform(1e5, 1e9) / price
         state.append(
@@ -96,39 +100,43 @@ def make_rows(seed: int = 7) -> list[tuple[Any, ...]]:
             )
         )
     funding = [Decimal(v) for v in ("0.010000", "0.005000", "-0.002500", "0.012500")]
-    rows: list[tuple[Any, ...]] = []
-    for m in range(N_MINUTES):
+    for m in range(minutes):
         t = start + timedelta(minutes=m)
         next_funding = start + timedelta(hours=8 * (m // 480 + 1))
+        batch: list[tuple[str, tuple[Decimal, ...]]] = []
         for c in state:
             c.price = price = c.price * (1 + rng.gauss(0, 0.001))
             c.oi = oi = c.oi * (1 + rng.gauss(0, 0.0005))
             c.volume = vol = c.volume * (1 + abs(rng.gauss(0, 0.0003)))
-            sym, decimals, open_24h = c.symbol, c.decimals, c.open_24h
+            d, open_24h = c.decimals, c.open_24h
             tick = price * 0.0001
             hi, lo = max(price, open_24h) * 1.01, min(price, open_24h) * 0.99
-            rows.append(
-                (
-                    t,
-                    sym,
-                    _dec(price, decimals),
-                    _dec(price + tick * (rng.random() - 0.5), decimals),
-                    _dec(price + tick * (rng.random() - 0.5), decimals),
-                    _dec(price - tick, decimals),
-                    _dec(price + tick, decimals),
-                    _dec(oi, 3),
-                    _dec(oi * price, 2),
-                    _dec(vol, 3),
-                    _dec(vol * price, 2),
-                    _dec(hi, decimals),
-                    _dec(lo, decimals),
-                    _dec((price / open_24h - 1) * 100, 4),
-                    funding[m % len(funding)],
-                    next_funding,
-                    "sim",
-                )
+            values = (
+                _dec(price, d),
+                _dec(price + tick * (rng.random() - 0.5), d),
+                _dec(price + tick * (rng.random() - 0.5), d),
+                _dec(price - tick, d),
+                _dec(price + tick, d),
+                _dec(oi, 3),
+                _dec(oi * price, 2),
+                _dec(vol, 3),
+                _dec(vol * price, 2),
+                _dec(hi, d),
+                _dec(lo, d),
+                _dec((price / open_24h - 1) * 100, 4),
+                funding[m % len(funding)],
             )
-    return rows
+            batch.append((c.symbol, values))
+        yield t, next_funding, batch
+
+
+def make_rows(seed: int = 7) -> list[tuple[Any, ...]]:
+    """500 symbols × 400 one-minute snapshots with venue-like values."""
+    return [
+        (t, sym, *values, next_funding, "sim")
+        for t, next_funding, batch in snapshot_market(_symbols(), N_MINUTES, seed)
+        for sym, values in batch
+    ]
 
 
 async def _truncate(conn: AsyncConnection[Any]) -> None:
