@@ -141,3 +141,69 @@ class TradeSignalled(Event):
     price_change_5m_pct: float
     scanner: str
     scanner_version: str
+
+
+# --- trading (autotrader, position monitor) ----------------------------------------------------
+
+STREAM_POSITIONS = "positions"
+
+Direction = Literal["long", "short"]
+VenueName = Literal["paper", "testnet", "live"]
+CloseReason = Literal["tp", "sl", "trailing_sl", "liquidation", "manual", "cancelled"]
+
+
+class _PositionEvent(Event):
+    """Fields every position event carries (the broadcaster renders them)."""
+
+    trade_id: uuid.UUID
+    time: datetime
+    symbol: str = Field(pattern=r"^[A-Z0-9]{2,30}$")
+    direction: Direction
+    venue: VenueName
+    agent: str = Field(min_length=1, max_length=100)
+    signal_id: uuid.UUID | None = None  # None for manual trades
+    scanner: str | None = None
+    scanner_version: str | None = None
+    score: float | None = None  # the signal's score, for conviction routing
+
+
+@register
+class PositionOpened(_PositionEvent):
+    """The entry filled (first fill of a trade): the autotrader's or an imported manual trade."""
+
+    TYPE: ClassVar[str] = "position.opened"
+    entry_price: float = Field(gt=0)
+    qty: float = Field(gt=0)
+    leverage: float = Field(ge=1)
+    stop_loss: float | None = Field(None, gt=0)
+    take_profit: float | None = Field(None, gt=0)
+    entry_mode: Literal["conservative", "aggressive", "scaled"] | None = None
+
+
+@register
+class PositionStopMoved(_PositionEvent):
+    """The position monitor moved the stop (trailing ladder); a stop never loosens."""
+
+    TYPE: ClassVar[str] = "position.stop_moved"
+    old_stop: float | None = Field(None, gt=0)
+    new_stop: float = Field(gt=0)
+    price: float = Field(gt=0)
+    profit_pct: float  # percent, on profit_basis
+    profit_basis: Literal["price", "margin"]
+    ladder_step: int = Field(ge=1)
+
+
+@register
+class PositionClosed(_PositionEvent):
+    """A position closed (TP, SL, trailing stop, liquidation, manual) with its result."""
+
+    TYPE: ClassVar[str] = "position.closed"
+    entry_price: float = Field(gt=0)
+    exit_price: float = Field(gt=0)
+    qty: float = Field(gt=0)
+    leverage: float = Field(ge=1)
+    close_reason: CloseReason
+    pnl_quote: float
+    pnl_pct_price: float  # percent, signed by direction
+    pnl_pct_margin: float  # percent, net of fees
+    opened_at: datetime | None = None

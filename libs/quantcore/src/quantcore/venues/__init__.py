@@ -1,0 +1,1 @@
+"""Execution venues behind one interface: paper (ours), Bybit testnet and live (pybit)."""
