@@ -207,3 +207,17 @@ class PositionClosed(_PositionEvent):
     pnl_pct_price: float  # percent, signed by direction
     pnl_pct_margin: float  # percent, net of fees
     opened_at: datetime | None = None
+
+
+STREAM_TRADE_COMMANDS = "trade.commands"
+
+
+@register
+class PositionCloseRequested(Event):
+    """Close the open position of one coin at market (Telegram `/close SYMBOL`, `quant close`).
+    The position monitor acts on it and answers with `position.closed` (reason 'manual')."""
+
+    TYPE: ClassVar[str] = "position.close_requested"
+    symbol: str = Field(pattern=r"^[A-Z0-9]{2,30}$")
+    requested_by: str = Field(min_length=1, max_length=100)
+    reason: str = Field("manual close", max_length=200)
