@@ -397,6 +397,77 @@ class Settings(BaseSettings):
     )
     bybit_ref_code: str | None = Field(None, description="Bybit referral code appended to links")
 
+    # --- trading: autotrader, risk, paper venue, position monitor ---
+    autotrader_agent: str = Field(
+        "liquidation_hunter", description="agent name the autotrader trades as (trades.agent)"
+    )
+    trade_majors: str = Field(
+        "BTCUSDT,ETHUSDT", description="comma-separated coins the autotrader never trades"
+    )
+    autotrader_entry_mode: Literal["conservative", "aggressive", "scaled"] = Field(
+        "conservative",
+        description="conservative/aggressive: one limit order; scaled: a ladder of limit orders",
+    )
+    ladder_orders: int = Field(5, ge=2, le=20, description="scaled entry: number of limit orders")
+    ladder_sizing: Literal["flat", "increasing", "decreasing"] = Field(
+        "increasing",
+        description="scaled entry: sizes flat, or increasing / decreasing away from the price",
+    )
+    ladder_range_pct: float = Field(
+        2.0,
+        gt=0,
+        le=50,
+        description="scaled entry: ladder spans this percent from the cluster edge",
+    )
+    risk_per_trade_pct: float = Field(
+        1.0, gt=0, le=10, description="percent of equity lost if the stop is hit"
+    )
+    trade_leverage: float = Field(5.0, ge=1, le=100, description="leverage of each position")
+    max_open_positions: int = Field(5, ge=1, description="open or pending positions at most")
+    max_trade_equity_pct: float = Field(
+        20.0, gt=0, le=100, description="margin of one trade at most this percent of equity"
+    )
+    max_total_equity_pct: float = Field(
+        60.0, gt=0, le=100, description="margin of all positions at most this percent of equity"
+    )
+    daily_loss_limit_pct: float = Field(
+        5.0, gt=0, le=100, description="realised loss today (percent of equity) that stops entries"
+    )
+    signal_max_age_s: float = Field(
+        300.0, gt=0, description="signals older than this are expired, not traded"
+    )
+    pre_trade_refresh_wait_s: float = Field(
+        20.0, ge=0, description="wait this long for a pre-trade heatmap refresh, else skip"
+    )
+    entry_timeout_s: float = Field(
+        3600.0, gt=0, description="unfilled entry orders are cancelled after this many seconds"
+    )
+    paper_start_equity: float = Field(10_000.0, gt=0, description="paper account start, USDT")
+    paper_taker_fee_pct: float = Field(0.055, ge=0, description="paper taker fee, percent")
+    paper_maker_fee_pct: float = Field(0.02, ge=0, description="paper maker fee, percent")
+    paper_slippage_pct: float = Field(
+        0.05, ge=0, description="paper market orders fill this percent worse than the price"
+    )
+    position_monitor_interval_s: float = Field(
+        5.0, gt=0, description="seconds between position monitor passes"
+    )
+    position_monitor_lease_s: float = Field(
+        10.0, gt=0, description="position monitor leader lease; a standby takes over after it"
+    )
+    trailing_ladder: str = Field(
+        "10:0,20:10,50:30",
+        description="trailing stop steps PROFIT:LOCK in percent (10:0 = at +10 % stop to breakeven)",
+    )
+    trailing_basis: Literal["price", "margin"] = Field(
+        "margin", description="trailing ladder percent measured on margin (x leverage) or price"
+    )
+    equity_snapshot_interval_s: float = Field(
+        60.0, gt=0, description="seconds between equity snapshots"
+    )
+    autotrader_fault: Literal["none", "kill_after_place"] = Field(
+        "none", description="testing hook: kill the autotrader after the venue accepted an order"
+    )
+
     # --- polymarket -----------------------------------------------------------------------------------
     polymarket_private_key: SecretStr | None = Field(
         None, description="Polymarket wallet key (live copy trading)"
@@ -416,6 +487,12 @@ class Settings(BaseSettings):
     @classmethod
     def _check_tf_weights(cls, value: str) -> str:
         parse_timeframe_weights(value)
+        return value
+
+    @field_validator("trailing_ladder")
+    @classmethod
+    def _check_trailing(cls, value: str) -> str:
+        parse_trailing_ladder(value)
         return value
 
     @model_validator(mode="after")
@@ -487,6 +564,14 @@ class Settings(BaseSettings):
         return "sim" if self.data_source == "sim" else "estimate"
 
     @property
+    def majors(self) -> frozenset[str]:
+        return frozenset(s.strip().upper() for s in self.trade_majors.split(",") if s.strip())
+
+    @property
+    def trailing_steps(self) -> list[tuple[float, float]]:
+        return parse_trailing_ladder(self.trailing_ladder)
+
+    @property
     def timeframe_weights(self) -> list[float]:
         """RANK_TIMEFRAME_WEIGHTS as one weight per timeframe, in TIMEFRAMES order."""
         given = parse_timeframe_weights(self.rank_timeframe_weights)
@@ -549,6 +634,26 @@ def parse_timeframe_weights(text: str) -> dict[str, float]:
             raise ValueError(f"weight of {name} must be >= 0, got {weight}")
         out[name] = weight
     return out
+
+
+def parse_trailing_ladder(text: str) -> list[tuple[float, float]]:
+    """ "10:0,20:10,50:30" → [(10, 0), (20, 10), (50, 30)]: at +PROFIT % lock +LOCK %.
+    Steps must rise in both numbers and lock less than the profit that triggers them."""
+    steps: list[tuple[float, float]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        profit, sep, lock = item.partition(":")
+        try:
+            step = (float(profit), float(lock))
+        except ValueError:
+            raise ValueError(f"expected PROFIT:LOCK numbers, got {item!r}") from None
+        if not sep or not 0 <= step[1] < step[0]:
+            raise ValueError(f"expected PROFIT:LOCK with 0 <= LOCK < PROFIT, got {item!r}")
+        if steps and not (step[0] > steps[-1][0] and step[1] > steps[-1][1]):
+            raise ValueError(f"steps must rise in profit and lock, got {item!r} after {steps[-1]}")
+        steps.append(step)
+    if not steps:
+        raise ValueError("at least one PROFIT:LOCK step is needed")
+    return steps
 
 
 def env_name(field: str) -> str:

@@ -38,8 +38,11 @@ async def pattern_arrays(
     success, up, down = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
     cur = await conn.execute(
         """
-        SELECT symbol, timeframe, success_rate::float8, max_wick_up_pct::float8,
-               max_wick_down_pct::float8
+        SELECT symbol, timeframe,
+               -- historical samples and our own closed trades count alike (outcome learning)
+               (COALESCE(success_rate::float8, 0) * samples + trade_wins)
+                   / NULLIF(samples + trade_wins + trade_losses, 0),
+               max_wick_up_pct::float8, max_wick_down_pct::float8
         FROM coin_liquidation_patterns WHERE symbol = ANY(%s)
         """,
         (list(symbols),),
