@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -32,6 +32,7 @@ from quantcore.venues.base import (
     Execution,
     OrderRequest,
     VenueError,
+    VenueName,
     VenueOrder,
     VenuePosition,
 )
@@ -61,7 +62,7 @@ def _now() -> datetime:
 
 
 class PaperVenue:
-    name: Literal["paper"] = "paper"
+    name: VenueName = "paper"
 
     def __init__(
         self,

@@ -1,0 +1,202 @@
+"""The trade log: autotrader decisions, trades, orders and every order state change.
+
+Natural keys make every write idempotent: a decision per signal, a trade per signal (its id is
+derived from the signal id), an order per orderLinkId, an order event per (order, status, time).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from quantcore.venues.base import VenueOrder
+
+TRADE_NAMESPACE = uuid.UUID("5d0c7d64-8f0b-4a39-9d55-2a6b2f1f7c11")
+OPEN_TRADE_STATUSES = ("pending", "open")
+
+
+def trade_id_for(signal_id: uuid.UUID) -> uuid.UUID:
+    """One trade per signal, whichever replica or retry writes it."""
+    return uuid.uuid5(TRADE_NAMESPACE, str(signal_id))
+
+
+def order_link_id_for(signal_id: uuid.UUID, ladder_index: int | None = None) -> str:
+    """Bybit orderLinkId (≤ 36 chars): the signal id's 32 hex digits, 'e' for entry, the rung."""
+    return f"{signal_id.hex}e{ladder_index or 0:02d}"
+
+
+# --- decisions ---------------------------------------------------------------------------------------
+
+
+async def decision_of(conn: AsyncConnection[Any], signal_id: uuid.UUID) -> dict[str, Any] | None:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute("SELECT * FROM autotrader_decisions WHERE signal_id = %s", (signal_id,))
+    return await cur.fetchone()
+
+
+async def record_decision(
+    conn: AsyncConnection[Any],
+    *,
+    signal_id: uuid.UUID,
+    agent: str,
+    agent_version: str,
+    instance: str,
+    decision: str,
+    reason: str | None,
+    symbol: str,
+    venue: str,
+    trade_id: uuid.UUID | None = None,
+    detail: dict[str, Any] | None = None,
+) -> bool:
+    """Returns False when the signal already had a decision (the first one stands)."""
+    cur = await conn.execute(
+        """
+        INSERT INTO autotrader_decisions (signal_id, agent, agent_version, instance, decision, reason,
+                                          trade_id, symbol, venue, detail)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (signal_id) DO NOTHING
+        """,
+        (signal_id, agent, agent_version, instance, decision, reason, trade_id, symbol, venue,
+         Jsonb(detail or {})),
+    )  # fmt: skip
+    await conn.execute(
+        "UPDATE signals SET status = %s, status_reason = %s WHERE signal_id = %s",
+        (decision if decision != "refused" else "rejected", reason, signal_id),
+    )
+    return cur.rowcount == 1
+
+
+async def signal_trade_inputs(conn: AsyncConnection[Any], signal_id: uuid.UUID) -> dict[str, Any]:
+    """The ranker's trade-plan inputs of a signal (wick, next cluster), {} when unknown."""
+    cur = await conn.execute(
+        "SELECT inputs->'trade' FROM signals WHERE signal_id = %s ORDER BY time DESC LIMIT 1",
+        (signal_id,),
+    )
+    row = await cur.fetchone()
+    return dict(row[0]) if row and isinstance(row[0], dict) else {}
+
+
+async def heatmap_age_s(conn: AsyncConnection[Any], symbol: str) -> float | None:
+    """Seconds since the OLDEST timeframe of a coin was refreshed (None: never)."""
+    cur = await conn.execute(
+        "SELECT extract(epoch FROM now() - min(refreshed_at))::float8 FROM liquidation_refreshes "
+        "WHERE symbol = %s",
+        (symbol,),
+    )
+    row = await cur.fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+# --- risk state ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exposure:
+    open_symbols: frozenset[str]
+    used_margin: float
+    realised_today: float
+
+
+async def exposure(conn: AsyncConnection[Any], venue: str, day_start: datetime) -> Exposure:
+    cur = await conn.execute(
+        """
+        SELECT coalesce(array_agg(DISTINCT symbol) FILTER (WHERE status IN ('pending', 'open')), '{}'),
+               coalesce(sum(margin) FILTER (WHERE status IN ('pending', 'open')), 0)::float8,
+               coalesce(sum(pnl_quote) FILTER (WHERE status = 'closed' AND closed_at >= %s), 0)::float8
+        FROM trades WHERE venue = %s AND (status IN ('pending', 'open') OR closed_at >= %s)
+        """,
+        (day_start, venue, day_start),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return Exposure(frozenset(row[0]), float(row[1]), float(row[2]))
+
+
+# --- trades and orders --------------------------------------------------------------------------------
+
+
+async def insert_pending_trade(conn: AsyncConnection[Any], row: dict[str, Any]) -> bool:
+    """Insert a trade in 'pending' (entry orders not filled yet); False when it exists."""
+    cols = list(row)
+    values = [Jsonb(v) if isinstance(v, dict) else v for v in row.values()]
+    cur = await conn.execute(
+        f"INSERT INTO trades ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))}) "
+        "ON CONFLICT DO NOTHING",
+        values,
+    )
+    return cur.rowcount == 1
+
+
+ORDER_COLUMNS = (
+    "order_link_id", "venue", "signal_id", "trade_id", "symbol", "side", "order_type", "qty", "price",
+    "time_in_force", "reduce_only", "ladder_index", "stop_loss", "take_profit", "status", "agent",
+)  # fmt: skip
+
+
+async def insert_created_orders(conn: AsyncConnection[Any], rows: Sequence[Sequence[Any]]) -> None:
+    """Orders in state 'Created' — written BEFORE the venue call, so a crash after the venue
+    accepted them leaves a row to reconcile, never an orphan."""
+    await conn.cursor().executemany(
+        f"INSERT INTO orders ({', '.join(ORDER_COLUMNS)}) VALUES ({', '.join(['%s'] * len(ORDER_COLUMNS))}) "
+        "ON CONFLICT (order_link_id) DO NOTHING",
+        rows,
+    )
+
+
+def _jsonable(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, (Decimal, datetime)) else v) for k, v in raw.items()}
+
+
+async def apply_venue_order(conn: AsyncConnection[Any], o: VenueOrder, agent: str) -> bool:
+    """Bring our row of an order to the venue's state; record the change in order_events.
+    Returns whether the status or fill changed."""
+    cur = await conn.execute(
+        """
+        UPDATE orders SET venue_order_id = %s, status = %s, filled_qty = %s, avg_fill_price = %s,
+               fee = %s, reject_reason = coalesce(%s, reject_reason), updated_at = now(), raw = %s
+        WHERE order_link_id = %s AND (status IS DISTINCT FROM %s OR filled_qty IS DISTINCT FROM %s
+                                      OR venue_order_id IS DISTINCT FROM %s)
+        """,
+        (o.venue_order_id, o.status, o.filled_qty, o.avg_fill_price, o.fee, o.reject_reason,
+         Jsonb(_jsonable(o.raw)), o.order_link_id, o.status, o.filled_qty, o.venue_order_id),
+    )  # fmt: skip
+    if cur.rowcount == 0:
+        return False
+    await conn.execute(
+        """
+        INSERT INTO order_events (time, order_link_id, status, venue_order_id, filled_qty, avg_fill_price,
+                                  fee, agent, detail)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING
+        """,
+        (o.updated_at, o.order_link_id, o.status, o.venue_order_id, o.filled_qty, o.avg_fill_price,
+         o.fee, agent, Jsonb({"reject_reason": o.reject_reason, "duplicate": o.duplicate})),
+    )  # fmt: skip
+    return True
+
+
+async def orders_in(
+    conn: AsyncConnection[Any], venue: str, statuses: Sequence[str]
+) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT * FROM orders WHERE venue = %s AND status = ANY(%s) ORDER BY created_at",
+        (venue, list(statuses)),
+    )
+    return await cur.fetchall()
+
+
+async def open_trades(conn: AsyncConnection[Any], venue: str) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        "SELECT * FROM trades WHERE venue = %s AND status IN ('pending', 'open') ORDER BY created_at",
+        (venue,),
+    )
+    return await cur.fetchall()

@@ -1,0 +1,374 @@
+"""Autotrader (agent `liquidation_hunter`): trade signals → orders at the venue, exactly once.
+
+Per signal (consumer group `autotrader`: replicas share the stream, each signal goes to one):
+1. A signal already decided is not decided again (`autotrader_decisions`, key signal_id); a
+   'traded' decision whose orders never reached the venue is resumed (crash recovery).
+2. Expired (older than SIGNAL_MAX_AGE_S), a major (TRADE_MAJORS), or stale heatmaps (older than
+   HEATMAP_MAX_AGE_S: a pre-trade refresh is requested and awaited PRE_TRADE_REFRESH_WAIT_S) →
+   skipped, with the reason.
+3. Plan: entry (conservative / aggressive / scaled ladder), stop, take-profit and size
+   (quantcore.trading.plan) from the venue's equity.
+4. Risk guards under one database lock shared by all replicas (quantcore.trading.risk): the
+   kill switch, daily loss limit, one position per coin, max open positions, margin caps.
+5. The trade (status 'pending') and its orders (status 'Created') are written, THEN placed at
+   the venue with orderLinkId = signal id (+ rung), THEN brought to the venue's state. A crash
+   between the venue's accept and our write is healed by the redelivered signal or the
+   reconciler: placing the same orderLinkId again answers "already placed" (110072) and the
+   order is looked up — never a second order.
+Fills, stops and closes are the position monitor's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from quantcore.adapters.bybit.rest import BybitMarketData
+from quantcore.bus import Delivery
+from quantcore.model.events import (
+    STREAM_REFRESH_REQUESTS,
+    STREAM_SIGNALS,
+    HeatmapRefreshRequested,
+    TradeSignalled,
+)
+from quantcore.service import Service, ServiceContext
+from quantcore.store import trades as store
+from quantcore.trading import risk
+from quantcore.trading.killswitch import KillSwitch
+from quantcore.trading.plan import EntryPlan, InstrumentRules, PlanParams, plan_entry
+from quantcore.venues.base import OrderRequest, VenueError, VenueOrder
+from quantcore.venues.factory import make_venue
+
+RISK_LOCK = 0x5EA1_7AD3  # pg advisory lock: one entry decision at a time across replicas
+RECONCILE_EVERY_S = 30.0
+INSTRUMENTS_EVERY_S = 3600.0
+REFRESH_POLL_S = 0.5
+
+
+class Autotrader(Service):
+    name: ClassVar[str] = "autotrader"
+    version: ClassVar[str] = "1.0.0"
+    description: ClassVar[str] = (
+        "trade signals become orders at the venue (agent liquidation_hunter)"
+    )
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        super().__init__(ctx)
+        s = ctx.settings
+        self.agent_name = s.autotrader_agent
+        self.market = BybitMarketData(s.bybit_rest_url, s.bybit_rate_per_s)
+        self.venue = make_venue(s, ctx.pool, self.market)
+        self.killswitch = KillSwitch(ctx.redis, s.bus_namespace)
+        self.rules: dict[str, InstrumentRules] = {}
+        self.rules_at = 0.0
+        self.params = PlanParams(
+            entry_mode=s.autotrader_entry_mode, entry_beyond_pct=s.entry_beyond_pct,
+            ladder_orders=s.ladder_orders, ladder_sizing=s.ladder_sizing,
+            ladder_range_pct=s.ladder_range_pct, stop_beyond_pct=s.stop_beyond_pct,
+            stop_default_wick_pct=s.stop_default_wick_pct,
+            take_profit_front_run_pct=s.take_profit_front_run_pct,
+            risk_per_trade_pct=s.risk_per_trade_pct, leverage=s.trade_leverage,
+            max_trade_equity_pct=s.max_trade_equity_pct,
+        )  # fmt: skip
+        self.limits = risk.RiskLimits(
+            max_open_positions=s.max_open_positions, max_trade_equity_pct=s.max_trade_equity_pct,
+            max_total_equity_pct=s.max_total_equity_pct, daily_loss_limit_pct=s.daily_loss_limit_pct,
+        )  # fmt: skip
+        self.status_info.update(venue=self.venue.name, decisions=0, traded=0)
+
+    # --- per signal -----------------------------------------------------------------------------------
+
+    async def on_signals(self, deliveries: list[Delivery]) -> None:
+        for d in deliveries:
+            if isinstance(d.event, TradeSignalled):
+                await self.decide(d.event, d.envelope.correlation_id)
+
+    async def decide(self, sig: TradeSignalled, correlation_id: str = "") -> None:
+        async with self.ctx.pool.connection() as conn:
+            earlier = await store.decision_of(conn, sig.signal_id)
+        if earlier is not None:
+            if earlier["decision"] == "traded":
+                await self.resume(sig.signal_id)  # a crash may have left orders unplaced
+            return
+        reason = await self.skip_reason(sig)
+        if reason is not None:
+            await self.record(sig, reason[0], reason[1])
+            return
+        try:
+            plan = await self.plan(sig)
+        except (VenueError, LookupError) as exc:
+            await self.record(sig, "skipped", f"cannot plan: {exc}")
+            return
+        trade_id = await self.commit_plan(sig, plan, correlation_id)
+        if trade_id is not None:
+            await self.place(sig.signal_id)
+
+    async def skip_reason(self, sig: TradeSignalled) -> tuple[str, str] | None:
+        s = self.ctx.settings
+        age = (datetime.now(UTC) - sig.time).total_seconds()
+        if age > s.signal_max_age_s:
+            return "expired", f"signal is {age:.0f} s old (max {s.signal_max_age_s:.0f} s)"
+        if sig.symbol in s.majors:
+            return "skipped", f"{sig.symbol} is a major (TRADE_MAJORS): scanned, never traded"
+        ks = await self.killswitch.state()
+        if ks.active:
+            return "refused", f"kill switch engaged: {ks.reason}"
+        if not await self.fresh_heatmaps(sig.symbol):
+            return "skipped", (
+                f"heatmaps older than {s.heatmap_max_age_s:.0f} s and no refresh within "
+                f"{s.pre_trade_refresh_wait_s:.0f} s"
+            )
+        return None
+
+    async def fresh_heatmaps(self, symbol: str) -> bool:
+        """Data older than HEATMAP_MAX_AGE_S is refreshed first: ask, then wait for it."""
+        s = self.ctx.settings
+        async with self.ctx.pool.connection() as conn:
+            age = await store.heatmap_age_s(conn, symbol)
+        if age is not None and age <= s.heatmap_max_age_s:
+            return True
+        await self.ctx.bus.publish(
+            STREAM_REFRESH_REQUESTS,
+            HeatmapRefreshRequested(symbol=symbol, reason="pre_trade", requested_by=self.name),
+        )
+        deadline = time.monotonic() + s.pre_trade_refresh_wait_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(REFRESH_POLL_S)
+            async with self.ctx.pool.connection() as conn:
+                age = await store.heatmap_age_s(conn, symbol)
+            if age is not None and age <= s.heatmap_max_age_s:
+                return True
+        return False
+
+    async def plan(self, sig: TradeSignalled) -> EntryPlan:
+        rules = await self.instrument(sig.symbol)
+        equity = await self.venue.equity()
+        async with self.ctx.pool.connection() as conn:
+            inputs = await store.signal_trade_inputs(conn, sig.signal_id)
+        return plan_entry(sig, inputs, float(equity.equity), rules, self.params)
+
+    async def instrument(self, symbol: str) -> InstrumentRules:
+        if symbol not in self.rules or time.monotonic() - self.rules_at > INSTRUMENTS_EVERY_S:
+            self.rules = {
+                i.symbol: InstrumentRules(i.tick_size, i.qty_step, i.min_qty)
+                for i in await self.market.instruments()
+            }
+            self.rules_at = time.monotonic()
+        if symbol not in self.rules:
+            raise LookupError(f"{symbol} is not a trading linear perpetual")
+        return self.rules[symbol]
+
+    async def commit_plan(
+        self, sig: TradeSignalled, plan: EntryPlan, correlation_id: str
+    ) -> uuid.UUID | None:
+        """Risk guards and the trade + order rows, in one transaction under the shared lock."""
+        venue = self.venue.name
+        trade_id = store.trade_id_for(sig.signal_id)
+        ks = await self.killswitch.state()
+        equity = float((await self.venue.equity()).equity)
+        async with self.ctx.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (RISK_LOCK,))
+            if await store.decision_of(conn, sig.signal_id) is not None:
+                return None  # another replica decided meanwhile
+            exp = await store.exposure(conn, venue, self.day_start())
+            state = risk.RiskState(
+                equity=equity, open_symbols=exp.open_symbols, used_margin=exp.used_margin,
+                realised_today=exp.realised_today, kill_switch=ks.reason if ks.active else None,
+            )  # fmt: skip
+            detail = {"plan": _plain(plan.detail), "orders": [
+                {"price": str(o.price), "qty": str(o.qty), "ladder_index": o.ladder_index} for o in plan.orders
+            ], "stop_loss": str(plan.stop_loss), "take_profit": str(plan.take_profit),
+                "exposure": {"open": sorted(exp.open_symbols), "used_margin": exp.used_margin,
+                             "realised_today": exp.realised_today}}  # fmt: skip
+            refusal = risk.refusal(state, self.limits, sig.symbol, plan.margin)
+            if refusal is not None:
+                await self._record(conn, sig, "refused", refusal, None, detail)
+                self.log.info(
+                    "entry refused", symbol=sig.symbol, signal_id=str(sig.signal_id), reason=refusal
+                )
+                return None
+            await store.insert_pending_trade(conn, {
+                "trade_id": trade_id, "signal_id": sig.signal_id, "agent": self.agent_name,
+                "agent_version": self.version, "scanner": sig.scanner, "scanner_version": sig.scanner_version,
+                "source": "auto", "venue": venue, "symbol": sig.symbol, "direction": sig.direction,
+                "entry_mode": plan.mode, "leverage": Decimal(str(plan.leverage)), "qty": plan.qty,
+                "margin": Decimal(str(round(plan.margin, 8))), "stop_loss": plan.stop_loss,
+                "take_profit": plan.take_profit, "initial_stop_loss": plan.stop_loss, "status": "pending",
+                "correlation_id": correlation_id or None,
+                "metadata": {"score": sig.score, "rank": sig.rank, "plan": _plain(plan.detail)},
+            })  # fmt: skip
+            await store.insert_created_orders(conn, [
+                (store.order_link_id_for(sig.signal_id, o.ladder_index), venue, sig.signal_id, trade_id,
+                 sig.symbol, plan.side, "Limit", o.qty, o.price, "GTC", False, o.ladder_index,
+                 plan.stop_loss, plan.take_profit, "Created", self.agent_name)
+                for o in plan.orders
+            ])  # fmt: skip
+            await self._record(conn, sig, "traded", None, trade_id, detail)
+        await self.ctx.journal(
+            "entry_planned", f"{sig.direction} {sig.symbol}: {len(plan.orders)} order(s), qty {plan.qty}, "
+            f"SL {plan.stop_loss}, TP {plan.take_profit}", symbol=sig.symbol, vertical="perps",
+            signal_id=str(sig.signal_id), trade_id=str(trade_id),
+        )  # fmt: skip
+        return trade_id
+
+    async def place(self, signal_id: uuid.UUID) -> None:
+        """Send the trade's orders still in 'Created' to the venue and record its answer."""
+        async with self.ctx.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT * FROM orders WHERE signal_id = %s AND status = 'Created' ORDER BY ladder_index NULLS FIRST",
+                (signal_id,),
+            )
+            cols = [c.name for c in cur.description or []]
+            rows = [dict(zip(cols, r, strict=True)) for r in await cur.fetchall()]
+        if not rows:
+            return
+        requests = [
+            OrderRequest(
+                r["order_link_id"], r["symbol"], r["side"], r["order_type"], r["qty"], r["price"],
+                r["time_in_force"] or "GTC", r["reduce_only"], r["stop_loss"], r["take_profit"],
+            )
+            for r in rows
+        ]  # fmt: skip
+        symbol = rows[0]["symbol"]
+        try:
+            await self.venue.set_leverage(symbol, Decimal(str(self.ctx.settings.trade_leverage)))
+        except VenueError as exc:
+            self.log.info("leverage not changed", symbol=symbol, error=str(exc)[:200])
+        placed = await self.venue.place_orders(requests)
+        if self.ctx.settings.autotrader_fault == "kill_after_place" and not any(o.duplicate for o in placed):
+            os.kill(
+                os.getpid(), signal.SIGKILL
+            )  # testing hook: die between the venue and our write
+        await self.record_orders(placed)
+
+    async def record_orders(self, placed: list[VenueOrder]) -> None:
+        async with self.ctx.pool.connection() as conn, conn.transaction():
+            for o in placed:
+                await store.apply_venue_order(conn, o, self.agent_name)
+            rejected = [o for o in placed if o.status == "Rejected"]
+            if placed and len(rejected) == len(placed):
+                await conn.execute(
+                    "UPDATE trades SET status = 'cancelled', close_reason = 'cancelled', notes = %s, "
+                    "updated_at = now() WHERE trade_id = (SELECT trade_id FROM orders WHERE order_link_id = %s) "
+                    "AND status = 'pending'",
+                    (
+                        f"venue rejected the entry: {rejected[0].reject_reason}",
+                        rejected[0].order_link_id,
+                    ),
+                )
+        self.status_info["traded"] = int(self.status_info.get("traded", 0)) + 1
+        for o in placed:
+            self.log.info("order at venue", order_link_id=o.order_link_id, status=o.status,
+                          duplicate=o.duplicate, symbol=o.symbol)  # fmt: skip
+
+    async def resume(self, signal_id: uuid.UUID) -> None:
+        await self.place(signal_id)
+
+    async def record(self, sig: TradeSignalled, decision: str, reason: str) -> None:
+        async with self.ctx.pool.connection() as conn, conn.transaction():
+            await self._record(conn, sig, decision, reason, None, {})
+        self.log.info("signal not traded", symbol=sig.symbol, signal_id=str(sig.signal_id),
+                      decision=decision, reason=reason)  # fmt: skip
+        await self.ctx.journal(f"signal_{decision}", f"{sig.symbol}: {reason}", symbol=sig.symbol,
+                               vertical="perps", signal_id=str(sig.signal_id))  # fmt: skip
+
+    async def _record(
+        self, conn: Any, sig: TradeSignalled, decision: str, reason: str | None,
+        trade_id: uuid.UUID | None, detail: dict[str, Any],
+    ) -> None:  # fmt: skip
+        await store.record_decision(
+            conn, signal_id=sig.signal_id, agent=self.agent_name, agent_version=self.version,
+            instance=self.ctx.instance, decision=decision, reason=reason, symbol=sig.symbol,
+            venue=self.venue.name, trade_id=trade_id, detail=detail,
+        )  # fmt: skip
+        self.status_info["decisions"] = int(self.status_info.get("decisions", 0)) + 1
+
+    def day_start(self) -> datetime:
+        tz = ZoneInfo(self.ctx.settings.timezone)
+        now = datetime.now(tz)
+        return now.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+
+    # --- reconciliation -------------------------------------------------------------------------------
+
+    async def reconcile(self) -> int:
+        """Orders left in 'Created' (a crash between our write and the venue's answer): the
+        venue is asked; an order it holds is recorded, one it never got is placed while its
+        signal is fresh, else cancelled with the trade."""
+        async with self.ctx.pool.connection() as conn:
+            rows = await store.orders_in(conn, self.venue.name, ["Created"])
+        stale_before = datetime.now(UTC) - timedelta(seconds=self.ctx.settings.signal_max_age_s)
+        fixed = 0
+        for signal_id in dict.fromkeys(r["signal_id"] for r in rows if r["signal_id"] is not None):
+            mine = [r for r in rows if r["signal_id"] == signal_id]
+            found = [await self.venue.get_order(r["symbol"], r["order_link_id"]) for r in mine]
+            held = [o for o in found if o is not None]
+            if held:
+                await self.record_orders(held)
+            if len(held) == len(mine):
+                fixed += 1
+                continue
+            if min(r["created_at"] for r in mine) >= stale_before:
+                await self.place(signal_id)
+            else:
+                await self.cancel_unplaced(signal_id)
+            fixed += 1
+        return fixed
+
+    async def cancel_unplaced(self, signal_id: uuid.UUID) -> None:
+        async with self.ctx.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE orders SET status = 'Cancelled', reject_reason = 'never reached the venue', "
+                "updated_at = now() WHERE signal_id = %s AND status = 'Created'",
+                (signal_id,),
+            )
+            await conn.execute(
+                "UPDATE trades SET status = 'cancelled', close_reason = 'cancelled', "
+                "notes = 'entry never reached the venue', updated_at = now() "
+                "WHERE signal_id = %s AND status = 'pending' AND NOT EXISTS "
+                "(SELECT 1 FROM orders WHERE signal_id = %s AND status <> 'Cancelled')",
+                (signal_id, signal_id),
+            )
+        self.log.warning("unplaced orders cancelled", signal_id=str(signal_id))
+
+    async def reconcile_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                fixed = await self.reconcile()
+                if fixed:
+                    self.log.info("reconciled orders with the venue", signals=fixed)
+            except Exception as exc:
+                self.log.warning("reconcile failed; next pass retries", error=str(exc)[:300])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=RECONCILE_EVERY_S)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.ctx.settings
+        signals = self.ctx.bus.consumer(
+            STREAM_SIGNALS, group=self.name, name=self.ctx.instance, handler=self.on_signals,
+            batch_size=20, claim_idle_ms=s.bus_claim_idle_ms, max_deliveries=s.bus_max_deliveries,
+        )  # fmt: skip
+        self.status = "ok"
+        try:
+            await asyncio.gather(signals.run(stop), self.reconcile_loop(stop))
+        finally:
+            await self.venue.close()
+            await self.market.aclose()
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy of a plan detail (Decimals and floats as numbers)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return float(value)
+    return value

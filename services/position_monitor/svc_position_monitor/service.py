@@ -1,0 +1,402 @@
+"""Position monitor: the venue is the truth; our trades follow it.
+
+One leader (Redis lease, hot standbys) makes a pass every POSITION_MONITOR_INTERVAL_S:
+- paper venue: match resting orders, SL/TP, liquidations and funding against current prices;
+- order states of pending/open trades from the venue → `orders` + `order_events`;
+- pending trade whose entry filled → open (`position.opened`); unfilled entries past
+  ENTRY_TIMEOUT_S are cancelled and the trade with them;
+- open trades: excursions, the trailing ladder (TRAILING_LADDER on TRAILING_BASIS; the stop is
+  moved at the venue first, then recorded, and only ever tightens → `position.stop_moved`);
+- a position gone from the venue → closed with the venue's closed PnL, the reason from its
+  executions (tp / sl / trailing_sl / liquidation / manual), PnL % on price and on margin;
+  then outcome learning (coin × timeframe success, scanner track record) → `position.closed`;
+- positions nobody opened here (the owner's manual trades) are imported as agent 'manual';
+- every EQUITY_SNAPSHOT_INTERVAL_S: `equity_snapshots` for the account and each agent.
+Close requests (`trade.commands`, Telegram /close) are answered by any replica with a
+reduce-only market order whose orderLinkId comes from the request (never sent twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from quantcore.adapters.bybit.rest import BybitMarketData
+from quantcore.bus import Delivery
+from quantcore.leader import LeaderLease
+from quantcore.model.events import (
+    STREAM_POSITIONS,
+    STREAM_TRADE_COMMANDS,
+    PositionClosed,
+    PositionCloseRequested,
+    PositionOpened,
+    PositionStopMoved,
+)
+from quantcore.service import Service, ServiceContext
+from quantcore.store import positions as pstore
+from quantcore.store import trades as tstore
+from quantcore.trading import trailing
+from quantcore.venues.base import OPEN_STATUSES, OrderRequest, VenueError, VenuePosition
+from quantcore.venues.factory import make_venue
+from quantcore.venues.paper import PaperVenue
+
+CLOSE_NAMESPACE = uuid.UUID("0b6f8d2e-3c1a-4f5e-9a7b-6c2d1e0f4a38")
+MANUAL_AGENT = "manual"
+
+
+def direction_of(side: str) -> str:
+    return "long" if side == "Buy" else "short"
+
+
+class PositionMonitor(Service):
+    name: ClassVar[str] = "position_monitor"
+    version: ClassVar[str] = "1.0.0"
+    description: ClassVar[str] = "fills, trailing stops, closes, outcome learning, equity"
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        super().__init__(ctx)
+        s = ctx.settings
+        self.market = BybitMarketData(s.bybit_rest_url, s.bybit_rate_per_s)
+        self.venue = make_venue(s, ctx.pool, self.market)
+        self.lease = LeaderLease(
+            ctx.redis, s.bus_namespace, self.name, ctx.instance, s.position_monitor_lease_s
+        )
+        self.last_equity_at = 0.0
+        self.status_info.update(venue=self.venue.name, leader=False, passes=0)
+
+    # --- one pass -------------------------------------------------------------------------------------
+
+    async def pass_once(self) -> None:
+        if isinstance(self.venue, PaperVenue):
+            await self.venue.match()
+        positions = {p.symbol: p for p in await self.venue.positions()}
+        async with self.ctx.pool.connection() as conn:
+            trades = await tstore.open_trades(conn, self.venue.name)
+        await self.sync_orders()
+        tracked: set[str] = set()
+        for t in trades:
+            tracked.add(t["symbol"])
+            pos = positions.get(t["symbol"])
+            if pos is not None and direction_of(pos.side) != t["direction"]:
+                pos = None  # the opposite side is not this trade's position
+            try:
+                if t["status"] == "pending":
+                    await self.on_pending(t, pos)
+                elif pos is None:
+                    await self.on_gone(t)
+                else:
+                    await self.on_open(t, pos)
+            except VenueError as exc:
+                self.log.warning("venue refused a monitor action; next pass retries",
+                                 trade_id=str(t["trade_id"]), symbol=t["symbol"], error=str(exc)[:300])  # fmt: skip
+        for symbol, pos in positions.items():
+            if symbol not in tracked:
+                await self.import_manual(pos)
+        if time.monotonic() - self.last_equity_at >= self.ctx.settings.equity_snapshot_interval_s:
+            await self.snapshot_equity(len(positions))
+            self.last_equity_at = time.monotonic()
+        self.status_info["passes"] = int(self.status_info.get("passes", 0)) + 1
+        self.status_info["open_positions"] = len(positions)
+
+    async def sync_orders(self) -> None:
+        """Bring every non-final order of ours to the venue's state."""
+        async with self.ctx.pool.connection() as conn:
+            rows = await tstore.orders_in(conn, self.venue.name, sorted(OPEN_STATUSES))
+        for r in rows:
+            o = await self.venue.get_order(r["symbol"], r["order_link_id"])
+            if o is None:
+                continue
+            async with self.ctx.pool.connection() as conn, conn.transaction():
+                await tstore.apply_venue_order(conn, o, self.name)
+
+    async def on_pending(self, t: dict[str, Any], pos: VenuePosition | None) -> None:
+        now = datetime.now(UTC)
+        if pos is not None:
+            async with self.ctx.pool.connection() as conn, conn.transaction():
+                opened = await pstore.mark_open(conn, t["trade_id"], pos.avg_price, pos.size, now)
+                if opened:
+                    await pstore.log_action(conn, at=now, trade=t, action="opened", agent=self.name,
+                                            price=float(pos.avg_price), detail={"qty": str(pos.size)})  # fmt: skip
+            if pos.stop_loss is None and t["stop_loss"] is not None:
+                await self.venue.set_trading_stop(
+                    t["symbol"], stop_loss=t["stop_loss"], take_profit=t["take_profit"]
+                )
+            if opened:
+                await self.publish_opened(t, pos)
+            return
+        entries = await self.entry_orders(t)
+        expired = (now - t["created_at"]).total_seconds() > self.ctx.settings.entry_timeout_s
+        if expired:
+            for o in entries:
+                if o["status"] in OPEN_STATUSES:
+                    await self.venue.cancel_order(t["symbol"], o["order_link_id"])
+        finals = all(o["status"] not in OPEN_STATUSES and o["status"] != "Created" for o in entries)
+        if entries and (expired or finals):
+            async with self.ctx.pool.connection() as conn, conn.transaction():
+                await conn.execute(
+                    "UPDATE trades SET status = 'cancelled', close_reason = 'cancelled', notes = %s, "
+                    "updated_at = now() WHERE trade_id = %s AND status = 'pending'",
+                    ("entry not filled within ENTRY_TIMEOUT_S" if expired else "entry orders ended unfilled",
+                     t["trade_id"]),
+                )  # fmt: skip
+                await pstore.log_action(conn, at=now, trade=t, action="cancelled", agent=self.name)
+            self.log.info(
+                "pending trade cancelled", trade_id=str(t["trade_id"]), symbol=t["symbol"]
+            )
+
+    async def entry_orders(self, t: dict[str, Any]) -> list[dict[str, Any]]:
+        async with self.ctx.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT order_link_id, status FROM orders WHERE trade_id = %s AND NOT reduce_only",
+                (t["trade_id"],),
+            )
+            return [{"order_link_id": r[0], "status": r[1]} for r in await cur.fetchall()]
+
+    async def on_open(self, t: dict[str, Any], pos: VenuePosition) -> None:
+        s = self.ctx.settings
+        entry = float(pos.avg_price)
+        mark = float(pos.mark_price or pos.avg_price)
+        lev = float(t["leverage"] or pos.leverage or 1)
+        now_pct = trailing.profit_pct(t["direction"], entry, mark, 1.0, "price")
+        best = max(float(t["max_favorable_pct"] or now_pct), now_pct)
+        worst = min(float(t["max_adverse_pct"] or now_pct), now_pct)
+        async with self.ctx.pool.connection() as conn:
+            await pstore.update_open(conn, t["trade_id"], pos.avg_price, pos.size, best, worst)
+        best_on_basis = best * lev if s.trailing_basis == "margin" else best
+        current = float(pos.stop_loss) if pos.stop_loss is not None else (
+            float(t["stop_loss"]) if t["stop_loss"] is not None else None)  # fmt: skip
+        move = trailing.trailing_stop(t["direction"], entry, best_on_basis, current, s.trailing_steps,
+                                      lev, s.trailing_basis)  # fmt: skip
+        if move is None or not self._stop_valid(t["direction"], move.stop, mark):
+            return
+        new_stop = Decimal(str(round(move.stop, 10)))
+        await self.venue.set_trading_stop(t["symbol"], stop_loss=new_stop)
+        now = datetime.now(UTC)
+        profit_now = trailing.profit_pct(t["direction"], entry, mark, lev, s.trailing_basis)
+        async with self.ctx.pool.connection() as conn, conn.transaction():
+            await pstore.move_stop(conn, t["trade_id"], new_stop)
+            await pstore.log_action(
+                conn, at=now, trade=t, action="stop_moved", agent=self.name, price=mark,
+                old_stop=Decimal(str(current)) if current is not None else None, new_stop=new_stop,
+                profit_pct=best_on_basis, profit_basis=s.trailing_basis, ladder_step=move.step,
+                detail={"profit_now_pct": profit_now},
+            )  # fmt: skip
+        self.log.info("stop moved", symbol=t["symbol"], trade_id=str(t["trade_id"]), step=move.step,
+                      old_stop=current, new_stop=str(new_stop))  # fmt: skip
+        await self.ctx.bus.publish(STREAM_POSITIONS, PositionStopMoved(
+            **self._common(t), old_stop=current, new_stop=float(new_stop), price=mark,
+            profit_pct=best_on_basis, profit_basis=s.trailing_basis, ladder_step=move.step,
+        ))  # fmt: skip
+
+    @staticmethod
+    def _stop_valid(direction: str, stop: float, mark: float) -> bool:
+        """A stop on the wrong side of the price would close at once: wait for the next pass."""
+        return stop < mark if direction == "long" else stop > mark
+
+    async def on_gone(self, t: dict[str, Any]) -> None:
+        """The venue has no position any more: find how it closed and record the result."""
+        opened = t["opened_at"] or t["created_at"]
+        since = opened - timedelta(seconds=5)
+        closes = [
+            c for c in await self.venue.closed_pnl(since, t["symbol"]) if c.updated_at >= opened
+        ]
+        if not closes:
+            self.log.info("position gone but no closed PnL yet; next pass looks again",
+                          symbol=t["symbol"], trade_id=str(t["trade_id"]))  # fmt: skip
+            return
+        execs = await self.venue.executions(since, t["symbol"])
+        closing_side = "Sell" if t["direction"] == "long" else "Buy"
+        closing = [e for e in execs if e.side == closing_side and e.exec_type != "Funding"]
+        reason = "manual"
+        if any(e.exec_type == "BustTrade" for e in closing):
+            reason = "liquidation"
+        elif any(e.stop_order_type == "TakeProfit" for e in closing):
+            reason = "tp"
+        elif any(e.stop_order_type in ("StopLoss", "TrailingStop") for e in closing):
+            moved = t["initial_stop_loss"] is not None and t["stop_loss"] != t["initial_stop_loss"]
+            reason = "trailing_sl" if moved else "sl"
+        qty = sum((c.qty for c in closes), Decimal(0))
+        pnl = sum((c.closed_pnl for c in closes), Decimal(0))
+        exit_price = sum((c.avg_exit_price * c.qty for c in closes), Decimal(0)) / qty
+        entry = Decimal(t["entry_price"] or closes[0].avg_entry_price)
+        sign = 1 if t["direction"] == "long" else -1
+        pnl_price = float((exit_price / entry - 1) * 100 * sign)
+        lev = Decimal(t["leverage"] or closes[0].leverage or 1)
+        margin = entry * qty / lev
+        pnl_margin = float(pnl / margin * 100) if margin > 0 else 0.0
+        fees = sum((e.fee for e in execs), Decimal(0))
+        now = datetime.now(UTC)
+        async with self.ctx.pool.connection() as conn, conn.transaction():
+            done = await pstore.mark_closed(
+                conn, t["trade_id"], exit_price=exit_price, reason=reason, pnl_quote=pnl,
+                pnl_pct_price=pnl_price, pnl_pct_margin=pnl_margin, fees=fees, at=now, qty=qty,
+            )  # fmt: skip
+            if not done:
+                return
+            await pstore.log_action(conn, at=now, trade=t, action="closed", agent=self.name,
+                                    price=float(exit_price), profit_pct=pnl_margin, profit_basis="margin",
+                                    detail={"reason": reason, "pnl_quote": str(pnl)})  # fmt: skip
+            await pstore.learn_outcome(conn, t, pnl > 0, self.name)
+            if t["scanner"] is not None:
+                await pstore.refresh_scanner_stats(
+                    conn, t["scanner"], t["scanner_version"], t["venue"]
+                )
+        for o in await self.entry_orders(t):  # unfilled ladder rungs die with the position
+            if o["status"] in OPEN_STATUSES:
+                await self.venue.cancel_order(t["symbol"], o["order_link_id"])
+        self.log.info("position closed", symbol=t["symbol"], trade_id=str(t["trade_id"]), reason=reason,
+                      pnl_quote=str(pnl), pnl_pct_margin=round(pnl_margin, 3))  # fmt: skip
+        await self.ctx.journal("position_closed", f"{t['direction']} {t['symbol']} closed ({reason}): "
+                               f"{pnl_margin:+.2f} % on margin", symbol=t["symbol"], vertical="perps",
+                               trade_id=str(t["trade_id"]))  # fmt: skip
+        await self.ctx.bus.publish(STREAM_POSITIONS, PositionClosed(
+            **self._common(t), entry_price=float(entry), exit_price=float(exit_price), qty=float(qty),
+            leverage=float(lev), close_reason=reason, pnl_quote=float(pnl), pnl_pct_price=pnl_price,
+            pnl_pct_margin=pnl_margin, opened_at=t["opened_at"],
+        ))  # fmt: skip
+
+    async def import_manual(self, pos: VenuePosition) -> None:
+        now = datetime.now(UTC)
+        external = f"{pos.symbol}:{pos.raw.get('opened_at') or pos.raw.get('createdTime') or now.isoformat()}"
+        async with self.ctx.pool.connection() as conn, conn.transaction():
+            trade_id = await pstore.import_manual(
+                conn, venue=self.venue.name, symbol=pos.symbol, direction=direction_of(pos.side),
+                entry=pos.avg_price, qty=pos.size, leverage=pos.leverage, stop=pos.stop_loss,
+                take_profit=pos.take_profit, external_id=external[:120], at=now,
+            )  # fmt: skip
+        if trade_id is None:
+            return
+        self.log.info("manual position imported", symbol=pos.symbol, trade_id=str(trade_id))
+        await self.ctx.bus.publish(STREAM_POSITIONS, PositionOpened(
+            trade_id=trade_id, time=now, symbol=pos.symbol, direction=direction_of(pos.side),
+            venue=self.venue.name, agent=MANUAL_AGENT, entry_price=float(pos.avg_price), qty=float(pos.size),
+            leverage=float(pos.leverage), stop_loss=float(pos.stop_loss) if pos.stop_loss else None,
+            take_profit=float(pos.take_profit) if pos.take_profit else None,
+        ))  # fmt: skip
+
+    async def publish_opened(self, t: dict[str, Any], pos: VenuePosition) -> None:
+        self.log.info("position opened", symbol=t["symbol"], trade_id=str(t["trade_id"]),
+                      entry=str(pos.avg_price), qty=str(pos.size))  # fmt: skip
+        await self.ctx.bus.publish(STREAM_POSITIONS, PositionOpened(
+            **self._common(t), entry_price=float(pos.avg_price), qty=float(pos.size),
+            leverage=float(t["leverage"] or pos.leverage),
+            stop_loss=float(t["stop_loss"]) if t["stop_loss"] is not None else None,
+            take_profit=float(t["take_profit"]) if t["take_profit"] is not None else None,
+            entry_mode=t["entry_mode"],
+        ))  # fmt: skip
+
+    def _common(self, t: dict[str, Any]) -> dict[str, Any]:
+        meta = t.get("metadata") or {}
+        return {
+            "trade_id": t["trade_id"], "time": datetime.now(UTC), "symbol": t["symbol"],
+            "direction": t["direction"], "venue": t["venue"], "agent": t["agent"],
+            "signal_id": t["signal_id"], "scanner": t["scanner"], "scanner_version": t["scanner_version"],
+            "score": meta.get("score"),
+        }  # fmt: skip
+
+    async def snapshot_equity(self, open_positions: int) -> None:
+        """The account, and each agent: its start share plus its realised and unrealised PnL."""
+        eq = await self.venue.equity()
+        now = datetime.now(UTC).replace(microsecond=0)
+        venue = self.venue.name
+        async with self.ctx.pool.connection() as conn, conn.transaction():
+            start = await pstore.start_equity(conn, venue, "account") or eq.equity
+            await pstore.write_equity(conn, at=now, venue=venue, agent="account", equity=eq.equity,
+                                      balance=eq.balance, unrealised=eq.unrealised_pnl, start_equity=start,
+                                      open_positions=open_positions)  # fmt: skip
+            cur = await conn.execute(
+                "SELECT agent, coalesce(sum(pnl_quote) FILTER (WHERE status = 'closed'), 0), "
+                "count(*) FILTER (WHERE status = 'open') FROM trades WHERE venue = %s GROUP BY agent",
+                (venue,),
+            )
+            for agent, realised, n_open in await cur.fetchall():
+                unreal = await self._unrealised_of(conn, agent)
+                await pstore.write_equity(conn, at=now, venue=venue, agent=agent,
+                                          equity=start + Decimal(realised) + unreal, balance=start + Decimal(realised),
+                                          unrealised=unreal, start_equity=start, open_positions=int(n_open))  # fmt: skip
+
+    async def _unrealised_of(self, conn: Any, agent: str) -> Decimal:
+        cur = await conn.execute(
+            "SELECT symbol FROM trades WHERE venue = %s AND agent = %s AND status = 'open'",
+            (self.venue.name, agent),
+        )
+        symbols = {r[0] for r in await cur.fetchall()}
+        if not symbols:
+            return Decimal(0)
+        return sum(
+            (p.unrealised_pnl for p in await self.venue.positions() if p.symbol in symbols),
+            Decimal(0),
+        )
+
+    # --- close requests -------------------------------------------------------------------------------
+
+    async def on_commands(self, deliveries: list[Delivery]) -> None:
+        for d in deliveries:
+            if isinstance(d.event, PositionCloseRequested):
+                await self.close_position(d.event, d.envelope.id)
+
+    async def close_position(self, req: PositionCloseRequested, request_id: uuid.UUID) -> None:
+        positions = await self.venue.positions(req.symbol)
+        async with self.ctx.pool.connection() as conn:
+            pending = [t for t in await tstore.open_trades(conn, self.venue.name)
+                       if t["symbol"] == req.symbol and t["status"] == "pending"]  # fmt: skip
+        for t in pending:
+            for o in await self.entry_orders(t):
+                if o["status"] in OPEN_STATUSES:
+                    await self.venue.cancel_order(req.symbol, o["order_link_id"])
+        if not positions:
+            self.log.info("close requested but no position", symbol=req.symbol, by=req.requested_by)
+            return
+        pos = positions[0]
+        link = "close-" + uuid.uuid5(CLOSE_NAMESPACE, str(request_id)).hex[:30]
+        [order] = await self.venue.place_orders([OrderRequest(
+            link, req.symbol, "Sell" if pos.side == "Buy" else "Buy", "Market", pos.size, reduce_only=True,
+        )])  # fmt: skip
+        self.log.info("close order placed", symbol=req.symbol, by=req.requested_by, status=order.status,
+                      duplicate=order.duplicate)  # fmt: skip
+        await self.ctx.journal("close_requested", f"{req.symbol} closed at market on request of "
+                               f"{req.requested_by}: {req.reason}", symbol=req.symbol, vertical="perps")  # fmt: skip
+
+    # --- loop -----------------------------------------------------------------------------------------
+
+    async def lead(self, lost: asyncio.Event) -> None:
+        interval = self.ctx.settings.position_monitor_interval_s
+        while not lost.is_set():
+            started = time.monotonic()
+            try:
+                await self.pass_once()
+                self.status = "ok"
+            except Exception as exc:
+                self.status = "degraded"
+                self.log.warning("monitor pass failed; next pass retries", error=str(exc)[:300])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    lost.wait(), timeout=max(0.1, interval - (time.monotonic() - started))
+                )
+
+    def _on_change(self, leading: bool) -> None:
+        self.status_info["leader"] = leading
+        if not leading:
+            self.status = "ok"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.ctx.settings
+        commands = self.ctx.bus.consumer(
+            STREAM_TRADE_COMMANDS, group=self.name, name=self.ctx.instance, handler=self.on_commands,
+            batch_size=10, claim_idle_ms=s.bus_claim_idle_ms, max_deliveries=s.bus_max_deliveries,
+        )  # fmt: skip
+        self.status = "ok"
+        try:
+            await asyncio.gather(
+                self.lease.run(stop, self.lead, on_change=self._on_change), commands.run(stop)
+            )
+        finally:
+            if self.lease.held:
+                await self.lease.release()
+            await self.venue.close()
+            await self.market.aclose()

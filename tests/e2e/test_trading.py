@@ -1,0 +1,287 @@
+"""Trading end to end against the simulator, as local processes (issue 5 acceptance).
+
+Signals are published on the bus the way the ranker publishes them, with targets placed around
+the simulator's current price so a one-minute run sees entries fill, stops trail and positions
+close by TP or SL. The venue is the paper venue (prices from the simulator's Bybit tickers).
+What each test prints (pytest -s) are the figures for the closing note.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from quantcore.bus import Bus
+from quantcore.model.events import STREAM_SIGNALS, TradeSignalled
+from quantcore.testing import Sandbox
+from tests.conftest import ROOT, eventually
+from tests.e2e.harness import RunningFleet, running_fleet
+
+pytestmark = pytest.mark.e2e
+
+TIGHT = {  # distances of a few tenths of a percent: the simulated market crosses them in seconds
+    "SIM_COINS": "8",
+    "SIM_HISTORY_DAYS": "0.05",
+    "SIM_SPEED": "20",
+    "HEATMAP_REFRESH_INTERVAL_S": "30",
+    "HEATMAP_MAX_AGE_S": "3600",
+    "ENTRY_BEYOND_PCT": "0.1",
+    "TAKE_PROFIT_FRONT_RUN_PCT": "0.05",
+    "STOP_DEFAULT_WICK_PCT": "0.5",
+    "TRAILING_BASIS": "price",
+    "TRAILING_LADDER": "0.1:0,0.2:0.1,0.3:0.2",
+    "POSITION_MONITOR_INTERVAL_S": "0.5",
+    "EQUITY_SNAPSHOT_INTERVAL_S": "2",
+    "MAX_OPEN_POSITIONS": "20",
+    "MAX_TRADE_EQUITY_PCT": "10",  # tight stops would size every trade to the margin cap
+    "MAX_TOTAL_EQUITY_PCT": "100",
+    "BUS_CLAIM_IDLE_MS": "1500",
+}
+
+
+def tickers(fleet: RunningFleet) -> dict[str, float]:
+    r = httpx.get(fleet.sim_url + "/v5/market/tickers", params={"category": "linear"}, timeout=10)
+    return {t["symbol"]: float(t["lastPrice"]) for t in r.json()["result"]["list"]}
+
+
+def make_signal(symbol: str, price: float, direction: str, width: float = 0.003) -> TradeSignalled:
+    """A target cluster just beyond the price: the conservative entry (0.1 % beyond its edge)
+    crosses the price and fills at once; TP ≈ 0.4 % away, stop 0.5 % from the entry."""
+    side = 1 if direction == "long" else -1
+    low, high = sorted((price * (1 + side * width), price * (1 + side * 2 * width)))
+    return TradeSignalled(
+        signal_id=uuid.uuid4(), time=datetime.now(UTC), cycle_id="e2e", symbol=symbol,
+        direction=direction, rank=1, score=90.0, entry_mode="conservative", entry_price=price,
+        stop_loss=price * (1 - side * 0.005), take_profit=(low + high) / 2, target_price=(low + high) / 2,
+        target_low=low, target_high=high, price=price, imbalance=0.7, cluster_size_pct=150,
+        success_rate=0.6, oi_change_15m_pct=4, volume_ratio_5m=2, price_change_5m_pct=1.2,
+        scanner="ranker", scanner_version="e2e-1",
+    )  # fmt: skip
+
+
+def publish(box: Sandbox, events: list[TradeSignalled]) -> None:
+    async def go() -> None:
+        redis = Redis.from_url(box.settings.redis_url())
+        bus = Bus(redis, box.settings.bus_namespace, source="ranker@e2e")
+        for e in events:
+            await bus.publish(STREAM_SIGNALS, e)
+        await redis.aclose()
+
+    asyncio.run(go())
+
+
+def wait_fresh_heatmaps(fleet: RunningFleet, coins: int) -> None:
+    eventually(lambda: (fleet.scalar("SELECT count(DISTINCT symbol) FROM liquidation_refreshes") or 0) >= coins,
+               timeout=90)  # fmt: skip
+
+
+@contextmanager
+def autotrader(
+    box: Sandbox, fleet: RunningFleet, log: Path, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """One autotrader process outside the fleet (so a test can SIGKILL it)."""
+    full = {**os.environ, **box.env, **TIGHT, "SIM_HOST": "127.0.0.1",
+            "SIM_PORT": fleet.sim_url.rsplit(":", 1)[1], "HEARTBEAT_INTERVAL_S": "1", **env}  # fmt: skip
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "quantcore.cli", "run", "autotrader"],
+                                stdout=out, stderr=subprocess.STDOUT, env=full, cwd=ROOT)  # fmt: skip
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+
+
+def test_signals_become_trades_that_trail_and_close(box: Sandbox, tmp_path: Path) -> None:
+    with running_fleet(
+        box, ["simulator", "liquidation_collector", "autotrader", "position_monitor", "journal"],
+        tmp_path / "fleet.log", env=TIGHT,
+    ) as fleet:  # fmt: skip
+        wait_fresh_heatmaps(fleet, 8)
+        prices = tickers(fleet)
+        tradable = [s for s in sorted(prices) if s not in ("BTCUSDT", "ETHUSDT")][:6]
+        majors = [s for s in sorted(prices) if s in ("BTCUSDT", "ETHUSDT")]
+        sigs = [
+            make_signal(s, prices[s], "long" if k % 2 == 0 else "short")
+            for k, s in enumerate(tradable)
+        ]
+        sigs += [make_signal(s, prices[s], "long") for s in majors]
+        publish(box, sigs)
+
+        eventually(
+            lambda: fleet.scalar("SELECT count(*) FROM autotrader_decisions") == len(sigs),
+            timeout=60,
+        )
+        eventually(
+            lambda: fleet.scalar("SELECT count(*) FROM trades WHERE status = 'closed'") >= 3,
+            timeout=150,
+        )
+        eventually(lambda: fleet.scalar("SELECT count(*) FROM scanner_stats") >= 1, timeout=30)
+        eventually(lambda: fleet.scalar("SELECT count(*) FROM equity_snapshots WHERE agent = 'liquidation_hunter'"),
+                   timeout=30)  # fmt: skip
+
+        decisions = dict(
+            fleet.sql("SELECT decision, count(*) FROM autotrader_decisions GROUP BY 1")
+        )
+        reasons = fleet.sql("SELECT symbol, decision, reason FROM autotrader_decisions")
+        assert decisions.get("traded") == len(tradable), reasons
+        skipped = fleet.sql(
+            "SELECT symbol, reason FROM autotrader_decisions WHERE decision = 'skipped'"
+        )
+        assert sorted(s for s, _ in skipped) == majors and all("major" in r for _, r in skipped)
+        closed = fleet.sql(
+            "SELECT symbol, direction, close_reason, entry_price, exit_price, pnl_quote, pnl_pct_price, "
+            "pnl_pct_margin, leverage, scanner, scanner_version FROM trades WHERE status = 'closed'"
+        )
+        for (
+            sym,
+            d,
+            reason,
+            entry,
+            exit_,
+            _pnl,
+            pct_price,
+            pct_margin,
+            lev,
+            scanner,
+            version,
+        ) in closed:
+            assert reason in ("tp", "sl", "trailing_sl"), (sym, reason)
+            sign = 1 if d == "long" else -1
+            assert float(pct_price) == pytest.approx(
+                float((exit_ / entry - 1) * 100 * sign), rel=1e-6
+            )
+            assert (scanner, version) == ("ranker", "e2e-1")
+            # on margin: PnL after fees over the margin (entry × qty / leverage)
+            assert abs(float(pct_margin)) <= abs(float(pct_price)) * float(lev) + 1.0
+        # the trade log has every state change: Created → New → Filled for each entry
+        states = fleet.sql(
+            "SELECT order_link_id, array_agg(status ORDER BY time) FROM order_events GROUP BY 1"
+        )
+        assert states and all(s[-1] == "Filled" for _, s in states if "Filled" in s)
+        moves = fleet.scalar(
+            "SELECT count(*) FROM position_monitor_logs WHERE action = 'stop_moved'"
+        )
+        # a stop moved at the venue is the stop recorded, and it never loosened
+        for d, old, new in fleet.sql(
+            "SELECT t.direction, l.old_stop, l.new_stop FROM position_monitor_logs l "
+            "JOIN trades t USING (trade_id) WHERE l.action = 'stop_moved' AND l.old_stop IS NOT NULL"
+        ):
+            assert (new > old) if d == "long" else (new < old)
+        stats = fleet.sql(
+            "SELECT trades, wins, losses, win_rate FROM scanner_stats WHERE scanner = 'ranker'"
+        )
+        equity = fleet.sql(
+            "SELECT agent, pnl_pct_from_start FROM equity_snapshots ORDER BY time DESC LIMIT 2"
+        )
+        paper_orders = fleet.scalar(
+            "SELECT count(*) FROM paper_orders WHERE order_link_id NOT LIKE 'close-%%'"
+        )
+        assert paper_orders == len(tradable)  # one entry order per traded signal
+        print(f"\ntrading e2e: decisions {decisions}, closed {[(c[0], c[2], round(float(c[7]), 3)) for c in closed]}, "
+              f"stop moves {moves}, scanner stats {stats}, equity {equity}")  # fmt: skip
+
+
+def test_crash_between_venue_accept_and_db_write(box: Sandbox, tmp_path: Path) -> None:
+    """SIGKILL right after the venue accepted the order and before our write: after a restart
+    exactly one order exists at the venue, one trade row, and the signal is acked once."""
+    with running_fleet(
+        box, ["simulator", "liquidation_collector"], tmp_path / "fleet.log", env=TIGHT
+    ) as fleet:
+        wait_fresh_heatmaps(fleet, 8)
+        prices = tickers(fleet)
+        sym = next(s for s in sorted(prices) if s not in ("BTCUSDT", "ETHUSDT"))
+        sig = make_signal(sym, prices[sym], "long")
+        log = tmp_path / "autotrader.log"
+        with autotrader(box, fleet, log, AUTOTRADER_FAULT="kill_after_place") as proc:
+            publish(box, [sig])
+            assert proc.wait(timeout=60) == -signal.SIGKILL
+        link = sig.signal_id.hex + "e00"
+        assert fleet.scalar("SELECT count(*) FROM paper_orders WHERE order_link_id = %s", link) == 1
+        assert fleet.scalar("SELECT status FROM orders WHERE order_link_id = %s", link) == "Created"
+        pending = _pending(box)
+        assert pending == 1  # delivered to the dead consumer, never acked
+        with autotrader(box, fleet, log):
+            eventually(lambda: fleet.scalar("SELECT status FROM orders WHERE order_link_id = %s", link)
+                       in ("New", "Filled"), timeout=60)  # fmt: skip
+            eventually(lambda: _pending(box) == 0, timeout=30)
+        assert fleet.scalar("SELECT count(*) FROM paper_orders") == 1
+        assert fleet.scalar("SELECT count(*) FROM trades WHERE signal_id = %s", sig.signal_id) == 1
+        assert fleet.scalar("SELECT count(*) FROM autotrader_decisions") == 1
+        assert "already" in log.read_text() or "duplicate" in log.read_text()
+        print(
+            f"\ncrash test: pending before restart {pending}, venue orders 1, trades 1, decisions 1"
+        )
+
+
+def _pending(box: Sandbox) -> int:
+    async def go() -> int:
+        redis = Redis.from_url(box.settings.redis_url())
+        key = f"{box.settings.bus_namespace}:stream:{STREAM_SIGNALS}"
+        info = await redis.xpending(key, "autotrader")
+        await redis.aclose()
+        return int(info["pending"])
+
+    return asyncio.run(go())
+
+
+def test_two_replicas_one_hundred_signals(box: Sandbox, tmp_path: Path) -> None:
+    """100 signals (each published twice) to two autotrader replicas: 100 decisions, one order
+    per traded signal, never a second order for a signal or a second trade for a coin."""
+    env = {**TIGHT, "SIM_COINS": "40", "MAX_OPEN_POSITIONS": "100", "MAX_TRADE_EQUITY_PCT": "2"}
+    with running_fleet(
+        box, ["simulator", "liquidation_collector"], tmp_path / "fleet.log", env=env
+    ) as fleet:
+        wait_fresh_heatmaps(fleet, 40)
+        prices = tickers(fleet)
+        coins = [s for s in sorted(prices) if s not in ("BTCUSDT", "ETHUSDT")]
+        sigs = [
+            make_signal(coins[k % len(coins)], prices[coins[k % len(coins)]], "long")
+            for k in range(100)
+        ]
+        with autotrader(box, fleet, tmp_path / "a1.log", SIM_COINS="40", SERVICE_INSTANCE="a1",
+                        MAX_OPEN_POSITIONS="100", MAX_TRADE_EQUITY_PCT="2"), \
+             autotrader(box, fleet, tmp_path / "a2.log", SIM_COINS="40", SERVICE_INSTANCE="a2",
+                        MAX_OPEN_POSITIONS="100", MAX_TRADE_EQUITY_PCT="2"):  # fmt: skip
+            time.sleep(2)
+            publish(box, sigs + sigs)
+            eventually(
+                lambda: fleet.scalar("SELECT count(*) FROM autotrader_decisions") == 100,
+                timeout=120,
+            )
+            eventually(lambda: _pending(box) == 0, timeout=30)
+        by_instance = dict(
+            fleet.sql("SELECT instance, count(*) FROM autotrader_decisions GROUP BY 1")
+        )
+        decisions = dict(
+            fleet.sql("SELECT decision, count(*) FROM autotrader_decisions GROUP BY 1")
+        )
+        traded = decisions.get("traded", 0)
+        reasons = dict(fleet.sql("SELECT reason, count(*) FROM autotrader_decisions GROUP BY 1"))
+        assert traded == len(coins), reasons  # one trade per coin; the rest refused "one per coin"
+        assert fleet.scalar("SELECT count(*) FROM paper_orders") == traded
+        assert fleet.scalar("SELECT count(*) FROM trades") == traded
+        assert (
+            fleet.scalar("SELECT max(n) FROM (SELECT count(*) AS n FROM trades GROUP BY symbol) x")
+            == 1
+        )
+        assert set(by_instance) == {"a1", "a2"}
+        print(f"\nreplicas: decisions {decisions}, by replica {by_instance}, venue orders {traded}")
