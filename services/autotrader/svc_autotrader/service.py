@@ -243,7 +243,9 @@ class Autotrader(Service):
         except VenueError as exc:
             self.log.info("leverage not changed", symbol=symbol, error=str(exc)[:200])
         placed = await self.venue.place_orders(requests)
-        if self.ctx.settings.autotrader_fault == "kill_after_place" and not any(o.duplicate for o in placed):
+        if self.ctx.settings.autotrader_fault == "kill_after_place" and not any(
+            o.duplicate for o in placed
+        ):
             os.kill(
                 os.getpid(), signal.SIGKILL
             )  # testing hook: die between the venue and our write
