@@ -82,7 +82,7 @@ INGEST_TARGET_RATIO = 0.5  # issue 3: within 2× of raw COPY
 # ================================================================================================
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -110,13 +110,13 @@ class Simulator:
 
 
 @contextlib.contextmanager
-def simulator(box: Sandbox, port: int) -> Iterator[Simulator]:
+def simulator(box: Sandbox, port: int, coins: int = SIM_COINS) -> Iterator[Simulator]:
     """The simulator service as a subprocess on `port`, stopped (SIGTERM) afterwards."""
     env = {
         **os.environ,
         **box.env,
         "DATA_SOURCE": "sim",
-        "SIM_COINS": str(SIM_COINS),
+        "SIM_COINS": str(coins),
         "SIM_HISTORY_DAYS": str(SIM_HISTORY_DAYS),
         "SIM_HOST": "127.0.0.1",
         "SIM_BIND_HOST": "127.0.0.1",
@@ -146,7 +146,7 @@ def simulator(box: Sandbox, port: int) -> Iterator[Simulator]:
                     proc.wait(5)
 
 
-async def _wait_ready(sim: Simulator) -> float:
+async def wait_ready(sim: Simulator) -> float:
     """Poll GET /v5/market/time until it answers; returns the seconds it took."""
     started = time.monotonic()
     async with httpx.AsyncClient(timeout=2.0) as client:
@@ -204,9 +204,9 @@ def _collector_settings(port: int) -> Settings:
 
 
 async def heatmap_refresh(box: Sandbox) -> Refresh:
-    port = _free_port()
+    port = free_port()
     with simulator(box, port) as sim:
-        ready_s = await _wait_ready(sim)
+        ready_s = await wait_ready(sim)
         settings = _collector_settings(port)
         async with service_context(LiquidationCollector, settings) as ctx:
             return await _timed_refresh(box, sim, ctx, ready_s)

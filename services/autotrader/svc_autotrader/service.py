@@ -51,6 +51,7 @@ RISK_LOCK = 0x5EA1_7AD3  # pg advisory lock: one entry decision at a time across
 RECONCILE_EVERY_S = 30.0
 INSTRUMENTS_EVERY_S = 3600.0
 REFRESH_POLL_S = 0.5
+CONCURRENT_DECISIONS = 8
 
 
 class Autotrader(Service):
@@ -82,14 +83,27 @@ class Autotrader(Service):
             max_open_positions=s.max_open_positions, max_trade_equity_pct=s.max_trade_equity_pct,
             max_total_equity_pct=s.max_total_equity_pct, daily_loss_limit_pct=s.daily_loss_limit_pct,
         )  # fmt: skip
+        self.gate = asyncio.Semaphore(CONCURRENT_DECISIONS)
+        self.leverage_set: set[str] = set()
         self.status_info.update(venue=self.venue.name, decisions=0, traded=0)
 
     # --- per signal -----------------------------------------------------------------------------------
 
     async def on_signals(self, deliveries: list[Delivery]) -> None:
-        for d in deliveries:
-            if isinstance(d.event, TradeSignalled):
-                await self.decide(d.event, d.envelope.correlation_id)
+        """A batch is decided concurrently (waits on the venue and the database overlap); the
+        shared risk lock and the per-signal decision key keep the outcome the same as in turn."""
+        signals = [d for d in deliveries if isinstance(d.event, TradeSignalled)]
+        results = await asyncio.gather(
+            *(self._decide_limited(d.event, d.envelope.correlation_id) for d in signals),  # type: ignore[arg-type]
+            return_exceptions=True,
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]  # the bus redelivers the batch; decided signals are not decided again
+
+    async def _decide_limited(self, sig: TradeSignalled, correlation_id: str) -> None:
+        async with self.gate:
+            await self.decide(sig, correlation_id)
 
     async def decide(self, sig: TradeSignalled, correlation_id: str = "") -> None:
         async with self.ctx.pool.connection() as conn:
@@ -103,11 +117,12 @@ class Autotrader(Service):
             await self.record(sig, reason[0], reason[1])
             return
         try:
-            plan = await self.plan(sig)
+            equity = float((await self.venue.equity()).equity)
+            plan = await self.plan(sig, equity)
         except (VenueError, LookupError) as exc:
             await self.record(sig, "skipped", f"cannot plan: {exc}")
             return
-        trade_id = await self.commit_plan(sig, plan, correlation_id)
+        trade_id = await self.commit_plan(sig, plan, equity, correlation_id)
         if trade_id is not None:
             await self.place(sig.signal_id)
 
@@ -148,12 +163,11 @@ class Autotrader(Service):
                 return True
         return False
 
-    async def plan(self, sig: TradeSignalled) -> EntryPlan:
+    async def plan(self, sig: TradeSignalled, equity: float) -> EntryPlan:
         rules = await self.instrument(sig.symbol)
-        equity = await self.venue.equity()
         async with self.ctx.pool.connection() as conn:
             inputs = await store.signal_trade_inputs(conn, sig.signal_id)
-        return plan_entry(sig, inputs, float(equity.equity), rules, self.params)
+        return plan_entry(sig, inputs, equity, rules, self.params)
 
     async def instrument(self, symbol: str) -> InstrumentRules:
         if symbol not in self.rules or time.monotonic() - self.rules_at > INSTRUMENTS_EVERY_S:
@@ -167,13 +181,12 @@ class Autotrader(Service):
         return self.rules[symbol]
 
     async def commit_plan(
-        self, sig: TradeSignalled, plan: EntryPlan, correlation_id: str
+        self, sig: TradeSignalled, plan: EntryPlan, equity: float, correlation_id: str
     ) -> uuid.UUID | None:
         """Risk guards and the trade + order rows, in one transaction under the shared lock."""
         venue = self.venue.name
         trade_id = store.trade_id_for(sig.signal_id)
         ks = await self.killswitch.state()
-        equity = float((await self.venue.equity()).equity)
         async with self.ctx.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (RISK_LOCK,))
             if await store.decision_of(conn, sig.signal_id) is not None:
@@ -238,10 +251,14 @@ class Autotrader(Service):
             for r in rows
         ]  # fmt: skip
         symbol = rows[0]["symbol"]
-        try:
-            await self.venue.set_leverage(symbol, Decimal(str(self.ctx.settings.trade_leverage)))
-        except VenueError as exc:
-            self.log.info("leverage not changed", symbol=symbol, error=str(exc)[:200])
+        if symbol not in self.leverage_set:  # once per coin and process: it does not change
+            try:
+                await self.venue.set_leverage(
+                    symbol, Decimal(str(self.ctx.settings.trade_leverage))
+                )
+                self.leverage_set.add(symbol)
+            except VenueError as exc:
+                self.log.info("leverage not changed", symbol=symbol, error=str(exc)[:200])
         placed = await self.venue.place_orders(requests)
         if self.ctx.settings.autotrader_fault == "kill_after_place" and not any(
             o.duplicate for o in placed

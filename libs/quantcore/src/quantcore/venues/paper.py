@@ -78,6 +78,7 @@ class PaperVenue:
         self._taker = Decimal(str(self.fees.taker_pct)) / 100
         self._maker = Decimal(str(self.fees.maker_pct)) / 100
         self._slip = Decimal(str(self.fees.slippage_pct)) / 100
+        self._account_ready = False  # the account row exists (checked once per process)
 
     # --- orders -------------------------------------------------------------------------------------
 
@@ -471,11 +472,14 @@ class PaperVenue:
         return _Locked(self)
 
     async def _ensure_account(self, conn: AsyncConnection[Any]) -> None:
+        if self._account_ready:
+            return
         await conn.execute(
             "INSERT INTO paper_account (account, balance, start_equity) VALUES (%s, %s, %s) "
             "ON CONFLICT (account) DO NOTHING",
             (ACCOUNT, self.start_equity, self.start_equity),
         )
+        self._account_ready = True
 
     async def _balance(self, conn: AsyncConnection[Any]) -> Decimal:
         await self._ensure_account(conn)
