@@ -439,18 +439,20 @@ class BybitVenue:
         found = await self._windowed(
             "get_executions", wire.ExecutionRow, "execution", since, symbol
         )
-        out = {
-            row.execId: wire.to_execution(row, raw) for row, raw in found if row.execTime >= since
-        }
-        return sorted(out.values(), key=lambda e: (e.time, e.exec_id))
+        rows: dict[str, tuple[wire.ExecutionRow, dict[str, Any]]] = {}
+        for row, raw in reversed(found):  # pages are newest first
+            if row.execTime >= since:
+                rows.setdefault(row.execId, (row, raw))
+        ordered = sorted(rows.values(), key=lambda r: (r[0].execTime, r[0].seq or 0))  # stable
+        return [wire.to_execution(row, raw) for row, raw in ordered]
 
     async def closed_pnl(self, since: datetime, symbol: str | None = None) -> list[ClosedPnl]:
         """Closed-PnL records created at or after `since`, oldest first."""
         found = await self._windowed(
             "get_closed_pnl", wire.ClosedPnlRow, "closed_pnl", since, symbol
         )
-        out = [wire.to_closed_pnl(row, raw) for row, raw in found if row.createdTime >= since]
-        return sorted(out, key=lambda c: (c.created_at, c.venue_order_id))
+        out = [wire.to_closed_pnl(r, raw) for r, raw in reversed(found) if r.createdTime >= since]
+        return sorted(out, key=lambda c: c.created_at)  # stable: ties keep the venue's order
 
     async def _windowed(
         self, method: str, model: type[M], kind: str, since: datetime, symbol: str | None

@@ -187,6 +187,7 @@ class ExecutionRow(_Wire):
     execTime: Time
     execType: str = "Trade"
     stopOrderType: str = ""
+    seq: int | None = None  # cross sequence: orders fills of the same execTime
 
 
 class ExecutionPage(_Wire):
