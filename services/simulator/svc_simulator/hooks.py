@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 
 from quantcore.config import ConfigError
+from quantcore.sim.exchange import SimAccount
+from svc_simulator import bybit_private
 from svc_simulator.bybit_ws import Hub
 from svc_simulator.faults import parse_faults
 from svc_simulator.state import STATE
@@ -91,6 +94,45 @@ async def advance(request: web.Request) -> web.Response:
     return _json({"sim_time_ms": state.now_ms(), "target_ms": int(state.clock.now_s() * 1000)})
 
 
+async def move_price(request: web.Request) -> web.Response:
+    """Jump a coin's price now: {"symbol": "BTCUSDT", "price": 61000} (fills, TP/SL follow)."""
+    state = request.app[STATE]
+    try:
+        body = await request.json()
+        symbol, price = str(body["symbol"]), float(body["price"])
+    except (ValueError, KeyError, TypeError):
+        return _json({"error": 'expected {"symbol": "...", "price": N}'}, 400)
+    index = state.market.symbol_index(symbol)
+    if index is None:
+        return _json({"error": f"unknown symbol {symbol}"}, 400)
+    if not 0 < price < 1e12:
+        return _json({"error": "price must be positive"}, 400)
+    bybit_private.sync(state, [symbol])  # what happened before the jump is matched first
+    new = state.market.move_price(index, price)
+    bybit_private.sync(state, [symbol])
+    return _json({"symbol": symbol, "price": new, "sim_time_ms": state.now_ms()})
+
+
+async def add_account(request: web.Request) -> web.Response:
+    """Open another private-API account: {"key": "...", "secret": "...", "wallet": 1000}
+    (wallet optional); an existing key is reset to a fresh wallet."""
+    state = request.app[STATE]
+    exchange = state.exchange
+    if exchange is None:
+        return _json({"error": "the private API is off"}, 400)
+    try:
+        body = await request.json()
+        key, secret = str(body["key"]), str(body["secret"])
+        wallet = Decimal(str(body.get("wallet", exchange.starting_wallet)))
+    except (ValueError, KeyError, TypeError, ArithmeticError):
+        return _json({"error": 'expected {"key": "...", "secret": "...", "wallet": N}'}, 400)
+    if not key or not secret or not wallet.is_finite() or wallet < 0:
+        return _json({"error": "key and secret must be non-empty, wallet >= 0"}, 400)
+    state.api_secrets[key] = secret
+    exchange.accounts[key] = SimAccount(key, wallet)
+    return _json({"key": key, "wallet": str(wallet)})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/sim/stats", get_stats)
     app.router.add_post("/sim/stats/reset", reset_stats)
@@ -99,3 +141,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/sim/ws/drop", drop_sockets)
     app.router.add_get("/sim/state", get_state)
     app.router.add_post("/sim/advance", advance)
+    app.router.add_post("/sim/price", move_price)
+    app.router.add_post("/sim/accounts", add_account)

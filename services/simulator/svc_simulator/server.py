@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
 from quantcore.logging import get_logger
 from quantcore.sim import Market
-from svc_simulator import bybit_rest, coinglass, hooks
+from quantcore.sim.exchange import SimExchange
+from svc_simulator import bybit_private, bybit_rest, coinglass, hooks
 from svc_simulator.bybit_ws import PUSH_INTERVAL_S, Hub
 from svc_simulator.clock import SimClock
 from svc_simulator.faults import Faults
@@ -20,12 +21,16 @@ from svc_simulator.state import STATE, SimState
 
 TICK_S = 0.2  # how often the clock loop looks at the time
 SLICE_S = 60  # simulated seconds advanced between yields to the event loop
-BYBIT_PREFIX = "/v5/market/"
+BYBIT_PREFIXES = ("/v5/market/", *bybit_private.PRIVATE_PREFIXES)
 COINGLASS_PREFIX = "/api/"
 BAD_GATEWAY = (
     "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
     "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>openresty</center>\r\n</body>\r\n</html>\r\n"
 )
+
+# The simulator's own test credentials (the SIM_API_KEY / SIM_API_SECRET defaults): not
+# secrets, they open nothing but this offline simulator.
+DEFAULT_ACCOUNTS = {"sim-public-test-key": "sim-public-test-secret"}
 
 log = get_logger(component="simulator")
 
@@ -38,7 +43,7 @@ async def count_and_inject(
     state = request.app[STATE]
     state.count(request)
     path = request.path
-    if path.startswith((BYBIT_PREFIX, COINGLASS_PREFIX)):
+    if path.startswith((*BYBIT_PREFIXES, COINGLASS_PREFIX)):
         fault = state.draw_fault()
         if fault == "http_429":
             if path.startswith(COINGLASS_PREFIX):
@@ -67,16 +72,23 @@ class SimServer:
         host: str,
         port: int,
         clock: SimClock | None = None,
+        accounts: Mapping[str, str] | None = None,
+        exchange: SimExchange | None = None,
     ) -> None:
+        """`accounts`: API key → secret of the private API (default: the simulator's public
+        test key); `exchange`: fees and starting wallets (default: Bybit's standard fees)."""
         self.market = market
         self.host = host
         self.port = port
         self.state = SimState(market, clock or SimClock(market.now, speed), faults, seed)
+        self.state.api_secrets = dict(accounts if accounts is not None else DEFAULT_ACCOUNTS)
+        self.state.exchange = exchange or bybit_private.build_exchange(market.coins)
         self.hub = Hub(self.state)
         app = web.Application(middlewares=[count_and_inject])
         app[STATE] = self.state
         app[hooks.HUB] = self.hub
         bybit_rest.add_routes(app)
+        bybit_private.add_routes(app)
         coinglass.add_routes(app)
         hooks.add_routes(app)
         app.router.add_get("/v5/public/linear", self.hub.handle)
@@ -118,6 +130,7 @@ class SimServer:
             target = int(clock.now_s())
             while market.now < target:
                 market.advance_to(min(target, market.now + SLICE_S))
+                bybit_private.sync(self.state)  # fills and TP/SL on what the market did
                 await asyncio.sleep(0)  # let requests in between slices
             await asyncio.sleep(TICK_S)
 

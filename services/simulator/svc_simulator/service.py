@@ -14,14 +14,32 @@ import time
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from quantcore.config import Settings
+from quantcore.config import ConfigError, Settings
 from quantcore.service import Service
 from quantcore.sim import BuildCancelled, Market, MarketConfig
+from svc_simulator.bybit_private import build_exchange
 from svc_simulator.clock import SimClock
 from svc_simulator.faults import parse_faults
 from svc_simulator.server import SimServer
 
 STATUS_EVERY_S = 5.0
+
+
+def sim_accounts(settings: Settings) -> dict[str, str]:
+    """API key → secret of the private API: SIM_API_KEY / SIM_API_SECRET plus
+    SIM_EXTRA_API_KEYS ("key:secret,key2:secret2")."""
+    accounts = {settings.sim_api_key: settings.sim_api_secret}
+    for raw in settings.sim_extra_api_keys.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        key, sep, secret = item.partition(":")
+        if not sep or not key.strip() or not secret.strip():
+            raise ConfigError(
+                f"SIM_EXTRA_API_KEYS: expected key:secret, got {item.split(':')[0]!r}:…"
+            )
+        accounts[key.strip()] = secret.strip()
+    return accounts
 
 
 class SimulatorService(Service):
@@ -32,6 +50,7 @@ class SimulatorService(Service):
     @classmethod
     def check_settings(cls, settings: Settings) -> None:
         parse_faults(settings.sim_faults)  # raises ConfigError naming SIM_FAULTS
+        sim_accounts(settings)  # raises ConfigError naming SIM_EXTRA_API_KEYS
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.ctx.settings
@@ -68,6 +87,14 @@ class SimulatorService(Service):
             host=s.sim_bind_host,
             port=s.sim_port,
             clock=SimClock(market.start, s.sim_speed, anchor),
+            accounts=sim_accounts(s),
+            exchange=build_exchange(
+                market.coins,
+                taker=s.sim_taker_fee,
+                maker=s.sim_maker_fee,
+                slippage=s.sim_slippage,
+                wallet=s.sim_wallet_usdt,
+            ),
         )
         await server.start()
         self.status = "ok"

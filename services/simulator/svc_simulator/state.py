@@ -13,6 +13,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from quantcore.sim import Market
+from quantcore.sim.exchange import SimExchange
 from svc_simulator.clock import SimClock
 from svc_simulator.faults import Faults
 
@@ -33,6 +34,8 @@ class SimState:
     stats_since: float = field(default_factory=time.time)
     window_start: float = 0.0  # the current 5-s rate-limit window (real time)
     window_count: int = 0
+    exchange: SimExchange | None = None  # the private API's accounts (None: public only)
+    api_secrets: dict[str, str] = field(default_factory=dict)  # API key → secret
 
     def __post_init__(self) -> None:
         self.fault_rng = random.Random(self.seed * 7919 + 17)

@@ -168,6 +168,37 @@ class Settings(BaseSettings):
     )
     bybit_testnet_api_key: SecretStr | None = Field(None, description="Bybit testnet API key")
     bybit_testnet_api_secret: SecretStr | None = Field(None, description="Bybit testnet API secret")
+    # --- bybit venue (private REST) and the simulator's exchange ---
+    bybit_endpoint_trade: str | None = Field(
+        None,
+        description="Bybit private REST base URL for the testnet/live venues (default: BYBIT_ENDPOINT_REST if set; else the simulator for testnet when DATA_SOURCE=sim; else api-testnet.bybit.com / api.bybit.com)",
+    )
+    bybit_trade_rate_per_s: float = Field(
+        8.0, gt=0, description="Bybit private REST requests per second (order endpoints allow 10/s)"
+    )
+    bybit_recv_window_ms: int = Field(
+        5000, ge=100, le=60_000, description="X-BAPI-RECV-WINDOW sent with signed Bybit requests"
+    )
+    sim_api_key: str = Field(
+        "sim-public-test-key",
+        description="the simulator's own test API key (not a secret: it only opens the offline simulator)",
+    )
+    sim_api_secret: str = Field(
+        "sim-public-test-secret",
+        description="the simulator's own test API secret (not a secret: it only opens the offline simulator)",
+    )
+    sim_extra_api_keys: str = Field(
+        "",
+        description='more simulator accounts, "key:secret,key2:secret2" (each its own wallet)',
+    )
+    sim_wallet_usdt: float = Field(
+        10_000.0, ge=0, description="starting USDT wallet balance of every simulator account"
+    )
+    sim_taker_fee: float = Field(0.00055, ge=0, lt=0.01, description="simulator taker fee rate")
+    sim_maker_fee: float = Field(0.0002, ge=-0.001, lt=0.01, description="simulator maker fee rate")
+    sim_slippage: float = Field(
+        0.0002, ge=0, lt=0.05, description="simulator market-order slippage (fraction of price)"
+    )
     heatmap_source: Literal["auto", "coinglass", "sim", "estimate"] = Field(
         "auto",
         description="liquidation heatmaps from: auto (CoinGlass with a key, else the simulator when DATA_SOURCE=sim), coinglass, sim, estimate",

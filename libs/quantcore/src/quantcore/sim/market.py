@@ -210,6 +210,9 @@ class Market:
         self.liquidations_total = 0
         self.liquidated_usd = 0.0
         self.history_start = 0
+        # highest / lowest trade of each coin since the last take_range() (the exchange's fills)
+        self.range_high = np.zeros(n)
+        self.range_low = np.full(n, np.inf)
 
         self._build_history(cancel)
 
@@ -239,6 +242,8 @@ class Market:
         self._emitted.clear()
         self._events.clear()
         self._record = True
+        self.range_high = self.last_price.copy()
+        self.range_low = self.last_price.copy()
 
     def _generate_deep(self, deep_start: int, fine_start: int) -> None:
         """A year of 4-h candles and funding, and the positions of that year still open."""
@@ -434,6 +439,8 @@ class Market:
             self.coarse.update(ta // COARSE_S, high, low, close, base, quote, oi_qty)
             self.prev_tick = np.where(close != self.last_price, self.last_price, self.prev_tick)
             self.last_price = close
+            np.maximum(self.range_high, high, out=self.range_high)
+            np.minimum(self.range_low, low, out=self.range_low)
 
     def _liquidate(self, a: int, dt: int, prices: F64) -> None:
         """Liquidate every level the prices reached (forced volume goes to the block's buckets)."""
@@ -521,6 +528,39 @@ class Market:
             if found is not None and (best is None or found[1] > best.value):
                 best = Target(found[0], found[1], direction, found[2])
         return best
+
+    def move_price(self, coin: int, price: float) -> float:
+        """Jump one coin's price to `price` now (a test hook: the simulator's /sim/price).
+
+        The rest of the current block and the walk's state shift by the same factor, so the
+        market carries on from the new level; the jump counts as traded (take_range).
+        Returns the price after rounding to the tick."""
+        if not price > 0:
+            raise ValueError("price must be positive")
+        old = float(self.last_price[coin])
+        new = float(np.maximum(np.round(price / self.tick[coin]), 1.0) * self.tick[coin])
+        factor = new / old
+        blk = self.block
+        if blk.prices.size and blk.end > self.now:
+            j = (self.now - blk.start) // blk.step
+            row = blk.prices[coin, j:] * factor
+            blk.prices[coin, j:] = (
+                np.maximum(np.round(row / self.tick[coin]), 1.0) * self.tick[coin]
+            )
+        self.price.logp[coin] += math.log(factor)
+        self.prev_tick[coin] = old
+        self.last_price[coin] = new
+        self.range_high[coin] = max(float(self.range_high[coin]), new)
+        self.range_low[coin] = min(float(self.range_low[coin]), new)
+        self._ticker_cache = None
+        return new
+
+    def take_range(self) -> tuple[F64, F64]:
+        """(high, low) of every coin's trades since the last call; starts a new range."""
+        high, low = self.range_high, self.range_low
+        self.range_high = self.last_price.copy()
+        self.range_low = self.last_price.copy()
+        return high, np.minimum(low, high)
 
     # --- queries ------------------------------------------------------------------------------------
     def symbol_index(self, symbol: str) -> int | None:
