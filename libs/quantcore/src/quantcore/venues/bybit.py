@@ -44,6 +44,7 @@ from quantcore.venues.base import (
     OrderRejected,
     OrderRequest,
     VenueError,
+    VenueName,
     VenueOrder,
     VenuePosition,
     VenueUnavailable,
@@ -125,7 +126,7 @@ class BybitVenue:
         on_bad: OnBad | None = None,
         max_workers: int = 4,
     ) -> None:
-        self.name: Literal["testnet", "live"] = name
+        self.name: VenueName = name
         self.endpoint = endpoint.rstrip("/")
         # max_retries=1 is one attempt: pybit's loop runs `max_retries` times
         self._http = HTTP(

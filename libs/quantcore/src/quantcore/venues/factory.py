@@ -10,6 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.config import ConfigError, Settings
 from quantcore.venues.base import Venue
+from quantcore.venues.bybit import make_bybit_venue
 from quantcore.venues.paper import PaperFees, PaperVenue
 from quantcore.venues.prices import TickerPrices
 
@@ -25,4 +26,6 @@ def make_venue(
             default_leverage=settings.trade_leverage,
         )
         return PaperVenue(pool, TickerPrices(market), settings.paper_start_equity, fees)
-    raise ConfigError(f"TRADING_MODE={settings.trading_mode}: the Bybit venue is not available")
+    if settings.trading_mode in ("testnet", "live"):
+        return make_bybit_venue(settings, settings.trading_mode)
+    raise ConfigError(f"TRADING_MODE: no venue called {settings.trading_mode!r}")
