@@ -94,8 +94,13 @@ def _panel(p: Panel, pid: int, x: int, y: int) -> dict[str, Any]:
     if p.unit:
         defaults["unit"] = p.unit
     if p.kind == "timeseries":
-        defaults["custom"] = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10,
-                              "showPoints": "never", "spanNulls": True}  # fmt: skip
+        defaults["custom"] = {
+            "drawStyle": "line",
+            "lineWidth": 1,
+            "fillOpacity": 10,
+            "showPoints": "never",
+            "spanNulls": True,
+        }
     if p.kind == "stat" and "thresholds" not in defaults:
         defaults["color"] = {"mode": "thresholds"}
         defaults["thresholds"] = {
@@ -114,7 +119,9 @@ def _panel(p: Panel, pid: int, x: int, y: int) -> dict[str, Any]:
         options.setdefault("showHeader", True)
         options.setdefault("cellHeight", "sm")
     if p.kind == "timeseries":
-        options.setdefault("legend", {"displayMode": "list", "placement": "bottom", "showLegend": True})
+        options.setdefault(
+            "legend", {"displayMode": "list", "placement": "bottom", "showLegend": True}
+        )
         options.setdefault("tooltip", {"mode": "multi", "sort": "desc"})
     return {
         "id": pid,
@@ -196,9 +203,15 @@ def dashboard(
         "templating": {"list": variables},
         "annotations": {"list": []},
         "links": [
-            {"type": "dashboards", "tags": ["whalestack"], "asDropdown": False, "title": "Whale Stack",
-             "includeVars": False, "keepTime": True},
-        ],  # fmt: skip
+            {
+                "type": "dashboards",
+                "tags": ["whalestack"],
+                "asDropdown": False,
+                "title": "Whale Stack",
+                "includeVars": False,
+                "keepTime": True,
+            },
+        ],
         "panels": panels,
     }
 
@@ -251,8 +264,11 @@ trading_rows: list[list[Panel]] = [
             h=4,
             mappings=MODE_COLORS,
             cols=[Col("mode")],
-            options={"textMode": "value", "colorMode": "background",
-                     "reduceOptions": {"calcs": ["lastNotNull"], "fields": "/^mode$/", "values": False}},  # fmt: skip
+            options={
+                "textMode": "value",
+                "colorMode": "background",
+                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "/^mode$/", "values": False},
+            },
             defaults={"color": {"mode": "fixed", "fixedColor": "blue"}},
             description="Where the numbers come from: simulated market, paper, testnet or live trading.",
         ),
@@ -307,8 +323,10 @@ trading_rows: list[list[Panel]] = [
             h=4,
             unit=PCT,
             cols=[Col("pnl_pct", PCT, None, 2)],
-            options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": True},
-                     "textMode": "value_and_name"},  # fmt: skip
+            options={
+                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": True},
+                "textMode": "value_and_name",
+            },
         ),
         Panel(
             "Max drawdown % in range",
@@ -324,10 +342,17 @@ trading_rows: list[list[Panel]] = [
             h=4,
             unit=PCT,
             cols=[Col("max_drawdown_pct", PCT, "max drawdown", 2)],
-            defaults={"color": {"mode": "thresholds"},
-                      "thresholds": {"mode": "absolute", "steps": [
-                          {"color": "green", "value": None}, {"color": "orange", "value": 5},
-                          {"color": "red", "value": 15}]}},  # fmt: skip
+            defaults={
+                "color": {"mode": "thresholds"},
+                "thresholds": {
+                    "mode": "absolute",
+                    "steps": [
+                        {"color": "green", "value": None},
+                        {"color": "orange", "value": 5},
+                        {"color": "red", "value": 15},
+                    ],
+                },
+            },
         ),
         Panel(
             "Open positions",
@@ -408,11 +433,19 @@ trading_rows: list[list[Panel]] = [
             h=9,
             unit=PCT,
             cols=[Col("day"), Col("pnl_pct", PCT, "PnL %", 2)],
-            options={"xField": "day", "colorByField": "pnl_pct", "showValue": "auto",
-                     "legend": {"showLegend": False, "displayMode": "list", "placement": "bottom"}},  # fmt: skip
-            defaults={"color": {"mode": "thresholds"},
-                      "thresholds": {"mode": "absolute", "steps": [
-                          {"color": "red", "value": None}, {"color": "green", "value": 0}]}},  # fmt: skip
+            options={
+                "xField": "day",
+                "colorByField": "pnl_pct",
+                "showValue": "auto",
+                "legend": {"showLegend": False, "displayMode": "list", "placement": "bottom"},
+            },
+            defaults={
+                "color": {"mode": "thresholds"},
+                "thresholds": {
+                    "mode": "absolute",
+                    "steps": [{"color": "red", "value": None}, {"color": "green", "value": 0}],
+                },
+            },
             description="Whole account, day by day (UTC): last equity of the day vs the day before.",
         ),
     ],
@@ -528,7 +561,9 @@ trading_rows: list[list[Panel]] = [
 ]
 
 trading_vars = [
-    _variable("agent", "Agent", "SELECT agent FROM trades GROUP BY agent ORDER BY agent", True, True),
+    _variable(
+        "agent", "Agent", "SELECT agent FROM trades GROUP BY agent ORDER BY agent", True, True
+    ),
     _variable(
         "scanner",
         "Scanner",
@@ -599,8 +634,11 @@ scanner_rows: list[list[Panel]] = [
             w=8,
             h=10,
             cols=[Col("symbol"), Col("cycles", "none", "cycles in top 10", 0)],
-            options={"displayMode": "gradient", "orientation": "horizontal",
-                     "reduceOptions": {"calcs": ["lastNotNull"], "fields": "/^cycles$/", "values": True}},  # fmt: skip
+            options={
+                "displayMode": "gradient",
+                "orientation": "horizontal",
+                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "/^cycles$/", "values": True},
+            },
         ),
         Panel(
             "Fast price movers",
@@ -649,7 +687,9 @@ scanner_rows: list[list[Panel]] = [
             w=8,
             h=9,
             fmt="time_series",
-            defaults={"custom": {"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}}},
+            defaults={
+                "custom": {"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}}
+            },
         ),
         Panel(
             "OI / volume spikes",
@@ -800,7 +840,9 @@ scanner_rows: list[list[Panel]] = [
             w=24,
             h=7,
             fmt="time_series",
-            defaults={"custom": {"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}}},
+            defaults={
+                "custom": {"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}}
+            },
         ),
     ],
 ]
@@ -842,8 +884,10 @@ system_rows: list[list[Panel]] = [
             w=6,
             h=4,
             cols=[Col("alive", "none", "alive", 0), Col("stale", "none", "stale", 0)],
-            defaults={"color": {"mode": "thresholds"},
-                      "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]}},  # fmt: skip
+            defaults={
+                "color": {"mode": "thresholds"},
+                "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]},
+            },
         ),
         Panel(
             "Dead letters",
@@ -856,9 +900,13 @@ system_rows: list[list[Panel]] = [
             w=6,
             h=4,
             cols=[Col("dead_letters", "none", "dead letters", 0)],
-            defaults={"color": {"mode": "thresholds"},
-                      "thresholds": {"mode": "absolute", "steps": [
-                          {"color": "green", "value": None}, {"color": "red", "value": 1}]}},  # fmt: skip
+            defaults={
+                "color": {"mode": "thresholds"},
+                "thresholds": {
+                    "mode": "absolute",
+                    "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}],
+                },
+            },
         ),
         Panel(
             "Broadcasts in range",
@@ -873,8 +921,12 @@ system_rows: list[list[Panel]] = [
             """,
             w=6,
             h=4,
-            cols=[Col("sent", "none", "sent", 0), Col("failed", "none", "failed", 0),
-                  Col("rate_limited", "none", "rate limited", 0), Col("digested", "none", "digested", 0)],  # fmt: skip
+            cols=[
+                Col("sent", "none", "sent", 0),
+                Col("failed", "none", "failed", 0),
+                Col("rate_limited", "none", "rate limited", 0),
+                Col("digested", "none", "digested", 0),
+            ],
             defaults={"color": {"mode": "fixed", "fixedColor": "text"}},
         ),
         Panel(
@@ -889,9 +941,13 @@ system_rows: list[list[Panel]] = [
             w=6,
             h=4,
             cols=[Col("errors", "none", "errors", 0), Col("warnings", "none", "warnings", 0)],
-            defaults={"color": {"mode": "thresholds"},
-                      "thresholds": {"mode": "absolute", "steps": [
-                          {"color": "green", "value": None}, {"color": "orange", "value": 1}]}},  # fmt: skip
+            defaults={
+                "color": {"mode": "thresholds"},
+                "thresholds": {
+                    "mode": "absolute",
+                    "steps": [{"color": "green", "value": None}, {"color": "orange", "value": 1}],
+                },
+            },
         ),
     ],
     [
@@ -994,7 +1050,9 @@ system_rows: list[list[Panel]] = [
             w=12,
             h=8,
             fmt="time_series",
-            defaults={"custom": {"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}}},
+            defaults={
+                "custom": {"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}}
+            },
         ),
         Panel(
             "Failed broadcasts",
@@ -1025,7 +1083,9 @@ system_rows: list[list[Panel]] = [
             w=10,
             h=9,
             fmt="time_series",
-            defaults={"custom": {"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}}},
+            defaults={
+                "custom": {"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}}
+            },
         ),
         Panel(
             "Recent errors and warnings (agent_logs)",
@@ -1073,7 +1133,9 @@ DASHBOARDS = {
 
 
 def render_all() -> dict[str, str]:
-    return {name: json.dumps(d, indent=2, ensure_ascii=False) + "\n" for name, d in DASHBOARDS.items()}
+    return {
+        name: json.dumps(d, indent=2, ensure_ascii=False) + "\n" for name, d in DASHBOARDS.items()
+    }
 
 
 if __name__ == "__main__":

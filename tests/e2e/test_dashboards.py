@@ -37,7 +37,7 @@ FOLDER = dash.default_folder()
 DASHBOARDS = dash.load_dashboards(FOLDER)
 QUERIES = [q for d in DASHBOARDS for q in d.queries]
 READER_LOGIN = "grafana_ro"
-READER_PASS = "test-only-reader-password"  # noqa: S105 - local trust auth; exercises the login path
+READER_PASS = "test-only-reader-password"
 COINS = 8
 FLEET = ["simulator", "market_collector", "liquidation_collector", "spike_scanner",
          "cluster_scanner", "ranker", "journal"]  # fmt: skip
@@ -92,7 +92,7 @@ class SeededDashboardDb:
 
 def _count(box: Sandbox, table: str) -> int:
     with psycopg.connect(conninfo(box.settings)) as conn:
-        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608 - fixed names
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
         return int(row[0]) if row else 0
 
 
@@ -162,9 +162,7 @@ def variables_for(
             value = options[:1]
         else:
             value = options[0] if options else ""
-        out[v.name] = dash.Variable(
-            v.name, value, options, v.multi, v.include_all, v.all_value
-        )
+        out[v.name] = dash.Variable(v.name, value, options, v.multi, v.include_all, v.all_value)
     return out
 
 
@@ -192,7 +190,9 @@ def _dashboard(uid: str) -> dash.Dashboard:
 
 @pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUERIES])
 @pytest.mark.parametrize("pick", ["all", "one"])
-def test_panel_query(seeded_dashboard_db: SeededDashboardDb, query: dash.PanelQuery, pick: str) -> None:
+def test_panel_query(
+    seeded_dashboard_db: SeededDashboardDb, query: dash.PanelQuery, pick: str
+) -> None:
     rng = dash.TimeRange.last(timedelta(hours=24))
     with seeded_dashboard_db.reader() as conn:
         variables = variables_for(conn, _dashboard(query.dashboard), rng, pick)
@@ -246,7 +246,9 @@ def test_a_panel_with_broken_sql_fails_the_check(
     wrong = {**model["panels"][1], "id": 998, "title": "wrong columns"}
     wrong["targets"] = [{**wrong["targets"][0], "rawSql": "SELECT 1 AS something_else"}]
     path = tmp_path / "with_broken.json"
-    path.write_text(__import__("json").dumps({**model, "panels": [*model["panels"], broken, wrong]}))
+    path.write_text(
+        __import__("json").dumps({**model, "panels": [*model["panels"], broken, wrong]})
+    )
     d = dash.load_dashboard(path)
     rng = dash.TimeRange.last(timedelta(hours=24))
     with seeded_dashboard_db.reader() as conn:

@@ -103,7 +103,9 @@ async def seed_paper_trading(
             pnl_quote = margin * leverage * pnl_price / 100 - fees
             pnl_margin = pnl_quote / margin * 100
             realised.append((closed_at, pnl_quote))
-            add_broadcast(closed_at, "exit", f"{symbol} closed {pnl_margin:+.2f} %", fail=k % 5 == 0)
+            add_broadcast(
+                closed_at, "exit", f"{symbol} closed {pnl_margin:+.2f} %", fail=k % 5 == 0
+            )
         agent = "manual" if manual else AGENT
         trade_rows.append(
             (trade_id, agent, None if manual else "1.0.0",

@@ -174,7 +174,9 @@ def _nanos(t: datetime) -> int:
 # --- 1. template variables ---------------------------------------------------------------------
 
 # Grafana's variableRegex: $var | [[var:fmt]] | ${var.field:fmt}
-_VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^\}]+))?(?::([^\}]+))?\}")
+_VARIABLE = re.compile(
+    r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^\}]+))?(?::([^\}]+))?\}"
+)
 
 
 @dataclass(frozen=True)
@@ -390,7 +392,9 @@ def default_folder() -> Path:
 
 # --- what a panel's result must look like ------------------------------------------------------
 
-NUMERIC_OIDS = frozenset({20, 21, 23, 26, 700, 701, 1700})  # int8 int2 int4 oid float4 float8 numeric
+NUMERIC_OIDS = frozenset(
+    {20, 21, 23, 26, 700, 701, 1700}
+)  # int8 int2 int4 oid float4 float8 numeric
 TIME_OIDS = frozenset({1082, 1114, 1184})  # date timestamp timestamptz
 
 
@@ -410,9 +414,8 @@ def result_problems(query: PanelQuery, columns: Sequence[tuple[str, int]]) -> li
             problems.append(f"time column has type oid {time_col}, not a time or epoch")
         if not any(t in NUMERIC_OIDS for _, t in value_cols):
             problems.append("time_series format needs a numeric value column")
-    if query.panel_type in ("stat", "gauge", "bargauge") and not any(
-        t in NUMERIC_OIDS for _, t in value_cols
-    ):
-        if not (query.panel_type == "stat" and value_cols):  # a stat may show text
-            problems.append(f"{query.panel_type} panel needs a numeric column")
+    numeric = any(t in NUMERIC_OIDS for _, t in value_cols)
+    text_stat = query.panel_type == "stat" and bool(value_cols)  # a stat may show text
+    if query.panel_type in ("stat", "gauge", "bargauge") and not numeric and not text_stat:
+        problems.append(f"{query.panel_type} panel needs a numeric column")
     return problems

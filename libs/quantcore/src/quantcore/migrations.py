@@ -126,7 +126,9 @@ def ensure_reader_login(conn: psycopg.Connection[tuple[object, ...]], settings: 
     """
     if settings.grafana_ro_pass is None:
         return False
-    has_reader = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER_ROLE,)).fetchone()
+    has_reader = conn.execute(
+        "SELECT 1 FROM pg_roles WHERE rolname = %s", (READER_ROLE,)
+    ).fetchone()
     if not has_reader:
         return False  # 0008 not applied (a folder without it): no role to join
     user = settings.grafana_ro_user
@@ -153,9 +155,7 @@ def ensure_reader_login(conn: psycopg.Connection[tuple[object, ...]], settings: 
             pass  # created at the same moment by a runner on another database
     conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(ident, password))
     conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READER_ROLE), ident))
-    conn.execute(
-        sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident)
-    )
+    conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident))
     conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '30s'").format(ident))
     log.info("grafana read-only login ready", role=user, member_of=READER_ROLE)
     return True
