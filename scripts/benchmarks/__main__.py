@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 from quantcore.testing import resolve_infra, sandbox
-from scripts.benchmarks import bus, collect, db, rank
+from scripts.benchmarks import bus, collect, db, grafana, rank
 from scripts.benchmarks.report import Group, Metric, table, write
 
 GROUPS: list[Group] = [
@@ -28,6 +28,7 @@ GROUPS: list[Group] = [
     collect.INGEST_GROUP,
     rank.GROUP,
     rank.SCAN_GROUP,
+    grafana.GROUP,
 ]
 
 GROUP_BUDGET_S = 60.0
