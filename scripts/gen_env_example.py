@@ -43,10 +43,6 @@ COMPOSE = """
 TAG=dev
 # host port of Grafana (bound to 127.0.0.1)
 GRAFANA_PORT=3000
-# read-only database role Grafana reads through
-GRAFANA_RO_USER=grafana_ro
-# its password (empty = the local-only default; set one for anything beyond your laptop)
-GRAFANA_RO_PASS=
 """
 
 

@@ -3,6 +3,9 @@
 Reads `agent_log.recorded` events from the `agent_logs` stream (consumer group `journal`,
 so replicas share the stream) and bulk-writes them to the `agent_logs` table. The write is
 idempotent on the event id, so a message redelivered after a crash is stored once.
+
+It also samples every stream's length, pending and lag (and the dead letters) into
+`stream_stats` every STREAM_STATS_INTERVAL_S, for Grafana's System dashboard.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from quantcore.bus import Delivery
 from quantcore.db import copy_upsert
 from quantcore.model.events import AgentLogRecorded
 from quantcore.service import AGENT_LOG_STREAM, Service
+from quantcore.streamstats import sample_forever
 
 COLUMNS = (
     "time",
@@ -56,7 +60,9 @@ def to_row(delivery: Delivery) -> tuple[Any, ...]:
 class JournalService(Service):
     name: ClassVar[str] = "journal"
     version: ClassVar[str] = "1.0.0"
-    description: ClassVar[str] = "agent_logs stream → agent_logs table"
+    description: ClassVar[str] = (
+        "agent_logs stream → agent_logs table; stream backlogs → stream_stats"
+    )
 
     async def write(self, deliveries: list[Delivery]) -> None:
         rows = [to_row(d) for d in deliveries if isinstance(d.event, AgentLogRecorded)]
@@ -75,4 +81,14 @@ class JournalService(Service):
             claim_idle_ms=s.bus_claim_idle_ms,
             max_deliveries=s.bus_max_deliveries,
         )
-        await consumer.run(stop)
+        await asyncio.gather(
+            consumer.run(stop),
+            sample_forever(
+                self.ctx.redis,
+                self.ctx.pool,
+                s.bus_namespace,
+                s.stream_stats_interval_s,
+                self.ctx.instance,
+                stop,
+            ),
+        )

@@ -421,6 +421,23 @@ class Settings(BaseSettings):
     # --- grafana ----------------------------------------------------------------------------------
     grafana_admin_user: str = Field("admin", description="Grafana admin login")
     grafana_admin_pass: SecretStr | None = Field(None, description="Grafana admin password")
+    # --- grafana dashboards -----------------------------------------------------------------------
+    grafana_ro_user: str = Field(
+        "grafana_ro",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="read-only database login Grafana reads through (member of grafana_reader)",
+    )
+    grafana_ro_pass: SecretStr | None = Field(
+        None,
+        description="its password: `quant migrate` creates / updates the login when set (compose "
+        "passes a local-only default when empty; set one for anything beyond your laptop)",
+    )
+    stream_stats_interval_s: float = Field(
+        30.0,
+        gt=0,
+        description="seconds between stream backlog / dead-letter samples the journal writes "
+        "to stream_stats (Grafana's System dashboard)",
+    )
 
     # --- affiliate ----------------------------------------------------------------------------------
     coinglass_ref_code: str | None = Field(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from quantcore.config import Settings
 from quantcore.db import conninfo, wait_for_database
@@ -109,9 +110,55 @@ def migrate(settings: Settings, folder: Path | None = None) -> list[str]:
             unknown = sorted(set(applied) - {m.version for m in migrations})
             if unknown:
                 log.warning("database has migrations this checkout does not know", versions=unknown)
+            ensure_reader_login(conn, settings)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
     return applied_now
+
+
+READER_ROLE = "grafana_reader"  # created by 0008_grafana_reader.sql
+
+
+def ensure_reader_login(conn: psycopg.Connection[tuple[object, ...]], settings: Settings) -> bool:
+    """Create or update Grafana's login (GRAFANA_RO_USER / GRAFANA_RO_PASS) as a member of the
+    read-only role. No password set: nothing to do (returns False). The login is read-only twice
+    over: it only holds grafana_reader's SELECT grants, and its transactions default to read-only.
+    """
+    if settings.grafana_ro_pass is None:
+        return False
+    has_reader = conn.execute(
+        "SELECT 1 FROM pg_roles WHERE rolname = %s", (READER_ROLE,)
+    ).fetchone()
+    if not has_reader:
+        return False  # 0008 not applied (a folder without it): no role to join
+    user = settings.grafana_ro_user
+    ident = sql.Identifier(user)
+    password = sql.Literal(settings.grafana_ro_pass.get_secret_value())
+    found = conn.execute(
+        "SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls "
+        "FROM pg_roles WHERE rolname = %s",
+        (user,),
+    ).fetchone()
+    if found and found[0]:
+        raise MigrationError(
+            f"GRAFANA_RO_USER={user} is a privileged role; Grafana needs a login of its own"
+        )
+    if found is None:
+        try:
+            with conn.transaction():
+                conn.execute(
+                    sql.SQL(
+                        "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT"
+                    ).format(ident, password)
+                )
+        except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+            pass  # created at the same moment by a runner on another database
+    conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(ident, password))
+    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READER_ROLE), ident))
+    conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident))
+    conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '30s'").format(ident))
+    log.info("grafana read-only login ready", role=user, member_of=READER_ROLE)
+    return True
 
 
 def _apply(conn: psycopg.Connection[tuple[object, ...]], mig: Migration) -> str:

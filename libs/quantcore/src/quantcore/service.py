@@ -108,7 +108,13 @@ class Service(ABC):
 async def _heartbeat_once(svc: Service, status: Status) -> None:
     ctx = svc.ctx
     now = datetime.now(UTC)
-    info = {"version": svc.version, **svc.status_info}
+    # mode and data source in every beat: Grafana's SIMULATED / PAPER / LIVE marker reads them
+    info = {
+        "version": svc.version,
+        "data_source": ctx.settings.data_source,
+        "trading_mode": ctx.settings.trading_mode,
+        **svc.status_info,
+    }
     payload = {
         "service": ctx.service,
         "instance": ctx.instance,

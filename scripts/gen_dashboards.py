@@ -1,0 +1,1145 @@
+"""Generate grafana/dashboards/*.json (Trading, Scanners, System) from the panel list below.
+
+    uv run python scripts/gen_dashboards.py
+
+The JSON files are what Grafana provisions; this script is how they are written, so panels stay
+consistent (datasource uid, filters, units). tests/test_dashboards.py fails when the files differ
+from what this script produces, and runs every panel's SQL against a seeded database.
+
+Conventions for the SQL:
+- Grafana's PostgreSQL macros for time: `$__timeFilter(col)`, `$__timeGroupAlias(col, $__interval)`.
+- Multi-value filters: `$agent` / `$scanner` are include-All variables whose "All" is the literal
+  '__all', so `('__all' IN ($agent) OR agent IN ($agent))` matches everything on "All" and
+  keeps the index usable otherwise.
+- Columns the panel's config refers to (overrides by name) are the columns the query returns;
+  the test checks them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "grafana" / "dashboards"
+DS = {"type": "grafana-postgresql-datasource", "uid": "whalestack-db"}
+REFRESH = "5s"
+
+AGENT = "('__all' IN ($agent) OR t.agent IN ($agent))"
+SCANNER = "('__all' IN ($scanner) OR coalesce(t.scanner, 'manual') IN ($scanner))"
+# equity rows: the whole account on "All", else the selected agents
+EQ_AGENT = "((e.agent = 'account' AND '__all' IN ($agent)) OR e.agent IN ($agent))"
+
+
+@dataclass
+class Col:
+    """A column the panel formats (unit, display name, decimals): an override by name."""
+
+    name: str
+    unit: str | None = None
+    display: str | None = None
+    decimals: int | None = None
+    color_by_sign: bool = False
+
+    def override(self) -> dict[str, Any]:
+        props: list[dict[str, Any]] = []
+        if self.unit:
+            props.append({"id": "unit", "value": self.unit})
+        if self.display:
+            props.append({"id": "displayName", "value": self.display})
+        if self.decimals is not None:
+            props.append({"id": "decimals", "value": self.decimals})
+        if self.color_by_sign:
+            props += [
+                {"id": "custom.cellOptions", "value": {"type": "color-text"}},
+                {"id": "color", "value": {"mode": "thresholds"}},
+                {
+                    "id": "thresholds",
+                    "value": {
+                        "mode": "absolute",
+                        "steps": [{"color": "red", "value": None}, {"color": "green", "value": 0}],
+                    },
+                },
+            ]
+        return {"matcher": {"id": "byName", "options": self.name}, "properties": props}
+
+
+@dataclass
+class Panel:
+    title: str
+    kind: str  # timeseries | stat | table | barchart | bargauge
+    sql: str | list[str]
+    w: int = 12
+    h: int = 8
+    fmt: str = "table"  # table | time_series
+    unit: str | None = None
+    cols: list[Col] = field(default_factory=list)
+    description: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    mappings: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _sql(text: str) -> str:
+    lines = [ln.rstrip() for ln in text.strip("\n").splitlines()]
+    indent = min((len(ln) - len(ln.lstrip()) for ln in lines if ln.strip()), default=0)
+    return "\n".join(ln[indent:] for ln in lines)
+
+
+def _panel(p: Panel, pid: int, x: int, y: int) -> dict[str, Any]:
+    sqls = p.sql if isinstance(p.sql, list) else [p.sql]
+    defaults: dict[str, Any] = {"custom": {}, "mappings": p.mappings, **p.defaults}
+    if p.unit:
+        defaults["unit"] = p.unit
+    if p.kind == "timeseries":
+        defaults["custom"] = {
+            "drawStyle": "line",
+            "lineWidth": 1,
+            "fillOpacity": 10,
+            "showPoints": "never",
+            "spanNulls": True,
+        }
+    if p.kind == "stat" and "thresholds" not in defaults:
+        defaults["color"] = {"mode": "thresholds"}
+        defaults["thresholds"] = {
+            "mode": "absolute",
+            "steps": [{"color": "red", "value": None}, {"color": "green", "value": 0}],
+        }
+    options: dict[str, Any] = dict(p.options)
+    if p.kind == "stat":
+        options.setdefault(
+            "reduceOptions", {"calcs": ["lastNotNull"], "fields": "", "values": False}
+        )
+        options.setdefault("colorMode", "value")
+        options.setdefault("textMode", "value_and_name")
+        options.setdefault("graphMode", "none")
+    if p.kind == "table":
+        options.setdefault("showHeader", True)
+        options.setdefault("cellHeight", "sm")
+    if p.kind == "timeseries":
+        options.setdefault(
+            "legend", {"displayMode": "list", "placement": "bottom", "showLegend": True}
+        )
+        options.setdefault("tooltip", {"mode": "multi", "sort": "desc"})
+    return {
+        "id": pid,
+        "type": p.kind,
+        "title": p.title,
+        "description": p.description,
+        "datasource": DS,
+        "gridPos": {"h": p.h, "w": p.w, "x": x, "y": y},
+        "fieldConfig": {"defaults": defaults, "overrides": [c.override() for c in p.cols]},
+        "options": options,
+        "targets": [
+            {
+                "refId": chr(ord("A") + i),
+                "datasource": DS,
+                "editorMode": "code",
+                "format": p.fmt,
+                "rawQuery": True,
+                "rawSql": _sql(s),
+            }
+            for i, s in enumerate(sqls)
+        ],
+    }
+
+
+def _variable(name: str, label: str, sql: str, multi: bool, include_all: bool) -> dict[str, Any]:
+    var: dict[str, Any] = {
+        "type": "query",
+        "name": name,
+        "label": label,
+        "datasource": DS,
+        "definition": _sql(sql),
+        "query": _sql(sql),
+        "refresh": 2,  # on time range change (and load)
+        "multi": multi,
+        "includeAll": include_all,
+        "sort": 0,  # keep the query's order
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]} if include_all else {},
+        "options": [],
+        "hide": 0,
+    }
+    if include_all:
+        var["allValue"] = "'__all'"
+    return var
+
+
+def dashboard(
+    uid: str,
+    title: str,
+    rows: list[list[Panel]],
+    variables: list[dict[str, Any]],
+    time_from: str,
+    description: str,
+) -> dict[str, Any]:
+    panels: list[dict[str, Any]] = []
+    y = 0
+    pid = 1
+    for row in rows:
+        x = 0
+        height = 0
+        for p in row:
+            panels.append(_panel(p, pid, x, y))
+            pid += 1
+            x += p.w
+            height = max(height, p.h)
+        y += height
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["whalestack"],
+        "timezone": "browser",
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": REFRESH,
+        "schemaVersion": 39,
+        "version": 1,
+        "time": {"from": time_from, "to": "now"},
+        "timepicker": {"refresh_intervals": ["5s", "10s", "30s", "1m", "5m", "15m"]},
+        "templating": {"list": variables},
+        "annotations": {"list": []},
+        "links": [
+            {
+                "type": "dashboards",
+                "tags": ["whalestack"],
+                "asDropdown": False,
+                "title": "Whale Stack",
+                "includeVars": False,
+                "keepTime": True,
+            },
+        ],
+        "panels": panels,
+    }
+
+
+PCT = "percent"
+MODE_COLORS = [
+    {
+        "type": "value",
+        "options": {
+            "SIMULATED": {"text": "SIMULATED data · paper", "color": "blue", "index": 0},
+            "PAPER": {"text": "PAPER trading", "color": "yellow", "index": 1},
+            "TESTNET": {"text": "TESTNET", "color": "orange", "index": 2},
+            "LIVE": {"text": "LIVE · real money", "color": "red", "index": 3},
+        },
+    }
+]
+
+# --- Trading ---------------------------------------------------------------------------------
+
+TRADE_COLS = [
+    Col("pnl_pct_margin", PCT, "PnL % (margin)", 2, color_by_sign=True),
+    Col("pnl_pct_price", PCT, "PnL % (price)", 2, color_by_sign=True),
+]
+
+trading_rows: list[list[Panel]] = [
+    [
+        Panel(
+            "Mode",
+            "stat",
+            """
+            -- SIMULATED / PAPER / TESTNET / LIVE: from the freshest heartbeat, else the data
+            WITH beat AS (
+                SELECT info->>'data_source' AS data_source, info->>'trading_mode' AS trading_mode
+                FROM service_heartbeats
+                WHERE info->>'trading_mode' IS NOT NULL
+                ORDER BY beat_at DESC LIMIT 1
+            ), venue AS (
+                SELECT venue FROM equity_snapshots ORDER BY time DESC LIMIT 1
+            ), feed AS (
+                SELECT source FROM market_snapshots ORDER BY time DESC LIMIT 1
+            )
+            SELECT CASE
+                WHEN coalesce((SELECT trading_mode FROM beat), (SELECT venue FROM venue)) = 'live' THEN 'LIVE'
+                WHEN coalesce((SELECT data_source FROM beat), (SELECT source FROM feed)) = 'sim' THEN 'SIMULATED'
+                WHEN coalesce((SELECT trading_mode FROM beat), (SELECT venue FROM venue)) = 'testnet' THEN 'TESTNET'
+                ELSE 'PAPER'
+            END AS mode
+            """,
+            w=4,
+            h=4,
+            mappings=MODE_COLORS,
+            cols=[Col("mode")],
+            options={
+                "textMode": "value",
+                "colorMode": "background",
+                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "/^mode$/", "values": False},
+            },
+            defaults={"color": {"mode": "fixed", "fixedColor": "blue"}},
+            description="Where the numbers come from: simulated market, paper, testnet or live trading.",
+        ),
+        Panel(
+            "Account PnL % (since start)",
+            "stat",
+            """
+            SELECT pnl_pct_from_start AS pnl_pct
+            FROM equity_snapshots
+            WHERE agent = 'account'
+            ORDER BY time DESC LIMIT 1
+            """,
+            w=4,
+            h=4,
+            unit=PCT,
+            cols=[Col("pnl_pct", PCT, "since start", 2)],
+            description="Whole account, from its start equity (latest equity snapshot).",
+        ),
+        Panel(
+            "Account PnL % today",
+            "stat",
+            """
+            WITH today AS (
+                SELECT equity, time FROM equity_snapshots
+                WHERE agent = 'account' AND time >= date_trunc('day', now())
+            )
+            SELECT ((SELECT equity FROM today ORDER BY time DESC LIMIT 1)
+                    / nullif((SELECT equity FROM today ORDER BY time LIMIT 1), 0) - 1) * 100 AS pnl_pct_today
+            """,
+            w=4,
+            h=4,
+            unit=PCT,
+            cols=[Col("pnl_pct_today", PCT, "today (UTC)", 2)],
+        ),
+        Panel(
+            "PnL % in range",
+            "stat",
+            f"""
+            -- per selected agent (the account on "All"): last vs first equity in the time range
+            WITH r AS (
+                SELECT e.agent, e.equity,
+                       row_number() OVER (PARTITION BY e.agent ORDER BY e.time) AS first_n,
+                       row_number() OVER (PARTITION BY e.agent ORDER BY e.time DESC) AS last_n
+                FROM equity_snapshots e
+                WHERE $__timeFilter(e.time) AND {EQ_AGENT}
+            )
+            SELECT agent AS metric,
+                   (max(equity) FILTER (WHERE last_n = 1) / nullif(max(equity) FILTER (WHERE first_n = 1), 0) - 1) * 100 AS pnl_pct
+            FROM r GROUP BY agent ORDER BY agent
+            """,
+            w=4,
+            h=4,
+            unit=PCT,
+            cols=[Col("pnl_pct", PCT, None, 2)],
+            options={
+                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": True},
+                "textMode": "value_and_name",
+            },
+        ),
+        Panel(
+            "Max drawdown % in range",
+            "stat",
+            f"""
+            SELECT coalesce(max(dd), 0) AS max_drawdown_pct FROM (
+                SELECT (1 - e.equity / nullif(max(e.equity) OVER (PARTITION BY e.agent ORDER BY e.time), 0)) * 100 AS dd
+                FROM equity_snapshots e
+                WHERE $__timeFilter(e.time) AND {EQ_AGENT}
+            ) x
+            """,
+            w=4,
+            h=4,
+            unit=PCT,
+            cols=[Col("max_drawdown_pct", PCT, "max drawdown", 2)],
+            defaults={
+                "color": {"mode": "thresholds"},
+                "thresholds": {
+                    "mode": "absolute",
+                    "steps": [
+                        {"color": "green", "value": None},
+                        {"color": "orange", "value": 5},
+                        {"color": "red", "value": 15},
+                    ],
+                },
+            },
+        ),
+        Panel(
+            "Open positions",
+            "stat",
+            f"""
+            SELECT count(*) AS open_positions FROM trades t
+            WHERE t.status = 'open' AND {AGENT} AND {SCANNER}
+            """,
+            w=4,
+            h=4,
+            cols=[Col("open_positions", "none", "open", 0)],
+            defaults={"color": {"mode": "fixed", "fixedColor": "text"}},
+        ),
+    ],
+    [
+        Panel(
+            "Closed trades in range: win rate, average win / loss %, R:R",
+            "stat",
+            f"""
+            SELECT count(*) AS trades,
+                   100.0 * count(*) FILTER (WHERE t.pnl_quote > 0) / nullif(count(*), 0) AS win_rate_pct,
+                   avg(t.pnl_pct_margin) FILTER (WHERE t.pnl_quote > 0) AS avg_win_pct,
+                   avg(t.pnl_pct_margin) FILTER (WHERE t.pnl_quote <= 0) AS avg_loss_pct,
+                   avg(t.pnl_pct_margin) FILTER (WHERE t.pnl_quote > 0)
+                     / nullif(abs(avg(t.pnl_pct_margin) FILTER (WHERE t.pnl_quote <= 0)), 0) AS reward_risk,
+                   sum(t.pnl_quote) AS pnl_quote
+            FROM trades t
+            WHERE t.status = 'closed' AND $__timeFilter(t.closed_at) AND {AGENT} AND {SCANNER}
+            """,
+            w=24,
+            h=4,
+            cols=[
+                Col("trades", "none", "trades", 0),
+                Col("win_rate_pct", PCT, "win rate", 1),
+                Col("avg_win_pct", PCT, "avg win (margin)", 2),
+                Col("avg_loss_pct", PCT, "avg loss (margin)", 2),
+                Col("reward_risk", "none", "R:R", 2),
+                Col("pnl_quote", "currencyUSD", "realised PnL", 2),
+            ],
+            options={"textMode": "value_and_name", "colorMode": "value"},
+            defaults={"color": {"mode": "fixed", "fixedColor": "text"}},
+        ),
+    ],
+    [
+        Panel(
+            "Equity curve (% from start)",
+            "timeseries",
+            f"""
+            SELECT $__timeGroupAlias(e.time, $__interval), e.agent AS metric,
+                   (array_agg(e.pnl_pct_from_start ORDER BY e.time DESC))[1] AS pnl_pct
+            FROM equity_snapshots e
+            WHERE $__timeFilter(e.time) AND {EQ_AGENT}
+            GROUP BY 1, 2
+            ORDER BY 1
+            """,
+            w=16,
+            h=9,
+            fmt="time_series",
+            unit=PCT,
+        ),
+        Panel(
+            "Daily PnL %",
+            "barchart",
+            """
+            SELECT to_char(day, 'YYYY-MM-DD') AS day,
+                   (last_equity / nullif(coalesce(lag(last_equity) OVER (ORDER BY day), first_equity), 0) - 1) * 100 AS pnl_pct
+            FROM (
+                SELECT date_trunc('day', time) AS day,
+                       (array_agg(equity ORDER BY time))[1] AS first_equity,
+                       (array_agg(equity ORDER BY time DESC))[1] AS last_equity
+                FROM equity_snapshots
+                WHERE agent = 'account' AND $__timeFilter(time)
+                GROUP BY 1
+            ) d
+            ORDER BY day
+            """,
+            w=8,
+            h=9,
+            unit=PCT,
+            cols=[Col("day"), Col("pnl_pct", PCT, "PnL %", 2)],
+            options={
+                "xField": "day",
+                "colorByField": "pnl_pct",
+                "showValue": "auto",
+                "legend": {"showLegend": False, "displayMode": "list", "placement": "bottom"},
+            },
+            defaults={
+                "color": {"mode": "thresholds"},
+                "thresholds": {
+                    "mode": "absolute",
+                    "steps": [{"color": "red", "value": None}, {"color": "green", "value": 0}],
+                },
+            },
+            description="Whole account, day by day (UTC): last equity of the day vs the day before.",
+        ),
+    ],
+    [
+        Panel(
+            "Open positions with unrealised PnL %",
+            "table",
+            f"""
+            SELECT t.symbol, t.direction, t.agent, coalesce(t.scanner, 'manual') AS scanner, t.scanner_version,
+                   t.venue, t.leverage, t.entry_price, m.price AS mark_price, t.stop_loss, t.take_profit,
+                   (m.price / nullif(t.entry_price, 0) - 1) * 100
+                       * CASE WHEN t.direction = 'long' THEN 1 ELSE -1 END AS upnl_pct_price,
+                   (m.price / nullif(t.entry_price, 0) - 1) * 100 * coalesce(t.leverage, 1)
+                       * CASE WHEN t.direction = 'long' THEN 1 ELSE -1 END AS upnl_pct_margin,
+                   t.opened_at
+            FROM trades t
+            LEFT JOIN LATERAL (
+                SELECT price FROM market_snapshots s WHERE s.symbol = t.symbol ORDER BY s.time DESC LIMIT 1
+            ) m ON true
+            WHERE t.status = 'open' AND {AGENT} AND {SCANNER}
+            ORDER BY t.opened_at DESC
+            """,
+            w=24,
+            h=8,
+            cols=[
+                Col("upnl_pct_price", PCT, "uPnL % (price)", 2, color_by_sign=True),
+                Col("upnl_pct_margin", PCT, "uPnL % (margin)", 2, color_by_sign=True),
+                Col("opened_at", "dateTimeAsIso", "opened"),
+            ],
+        ),
+    ],
+    [
+        Panel(
+            "Recently closed trades",
+            "table",
+            f"""
+            SELECT t.closed_at, t.symbol, t.direction, t.agent, coalesce(t.scanner, 'manual') AS scanner,
+                   t.scanner_version, t.venue, t.entry_price, t.exit_price, t.close_reason,
+                   t.pnl_pct_price, t.pnl_pct_margin, t.pnl_quote,
+                   extract(epoch FROM t.closed_at - t.opened_at) AS held_s
+            FROM trades t
+            WHERE t.status = 'closed' AND $__timeFilter(t.closed_at) AND {AGENT} AND {SCANNER}
+            ORDER BY t.closed_at DESC
+            LIMIT 200
+            """,
+            w=24,
+            h=9,
+            cols=[
+                *TRADE_COLS,
+                Col("pnl_quote", "currencyUSD", "PnL", 2, color_by_sign=True),
+                Col("held_s", "s", "held"),
+                Col("closed_at", "dateTimeAsIso", "closed"),
+            ],
+        ),
+    ],
+    [
+        Panel(
+            "PnL % by agent and scanner (closed in range)",
+            "table",
+            f"""
+            SELECT t.agent, coalesce(t.scanner, 'manual') AS scanner, t.scanner_version,
+                   count(*) AS trades,
+                   100.0 * count(*) FILTER (WHERE t.pnl_quote > 0) / nullif(count(*), 0) AS win_rate_pct,
+                   sum(t.pnl_pct_margin) AS pnl_pct_margin,
+                   sum(t.pnl_quote) AS pnl_quote
+            FROM trades t
+            WHERE t.status = 'closed' AND $__timeFilter(t.closed_at) AND {AGENT} AND {SCANNER}
+            GROUP BY 1, 2, 3
+            ORDER BY pnl_pct_margin DESC NULLS LAST
+            """,
+            w=12,
+            h=8,
+            cols=[
+                Col("win_rate_pct", PCT, "win rate", 1),
+                Col("pnl_pct_margin", PCT, "sum PnL % (margin)", 2, color_by_sign=True),
+                Col("pnl_quote", "currencyUSD", "PnL", 2, color_by_sign=True),
+            ],
+        ),
+        Panel(
+            "Stop moves (trailing ladder)",
+            "table",
+            f"""
+            SELECT p.time, p.symbol, t.direction, p.ladder_step, p.old_stop, p.new_stop, p.price,
+                   p.profit_pct, p.profit_basis, t.agent, coalesce(t.scanner, 'manual') AS scanner
+            FROM position_monitor_logs p
+            JOIN trades t ON t.trade_id = p.trade_id
+            WHERE p.action = 'stop_moved' AND $__timeFilter(p.time) AND {AGENT} AND {SCANNER}
+            ORDER BY p.time DESC
+            LIMIT 200
+            """,
+            w=12,
+            h=8,
+            cols=[Col("profit_pct", PCT, "profit %", 2), Col("time", "dateTimeAsIso", "moved")],
+        ),
+    ],
+    [
+        Panel(
+            "Recent orders",
+            "table",
+            """
+            SELECT o.created_at, o.symbol, o.side, o.order_type, o.qty, o.price, o.status,
+                   o.filled_qty, o.avg_fill_price, o.fee, o.reject_reason, o.venue, o.agent, o.order_link_id
+            FROM orders o
+            WHERE $__timeFilter(o.created_at) AND ('__all' IN ($agent) OR o.agent IN ($agent))
+            ORDER BY o.created_at DESC
+            LIMIT 200
+            """,
+            w=24,
+            h=8,
+            cols=[Col("created_at", "dateTimeAsIso", "created")],
+        ),
+    ],
+]
+
+trading_vars = [
+    _variable(
+        "agent", "Agent", "SELECT agent FROM trades GROUP BY agent ORDER BY agent", True, True
+    ),
+    _variable(
+        "scanner",
+        "Scanner",
+        "SELECT coalesce(scanner, 'manual') FROM trades GROUP BY 1 ORDER BY 1",
+        True,
+        True,
+    ),
+]
+
+# --- Scanners --------------------------------------------------------------------------------
+
+LATEST_CYCLE = "(SELECT max(time) FROM coin_rankings)"
+scanner_rows: list[list[Panel]] = [
+    [
+        Panel(
+            "Top 10 now",
+            "table",
+            f"""
+            SELECT r.rank, r.symbol, r.direction, r.score, r.imbalance, r.cluster_size_pct,
+                   r.success_rate, r.price, r.target_price,
+                   (r.target_price / nullif(r.price, 0) - 1) * 100 AS target_distance_pct,
+                   r.scanner_version, r.time
+            FROM coin_rankings r
+            WHERE r.time = {LATEST_CYCLE}
+            ORDER BY r.rank
+            """,
+            w=12,
+            h=10,
+            cols=[
+                Col("score", "none", "score", 1),
+                Col("imbalance", "percentunit", "imbalance (shorts above)", 1),
+                Col("cluster_size_pct", PCT, "cluster % of typical", 0),
+                Col("success_rate", "percentunit", "success rate", 0),
+                Col("target_distance_pct", PCT, "to target", 2),
+                Col("time", "dateTimeAsIso", "cycle"),
+            ],
+        ),
+        Panel(
+            "Rank over time of the current top 10",
+            "timeseries",
+            f"""
+            SELECT $__timeGroupAlias(r.time, $__interval), r.symbol AS metric, min(r.rank) AS rank
+            FROM coin_rankings r
+            WHERE $__timeFilter(r.time)
+              AND r.symbol IN (SELECT symbol FROM coin_rankings WHERE time = {LATEST_CYCLE})
+            GROUP BY 1, 2
+            ORDER BY 1
+            """,
+            w=12,
+            h=10,
+            fmt="time_series",
+            defaults={"min": 1, "max": 10, "decimals": 0},
+            description="The coins of the latest top 10 and the rank each held before (1 = top).",
+        ),
+    ],
+    [
+        Panel(
+            "Most often in the top 10 (range)",
+            "bargauge",
+            """
+            SELECT symbol, count(*) AS cycles, min(rank) AS best_rank
+            FROM coin_rankings
+            WHERE $__timeFilter(time)
+            GROUP BY symbol
+            ORDER BY cycles DESC
+            LIMIT 15
+            """,
+            w=8,
+            h=10,
+            cols=[Col("symbol"), Col("cycles", "none", "cycles in top 10", 0)],
+            options={
+                "displayMode": "gradient",
+                "orientation": "horizontal",
+                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "/^cycles$/", "values": True},
+            },
+        ),
+        Panel(
+            "Fast price movers",
+            "table",
+            """
+            SELECT m.time, m.symbol, m.mode, m.direction, m.price_change_1m_pct, m.price_change_5m_pct,
+                   m.trigger_window, m.zscore_1m, m.zscore_5m, m.refresh_requested, m.scanner_version
+            FROM fast_price_movers m
+            WHERE $__timeFilter(m.time)
+            ORDER BY m.time DESC
+            LIMIT 100
+            """,
+            w=16,
+            h=10,
+            cols=[
+                Col("price_change_1m_pct", PCT, "1m %", 2, color_by_sign=True),
+                Col("price_change_5m_pct", PCT, "5m %", 2, color_by_sign=True),
+                Col("time", "dateTimeAsIso", "scan"),
+            ],
+        ),
+    ],
+    [
+        Panel(
+            "Movers and spikes per interval",
+            "timeseries",
+            [
+                """
+                SELECT $__timeGroupAlias(time, $__interval), 'movers ' || coalesce(direction, '?') AS metric,
+                       count(*) AS n
+                FROM fast_price_movers
+                WHERE $__timeFilter(time)
+                GROUP BY 1, 2
+                ORDER BY 1
+                """,
+                """
+                SELECT $__timeGroupAlias(time, $__interval),
+                       CASE WHEN is_oi_spike AND is_volume_spike THEN 'OI + volume spikes'
+                            WHEN is_oi_spike THEN 'OI spikes' ELSE 'volume spikes' END AS metric,
+                       count(*) AS n
+                FROM oi_volume_spikes
+                WHERE $__timeFilter(time)
+                GROUP BY 1, 2
+                ORDER BY 1
+                """,
+            ],
+            w=8,
+            h=9,
+            fmt="time_series",
+            defaults={
+                "custom": {"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}}
+            },
+        ),
+        Panel(
+            "OI / volume spikes",
+            "table",
+            """
+            SELECT s.time, s.symbol, s.mode, s.oi_change_15m_pct, s.volume_ratio, s.price_change_5m_pct,
+                   s.is_oi_spike, s.is_volume_spike, s.oi_zscore, s.volume_zscore, s.refresh_requested,
+                   s.scanner_version
+            FROM oi_volume_spikes s
+            WHERE $__timeFilter(s.time)
+            ORDER BY s.time DESC
+            LIMIT 100
+            """,
+            w=16,
+            h=9,
+            cols=[
+                Col("oi_change_15m_pct", PCT, "OI 15m %", 2, color_by_sign=True),
+                Col("volume_ratio", "x", "volume × 1h avg", 2),
+                Col("price_change_5m_pct", PCT, "price 5m %", 2, color_by_sign=True),
+                Col("time", "dateTimeAsIso", "scan"),
+            ],
+        ),
+    ],
+    [
+        Panel(
+            "$coin: price vs target clusters",
+            "timeseries",
+            [
+                """
+                SELECT $__timeGroupAlias(time, $__interval), 'price' AS metric, avg(close) AS price
+                FROM ohlcv
+                WHERE symbol = '$coin' AND interval = '1m' AND $__timeFilter(time)
+                GROUP BY 1, 2
+                ORDER BY 1
+                """,
+                """
+                SELECT $__timeGroupAlias(time, $__interval), 'target ' || timeframe || ' (' || side || ')' AS metric,
+                       avg((price_low + price_high) / 2) AS price
+                FROM cluster_targets
+                WHERE symbol = '$coin' AND $__timeFilter(time)
+                GROUP BY 1, 2
+                ORDER BY 1
+                """,
+            ],
+            w=14,
+            h=10,
+            fmt="time_series",
+            description="1-min closes of the chosen coin and the centre of each timeframe's target "
+            "cluster (sampled hourly by the cluster scanner).",
+        ),
+        Panel(
+            "$coin: clusters of the latest scan",
+            "table",
+            """
+            SELECT c.timeframe, c.side, c.price_low, c.price_high, c.center, c.value_usd, c.level_count,
+                   c.distance_pct, c.size_pct_of_typical, c.ref_price, c.time
+            FROM liquidation_clusters c
+            WHERE c.symbol = '$coin'
+              AND c.time = (SELECT max(time) FROM liquidation_clusters WHERE symbol = '$coin')
+            ORDER BY c.value_usd DESC
+            LIMIT 100
+            """,
+            w=10,
+            h=10,
+            cols=[
+                Col("value_usd", "currencyUSD", "value", 0),
+                Col("distance_pct", PCT, "distance", 2, color_by_sign=True),
+                Col("size_pct_of_typical", PCT, "% of typical", 0),
+                Col("time", "dateTimeAsIso", "scan"),
+            ],
+        ),
+    ],
+    [
+        Panel(
+            "$coin: cluster success per timeframe",
+            "table",
+            """
+            SELECT timeframe, success_rate, samples, wins, losses, avg_time_to_target_s,
+                   max_wick_up_pct, max_wick_down_pct, updated_at
+            FROM coin_liquidation_patterns
+            WHERE symbol = '$coin'
+            ORDER BY array_position(ARRAY['12h','24h','3d','7d','14d','30d','90d','180d','1y'], timeframe)
+            """,
+            w=10,
+            h=8,
+            cols=[
+                Col("success_rate", "percentunit", "success rate", 0),
+                Col("avg_time_to_target_s", "s", "time to target"),
+            ],
+        ),
+        Panel(
+            "Scanner leaderboard (closed trades in range)",
+            "table",
+            """
+            WITH t AS (
+                SELECT coalesce(scanner, 'manual') AS scanner, coalesce(scanner_version, '') AS scanner_version,
+                       count(*) AS trades,
+                       100.0 * count(*) FILTER (WHERE pnl_quote > 0) / nullif(count(*), 0) AS win_rate_pct,
+                       sum(pnl_pct_margin) AS pnl_pct_margin,
+                       avg(pnl_pct_margin) FILTER (WHERE pnl_quote > 0) AS avg_win_pct,
+                       avg(pnl_pct_margin) FILTER (WHERE pnl_quote <= 0) AS avg_loss_pct,
+                       sum(pnl_quote) AS pnl_quote
+                FROM trades
+                WHERE status = 'closed' AND $__timeFilter(closed_at)
+                GROUP BY 1, 2
+            ), s AS (
+                SELECT scanner, scanner_version, count(*) AS signals
+                FROM signals
+                WHERE $__timeFilter(time)
+                GROUP BY 1, 2
+            )
+            SELECT coalesce(t.scanner, s.scanner) AS scanner,
+                   coalesce(t.scanner_version, s.scanner_version) AS version,
+                   coalesce(s.signals, 0) AS signals, coalesce(t.trades, 0) AS trades,
+                   t.win_rate_pct, t.pnl_pct_margin, t.avg_win_pct, t.avg_loss_pct,
+                   t.avg_win_pct / nullif(abs(t.avg_loss_pct), 0) AS reward_risk, t.pnl_quote,
+                   r.description
+            FROM t
+            FULL JOIN s ON s.scanner = t.scanner AND s.scanner_version = t.scanner_version
+            LEFT JOIN scanners r ON r.name = coalesce(t.scanner, s.scanner)
+                                AND r.version = coalesce(t.scanner_version, s.scanner_version)
+            ORDER BY t.pnl_pct_margin DESC NULLS LAST, signals DESC
+            """,
+            w=14,
+            h=8,
+            cols=[
+                Col("win_rate_pct", PCT, "win rate", 1),
+                Col("pnl_pct_margin", PCT, "sum PnL % (margin)", 2, color_by_sign=True),
+                Col("avg_win_pct", PCT, "avg win", 2),
+                Col("avg_loss_pct", PCT, "avg loss", 2),
+                Col("reward_risk", "none", "R:R", 2),
+                Col("pnl_quote", "currencyUSD", "PnL", 2, color_by_sign=True),
+            ],
+        ),
+    ],
+    [
+        Panel(
+            "Signals per scanner",
+            "timeseries",
+            """
+            SELECT $__timeGroupAlias(time, $__interval), scanner || ' ' || scanner_version AS metric,
+                   count(*) AS signals
+            FROM signals
+            WHERE $__timeFilter(time)
+            GROUP BY 1, 2
+            ORDER BY 1
+            """,
+            w=24,
+            h=7,
+            fmt="time_series",
+            defaults={
+                "custom": {"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}}
+            },
+        ),
+    ],
+]
+
+scanner_vars = [
+    _variable(
+        "coin",
+        "Coin",
+        f"""
+        -- the latest top 10 first (best rank first), then every coin with heatmaps
+        SELECT symbol FROM (
+            SELECT symbol, 0 AS k, rank FROM coin_rankings WHERE time = {LATEST_CYCLE}
+            UNION ALL
+            SELECT DISTINCT symbol, 1, 0 FROM liquidation_refreshes
+        ) x
+        GROUP BY symbol
+        ORDER BY min(k), min(rank), symbol
+        """,
+        False,
+        False,
+    )
+]
+
+# --- System ----------------------------------------------------------------------------------
+
+LATEST_STREAMS = "(SELECT max(time) FROM stream_stats)"
+system_rows: list[list[Panel]] = [
+    [
+        Panel(
+            "Services alive",
+            "stat",
+            """
+            SELECT count(*) FILTER (WHERE status IN ('starting', 'ok', 'degraded')
+                                      AND beat_at > now() - interval '30 seconds') AS alive,
+                   count(*) FILTER (WHERE status IN ('starting', 'ok', 'degraded')
+                                      AND beat_at <= now() - interval '30 seconds') AS stale
+            FROM service_heartbeats
+            """,
+            w=6,
+            h=4,
+            cols=[Col("alive", "none", "alive", 0), Col("stale", "none", "stale", 0)],
+            defaults={
+                "color": {"mode": "thresholds"},
+                "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]},
+            },
+        ),
+        Panel(
+            "Dead letters",
+            "stat",
+            f"""
+            SELECT coalesce(sum(length), 0) AS dead_letters
+            FROM stream_stats
+            WHERE stream = 'deadletter' AND consumer_group = '' AND time = {LATEST_STREAMS}
+            """,
+            w=6,
+            h=4,
+            cols=[Col("dead_letters", "none", "dead letters", 0)],
+            defaults={
+                "color": {"mode": "thresholds"},
+                "thresholds": {
+                    "mode": "absolute",
+                    "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}],
+                },
+            },
+        ),
+        Panel(
+            "Broadcasts in range",
+            "stat",
+            """
+            SELECT count(*) FILTER (WHERE status = 'sent') AS sent,
+                   count(*) FILTER (WHERE status = 'failed') AS failed,
+                   count(*) FILTER (WHERE status = 'rate_limited') AS rate_limited,
+                   count(*) FILTER (WHERE status = 'digested') AS digested
+            FROM broadcasts
+            WHERE $__timeFilter(time)
+            """,
+            w=6,
+            h=4,
+            cols=[
+                Col("sent", "none", "sent", 0),
+                Col("failed", "none", "failed", 0),
+                Col("rate_limited", "none", "rate limited", 0),
+                Col("digested", "none", "digested", 0),
+            ],
+            defaults={"color": {"mode": "fixed", "fixedColor": "text"}},
+        ),
+        Panel(
+            "Errors in range",
+            "stat",
+            """
+            SELECT count(*) FILTER (WHERE level IN ('error', 'critical')) AS errors,
+                   count(*) FILTER (WHERE level = 'warning') AS warnings
+            FROM agent_logs
+            WHERE level IN ('warning', 'error', 'critical') AND $__timeFilter(time)
+            """,
+            w=6,
+            h=4,
+            cols=[Col("errors", "none", "errors", 0), Col("warnings", "none", "warnings", 0)],
+            defaults={
+                "color": {"mode": "thresholds"},
+                "thresholds": {
+                    "mode": "absolute",
+                    "steps": [{"color": "green", "value": None}, {"color": "orange", "value": 1}],
+                },
+            },
+        ),
+    ],
+    [
+        Panel(
+            "Service heartbeats",
+            "table",
+            """
+            SELECT service, instance, status, version,
+                   extract(epoch FROM now() - beat_at) AS beat_age_s,
+                   extract(epoch FROM now() - started_at) AS up_s,
+                   info->>'data_source' AS data_source, info->>'trading_mode' AS trading_mode,
+                   coalesce(info->>'cycle_s', info->>'last_cycle_s') AS cycle_s,
+                   host, pid, beat_at
+            FROM service_heartbeats
+            ORDER BY service, instance
+            """,
+            w=14,
+            h=9,
+            cols=[
+                Col("beat_age_s", "s", "last beat", 1),
+                Col("up_s", "s", "up"),
+                Col("beat_at", "dateTimeAsIso", "beat at"),
+            ],
+        ),
+        Panel(
+            "Data freshness per source",
+            "table",
+            """
+            SELECT feed, source, newest, oldest, items,
+                   extract(epoch FROM now() - newest) AS age_s,
+                   extract(epoch FROM now() - oldest) AS stalest_age_s
+            FROM (
+                (SELECT 'market snapshots' AS feed, source, time AS newest, time AS oldest, NULL::bigint AS items
+                 FROM market_snapshots ORDER BY time DESC LIMIT 1)
+                UNION ALL
+                (SELECT 'candles', source, time, time, NULL FROM ohlcv ORDER BY time DESC LIMIT 1)
+                UNION ALL
+                (SELECT 'liquidation events', source, time, time, NULL
+                 FROM liquidation_events ORDER BY time DESC LIMIT 1)
+                UNION ALL
+                SELECT 'heatmaps', source, max(refreshed_at), min(refreshed_at), count(*)
+                FROM liquidation_refreshes GROUP BY source
+            ) f
+            ORDER BY feed, source
+            """,
+            w=10,
+            h=9,
+            cols=[
+                Col("age_s", "s", "age", 0),
+                Col("stalest_age_s", "s", "stalest", 0),
+                Col("newest", "dateTimeAsIso", "newest"),
+                Col("oldest", "dateTimeAsIso", "oldest"),
+            ],
+        ),
+    ],
+    [
+        Panel(
+            "Stream backlogs now",
+            "table",
+            f"""
+            SELECT stream, consumer_group, length, consumers, pending, lag, time
+            FROM stream_stats
+            WHERE time = {LATEST_STREAMS}
+            ORDER BY stream, consumer_group
+            """,
+            w=10,
+            h=9,
+            cols=[Col("time", "dateTimeAsIso", "sampled")],
+        ),
+        Panel(
+            "Stream backlog (pending + lag) and dead letters",
+            "timeseries",
+            """
+            SELECT $__timeGroupAlias(time, $__interval),
+                   CASE WHEN stream = 'deadletter' THEN 'dead letters'
+                        ELSE stream || ' / ' || consumer_group END AS metric,
+                   max(CASE WHEN stream = 'deadletter' THEN length
+                            ELSE coalesce(pending, 0) + coalesce(lag, 0) END) AS backlog
+            FROM stream_stats
+            WHERE $__timeFilter(time) AND (consumer_group <> '' OR stream = 'deadletter')
+            GROUP BY 1, 2
+            ORDER BY 1
+            """,
+            w=14,
+            h=9,
+            fmt="time_series",
+        ),
+    ],
+    [
+        Panel(
+            "Broadcasts per interval",
+            "timeseries",
+            """
+            SELECT $__timeGroupAlias(time, $__interval), channel || ' ' || status AS metric, count(*) AS n
+            FROM broadcasts
+            WHERE $__timeFilter(time)
+            GROUP BY 1, 2
+            ORDER BY 1
+            """,
+            w=12,
+            h=8,
+            fmt="time_series",
+            defaults={
+                "custom": {"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}}
+            },
+        ),
+        Panel(
+            "Failed broadcasts",
+            "table",
+            """
+            SELECT time, channel, event_type, status, attempts, error, agent
+            FROM broadcasts
+            WHERE status IN ('failed', 'rate_limited') AND $__timeFilter(time)
+            ORDER BY time DESC
+            LIMIT 100
+            """,
+            w=12,
+            h=8,
+            cols=[Col("time", "dateTimeAsIso", "time")],
+        ),
+    ],
+    [
+        Panel(
+            "Errors and warnings per interval",
+            "timeseries",
+            """
+            SELECT $__timeGroupAlias(time, $__interval), service || ' ' || level AS metric, count(*) AS n
+            FROM agent_logs
+            WHERE level IN ('warning', 'error', 'critical') AND $__timeFilter(time)
+            GROUP BY 1, 2
+            ORDER BY 1
+            """,
+            w=10,
+            h=9,
+            fmt="time_series",
+            defaults={
+                "custom": {"drawStyle": "bars", "fillOpacity": 60, "stacking": {"mode": "normal"}}
+            },
+        ),
+        Panel(
+            "Recent errors and warnings (agent_logs)",
+            "table",
+            """
+            SELECT time, level, service, agent, event_type, message, symbol, correlation_id
+            FROM agent_logs
+            WHERE level IN ('warning', 'error', 'critical') AND $__timeFilter(time)
+            ORDER BY time DESC
+            LIMIT 200
+            """,
+            w=14,
+            h=9,
+            cols=[Col("time", "dateTimeAsIso", "time"), Col("message")],
+        ),
+    ],
+]
+
+DASHBOARDS = {
+    "trading.json": dashboard(
+        "whalestack-trading",
+        "Trading",
+        trading_rows,
+        trading_vars,
+        "now-24h",
+        "Live PnL %, equity, open positions, closed trades and stop moves; filter by agent / scanner.",
+    ),
+    "scanners.json": dashboard(
+        "whalestack-scanners",
+        "Scanners",
+        scanner_rows,
+        scanner_vars,
+        "now-6h",
+        "Top-10 ranking, fast movers, OI / volume spikes, liquidation clusters per coin, leaderboard.",
+    ),
+    "system.json": dashboard(
+        "whalestack-system",
+        "System",
+        system_rows,
+        [],
+        "now-6h",
+        "Service heartbeats, stream backlogs and dead letters, data freshness, broadcasts, errors.",
+    ),
+}
+
+
+def render_all() -> dict[str, str]:
+    return {
+        name: json.dumps(d, indent=2, ensure_ascii=False) + "\n" for name, d in DASHBOARDS.items()
+    }
+
+
+if __name__ == "__main__":
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, text in render_all().items():
+        (OUT / name).write_text(text, encoding="utf-8")
+        print(f"wrote {OUT / name}")

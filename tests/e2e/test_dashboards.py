@@ -1,0 +1,301 @@
+"""Every Grafana panel's SQL, expanded as Grafana expands it, run as Grafana's read-only login
+against a database seeded by a short run of the fleet (simulator, collectors, scanners, ranker,
+journal) plus a SYNTHETIC paper-trading history (tests/helpers/trading_seed.py; to be replaced
+by a real autotrader + position monitor run once those services exist: only the
+`seeded_dashboard_db` fixture changes).
+
+A panel added with broken SQL, or returning columns its config does not find, fails
+`test_panel_query`: the cases are collected from the dashboard JSON files themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from quantcore import dashboards as dash
+from quantcore.db import conninfo
+from quantcore.migrations import READER_ROLE, ensure_reader_login
+from quantcore.testing import Infra, Sandbox, sandbox
+from tests.conftest import eventually
+from tests.e2e.harness import running_fleet
+from tests.helpers.trading_seed import seed_paper_trading
+
+pytestmark = pytest.mark.e2e
+
+FOLDER = dash.default_folder()
+DASHBOARDS = dash.load_dashboards(FOLDER)
+QUERIES = [q for d in DASHBOARDS for q in d.queries]
+READER_LOGIN = "grafana_ro"
+READER_PASS = "test-only-reader-password"
+COINS = 8
+FLEET = ["simulator", "market_collector", "liquidation_collector", "spike_scanner",
+         "cluster_scanner", "ranker", "journal"]  # fmt: skip
+FAST = {
+    "SIM_COINS": str(COINS),
+    "SIM_HISTORY_DAYS": "0.1",
+    "BACKFILL_MAX_DAYS": "0.1",
+    "SNAPSHOT_INTERVAL_S": "3",
+    "SPIKE_SCAN_INTERVAL_S": "5",
+    "SPIKE_MOVE_1M_PCT": "0.01",  # relaxed: every scan finds movers and spikes to show
+    "SPIKE_MOVE_5M_PCT": "0.02",
+    "SPIKE_OI_15M_PCT": "0.001",
+    "SPIKE_VOLUME_RATIO": "0.1",
+    "CLUSTER_SCAN_INTERVAL_S": "5",
+    "PATTERN_UPDATE_INTERVAL_S": "10",
+    "RANK_INTERVAL_S": "5",
+    "STREAM_STATS_INTERVAL_S": "2",
+}
+# panels that must show numbers on the seeded database (the main PnL % ones, and the rest of
+# what the short run produces)
+MUST_HAVE_ROWS = {
+    "whalestack-trading": [
+        "Account PnL % (since start)", "Account PnL % today", "PnL % in range",
+        "Max drawdown % in range", "Closed trades in range: win rate, average win / loss %, R:R",
+        "Equity curve (% from start)", "Daily PnL %", "Open positions with unrealised PnL %",
+        "Recently closed trades", "PnL % by agent and scanner (closed in range)",
+        "Stop moves (trailing ladder)", "Mode", "Recent orders",
+    ],
+    "whalestack-scanners": [
+        "Top 10 now", "Rank over time of the current top 10", "Fast price movers",
+        "OI / volume spikes", "$coin: price vs target clusters", "$coin: clusters of the latest scan",
+        "Scanner leaderboard (closed trades in range)", "Most often in the top 10 (range)",
+    ],
+    "whalestack-system": [
+        "Service heartbeats", "Data freshness per source", "Stream backlogs now",
+        "Stream backlog (pending + lag) and dead letters", "Broadcasts per interval",
+        "Failed broadcasts", "Recent errors and warnings (agent_logs)",
+    ],
+}  # fmt: skip
+
+
+@dataclass
+class SeededDashboardDb:
+    box: Sandbox
+    reader_conninfo: str
+    seeded_at: datetime
+    figures: dict[str, Any]
+
+    def reader(self) -> psycopg.Connection[tuple[Any, ...]]:
+        return psycopg.connect(self.reader_conninfo, autocommit=True)
+
+
+def _count(box: Sandbox, table: str) -> int:
+    with psycopg.connect(conninfo(box.settings)) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        return int(row[0]) if row else 0
+
+
+@pytest.fixture(scope="module")
+def seeded_dashboard_db(
+    infra: Infra, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SeededDashboardDb]:
+    """Market and scanner tables from a short real fleet run; trading tables synthetic (see the
+    module docstring); Grafana's login created the way `quant migrate` creates it."""
+    with sandbox(infra, "dash") as box:
+        started = time.monotonic()
+        wanted = ("coin_rankings", "fast_price_movers", "oi_volume_spikes", "liquidation_clusters",
+                  "cluster_targets", "stream_stats", "liquidation_refreshes")  # fmt: skip
+        log = tmp_path_factory.mktemp("dash") / "fleet.log"
+        with running_fleet(box, FLEET, log, env=FAST) as fleet:
+            eventually(lambda: all(_count(box, t) > 0 for t in wanted), timeout=120, interval=1)
+            assert "Traceback" not in fleet.log()
+        fleet_s = time.monotonic() - started
+        now = datetime.now(UTC)
+        with psycopg.connect(conninfo(box.settings)) as conn:
+            prices = dict(
+                conn.execute(
+                    "SELECT DISTINCT ON (symbol) symbol, price::float8 FROM market_snapshots "
+                    "ORDER BY symbol, time DESC"
+                ).fetchall()
+            )
+            scanner = conn.execute(
+                "SELECT name, version FROM scanners WHERE name = 'ranker' LIMIT 1"
+            ).fetchone()
+        assert prices and scanner
+
+        async def seed() -> Any:
+            async with await psycopg.AsyncConnection.connect(conninfo(box.settings)) as conn:
+                out = await seed_paper_trading(conn, prices, now, (scanner[0], scanner[1]))
+                await conn.commit()
+                return out
+
+        trading = asyncio.run(seed())
+        settings = box.settings.model_copy(
+            update={"grafana_ro_user": READER_LOGIN, "grafana_ro_pass": SecretStr(READER_PASS)}
+        )
+        with psycopg.connect(conninfo(box.settings), autocommit=True) as conn:
+            assert ensure_reader_login(conn, settings)
+        reader = psycopg.conninfo.make_conninfo(
+            conninfo(box.settings), user=READER_LOGIN, password=READER_PASS
+        )
+        figures = {"fleet_s": round(fleet_s, 1), "trading": trading,
+                   **{t: _count(box, t) for t in wanted}}  # fmt: skip
+        print(f"\nseeded dashboard db: {figures}")
+        yield SeededDashboardDb(box, reader, now, figures)
+
+
+# --- running a panel the way Grafana does ------------------------------------------------------
+
+
+def variables_for(
+    conn: psycopg.Connection[tuple[Any, ...]], d: dash.Dashboard, rng: dash.TimeRange, pick: str
+) -> dict[str, dash.Variable]:
+    """Run each query variable (as the reader) and select "All" (pick='all') or the first option."""
+    out: dict[str, dash.Variable] = {}
+    for v in d.variables:
+        rows = conn.execute(dash.render(v.raw_sql, out, rng, timescaledb=False)).fetchall()
+        options = tuple(str(r[0]) for r in rows)
+        if v.include_all and pick == "all":
+            value: str | tuple[str, ...] = dash.ALL_VALUE
+        elif v.multi:
+            value = options[:1]
+        else:
+            value = options[0] if options else ""
+        out[v.name] = dash.Variable(v.name, value, options, v.multi, v.include_all, v.all_value)
+    return out
+
+
+def run_panel_query(
+    conn: psycopg.Connection[tuple[Any, ...]],
+    q: dash.PanelQuery,
+    variables: dict[str, dash.Variable],
+    rng: dash.TimeRange,
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """(problems, rows): the SQL fails, or its columns are not what the panel expects."""
+    sql = dash.render(q.raw_sql, variables, rng, timescaledb=False, max_points=q.max_points)
+    try:
+        cur = conn.execute(sql)
+    except psycopg.Error as exc:
+        return [f"query failed: {exc}\n{sql}"], []
+    if cur.description is None:
+        return ["query returned no result set"], []
+    columns = [(c.name, c.type_code) for c in cur.description]
+    return dash.result_problems(q, columns), cur.fetchall()
+
+
+def _dashboard(uid: str) -> dash.Dashboard:
+    return next(d for d in DASHBOARDS if d.uid == uid)
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUERIES])
+@pytest.mark.parametrize("pick", ["all", "one"])
+def test_panel_query(
+    seeded_dashboard_db: SeededDashboardDb, query: dash.PanelQuery, pick: str
+) -> None:
+    rng = dash.TimeRange.last(timedelta(hours=24))
+    with seeded_dashboard_db.reader() as conn:
+        variables = variables_for(conn, _dashboard(query.dashboard), rng, pick)
+        problems, _ = run_panel_query(conn, query, variables, rng)
+    assert problems == []
+
+
+def test_main_panels_return_rows(seeded_dashboard_db: SeededDashboardDb) -> None:
+    rng = dash.TimeRange.last(timedelta(hours=24))
+    empty: list[str] = []
+    with seeded_dashboard_db.reader() as conn:
+        for uid, titles in MUST_HAVE_ROWS.items():
+            d = _dashboard(uid)
+            variables = variables_for(conn, d, rng, "all")
+            for title in titles:
+                queries = [q for q in d.queries if q.title == title]
+                assert queries, f"{uid}: no panel titled {title!r}"
+                for q in queries:
+                    problems, rows = run_panel_query(conn, q, variables, rng)
+                    assert problems == []
+                    # a row of only NULLs draws nothing either
+                    if not any(v is not None for r in rows for v in r):
+                        empty.append(q.name)
+    assert empty == []
+
+
+def test_pnl_panels_agree_with_the_trades(seeded_dashboard_db: SeededDashboardDb) -> None:
+    """The win-rate stat counts what the trades table holds (not just 'some rows')."""
+    rng = dash.TimeRange.last(timedelta(hours=24))
+    d = _dashboard("whalestack-trading")
+    q = next(q for q in d.queries if q.title.startswith("Closed trades in range"))
+    with seeded_dashboard_db.reader() as conn:
+        variables = variables_for(conn, d, rng, "all")
+        _, rows = run_panel_query(conn, q, variables, rng)
+        expected = conn.execute(
+            "SELECT count(*), 100.0 * count(*) FILTER (WHERE pnl_quote > 0) / count(*) FROM trades "
+            "WHERE status = 'closed' AND closed_at > %s",
+            (rng.start,),
+        ).fetchone()
+    assert expected is not None and expected[0] > 0
+    assert rows[0][0] == expected[0]
+    assert float(rows[0][1]) == pytest.approx(float(expected[1]))
+
+
+def test_a_panel_with_broken_sql_fails_the_check(
+    seeded_dashboard_db: SeededDashboardDb, tmp_path: Path
+) -> None:
+    model = _dashboard("whalestack-trading").model
+    broken = {**model["panels"][1], "id": 999, "title": "broken"}
+    broken["targets"] = [{**broken["targets"][0], "rawSql": "SELECT pnl_pct FROM no_such_table"}]
+    wrong = {**model["panels"][1], "id": 998, "title": "wrong columns"}
+    wrong["targets"] = [{**wrong["targets"][0], "rawSql": "SELECT 1 AS something_else"}]
+    path = tmp_path / "with_broken.json"
+    path.write_text(
+        __import__("json").dumps({**model, "panels": [*model["panels"], broken, wrong]})
+    )
+    d = dash.load_dashboard(path)
+    rng = dash.TimeRange.last(timedelta(hours=24))
+    with seeded_dashboard_db.reader() as conn:
+        variables = variables_for(conn, d, rng, "all")
+        found = {q.title: run_panel_query(conn, q, variables, rng)[0] for q in d.queries}
+    assert "query failed" in found["broken"][0]
+    assert found["wrong columns"] == ["missing column 'pnl_pct'"]
+
+
+# --- the read-only role ------------------------------------------------------------------------
+
+WRITES = [
+    "INSERT INTO trades (agent, venue, symbol, direction) VALUES ('x', 'paper', 'XUSDT', 'long')",
+    "UPDATE trades SET notes = 'x'",
+    "DELETE FROM equity_snapshots",
+    "TRUNCATE broadcasts",
+    "CREATE TABLE grafana_was_here (x int)",
+    "SELECT * FROM schema_migrations",  # not a dashboard table: no SELECT either
+]
+
+
+@pytest.mark.parametrize("statement", WRITES)
+def test_reader_cannot_write(seeded_dashboard_db: SeededDashboardDb, statement: str) -> None:
+    with seeded_dashboard_db.reader() as conn:
+        # read-only transactions are only the login's default; the grants are what stop it
+        conn.execute("SET default_transaction_read_only = off")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement)
+
+
+def test_reader_holds_select_on_exactly_the_dashboard_tables(
+    seeded_dashboard_db: SeededDashboardDb,
+) -> None:
+    with psycopg.connect(conninfo(seeded_dashboard_db.box.settings)) as conn:
+        grants = conn.execute(
+            "SELECT table_name, privilege_type FROM information_schema.role_table_grants "
+            "WHERE grantee = %s",
+            (READER_ROLE,),
+        ).fetchall()
+        member = conn.execute(
+            "SELECT pg_has_role(%s, %s, 'member')", (READER_LOGIN, READER_ROLE)
+        ).fetchone()
+    assert {p for _, p in grants} == {"SELECT"}
+    used: set[str] = set()
+    for q in [*QUERIES, *(v for d in DASHBOARDS for v in d.variables)]:
+        ctes = set(re.findall(r"\b([a-z_]+)\s+AS\s+\(", q.raw_sql))
+        tables = re.findall(r"\b(?:FROM|JOIN)\s+([a-z_]+)\b(?!\s*[.(])", q.raw_sql)
+        used |= set(tables) - ctes
+    assert {t for t, _ in grants} == used
+    assert member and member[0]
