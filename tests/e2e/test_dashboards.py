@@ -1,8 +1,8 @@
 """Every Grafana panel's SQL, expanded as Grafana expands it, run as Grafana's read-only login
-against a database seeded by a short run of the fleet (simulator, collectors, scanners, ranker,
-journal) plus a SYNTHETIC paper-trading history (tests/helpers/trading_seed.py; to be replaced
-by a real autotrader + position monitor run once those services exist: only the
-`seeded_dashboard_db` fixture changes).
+against a database seeded by a short run of the fleet: simulator, collectors, scanners, ranker,
+journal, and paper trading (autotrader + position monitor) on signals published around the
+simulated prices, so trades open, trail and close for real. Broadcast rows and a few error
+logs are SYNTHETIC (tests/helpers/trading_seed.py), since no broadcaster runs here.
 
 A panel added with broken SQL, or returning columns its config does not find, fails
 `test_panel_query`: the cases are collected from the dashboard JSON files themselves.
@@ -29,6 +29,7 @@ from quantcore.migrations import READER_ROLE, ensure_reader_login
 from quantcore.testing import Infra, Sandbox, sandbox
 from tests.conftest import eventually
 from tests.e2e.harness import running_fleet
+from tests.e2e.signals import TIGHT, make_signal, publish, tickers
 from tests.helpers.trading_seed import seed_paper_trading
 
 pytestmark = pytest.mark.e2e
@@ -40,8 +41,9 @@ READER_LOGIN = "grafana_ro"
 READER_PASS = "test-only-reader-password"
 COINS = 8
 FLEET = ["simulator", "market_collector", "liquidation_collector", "spike_scanner",
-         "cluster_scanner", "ranker", "journal"]  # fmt: skip
+         "cluster_scanner", "ranker", "journal", "autotrader", "position_monitor"]  # fmt: skip
 FAST = {
+    **TIGHT,  # paper trading with targets a few tenths of a percent away
     "SIM_COINS": str(COINS),
     "SIM_HISTORY_DAYS": "0.1",
     "BACKFILL_MAX_DAYS": "0.1",
@@ -109,28 +111,42 @@ def seeded_dashboard_db(
         log = tmp_path_factory.mktemp("dash") / "fleet.log"
         with running_fleet(box, FLEET, log, env=FAST) as fleet:
             eventually(lambda: all(_count(box, t) > 0 for t in wanted), timeout=120, interval=1)
+            # paper trading: tight targets on four coins (they close), wide ones on two (open)
+            prices = tickers(fleet)
+            coins = [c for c in sorted(prices) if c not in ("BTCUSDT", "ETHUSDT")]
+            sigs = [
+                make_signal(c, prices[c], "long" if k % 2 else "short")
+                for k, c in enumerate(coins[:4])
+            ]
+            sigs += [make_signal(c, prices[c], "long", width=0.05) for c in coins[4:6]]
+            publish(box, sigs)
+            eventually(lambda: _count(box, "trades WHERE status = 'closed'") >= 2
+                       and _count(box, "position_monitor_logs WHERE action = 'stop_moved'") >= 1
+                       and _count(box, "trades WHERE status = 'open'") >= 1
+                       and _count(box, "equity_snapshots") >= 4, timeout=150, interval=1)  # fmt: skip
             assert "Traceback" not in fleet.log()
         fleet_s = time.monotonic() - started
         now = datetime.now(UTC)
         with psycopg.connect(conninfo(box.settings)) as conn:
-            prices = dict(
-                conn.execute(
-                    "SELECT DISTINCT ON (symbol) symbol, price::float8 FROM market_snapshots "
-                    "ORDER BY symbol, time DESC"
-                ).fetchall()
-            )
             scanner = conn.execute(
                 "SELECT name, version FROM scanners WHERE name = 'ranker' LIMIT 1"
             ).fetchone()
-        assert prices and scanner
+        assert scanner
 
         async def seed() -> Any:
             async with await psycopg.AsyncConnection.connect(conninfo(box.settings)) as conn:
-                out = await seed_paper_trading(conn, prices, now, (scanner[0], scanner[1]))
+                out = await seed_paper_trading(conn, prices, now, (scanner[0], scanner[1]),
+                                               tables=frozenset({"broadcasts", "agent_logs"}))  # fmt: skip
                 await conn.commit()
                 return out
 
-        trading = asyncio.run(seed())
+        seed_result = asyncio.run(seed())
+        trading = {
+            t: _count(box, t)
+            for t in ("trades", "orders", "position_monitor_logs", "equity_snapshots")
+        }
+        trading["synthetic_broadcast_rows"] = _count(box, "broadcasts")
+        del seed_result
         settings = box.settings.model_copy(
             update={"grafana_ro_user": READER_LOGIN, "grafana_ro_pass": SecretStr(READER_PASS)}
         )

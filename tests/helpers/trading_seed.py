@@ -20,6 +20,9 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 AGENT = "liquidation_hunter"
+ALL_TABLES = frozenset(
+    {"trades", "orders", "position_monitor_logs", "equity_snapshots", "broadcasts", "agent_logs"}
+)
 START_EQUITY = 10_000.0
 FEE_PCT = 0.055  # taker, percent of notional per side
 
@@ -46,6 +49,7 @@ async def seed_paper_trading(
     open_: int = 3,
     hours: int = 48,
     seed: int = 11,
+    tables: frozenset[str] = ALL_TABLES,
 ) -> SeededTrading:
     """`closed` trades spread over the last `hours` (some today), `open_` still open, equity
     every minute for the account and the agent, and the broadcasts / logs around them."""
@@ -171,45 +175,51 @@ async def seed_paper_trading(
         )  # fmt: skip
 
     async with conn.cursor() as cur:
-        await cur.executemany(
-            """INSERT INTO trades (trade_id, agent, agent_version, scanner, scanner_version, source,
+        if "trades" in tables:
+            await cur.executemany(
+                """INSERT INTO trades (trade_id, agent, agent_version, scanner, scanner_version, source,
                    venue, symbol, direction, entry_mode, leverage, qty, margin, entry_price,
                    exit_price, stop_loss, take_profit, initial_stop_loss, status, close_reason,
                    pnl_quote, pnl_pct_price, pnl_pct_margin, fees, opened_at, closed_at, metadata)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
                        %s, %s, %s, %s, %s, %s, %s, %s)""",
-            trade_rows,
-        )
-        await cur.executemany(
-            """INSERT INTO orders (order_link_id, venue, trade_id, symbol, side, order_type, qty,
+                trade_rows,
+            )
+        if "orders" in tables:
+            await cur.executemany(
+                """INSERT INTO orders (order_link_id, venue, trade_id, symbol, side, order_type, qty,
                    price, status, filled_qty, avg_fill_price, fee, created_at, updated_at, agent)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            order_rows,
-        )
-        await cur.executemany(
-            """INSERT INTO position_monitor_logs (time, trade_id, symbol, action, old_stop,
+                order_rows,
+            )
+        if "position_monitor_logs" in tables:
+            await cur.executemany(
+                """INSERT INTO position_monitor_logs (time, trade_id, symbol, action, old_stop,
                    new_stop, price, profit_pct, profit_basis, ladder_step, agent, venue, detail)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            monitor_rows,
-        )
-        await cur.executemany(
-            """INSERT INTO equity_snapshots (time, venue, agent, equity, balance, unrealized_pnl,
+                monitor_rows,
+            )
+        if "equity_snapshots" in tables:
+            await cur.executemany(
+                """INSERT INTO equity_snapshots (time, venue, agent, equity, balance, unrealized_pnl,
                    start_equity, pnl_pct_from_start, open_positions)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            equity_rows,
-        )
-        await cur.executemany(
-            """INSERT INTO broadcasts (time, broadcast_id, event_id, event_type, channel, status,
+                equity_rows,
+            )
+        if "broadcasts" in tables:
+            await cur.executemany(
+                """INSERT INTO broadcasts (time, broadcast_id, event_id, event_type, channel, status,
                    provider_message_id, error, attempts, text, agent, vertical)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            broadcast_rows,
-        )
-        await cur.executemany(
-            """INSERT INTO agent_logs (time, event_id, service, agent, instance, vertical, level,
+                broadcast_rows,
+            )
+        if "agent_logs" in tables:
+            await cur.executemany(
+                """INSERT INTO agent_logs (time, event_id, service, agent, instance, vertical, level,
                    event_type, message, symbol, detail)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-            log_rows,
-        )
+                log_rows,
+            )
     return SeededTrading(closed, open_, stop_moves, len(equity_rows))
 
 
