@@ -76,7 +76,7 @@ def fmt_price(value: float | None) -> str:
     text = f"{value:,.{min(max(digits, 2), 12)}f}"
     whole, _, frac = text.partition(".")
     frac = frac.rstrip("0")
-    return f"{whole}.{frac.ljust(2, '0')}" if frac or digits >= 2 else whole
+    return f"{whole}.{frac.ljust(2, '0')}"
 
 
 def fmt_pct(value: float | None, signed: bool = True) -> str:
