@@ -107,7 +107,7 @@ def telegram_env(fake: FakeTelegram) -> dict[str, str]:
 # quick retries and claim resolution in tests; no daily digest unless a test asks
 FAST: dict[str, Any] = {
     "broadcast_retry_base_s": 0.1, "broadcast_retry_max_s": 1.0, "broadcast_poll_s": 0.1,
-    "broadcast_daily_digest_at": "", "broadcast_send_timeout_s": 5.0,
+    "broadcast_daily_digest_at": "off", "broadcast_send_timeout_s": 5.0,
     "bus_claim_idle_ms": 1000,
 }  # fmt: skip
 

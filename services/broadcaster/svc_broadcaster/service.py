@@ -99,7 +99,7 @@ class Broadcaster(Service):
 
     def _daily_due(self, now: datetime) -> tuple[str, datetime, datetime] | None:
         at = self.ctx.settings.broadcast_daily_digest_at
-        if not at:
+        if at in ("", "off"):
             return None
         tz = ZoneInfo(self.ctx.settings.timezone)
         local = now.astimezone(tz)

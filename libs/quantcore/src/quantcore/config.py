@@ -474,8 +474,8 @@ class Settings(BaseSettings):
     )
     broadcast_daily_digest_at: str = Field(
         "21:00",
-        pattern=r"^$|^([01][0-9]|2[0-3]):[0-5][0-9]$",
-        description="time of the daily digest (HH:MM in TIMEZONE; empty = none)",
+        pattern=r"^(off|([01][0-9]|2[0-3]):[0-5][0-9])$",
+        description="time of the daily digest (HH:MM in TIMEZONE; off = none)",
     )
     broadcast_control_lease_s: float = Field(
         10.0, ge=1, description="lease of the one replica that polls Telegram for admin commands"
