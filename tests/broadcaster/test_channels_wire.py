@@ -68,16 +68,22 @@ async def test_a_signal_reaches_every_channel_through_its_real_client(
     assert tg.params["chat_id"] == CHANNEL
     assert tg.params["parse_mode"] == "HTML"
     text = tg.params["text"]
-    assert "spike&lt;v2&gt;&amp;\"co\"" in text and SCANNER not in text
+    assert 'spike&lt;v2&gt;&amp;"co"' in text and SCANNER not in text
     assert "<b>LONG BTCUSDT</b>" in text and "score <b>95.5</b>" in text
-    assert "Entry <code>65,000.50</code> · SL <code>63,000.25</code> · TP <code>69,123.00</code>" in text
+    assert (
+        "Entry <code>65,000.50</code> · SL <code>63,000.25</code> · TP <code>69,123.00</code>"
+        in text
+    )
     assert "PAPER · SIMULATED DATA" in text  # not live, not real data: said so
     assert 'href="https://www.bybit.com/invite?ref=WHALE&amp;1"' in text
     assert f"/bot{TOKEN}/sendMessage" not in text  # the token never ends up in a message
 
     # X: JSON body through tweepy, OAuth 1.0a, plain text unescaped, cashtag
     post = next(c for c in xfake.calls if "BTCUSDT" in c.params["text"])
-    assert post.headers["Authorization"].startswith("OAuth ") and 'oauth_consumer_key="xkey"' in post.headers["Authorization"]
+    assert (
+        post.headers["Authorization"].startswith("OAuth ")
+        and 'oauth_consumer_key="xkey"' in post.headers["Authorization"]
+    )
     assert "$BTCUSDT" in post.params["text"] and f"Scanner: {SCANNER}" in post.params["text"]
     assert post.params["text"].startswith("PAPER · SIMULATED DATA\n")
     assert len(post.params["text"]) <= 280
@@ -92,7 +98,9 @@ async def test_a_signal_reaches_every_channel_through_its_real_client(
     mail = next(m for m in smtp.received if "BTCUSDT" in str(m.message["Subject"]))
     assert mail.tls and mail.login == SMTP_USER
     assert mail.rcpt_tos == ["owner@whalestack.test"] and mail.mail_from == SMTP_USER
-    assert mail.message["Subject"] == "[Whale Stack] LONG BTCUSDT · score 95.5 PAPER · SIMULATED DATA"
+    assert (
+        mail.message["Subject"] == "[Whale Stack] LONG BTCUSDT · score 95.5 PAPER · SIMULATED DATA"
+    )
     assert mail.message["Message-ID"] == message_id(f"signal:{strong.signal_id}")
     body = mail.message.get_content()
     assert f"Scanner: {SCANNER} 1.0.0+abc" in body and "Stop loss:    63,000.25" in body
@@ -102,7 +110,11 @@ async def test_a_signal_reaches_every_channel_through_its_real_client(
                       "WHERE event_type = 'signal' ORDER BY channel, status")  # fmt: skip
     by = {(r[0], r[1]): r for r in recs}
     assert {(r[0], r[1]) for r in recs} == {
-        ("email", "sent"), ("sms", "sent"), ("sms", "skipped"), ("telegram", "sent"), ("x", "sent")
+        ("email", "sent"),
+        ("sms", "sent"),
+        ("sms", "skipped"),
+        ("telegram", "sent"),
+        ("x", "sent"),
     }
     assert len(recs) == 8  # 4 channels × 2 signals, SMS skipped once
     assert "below sms's minimum 90" in by[("sms", "skipped")][3]

@@ -22,7 +22,10 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 
 async def seed(pool: AsyncConnectionPool) -> None:
     async with pool.connection() as conn, conn.transaction():
-        for svc, inst, status, age in [("ranker", "r-1", "ok", 2), ("spike_scanner", "s-1", "ok", 600)]:
+        for svc, inst, status, age in [
+            ("ranker", "r-1", "ok", 2),
+            ("spike_scanner", "s-1", "ok", 600),
+        ]:
             await conn.execute(
                 "INSERT INTO service_heartbeats (service, instance, status, started_at, beat_at, version) "
                 "VALUES (%s, %s, %s, %s, %s, '1.0.0')",
@@ -94,11 +97,17 @@ async def test_every_command_answers_the_admin_and_nobody_else(
         assert lines[1].startswith("1. 🟢 <b>TOP1USDT</b> long · score 99.0") and "OLD" not in top
 
         pos = await ask("/positions")
-        assert "<b>BTCUSDT</b> long 5x · entry 60,000.00 · now 61,200.00 · <b>+2.00%</b> (+10.00% on margin)" in pos
+        assert (
+            "<b>BTCUSDT</b> long 5x · entry 60,000.00 · now 61,200.00 · <b>+2.00%</b> (+10.00% on margin)"
+            in pos
+        )
         assert "<b>ETHUSDT</b> short 2x" in pos and "<b>-2.00%</b> (-4.00% on margin)" in pos
 
         today = await ask("/pnl")
-        assert "<b>PnL · today</b>" in today and "Closed trades: 1 (1 won, 0 lost, 100% win rate)" in today
+        assert (
+            "<b>PnL · today</b>" in today
+            and "Closed trades: 1 (1 won, 0 lost, 100% win rate)" in today
+        )
         assert "+20.00 USDT" in today
         week = await ask("/pnl 7d")
         assert "Closed trades: 2 (1 won, 1 lost, 50% win rate)" in week and "+10.00 USDT" in week
@@ -108,7 +117,9 @@ async def test_every_command_answers_the_admin_and_nobody_else(
 
         board = await ask("/scanners")
         blines = board.splitlines()
-        assert blines[1].startswith("1. <b>cluster_scanner</b> 1.0.0 · 1 signals · 1 trades · win 100%")
+        assert blines[1].startswith(
+            "1. <b>cluster_scanner</b> 1.0.0 · 1 signals · 1 trades · win 100%"
+        )
         assert blines[2].startswith("2. <b>ranker</b> 1.0.0 · 2 signals · 2 trades · win 50%")
 
         # someone else: no answer at all, not even to the pause command

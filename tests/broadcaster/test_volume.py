@@ -109,5 +109,8 @@ async def test_429_is_waited_out_5xx_retried_and_a_401_recorded_once(
 
 
 async def _statuses(pool: Any, event_id: Any, wanted: set[str]) -> bool:
-    got = {r[0] for r in await rows(pool, "SELECT status FROM broadcasts WHERE event_id = %s", event_id)}
+    got = {
+        r[0]
+        for r in await rows(pool, "SELECT status FROM broadcasts WHERE event_id = %s", event_id)
+    }
     return wanted <= got

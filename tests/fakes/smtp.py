@@ -41,7 +41,9 @@ class _Handler:
         data = session.auth_data
         login = data.decode() if isinstance(data, bytes) else None
         self.owner.received.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), msg, session.ssl is not None, login)
+            Received(
+                envelope.mail_from, list(envelope.rcpt_tos), msg, session.ssl is not None, login
+            )
         )
         return "250 OK"
 
@@ -63,10 +65,15 @@ class FakeSmtp:
             auth_required=True,
         )  # fmt: skip
 
-    def _auth(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        if isinstance(data, LoginPassword):
-            if data.login.decode() == self.user and data.password.decode() == self.password:
-                return AuthResult(success=True, auth_data=data.login)
+    def _auth(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        if (
+            isinstance(data, LoginPassword)
+            and data.login.decode() == self.user
+            and data.password.decode() == self.password
+        ):
+            return AuthResult(success=True, auth_data=data.login)
         return AuthResult(success=False, handled=False)
 
     @property

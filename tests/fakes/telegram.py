@@ -6,6 +6,7 @@ Answers getMe, sendMessage, getUpdates (long polling on a queue the test fills w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -77,7 +78,10 @@ class FakeTelegram(FakeServer):
             return self.ok({"id": 4242, "is_bot": True, "first_name": "Whale",
                             "username": "whale_bot"})  # fmt: skip
         if method in ("deleteWebhook", "setMyCommands"):
-            if method == "deleteWebhook" and str(params.get("drop_pending_updates")).lower() == "true":
+            if (
+                method == "deleteWebhook"
+                and str(params.get("drop_pending_updates")).lower() == "true"
+            ):
                 self.updates.clear()
             return self.ok(True)
         if method == "getUpdates":
@@ -103,10 +107,8 @@ class FakeTelegram(FakeServer):
         timeout = min(float(params.get("timeout") or 0), 0.5)  # short, so stops are quick
         if not self.updates and timeout > 0:
             self.new_update.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.new_update.wait(), timeout)
-            except TimeoutError:
-                pass
         return list(self.updates)
 
 

@@ -23,7 +23,10 @@ class FakeTwilio(FakeServer):
         params = await self.params(request)
         self.calls.append(Call("Messages.create", params, dict(request.headers)))
         expected = "Basic " + base64.b64encode(f"{self.sid}:{self.token}".encode()).decode()
-        if request.headers.get("Authorization") != expected or request.match_info["sid"] != self.sid:
+        if (
+            request.headers.get("Authorization") != expected
+            or request.match_info["sid"] != self.sid
+        ):
             return web.json_response({"code": 20003, "message": "Authenticate", "status": 401,
                                       "more_info": "https://www.twilio.com/docs/errors/20003"},
                                      status=401)  # fmt: skip

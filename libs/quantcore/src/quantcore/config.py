@@ -402,7 +402,8 @@ class Settings(BaseSettings):
         None, description="comma-separated recipients of broadcast emails (default: EMAIL_USER)"
     )
     email_smtp_ca_file: Path | None = Field(
-        None, description="CA bundle that signs the SMTP server's certificate (default: the system's)"
+        None,
+        description="CA bundle that signs the SMTP server's certificate (default: the system's)",
     )
     broadcast_templates_dir: Path | None = Field(
         None,
@@ -427,7 +428,9 @@ class Settings(BaseSettings):
         0.0, ge=0, description="email: only events of signals scoring at least this"
     )
     broadcast_sms_min_score: float = Field(
-        90.0, ge=0, description="SMS: only events of signals scoring at least this (high conviction)"
+        90.0,
+        ge=0,
+        description="SMS: only events of signals scoring at least this (high conviction)",
     )
     broadcast_telegram_rate: str = Field(
         "1/1,20/60",
@@ -439,7 +442,9 @@ class Settings(BaseSettings):
     broadcast_email_rate: str = Field(
         "20/3600", description="email send limit as COUNT/SECONDS windows"
     )
-    broadcast_sms_rate: str = Field("1/60,10/3600", description="SMS limit as COUNT/SECONDS windows")
+    broadcast_sms_rate: str = Field(
+        "1/60,10/3600", description="SMS limit as COUNT/SECONDS windows"
+    )
     broadcast_affiliate_channels: str = Field(
         "telegram,x,email", description="channels whose messages carry the affiliate links"
     )
