@@ -144,3 +144,20 @@ async def test_every_command_answers_the_admin_and_nobody_else(
     assert [(e.type, e.payload["symbol"], e.payload["requested_by"]) for e in events] == [
         ("position.close_requested", "BTCUSDT", f"telegram:{ADMIN_ID}")
     ]
+
+
+async def test_a_refused_token_neither_crashes_the_service_nor_stops_it_trying(
+    bbox: Sandbox, bpool: Any, bredis: Any, telegram: FakeTelegram
+) -> None:
+    from pydantic import SecretStr
+
+    svc = make_broadcaster(bbox, bpool, bredis, **{**telegram_settings(telegram),
+                                                   "telegram_bot_token": SecretStr("999:revoked")})  # fmt: skip
+    stop = __import__("asyncio").Event()
+    task = __import__("asyncio").create_task(svc.run(stop))
+    try:
+        await aeventually(lambda: len(telegram.named("getMe")) >= 1, timeout=20)  # tried, refused
+        assert not task.done()  # still running: the sending side goes on without control
+    finally:
+        stop.set()
+        await task

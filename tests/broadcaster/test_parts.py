@@ -109,3 +109,74 @@ async def test_the_daily_digest_is_queued_once_whichever_replicas_try(
         bpool, "SELECT channel, dedup_key, state, fields->>'date' FROM broadcast_dedup"
     )
     assert row == ("telegram", "daily:2026-03-01", "pending", "2026-03-01")
+
+
+def test_every_kind_renders_on_every_channel(settings: Settings) -> None:
+    import uuid
+    from datetime import timedelta
+
+    from quantcore.model.events import PositionClosed, PositionOpened, PositionStopMoved
+    from svc_broadcaster.messages import daily_message
+
+    now = datetime.now(UTC)
+    common: dict[str, Any] = {"trade_id": uuid.uuid4(), "time": now, "symbol": "ETHUSDT",
+                              "direction": "short", "venue": "testnet", "agent": "autotrader",
+                              "scanner": "ranker", "scanner_version": "1.0.0", "score": 81.0}  # fmt: skip
+    events = [
+        PositionOpened(**common, entry_price=3000.0, qty=0.5, leverage=10, stop_loss=3100.0,
+                       take_profit=2800.0),
+        PositionStopMoved(**common, old_stop=3100.0, new_stop=2990.0, price=2950.0,
+                          profit_pct=16.7, profit_basis="margin", ladder_step=2),
+        PositionClosed(**common, entry_price=3000.0, exit_price=2850.0, qty=0.5, leverage=10,
+                       close_reason="trailing_sl", pnl_quote=74.1, pnl_pct_price=5.0,
+                       pnl_pct_margin=49.4, opened_at=now - timedelta(minutes=90)),
+    ]  # fmt: skip
+    msgs = [from_event(e, uuid.uuid4(), settings) for e in events]
+    msgs.append(daily_message("2026-03-01", {
+        "signals": 4, "trades_closed": 2, "wins": 1, "losses": 1, "win_rate": "50.00%",
+        "pnl_quote": "+12.00", "pnl_pct_margin": "+8.00%", "open_positions": 1,
+        "best": "SOLUSDT +4.00%", "worst": "XRPUSDT -2.00%"}, settings))  # fmt: skip
+    for channel in ("telegram", "x", "email", "sms"):
+        tpl = templates.load(channel, None)  # type: ignore[arg-type]
+        for m in msgs:
+            assert m is not None
+            text = tpl.render(m.kind, m.fields, "").text
+            assert "$" not in text.replace("$ETHUSDT", "")  # every placeholder filled
+            assert m.fields["mode"] in tpl.render(m.kind, m.fields, "").text.replace("&amp;", "&")
+        lines = [tpl.line(m.kind, m.fields) for m in msgs if m is not None]
+        digest = tpl.digest(lines, "1 entry, 1 exit", "TESTNET", "")
+        assert digest.text.count("\n") >= len(lines) - 1 and "TESTNET" in digest.text
+    closed = msgs[2]
+    assert (
+        closed is not None
+        and closed.fields["pnl_pct"] == "+5.00%"
+        and closed.fields["held"] == "1h 30m"
+    )
+    assert (
+        closed.dedup_key == f"exit:{common['trade_id']}"
+        and closed.fields["mode"] == "TESTNET · SIMULATED DATA"
+    )
+
+
+async def test_a_dead_senders_claims_are_resolved_per_channel(bpool: Any) -> None:
+    import uuid
+
+    from svc_broadcaster import outbox
+    from svc_broadcaster.outbox import NewItem
+
+    msg = from_event(signal("BTCUSDT"), uuid.uuid4(), Settings())
+    assert msg is not None
+    async with bpool.connection() as conn, conn.transaction():
+        await outbox.insert_items(conn, [NewItem("telegram", msg), NewItem("email", msg)])
+        for ch in ("telegram", "email"):
+            claimed = await outbox.claim(conn, ch, 1, uuid.uuid4(), "dead", 0.0)
+            await conn.execute("UPDATE broadcast_dedup SET state = 'sending', claimed_until = now() - "
+                               "interval '1 s' WHERE channel = %s", (ch,))  # fmt: skip
+            assert len(claimed) == 1
+    async with bpool.connection() as conn, conn.transaction():
+        _, doubtful = await outbox.resolve_stale_claims(conn, "telegram", resend_in_doubt=False)
+        returned, none = await outbox.resolve_stale_claims(conn, "email", resend_in_doubt=True)
+    assert len(doubtful) == 1 and doubtful[0][0].dedup_key == msg.dedup_key
+    assert returned == 1 and none == []
+    states = dict(await rows(bpool, "SELECT channel, state FROM broadcast_dedup"))
+    assert states == {"telegram": "failed", "email": "pending"}  # email resends: same Message-ID

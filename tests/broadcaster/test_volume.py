@@ -114,3 +114,41 @@ async def _statuses(pool: Any, event_id: Any, wanted: set[str]) -> bool:
         for r in await rows(pool, "SELECT status FROM broadcasts WHERE event_id = %s", event_id)
     }
     return wanted <= got
+
+
+async def test_twilio_and_x_faults_map_to_wait_retry_and_permanent(
+    bbox: Sandbox, bpool: Any, bredis: Any, bbus: Bus, twilio: Any, xfake: Any
+) -> None:
+    from pydantic import SecretStr
+
+    from tests.broadcaster.conftest import TWILIO_SID, TWILIO_TOKEN
+
+    twilio.faults.extend([
+        Fault(429, {"code": 20429, "message": "Too Many Requests", "status": 429},
+              headers={"Retry-After": "1"}),
+        Fault(503, {"code": 20503, "message": "Service Unavailable", "status": 503}),
+    ])  # fmt: skip
+    xfake.faults.append(
+        Fault(401, {"title": "Unauthorized", "status": 401, "detail": "Unauthorized"})
+    )
+    svc = make_broadcaster(
+        bbox, bpool, bredis,
+        twilio_account_sid=TWILIO_SID, twilio_auth_token=SecretStr(TWILIO_TOKEN),
+        twilio_phone="+15550001111", sms_admin_phone="+15552223333", twilio_api_base_url=twilio.url,
+        x_api_key=SecretStr("k"), x_api_secret=SecretStr("s"), x_access_token=SecretStr("t"),
+        x_access_secret=SecretStr("ts"), x_api_base_url=xfake.url, broadcast_sms_rate="10/1",
+    )  # fmt: skip
+    async with running(svc):
+        env = await bbus.publish(STREAM_SIGNALS, signal("BTCUSDT", score=99.0))
+        await aeventually(lambda: _statuses(bpool, env.id, {"sent", "failed"}), timeout=30)
+
+    assert len(twilio.calls) == 3 and twilio.calls[1].at - twilio.calls[0].at >= 1.0
+    sms = await rows(
+        bpool, "SELECT status, attempts FROM broadcasts WHERE channel = 'sms' ORDER BY time"
+    )
+    assert sms == [("rate_limited", 1), ("sent", 3)]
+    x = await rows(bpool, "SELECT status, error FROM broadcasts WHERE channel = 'x'")
+    assert len(x) == 1 and x[0][0] == "failed" and x[0][1].startswith("permanent: 401")
+    assert len(xfake.calls) == 1  # not retried
+    assert await bredis.get(down_key(bbox.settings.bus_namespace, "x")) is not None
+    assert await bredis.get(down_key(bbox.settings.bus_namespace, "sms")) is None

@@ -180,7 +180,18 @@ class Broadcaster(Service):
             return
 
         async def lead(lost: asyncio.Event) -> None:
-            await TelegramControl(s, self.control).run(lost)
+            """Poll while leading; Telegram unreachable or refusing is waited out, never fatal
+            (returning would give up leadership for good)."""
+            delay = 5.0
+            while not lost.is_set():
+                try:
+                    await TelegramControl(s, self.control).run(lost)
+                except Exception as exc:
+                    self.log.warning("telegram control failed; trying again", retry_in_s=delay,
+                                     error=f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), timeout=delay)
+                    delay = min(delay * 2, 300.0)
 
         await self.lease.run(stop, lead, on_change=self._on_control)
 
