@@ -156,7 +156,9 @@ async def test_a_refused_token_neither_crashes_the_service_nor_stops_it_trying(
     stop = __import__("asyncio").Event()
     task = __import__("asyncio").create_task(svc.run(stop))
     try:
-        await aeventually(lambda: len(telegram.named("getMe")) >= 1, timeout=20)  # tried, refused
+        await aeventually(
+            lambda: len(telegram.named("getMe")) >= 2, timeout=30
+        )  # refused, tried again
         assert not task.done()  # still running: the sending side goes on without control
     finally:
         stop.set()
