@@ -418,6 +418,130 @@ class Settings(BaseSettings):
     twilio_phone: str | None = Field(None, description="Twilio sender number")
     sms_admin_phone: str | None = Field(None, description="number that receives SMS alerts")
 
+    # --- broadcaster ---
+    telegram_api_base_url: str = Field(
+        "https://api.telegram.org",
+        description="Telegram Bot API server (also a self-hosted Bot API server); /bot<token> is appended",
+    )
+    x_api_base_url: str = Field(
+        "https://api.twitter.com", description="X API host that tweepy's requests go to"
+    )
+    twilio_api_base_url: str = Field(
+        "https://api.twilio.com", description="Twilio REST API host that SMS go to"
+    )
+    email_to: str | None = Field(
+        None, description="comma-separated recipients of broadcast emails (default: EMAIL_USER)"
+    )
+    email_smtp_ca_file: Path | None = Field(
+        None,
+        description="CA bundle that signs the SMTP server's certificate (default: the system's)",
+    )
+    broadcast_templates_dir: Path | None = Field(
+        None,
+        description="folder of your own <channel>.toml message templates; each file found there replaces the shipped one",
+    )
+    broadcast_telegram_events: str = Field(
+        "signal,entry,stop_moved,exit,daily",
+        description="events sent to Telegram (signal, entry, stop_moved, exit, daily)",
+    )
+    broadcast_x_events: str = Field("signal,exit,daily", description="events posted on X")
+    broadcast_email_events: str = Field(
+        "signal,entry,exit,daily", description="events sent by email"
+    )
+    broadcast_sms_events: str = Field("signal,exit", description="events sent by SMS")
+    broadcast_telegram_min_score: float = Field(
+        0.0, ge=0, description="Telegram: only events of signals scoring at least this"
+    )
+    broadcast_x_min_score: float = Field(
+        0.0, ge=0, description="X: only events of signals scoring at least this"
+    )
+    broadcast_email_min_score: float = Field(
+        0.0, ge=0, description="email: only events of signals scoring at least this"
+    )
+    broadcast_sms_min_score: float = Field(
+        90.0,
+        ge=0,
+        description="SMS: only events of signals scoring at least this (high conviction)",
+    )
+    broadcast_telegram_rate: str = Field(
+        "1/1,20/60",
+        description="Telegram send limit as COUNT/SECONDS windows (Telegram allows ~20/min into one group)",
+    )
+    broadcast_x_rate: str = Field(
+        "17/86400", description="X post limit as COUNT/SECONDS windows (free tier: 17 per 24 h)"
+    )
+    broadcast_email_rate: str = Field(
+        "20/3600", description="email send limit as COUNT/SECONDS windows"
+    )
+    broadcast_sms_rate: str = Field(
+        "1/60,10/3600", description="SMS limit as COUNT/SECONDS windows"
+    )
+    broadcast_affiliate_channels: str = Field(
+        "telegram,x,email", description="channels whose messages carry the affiliate links"
+    )
+    broadcast_digest_max_items: int = Field(
+        100, ge=2, le=1000, description="events one digest message may carry at most"
+    )
+    broadcast_stale_after_s: float = Field(
+        3600.0, gt=0, description="an event not sent within this many seconds is skipped as stale"
+    )
+    broadcast_max_attempts: int = Field(
+        6, ge=1, description="send attempts (transient errors) before a message is recorded failed"
+    )
+    broadcast_retry_base_s: float = Field(
+        2.0, gt=0, description="first retry delay after a transient send error (doubles each time)"
+    )
+    broadcast_retry_max_s: float = Field(300.0, gt=0, description="longest retry delay")
+    broadcast_send_timeout_s: float = Field(
+        20.0, gt=0, description="timeout of one call to Telegram, X, SMTP or Twilio"
+    )
+    broadcast_claim_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="a send claimed longer ago than this belongs to a dead replica and is resolved",
+    )
+    broadcast_channel_down_s: float = Field(
+        21600.0,
+        gt=0,
+        description="after a permanent error (bad token, blocked bot) a channel rests this long before one new try",
+    )
+    broadcast_poll_s: float = Field(
+        0.5, gt=0, description="seconds between looks for queued messages when idle"
+    )
+    broadcast_daily_digest_at: str = Field(
+        "21:00",
+        pattern=r"^(off|([01][0-9]|2[0-3]):[0-5][0-9])$",
+        description="time of the daily digest (HH:MM in TIMEZONE; off = none)",
+    )
+    broadcast_control_lease_s: float = Field(
+        10.0, ge=1, description="lease of the one replica that polls Telegram for admin commands"
+    )
+
+    @field_validator(
+        "broadcast_telegram_rate", "broadcast_x_rate", "broadcast_email_rate", "broadcast_sms_rate"
+    )
+    @classmethod
+    def _check_broadcast_rate(cls, value: str) -> str:
+        cls.parse_rate_windows(value)
+        return value
+
+    @staticmethod
+    def parse_rate_windows(text: str) -> list[tuple[int, float]]:
+        """ "1/1,20/60" -> [(1, 1.0), (20, 60.0)]: at most COUNT sends in any SECONDS window."""
+        windows: list[tuple[int, float]] = []
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            count, sep, seconds = item.partition("/")
+            try:
+                window = (int(count), float(seconds))
+            except ValueError:
+                raise ValueError(f"expected COUNT/SECONDS, got {item!r}") from None
+            if not sep or window[0] < 1 or not window[1] > 0:
+                raise ValueError(f"expected COUNT/SECONDS with both > 0, got {item!r}")
+            windows.append(window)
+        if not windows:
+            raise ValueError("at least one COUNT/SECONDS window is needed")
+        return windows
+
     # --- grafana ----------------------------------------------------------------------------------
     grafana_admin_user: str = Field("admin", description="Grafana admin login")
     grafana_admin_pass: SecretStr | None = Field(None, description="Grafana admin password")

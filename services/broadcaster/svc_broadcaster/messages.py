@@ -1,0 +1,185 @@
+"""Bus events → broadcast messages: which kind of message, its de-duplication key, its score
+and the values the templates may use (raw, unescaped; the renderer escapes per channel)."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from quantcore.config import Settings
+from quantcore.model.events import (
+    Event,
+    PositionClosed,
+    PositionOpened,
+    PositionStopMoved,
+    TradeSignalled,
+)
+
+Channel = Literal["telegram", "x", "email", "sms"]
+CHANNELS: tuple[Channel, ...] = ("telegram", "x", "email", "sms")
+Kind = Literal["signal", "entry", "stop_moved", "exit", "daily"]
+KINDS: tuple[Kind, ...] = ("signal", "entry", "stop_moved", "exit", "daily")
+
+# every template may use these; each kind adds its own (KIND_FIELDS)
+COMMON_FIELDS = frozenset({"mode", "affiliate", "time"})
+KIND_FIELDS: dict[str, frozenset[str]] = {
+    "signal": frozenset({
+        "symbol", "direction", "direction_upper", "arrow", "score", "rank", "entry", "stop_loss",
+        "take_profit", "target", "entry_mode", "scanner", "scanner_version", "price",
+        "imbalance_pct", "success_pct", "oi_change_pct", "volume_ratio", "move_pct",
+    }),
+    "entry": frozenset({
+        "symbol", "direction", "direction_upper", "arrow", "score", "entry", "stop_loss",
+        "take_profit", "qty", "leverage", "venue", "scanner", "scanner_version",
+    }),
+    "stop_moved": frozenset({
+        "symbol", "direction", "direction_upper", "arrow", "score", "old_stop", "new_stop",
+        "price", "profit_pct", "profit_basis", "ladder_step", "venue", "scanner",
+        "scanner_version",
+    }),
+    "exit": frozenset({
+        "symbol", "direction", "direction_upper", "arrow", "score", "entry", "exit",
+        "close_reason", "pnl_pct", "pnl_pct_margin", "pnl_quote", "result", "leverage",
+        "venue", "scanner", "scanner_version", "held",
+    }),
+    "daily": frozenset({
+        "date", "signals", "trades_closed", "wins", "losses", "win_rate", "pnl_quote",
+        "pnl_pct_margin", "open_positions", "best", "worst",
+    }),
+    "digest": frozenset({"count", "lines", "kinds"}),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message to broadcast, before routing to channels."""
+
+    kind: Kind
+    dedup_key: str
+    event_id: uuid.UUID
+    score: float | None
+    fields: dict[str, str]
+    correlation_id: str | None = None
+    vertical: str = "perps"
+
+
+def fmt_price(value: float | None) -> str:
+    """Prices with about 6 significant digits and never in exponent notation."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    if value == 0:
+        return "0"
+    digits = 6 - math.floor(math.log10(abs(value))) - 1
+    text = f"{value:,.{min(max(digits, 2), 12)}f}"
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
+def fmt_pct(value: float | None, signed: bool = True) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:+.2f}%" if signed else f"{value:.2f}%"
+
+
+def fmt_num(value: float | None, places: int = 1) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.{places}f}"
+
+
+def mode_banner(trading_mode: str, data_source: str) -> str:
+    """Empty only for live trading on real data; otherwise says what is not real."""
+    parts = []
+    if trading_mode != "live":
+        parts.append(trading_mode.upper())
+    if data_source == "sim":
+        parts.append("SIMULATED DATA")
+    return " · ".join(parts)
+
+
+def _direction(direction: str) -> dict[str, str]:
+    return {
+        "direction": direction,
+        "direction_upper": direction.upper(),
+        "arrow": "🟢" if direction == "long" else "🔴",
+    }
+
+
+def _time(at: datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _provenance(scanner: str | None, version: str | None) -> dict[str, str]:
+    return {"scanner": scanner or "manual", "scanner_version": version or "-"}
+
+
+def from_event(event: Event, event_id: uuid.UUID, settings: Settings) -> Message | None:
+    """The message an event asks for, or None for events the broadcaster does not carry."""
+    data_source = settings.data_source
+    if isinstance(event, TradeSignalled):
+        fields = {
+            **_direction(event.direction), **_provenance(event.scanner, event.scanner_version),
+            "symbol": event.symbol, "score": fmt_num(event.score), "rank": str(event.rank),
+            "entry": fmt_price(event.entry_price), "stop_loss": fmt_price(event.stop_loss),
+            "take_profit": fmt_price(event.take_profit), "target": fmt_price(event.target_price),
+            "entry_mode": event.entry_mode, "price": fmt_price(event.price),
+            "imbalance_pct": fmt_pct(event.imbalance * 100, signed=False),
+            "success_pct": fmt_pct(event.success_rate * 100, signed=False),
+            "oi_change_pct": fmt_pct(event.oi_change_15m_pct),
+            "volume_ratio": fmt_num(event.volume_ratio_5m, 2),
+            "move_pct": fmt_pct(event.price_change_5m_pct), "time": _time(event.time),
+            "mode": mode_banner(settings.trading_mode, data_source),
+        }  # fmt: skip
+        return Message("signal", f"signal:{event.signal_id}", event_id, event.score, fields,
+                       str(event.signal_id))  # fmt: skip
+    if isinstance(event, PositionOpened | PositionStopMoved | PositionClosed):
+        common = {
+            **_direction(event.direction), **_provenance(event.scanner, event.scanner_version),
+            "symbol": event.symbol, "score": fmt_num(event.score), "venue": event.venue,
+            "time": _time(event.time), "mode": mode_banner(event.venue, data_source),
+        }  # fmt: skip
+        cid = str(event.signal_id) if event.signal_id else str(event.trade_id)
+        if isinstance(event, PositionOpened):
+            fields = {
+                **common, "entry": fmt_price(event.entry_price), "qty": f"{event.qty:g}",
+                "leverage": f"{event.leverage:g}x", "stop_loss": fmt_price(event.stop_loss),
+                "take_profit": fmt_price(event.take_profit),
+            }  # fmt: skip
+            return Message("entry", f"entry:{event.trade_id}", event_id, event.score, fields, cid)
+        if isinstance(event, PositionStopMoved):
+            fields = {
+                **common, "old_stop": fmt_price(event.old_stop),
+                "new_stop": fmt_price(event.new_stop), "price": fmt_price(event.price),
+                "profit_pct": fmt_pct(event.profit_pct), "profit_basis": event.profit_basis,
+                "ladder_step": str(event.ladder_step),
+            }  # fmt: skip
+            key = f"stop_moved:{event.trade_id}:{event.ladder_step}:{event.new_stop:.12g}"
+            return Message("stop_moved", key, event_id, event.score, fields, cid)
+        held = ""
+        if event.opened_at is not None:
+            minutes = max(int((event.time - event.opened_at).total_seconds() // 60), 0)
+            held = f"{minutes // 60}h {minutes % 60:02d}m"
+        fields = {
+            **common, "entry": fmt_price(event.entry_price), "exit": fmt_price(event.exit_price),
+            "close_reason": event.close_reason, "pnl_pct": fmt_pct(event.pnl_pct_price),
+            "pnl_pct_margin": fmt_pct(event.pnl_pct_margin),
+            "pnl_quote": f"{event.pnl_quote:+,.2f}",
+            "result": "✅" if event.pnl_quote > 0 else "❌", "leverage": f"{event.leverage:g}x",
+            "held": held or "-",
+        }  # fmt: skip
+        return Message("exit", f"exit:{event.trade_id}", event_id, event.score, fields, cid)
+    return None
+
+
+def daily_message(day: str, figures: dict[str, Any], settings: Settings) -> Message:
+    """The daily digest of `day` (YYYY-MM-DD in the owner's time zone)."""
+    fields = {k: str(v) for k, v in figures.items()}
+    fields["date"] = day
+    fields["mode"] = mode_banner(settings.trading_mode, settings.data_source)
+    fields["time"] = day
+    event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"whalestack:daily:{day}")
+    return Message("daily", f"daily:{day}", event_id, None, fields, f"daily:{day}", "system")

@@ -1,0 +1,256 @@
+"""Read-only queries behind the Telegram commands and the daily digest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from quantcore.db import fetch_all
+from quantcore.store.series import latest_prices
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    service: str
+    instance: str
+    status: str
+    beat_at: datetime
+    version: str | None
+
+
+async def heartbeats(conn: AsyncConnection[Any]) -> list[Heartbeat]:
+    return await fetch_all(
+        conn,
+        """SELECT service, instance, status, beat_at, version FROM service_heartbeats
+           ORDER BY service, instance""",
+        None,
+        Heartbeat,
+    )
+
+
+@dataclass(frozen=True)
+class Ranked:
+    rank: int
+    symbol: str
+    score: float
+    direction: str | None
+    price: float | None
+    target_price: float | None
+    time: datetime
+
+
+async def top(conn: AsyncConnection[Any], n: int = 10) -> list[Ranked]:
+    """The latest ranking cycle's top n."""
+    return await fetch_all(
+        conn,
+        """SELECT rank, symbol, score::float8 AS score, direction, price::float8 AS price,
+                  target_price::float8 AS target_price, time
+           FROM coin_rankings
+           WHERE time = (SELECT max(time) FROM coin_rankings)
+           ORDER BY rank LIMIT %s""",
+        (n,),
+        Ranked,
+    )
+
+
+@dataclass(frozen=True)
+class OpenPosition:
+    symbol: str
+    direction: str
+    entry_price: float | None
+    leverage: float | None
+    stop_loss: float | None
+    take_profit: float | None
+    venue: str
+    scanner: str | None
+    opened_at: datetime | None
+    price: float | None = None
+
+    @property
+    def pnl_pct(self) -> float | None:
+        """Unrealised PnL in percent on price, signed by direction."""
+        if self.price is None or not self.entry_price:
+            return None
+        sign = 1.0 if self.direction == "long" else -1.0
+        return sign * (self.price / self.entry_price - 1.0) * 100.0
+
+    @property
+    def pnl_pct_margin(self) -> float | None:
+        pct = self.pnl_pct
+        return None if pct is None else pct * (self.leverage or 1.0)
+
+
+async def open_positions(conn: AsyncConnection[Any]) -> list[OpenPosition]:
+    rows = await fetch_all(
+        conn,
+        """SELECT symbol, direction, entry_price::float8 AS entry_price,
+                  leverage::float8 AS leverage, stop_loss::float8 AS stop_loss,
+                  take_profit::float8 AS take_profit, venue, scanner, opened_at
+           FROM trades WHERE status = 'open' ORDER BY opened_at NULLS LAST, symbol""",
+        None,
+        OpenPosition,
+    )
+    prices = await latest_prices(conn, sorted({r.symbol for r in rows}))
+    return [
+        OpenPosition(
+            **{**r.__dict__, "price": prices[r.symbol].price if r.symbol in prices else None}
+        )
+        for r in rows
+    ]
+
+
+async def has_open_position(conn: AsyncConnection[Any], symbol: str) -> bool:
+    cur = await conn.execute(
+        "SELECT 1 FROM trades WHERE symbol = %s AND status IN ('pending', 'open') LIMIT 1",
+        (symbol,),
+    )
+    return await cur.fetchone() is not None
+
+
+@dataclass(frozen=True)
+class PnlSummary:
+    trades: int
+    wins: int
+    losses: int
+    pnl_quote: float
+    avg_pnl_pct: float | None  # percent on price, mean per trade
+    sum_pnl_pct_margin: float
+    best_symbol: str | None
+    best_pct: float | None
+    worst_symbol: str | None
+    worst_pct: float | None
+
+    @property
+    def win_rate_pct(self) -> float | None:
+        return self.wins / self.trades * 100.0 if self.trades else None
+
+
+async def pnl(
+    conn: AsyncConnection[Any], since: datetime | None, until: datetime | None = None
+) -> PnlSummary:
+    rows = await fetch_all(
+        conn,
+        """
+        WITH closed AS (
+            SELECT symbol, pnl_quote::float8 AS q, pnl_pct_price::float8 AS p,
+                   pnl_pct_margin::float8 AS m
+            FROM trades WHERE status = 'closed'
+              AND (%(since)s::timestamptz IS NULL OR closed_at >= %(since)s)
+              AND (%(until)s::timestamptz IS NULL OR closed_at < %(until)s)
+        )
+        SELECT count(*)::int AS trades,
+               count(*) FILTER (WHERE q > 0)::int AS wins,
+               count(*) FILTER (WHERE q <= 0)::int AS losses,
+               coalesce(sum(q), 0)::float8 AS pnl_quote,
+               avg(p)::float8 AS avg_pnl_pct,
+               coalesce(sum(m), 0)::float8 AS sum_pnl_pct_margin,
+               (SELECT symbol FROM closed ORDER BY p DESC NULLS LAST LIMIT 1) AS best_symbol,
+               max(p)::float8 AS best_pct,
+               (SELECT symbol FROM closed ORDER BY p ASC NULLS LAST LIMIT 1) AS worst_symbol,
+               min(p)::float8 AS worst_pct
+        FROM closed
+        """,
+        {"since": since, "until": until},
+        PnlSummary,
+    )
+    return rows[0]
+
+
+@dataclass(frozen=True)
+class EquityChange:
+    start: float
+    end: float
+
+    @property
+    def pct(self) -> float | None:
+        return (self.end / self.start - 1.0) * 100.0 if self.start else None
+
+
+async def equity_change(
+    conn: AsyncConnection[Any], venue: str, since: datetime | None
+) -> EquityChange | None:
+    """Account equity at the first and last snapshot since `since` (None: no snapshots)."""
+    cur = await conn.execute(
+        """
+        SELECT (SELECT equity::float8 FROM equity_snapshots
+                WHERE venue = %(v)s AND agent = 'account'
+                  AND (%(s)s::timestamptz IS NULL OR time >= %(s)s) ORDER BY time LIMIT 1),
+               (SELECT equity::float8 FROM equity_snapshots
+                WHERE venue = %(v)s AND agent = 'account' ORDER BY time DESC LIMIT 1)
+        """,
+        {"v": venue, "s": since},
+    )
+    row = await cur.fetchone()
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    return EquityChange(float(row[0]), float(row[1]))
+
+
+@dataclass(frozen=True)
+class ScannerScore:
+    scanner: str
+    scanner_version: str | None
+    signals: int
+    trades: int
+    wins: int
+    pnl_quote: float
+    avg_pnl_pct: float | None
+
+    @property
+    def win_rate_pct(self) -> float | None:
+        return self.wins / self.trades * 100.0 if self.trades else None
+
+
+async def scanner_leaderboard(conn: AsyncConnection[Any], limit: int = 15) -> list[ScannerScore]:
+    return await fetch_all(
+        conn,
+        """
+        WITH t AS (
+            SELECT scanner, scanner_version, count(*)::int AS trades,
+                   count(*) FILTER (WHERE pnl_quote > 0)::int AS wins,
+                   coalesce(sum(pnl_quote), 0)::float8 AS pnl_quote,
+                   avg(pnl_pct_price)::float8 AS avg_pnl_pct
+            FROM trades WHERE status = 'closed' AND scanner IS NOT NULL
+            GROUP BY scanner, scanner_version
+        ), s AS (
+            SELECT scanner, scanner_version, count(*)::int AS signals
+            FROM signals GROUP BY scanner, scanner_version
+        )
+        SELECT coalesce(t.scanner, s.scanner) AS scanner,
+               coalesce(t.scanner_version, s.scanner_version) AS scanner_version,
+               coalesce(s.signals, 0) AS signals, coalesce(t.trades, 0) AS trades,
+               coalesce(t.wins, 0) AS wins, coalesce(t.pnl_quote, 0) AS pnl_quote,
+               t.avg_pnl_pct
+        FROM t FULL JOIN s ON s.scanner = t.scanner AND s.scanner_version = t.scanner_version
+        ORDER BY coalesce(t.pnl_quote, 0) DESC, coalesce(s.signals, 0) DESC, 1, 2
+        LIMIT %s
+        """,
+        (limit,),
+        ScannerScore,
+    )
+
+
+async def signal_count(conn: AsyncConnection[Any], since: datetime, until: datetime) -> int:
+    cur = await conn.execute(
+        "SELECT count(*) FROM signals WHERE time >= %s AND time < %s", (since, until)
+    )
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def open_count(conn: AsyncConnection[Any]) -> int:
+    cur = await conn.execute("SELECT count(*) FROM trades WHERE status = 'open'")
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def period_start(period: str, now: datetime, day_start: datetime) -> datetime | None:
+    """Start of /pnl's period: today (owner's midnight), 7d, 30d or all (None)."""
+    if period == "today":
+        return day_start
+    if period == "all":
+        return None
+    return now - timedelta(days=int(period.rstrip("d")))

@@ -1,0 +1,165 @@
+"""Telegram control: every command answers the admin from a seeded database (through PTB's
+long polling against the fake); anyone else gets nothing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from quantcore.bus import Bus
+from quantcore.model.events import STREAM_TRADE_COMMANDS, Envelope
+from quantcore.testing import Sandbox
+from quantcore.trading.killswitch import KillSwitch
+from tests.broadcaster.conftest import ADMIN_ID, make_broadcaster, running, telegram_settings
+from tests.conftest import aeventually
+from tests.fakes.telegram import FakeTelegram
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+async def seed(pool: AsyncConnectionPool) -> None:
+    async with pool.connection() as conn, conn.transaction():
+        for svc, inst, status, age in [
+            ("ranker", "r-1", "ok", 2),
+            ("spike_scanner", "s-1", "ok", 600),
+        ]:
+            await conn.execute(
+                "INSERT INTO service_heartbeats (service, instance, status, started_at, beat_at, version) "
+                "VALUES (%s, %s, %s, %s, %s, '1.0.0')",
+                (svc, inst, status, NOW - timedelta(hours=1), NOW - timedelta(seconds=age)),
+            )
+        for cycle, at in (("old", NOW - timedelta(minutes=5)), ("new", NOW - timedelta(minutes=1))):
+            for rank in range(1, 11):
+                await conn.execute(
+                    "INSERT INTO coin_rankings (time, cycle_id, rank, symbol, score, direction, price, "
+                    "target_price, scanner, scanner_version) VALUES (%s, %s, %s, %s, %s, %s, 100, 105, 'ranker', '1')",
+                    (at, cycle, rank, f"{'OLD' if cycle == 'old' else 'TOP'}{rank}USDT", 100 - rank,
+                     "long" if rank % 2 else "short"),
+                )  # fmt: skip
+        trades = [
+            # symbol, direction, status, entry, exit, lev, pnl_quote, pnl_pct, margin_pct, closed, scanner
+            ("BTCUSDT", "long", "open", 60000, None, 5, None, None, None, None, "ranker"),
+            ("ETHUSDT", "short", "open", 3000, None, 2, None, None, None, None, "ranker"),
+            ("SOLUSDT", "long", "closed", 100, 104, 5, 20.0, 4.0, 19.5, NOW - timedelta(minutes=30), "ranker"),
+            ("XRPUSDT", "short", "closed", 1, 1.02, 5, -10.0, -2.0, -10.5, NOW - timedelta(days=5), "ranker"),
+            ("DOGEUSDT", "long", "closed", 0.1, 0.11, 3, 30.0, 10.0, 29.0, NOW - timedelta(days=20), "cluster_scanner"),
+        ]  # fmt: skip
+        for sym, d, st, entry, exit_, lev, q, p, m, closed, scanner in trades:
+            await conn.execute(
+                "INSERT INTO trades (agent, scanner, scanner_version, venue, symbol, direction, status, "
+                "entry_price, exit_price, leverage, pnl_quote, pnl_pct_price, pnl_pct_margin, opened_at, "
+                "closed_at, stop_loss, take_profit) VALUES ('autotrader', %s, '1.0.0', 'paper', %s, %s, %s, "
+                "%s, %s, %s, %s, %s, %s, %s, %s, 1, 2)",
+                (scanner, sym, d, st, entry, exit_, lev, q, p, m, NOW - timedelta(days=30), closed),
+            )  # fmt: skip
+        for sym, price in (("BTCUSDT", 61200.0), ("ETHUSDT", 3060.0)):
+            await conn.execute(
+                "INSERT INTO market_snapshots (time, symbol, price, source) VALUES (%s, %s, %s, 'sim')",
+                (NOW - timedelta(minutes=1), sym, price),
+            )
+        for scanner in ("ranker", "ranker", "cluster_scanner"):
+            await conn.execute(
+                "INSERT INTO signals (time, signal_id, symbol, direction, scanner, scanner_version, agent) "
+                "VALUES (%s, %s, 'BTCUSDT', 'long', %s, '1.0.0', 'ranker')",
+                (NOW, uuid.uuid4(), scanner),
+            )  # fmt: skip
+
+
+async def test_every_command_answers_the_admin_and_nobody_else(
+    bbox: Sandbox, bpool: Any, bredis: Any, bbus: Bus, telegram: FakeTelegram
+) -> None:
+    await seed(bpool)
+    svc = make_broadcaster(bbox, bpool, bredis, **telegram_settings(telegram))
+    ks = KillSwitch(bredis, bbox.settings.bus_namespace)
+
+    async def ask(text: str, user: int = ADMIN_ID) -> str:
+        before = len(telegram.sent(ADMIN_ID))
+        telegram.push_message(user, text)
+        await aeventually(lambda: len(telegram.sent(ADMIN_ID)) > before, timeout=20)
+        reply = telegram.sent(ADMIN_ID)[-1]
+        assert reply.params["parse_mode"] == "HTML"
+        return str(reply.params["text"])
+
+    async with running(svc):
+        await aeventually(lambda: telegram.named("getUpdates"), timeout=20)  # polling
+
+        status = await ask("/status")
+        assert "PAPER · SIMULATED DATA" in status and "Kill switch: off" in status
+        assert "✅ ranker <code>r-1</code> ok" in status
+        assert "❌ spike_scanner <code>s-1</code> ok · 10 min ago" in status  # stale heartbeat
+
+        top = await ask("/top")
+        lines = top.splitlines()
+        assert lines[0].startswith("<b>Top 10</b>") and len(lines) == 11
+        assert lines[1].startswith("1. 🟢 <b>TOP1USDT</b> long · score 99.0") and "OLD" not in top
+
+        pos = await ask("/positions")
+        assert (
+            "<b>BTCUSDT</b> long 5x · entry 60,000.00 · now 61,200.00 · <b>+2.00%</b> (+10.00% on margin)"
+            in pos
+        )
+        assert "<b>ETHUSDT</b> short 2x" in pos and "<b>-2.00%</b> (-4.00% on margin)" in pos
+
+        today = await ask("/pnl")
+        assert (
+            "<b>PnL · today</b>" in today
+            and "Closed trades: 1 (1 won, 0 lost, 100% win rate)" in today
+        )
+        assert "+20.00 USDT" in today
+        week = await ask("/pnl 7d")
+        assert "Closed trades: 2 (1 won, 1 lost, 50% win rate)" in week and "+10.00 USDT" in week
+        everything = await ask("/pnl all")
+        assert "Closed trades: 3" in everything and "+40.00 USDT" in everything
+        assert "Usage" in await ask("/pnl yesterday")
+
+        board = await ask("/scanners")
+        blines = board.splitlines()
+        assert blines[1].startswith(
+            "1. <b>cluster_scanner</b> 1.0.0 · 1 signals · 1 trades · win 100%"
+        )
+        assert blines[2].startswith("2. <b>ranker</b> 1.0.0 · 2 signals · 2 trades · win 50%")
+
+        # someone else: no answer at all, not even to the pause command
+        telegram.push_message(555123, "/pause", username="intruder")
+        assert "<b>Top 10</b>" in await ask("/top")  # handled after the intruder's message
+        assert telegram.sent(555123) == [] and not (await ks.state()).active
+
+        paused = await ask("/pause maintenance")
+        assert "Paused" in paused and "maintenance" in paused
+        state = await ks.state()
+        assert state.active and state.reason == "maintenance" and state.by == f"telegram:{ADMIN_ID}"
+        assert "ENGAGED" in await ask("/status")
+        assert "Resumed" in await ask("/resume")
+        assert not (await ks.state()).active
+
+        assert "No open position in SOLUSDT" in await ask("/close SOLUSDT")
+        assert "Close of <b>BTCUSDT</b> requested" in await ask("/close btcusdt")
+        assert "Usage" in await ask("/close")
+
+    entries = await bredis.xrange(f"{bbox.settings.bus_namespace}:stream:{STREAM_TRADE_COMMANDS}")
+    events = [Envelope.model_validate_json(f[b"e"]) for _, f in entries]
+    assert [(e.type, e.payload["symbol"], e.payload["requested_by"]) for e in events] == [
+        ("position.close_requested", "BTCUSDT", f"telegram:{ADMIN_ID}")
+    ]
+
+
+async def test_a_refused_token_neither_crashes_the_service_nor_stops_it_trying(
+    bbox: Sandbox, bpool: Any, bredis: Any, telegram: FakeTelegram
+) -> None:
+    from pydantic import SecretStr
+
+    svc = make_broadcaster(bbox, bpool, bredis, **{**telegram_settings(telegram),
+                                                   "telegram_bot_token": SecretStr("999:revoked")})  # fmt: skip
+    stop = __import__("asyncio").Event()
+    task = __import__("asyncio").create_task(svc.run(stop))
+    try:
+        await aeventually(
+            lambda: len(telegram.named("getMe")) >= 2, timeout=30
+        )  # refused, tried again
+        assert not task.done()  # still running: the sending side goes on without control
+    finally:
+        stop.set()
+        await task
