@@ -16,13 +16,19 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from quantcore.model.events import STREAM_SIGNALS
 from quantcore.testing import Sandbox
+from quantcore.trading.sizing import floor_to_step
+from quantcore.venues.base import OrderRequest
+from quantcore.venues.bybit import make_bybit_venue
 from tests.conftest import ROOT, eventually
 from tests.e2e.harness import RunningFleet, running_fleet
 from tests.e2e.signals import TIGHT, make_signal, publish, tickers
@@ -247,3 +253,59 @@ def test_two_replicas_one_hundred_signals(box: Sandbox, tmp_path: Path) -> None:
         )
         assert set(by_instance) == {"a1", "a2"}
         print(f"\nreplicas: decisions {decisions}, by replica {by_instance}, venue orders {traded}")
+
+
+def quant(box: Sandbox, fleet: RunningFleet, *args: str) -> str:
+    env = {**os.environ, **box.env, "SIM_PORT": fleet.sim_url.rsplit(":", 1)[1]}
+    done = subprocess.run([sys.executable, "-m", "quantcore.cli", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    return done.stdout
+
+
+def test_kill_switch_manual_trade_import_and_close_command(box: Sandbox, tmp_path: Path) -> None:
+    """`quant pause` refuses entries at once; a position the owner opened on the exchange is
+    imported as a manual trade; `quant close` closes it at market (reason 'manual')."""
+    env = {**TIGHT, **VENUES["testnet"]}
+    fleet_services = ["simulator", "liquidation_collector", "autotrader", "position_monitor"]
+    with running_fleet(box, fleet_services, tmp_path / "fleet.log", env=env) as fleet:
+        wait_fresh_heatmaps(fleet, 8)
+        prices = tickers(fleet)
+        a, b = [s for s in sorted(prices) if s not in ("BTCUSDT", "ETHUSDT")][:2]
+        assert "engaged" in quant(box, fleet, "pause", "--reason", "e2e pause")
+        paused = make_signal(a, prices[a], "long")
+        publish(box, [paused])
+        eventually(lambda: fleet.scalar("SELECT count(*) FROM autotrader_decisions"), timeout=60)
+        decision, reason = fleet.sql("SELECT decision, reason FROM autotrader_decisions")[0]
+        assert decision == "refused" and "e2e pause" in reason
+        assert "released" in quant(box, fleet, "resume")
+
+        # the owner buys by hand on the exchange (pybit, same account)
+        settings = box.settings.model_copy(update={
+            "sim_port": int(fleet.sim_url.rsplit(":", 1)[1]), "trading_mode": "testnet",
+            "bybit_testnet_api_key": SecretStr("sim-public-test-key"),
+            "bybit_testnet_api_secret": SecretStr("sim-public-test-secret"),
+        })  # fmt: skip
+        venue = make_bybit_venue(settings, "testnet")
+        info = httpx.get(fleet.sim_url + "/v5/market/instruments-info",
+                         params={"category": "linear", "symbol": b}, timeout=10).json()  # fmt: skip
+        lot = info["result"]["list"][0]["lotSizeFilter"]
+        qty = max(
+            floor_to_step(200 / prices[b], float(lot["qtyStep"])), Decimal(lot["minOrderQty"])
+        )
+        [manual] = asyncio.run(
+            venue.place_orders([OrderRequest("owner-manual-1", b, "Buy", "Market", qty)])
+        )
+        assert manual.status == "Filled", manual
+        eventually(lambda: fleet.scalar("SELECT count(*) FROM trades WHERE agent = 'manual' AND status = 'open'"),
+                   timeout=30)  # fmt: skip
+        assert "requested" in quant(box, fleet, "close", b)
+        eventually(lambda: fleet.scalar("SELECT close_reason FROM trades WHERE agent = 'manual'") == "manual",
+                   timeout=30)  # fmt: skip
+        row = fleet.sql(
+            "SELECT symbol, source, direction, pnl_quote, exit_price FROM trades WHERE agent = 'manual'"
+        )
+        assert (
+            row[0][:3] == (b, "manual", "long") and row[0][3] is not None and row[0][4] is not None
+        )
+        asyncio.run(venue.close())
+        print(f"\nkill switch: refused {reason!r}; manual trade imported and closed: {row[0]}")

@@ -7,6 +7,9 @@ quant health <service>     exit 0 when this host's instance is alive (compose he
 quant status [--json]      services, last heartbeats, stream lags, dead letters
 quant services             list the services this install knows
 quant config               show the effective settings (secrets as set / not set)
+quant pause [--reason ..]  engage the kill switch: no new entries (open positions still managed)
+quant resume               release the kill switch
+quant close SYMBOL         close the open position of SYMBOL at market (via the position monitor)
 """
 
 from __future__ import annotations
@@ -218,6 +221,43 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _trading_command(settings: Settings, action: str, args: argparse.Namespace) -> str:
+    from redis.asyncio import Redis
+
+    from quantcore.bus import Bus
+    from quantcore.model.events import STREAM_TRADE_COMMANDS, PositionCloseRequested
+    from quantcore.trading.killswitch import KillSwitch
+
+    redis = Redis.from_url(settings.redis_url())
+    try:
+        ks = KillSwitch(redis, settings.bus_namespace)
+        if action == "pause":
+            await ks.engage(args.reason, by="cli")
+            state = await ks.state()
+            return f"kill switch engaged ({state.reason}): no new entries until `quant resume`"
+        if action == "resume":
+            was = await ks.release()
+            return "kill switch released: entries allowed" if was else "kill switch was not engaged"
+        bus = Bus(redis, settings.bus_namespace, source="cli")
+        symbol = args.symbol.upper()
+        await bus.publish(
+            STREAM_TRADE_COMMANDS, PositionCloseRequested(symbol=symbol, requested_by="cli")
+        )
+        return f"close of {symbol} requested: the position monitor closes it at market"
+    finally:
+        await redis.aclose()
+
+
+def cmd_trading(args: argparse.Namespace) -> int:
+    settings = _settings()
+    try:
+        print(asyncio.run(_trading_command(settings, args.command, args)))
+    except Exception as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="quant", description="Whale Stack fleet command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -243,6 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--symbols", help="comma-separated symbols (default: the whole universe)")
     backfill.add_argument("--concurrency", type=int, default=4, help="coins fetched at once")
     backfill.set_defaults(fn=cmd_backfill)
+    pause = sub.add_parser("pause", help="kill switch: block new entries at once")
+    pause.add_argument("--reason", default="paused by the owner (quant pause)")
+    pause.set_defaults(fn=cmd_trading)
+    sub.add_parser("resume", help="release the kill switch").set_defaults(fn=cmd_trading)
+    close = sub.add_parser("close", help="close the open position of SYMBOL at market")
+    close.add_argument("symbol")
+    close.set_defaults(fn=cmd_trading)
     sub.add_parser("services", help="list known services").set_defaults(fn=cmd_services)
     sub.add_parser("config", help="show effective settings (secrets hidden)").set_defaults(
         fn=cmd_config
