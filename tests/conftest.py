@@ -53,6 +53,28 @@ async def pool(settings: Settings) -> AsyncIterator[AsyncConnectionPool]:
 
 
 @pytest.fixture
+def fresh(infra: Infra) -> Iterator[Sandbox]:
+    """A database and Redis namespace of this test's own (for tests that count global rows)."""
+    with sandbox(infra, "fresh") as sb:
+        yield sb
+
+
+@pytest.fixture
+async def fresh_pool(fresh: Sandbox) -> AsyncIterator[AsyncConnectionPool]:
+    p = AsyncConnectionPool(conninfo(fresh.settings), min_size=1, max_size=10, open=False)
+    await p.open(wait=True)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def fresh_redis(fresh: Sandbox) -> AsyncIterator[Redis]:
+    client = Redis.from_url(fresh.settings.redis_url())
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
 async def redis(settings: Settings) -> AsyncIterator[Redis]:
     client = Redis.from_url(settings.redis_url())
     yield client

@@ -17,10 +17,9 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from quantcore.bus import Bus
-from quantcore.db import conninfo
 from quantcore.model.events import TradeSignalled
 from quantcore.service import ServiceContext
-from quantcore.testing import Infra, Sandbox, sandbox
+from quantcore.testing import Sandbox
 from svc_broadcaster.service import Broadcaster
 from tests.fakes.smtp import FakeSmtp
 from tests.fakes.telegram import FakeTelegram
@@ -37,29 +36,8 @@ SMTP_PASS = "smtp-test-pass"
 
 
 @pytest.fixture
-def bbox(infra: Infra) -> Iterator[Sandbox]:
-    with sandbox(infra, "bcast") as sb:
-        yield sb
-
-
-@pytest.fixture
-async def bpool(bbox: Sandbox) -> AsyncIterator[AsyncConnectionPool]:
-    p = AsyncConnectionPool(conninfo(bbox.settings), min_size=1, max_size=10, open=False)
-    await p.open(wait=True)
-    yield p
-    await p.close()
-
-
-@pytest.fixture
-async def bredis(bbox: Sandbox) -> AsyncIterator[Redis]:
-    client = Redis.from_url(bbox.settings.redis_url())
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def bbus(bbox: Sandbox, bredis: Redis) -> Bus:
-    return Bus(bredis, bbox.settings.bus_namespace, source="tests@broadcaster")
+async def bbus(fresh: Sandbox, fresh_redis: Redis) -> Bus:
+    return Bus(fresh_redis, fresh.settings.bus_namespace, source="tests@broadcaster")
 
 
 @pytest.fixture

@@ -51,10 +51,12 @@ def all_channels(telegram: FakeTelegram, xfake: FakeX, twilio: FakeTwilio,
 
 
 async def test_a_signal_reaches_every_channel_through_its_real_client(
-    bbox: Sandbox, bpool: Any, bredis: Any, bbus: Bus, telegram: FakeTelegram, xfake: FakeX,
+    fresh: Sandbox, fresh_pool: Any, fresh_redis: Any, bbus: Bus, telegram: FakeTelegram, xfake: FakeX,
     twilio: FakeTwilio, smtp: FakeSmtp,
 ) -> None:  # fmt: skip
-    svc = make_broadcaster(bbox, bpool, bredis, **all_channels(telegram, xfake, twilio, smtp))
+    svc = make_broadcaster(
+        fresh, fresh_pool, fresh_redis, **all_channels(telegram, xfake, twilio, smtp)
+    )
     strong = signal("BTCUSDT", score=95.5, scanner=SCANNER)
     weak = signal("ETHUSDT", score=42.0, direction="short")
     async with running(svc):
@@ -106,7 +108,7 @@ async def test_a_signal_reaches_every_channel_through_its_real_client(
     assert f"Scanner: {SCANNER} 1.0.0+abc" in body and "Stop loss:    63,000.25" in body
 
     # records: every attempt and decision, with provider ids
-    recs = await rows(bpool, "SELECT channel, status, provider_message_id, error, event_id FROM broadcasts "
+    recs = await rows(fresh_pool, "SELECT channel, status, provider_message_id, error, event_id FROM broadcasts "
                       "WHERE event_type = 'signal' ORDER BY channel, status")  # fmt: skip
     by = {(r[0], r[1]): r for r in recs}
     assert {(r[0], r[1]) for r in recs} == {
@@ -122,12 +124,12 @@ async def test_a_signal_reaches_every_channel_through_its_real_client(
 
 
 async def test_an_exit_shows_the_pnl_and_a_repeat_is_not_sent_again(
-    bbox: Sandbox, bpool: Any, bredis: Any, bbus: Bus, telegram: FakeTelegram
+    fresh: Sandbox, fresh_pool: Any, fresh_redis: Any, bbus: Bus, telegram: FakeTelegram
 ) -> None:
     import uuid
     from datetime import UTC, datetime, timedelta
 
-    svc = make_broadcaster(bbox, bpool, bredis, **telegram_settings(telegram),
+    svc = make_broadcaster(fresh, fresh_pool, fresh_redis, **telegram_settings(telegram),
                            trading_mode="paper", data_source="bybit")  # fmt: skip
     now = datetime.now(UTC)
     closed = PositionClosed(
@@ -149,4 +151,4 @@ async def test_an_exit_shows_the_pnl_and_a_repeat_is_not_sent_again(
     assert "<b>Closed SHORT SOLUSDT</b> (tp): <b>+4.00%</b> (+19.60% on margin)" in text
     assert "held 2h 05m" in text and "PnL +11.50 USDT" in text
     assert text.startswith("<i>PAPER</i>")  # paper on real data: PAPER only
-    assert await rows(bpool, "SELECT count(*) FROM broadcasts WHERE status = 'sent'") == [(2,)]
+    assert await rows(fresh_pool, "SELECT count(*) FROM broadcasts WHERE status = 'sent'") == [(2,)]

@@ -69,11 +69,11 @@ async def seed(pool: AsyncConnectionPool) -> None:
 
 
 async def test_every_command_answers_the_admin_and_nobody_else(
-    bbox: Sandbox, bpool: Any, bredis: Any, bbus: Bus, telegram: FakeTelegram
+    fresh: Sandbox, fresh_pool: Any, fresh_redis: Any, bbus: Bus, telegram: FakeTelegram
 ) -> None:
-    await seed(bpool)
-    svc = make_broadcaster(bbox, bpool, bredis, **telegram_settings(telegram))
-    ks = KillSwitch(bredis, bbox.settings.bus_namespace)
+    await seed(fresh_pool)
+    svc = make_broadcaster(fresh, fresh_pool, fresh_redis, **telegram_settings(telegram))
+    ks = KillSwitch(fresh_redis, fresh.settings.bus_namespace)
 
     async def ask(text: str, user: int = ADMIN_ID) -> str:
         before = len(telegram.sent(ADMIN_ID))
@@ -139,7 +139,9 @@ async def test_every_command_answers_the_admin_and_nobody_else(
         assert "Close of <b>BTCUSDT</b> requested" in await ask("/close btcusdt")
         assert "Usage" in await ask("/close")
 
-    entries = await bredis.xrange(f"{bbox.settings.bus_namespace}:stream:{STREAM_TRADE_COMMANDS}")
+    entries = await fresh_redis.xrange(
+        f"{fresh.settings.bus_namespace}:stream:{STREAM_TRADE_COMMANDS}"
+    )
     events = [Envelope.model_validate_json(f[b"e"]) for _, f in entries]
     assert [(e.type, e.payload["symbol"], e.payload["requested_by"]) for e in events] == [
         ("position.close_requested", "BTCUSDT", f"telegram:{ADMIN_ID}")
@@ -147,11 +149,11 @@ async def test_every_command_answers_the_admin_and_nobody_else(
 
 
 async def test_a_refused_token_neither_crashes_the_service_nor_stops_it_trying(
-    bbox: Sandbox, bpool: Any, bredis: Any, telegram: FakeTelegram
+    fresh: Sandbox, fresh_pool: Any, fresh_redis: Any, telegram: FakeTelegram
 ) -> None:
     from pydantic import SecretStr
 
-    svc = make_broadcaster(bbox, bpool, bredis, **{**telegram_settings(telegram),
+    svc = make_broadcaster(fresh, fresh_pool, fresh_redis, **{**telegram_settings(telegram),
                                                    "telegram_bot_token": SecretStr("999:revoked")})  # fmt: skip
     stop = __import__("asyncio").Event()
     task = __import__("asyncio").create_task(svc.run(stop))

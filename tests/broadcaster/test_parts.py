@@ -74,11 +74,11 @@ def test_every_shipped_template_loads_and_fits_its_channel(settings: Settings) -
 
 
 async def test_the_shared_limiter_holds_every_window_across_replicas(
-    bredis: Any, bbox: Sandbox
+    fresh_redis: Any, fresh: Sandbox
 ) -> None:
-    ns = bbox.settings.bus_namespace
-    a = SharedLimiter(bredis, ns, "telegram", [(2, 1.0), (3, 60.0)])
-    b = SharedLimiter(bredis, ns, "telegram", [(2, 1.0), (3, 60.0)])  # another replica
+    ns = fresh.settings.bus_namespace
+    a = SharedLimiter(fresh_redis, ns, "telegram", [(2, 1.0), (3, 60.0)])
+    b = SharedLimiter(fresh_redis, ns, "telegram", [(2, 1.0), (3, 60.0)])  # another replica
     first, second, third = await a.take(), await b.take(), await a.take()
     assert first.granted and first.left == 2 and second.granted and second.left == 1
     assert not third.granted and 0 < third.wait_s <= 1.0  # 2 per second
@@ -92,11 +92,11 @@ async def test_the_shared_limiter_holds_every_window_across_replicas(
 
 
 async def test_the_daily_digest_is_queued_once_whichever_replicas_try(
-    bbox: Sandbox, bpool: Any, bredis: Any, telegram: FakeTelegram
+    fresh: Sandbox, fresh_pool: Any, fresh_redis: Any, telegram: FakeTelegram
 ) -> None:
-    one = make_broadcaster(bbox, bpool, bredis, **telegram_settings(telegram),
+    one = make_broadcaster(fresh, fresh_pool, fresh_redis, **telegram_settings(telegram),
                            broadcast_daily_digest_at="20:00", timezone="UTC")  # fmt: skip
-    two = make_broadcaster(bbox, bpool, bredis, **telegram_settings(telegram),
+    two = make_broadcaster(fresh, fresh_pool, fresh_redis, **telegram_settings(telegram),
                            broadcast_daily_digest_at="20:00", timezone="UTC")  # fmt: skip
     before = datetime(2026, 3, 1, 19, 59, tzinfo=UTC)
     after = datetime(2026, 3, 1, 20, 1, tzinfo=UTC)
@@ -106,7 +106,7 @@ async def test_the_daily_digest_is_queued_once_whichever_replicas_try(
     )
     assert sum(queued) == 1
     (row,) = await rows(
-        bpool, "SELECT channel, dedup_key, state, fields->>'date' FROM broadcast_dedup"
+        fresh_pool, "SELECT channel, dedup_key, state, fields->>'date' FROM broadcast_dedup"
     )
     assert row == ("telegram", "daily:2026-03-01", "pending", "2026-03-01")
 
@@ -158,7 +158,7 @@ def test_every_kind_renders_on_every_channel(settings: Settings) -> None:
     )
 
 
-async def test_a_dead_senders_claims_are_resolved_per_channel(bpool: Any) -> None:
+async def test_a_dead_senders_claims_are_resolved_per_channel(fresh_pool: Any) -> None:
     import uuid
 
     from svc_broadcaster import outbox
@@ -166,17 +166,17 @@ async def test_a_dead_senders_claims_are_resolved_per_channel(bpool: Any) -> Non
 
     msg = from_event(signal("BTCUSDT"), uuid.uuid4(), Settings())
     assert msg is not None
-    async with bpool.connection() as conn, conn.transaction():
+    async with fresh_pool.connection() as conn, conn.transaction():
         await outbox.insert_items(conn, [NewItem("telegram", msg), NewItem("email", msg)])
         for ch in ("telegram", "email"):
             claimed = await outbox.claim(conn, ch, 1, uuid.uuid4(), "dead", 0.0)
             await conn.execute("UPDATE broadcast_dedup SET state = 'sending', claimed_until = now() - "
                                "interval '1 s' WHERE channel = %s", (ch,))  # fmt: skip
             assert len(claimed) == 1
-    async with bpool.connection() as conn, conn.transaction():
+    async with fresh_pool.connection() as conn, conn.transaction():
         _, doubtful = await outbox.resolve_stale_claims(conn, "telegram", resend_in_doubt=False)
         returned, none = await outbox.resolve_stale_claims(conn, "email", resend_in_doubt=True)
     assert len(doubtful) == 1 and doubtful[0][0].dedup_key == msg.dedup_key
     assert returned == 1 and none == []
-    states = dict(await rows(bpool, "SELECT channel, state FROM broadcast_dedup"))
+    states = dict(await rows(fresh_pool, "SELECT channel, state FROM broadcast_dedup"))
     assert states == {"telegram": "failed", "email": "pending"}  # email resends: same Message-ID

@@ -25,12 +25,12 @@ COUNT = 150
 
 
 @pytest.fixture
-def replicas(bbox: Sandbox, tmp_path: Path) -> Iterator[Any]:
+def replicas(fresh: Sandbox, tmp_path: Path) -> Iterator[Any]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(name: str, extra: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (tmp_path / f"{name}.log").open("wb")
-        env = {**os.environ, **bbox.env, "SERVICE_INSTANCE": name, **extra}
+        env = {**os.environ, **fresh.env, "SERVICE_INSTANCE": name, **extra}
         proc = subprocess.Popen([sys.executable, "-m", "quantcore.cli", "run", "broadcaster"],
                                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
         procs.append(proc)
@@ -47,7 +47,7 @@ def replicas(bbox: Sandbox, tmp_path: Path) -> Iterator[Any]:
 
 
 async def test_a_replica_killed_mid_flood_neither_duplicates_nor_drops(
-    bbox: Sandbox, bpool: Any, bbus: Bus, telegram: FakeTelegram, replicas: Any
+    fresh: Sandbox, fresh_pool: Any, bbus: Bus, telegram: FakeTelegram, replicas: Any
 ) -> None:
     env = {
         **telegram_env(telegram), "BROADCAST_TELEGRAM_RATE": "3/1",
@@ -59,7 +59,7 @@ async def test_a_replica_killed_mid_flood_neither_duplicates_nor_drops(
     replicas("replica-b", env)
 
     async def both_up() -> bool:
-        r = await rows(bpool, "SELECT count(*) FROM service_heartbeats WHERE service = 'broadcaster' "
+        r = await rows(fresh_pool, "SELECT count(*) FROM service_heartbeats WHERE service = 'broadcaster' "
                        "AND status = 'ok'")  # fmt: skip
         return r[0][0] == 2
 
@@ -72,7 +72,7 @@ async def test_a_replica_killed_mid_flood_neither_duplicates_nor_drops(
     replicas("replica-c", env)
 
     async def all_final() -> bool:
-        r = await rows(bpool, "SELECT count(*) FROM broadcast_dedup WHERE state IN "
+        r = await rows(fresh_pool, "SELECT count(*) FROM broadcast_dedup WHERE state IN "
                        "('sent', 'digested', 'failed', 'skipped')")  # fmt: skip
         return r[0][0] == COUNT
 
@@ -81,7 +81,7 @@ async def test_a_replica_killed_mid_flood_neither_duplicates_nor_drops(
     seen = Counter(s for t in texts for s in __import__("re").findall(r"R\d{4}USDT", t))
     assert set(seen) == {s.symbol for s in signals}  # none dropped
     assert max(seen.values()) == 1  # none sent twice
-    finals = await rows(bpool, "SELECT event_id, status, error FROM broadcasts WHERE event_type = 'signal' "
+    finals = await rows(fresh_pool, "SELECT event_id, status, error FROM broadcasts WHERE event_type = 'signal' "
                         "AND status IN ('sent', 'digested', 'failed', 'skipped')")  # fmt: skip
     assert sorted(r[0] for r in finals) == sorted(e.id for e in envs)  # one final record each
     by_status = Counter(r[1] for r in finals)

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import pytest
-from psycopg_pool import AsyncConnectionPool
 
-from quantcore.db import conninfo
-from quantcore.testing import Infra, Sandbox, sandbox
 from quantcore.venues.prices import Quote
 
 
@@ -23,20 +18,6 @@ class StaticPrices:
 
     async def quotes(self) -> dict[str, Quote]:
         return dict(self.book)
-
-
-@pytest.fixture
-def fresh(infra: Infra) -> Iterator[Sandbox]:
-    with sandbox(infra, "trade") as sb:
-        yield sb
-
-
-@pytest.fixture
-async def fresh_pool(fresh: Sandbox) -> AsyncIterator[AsyncConnectionPool]:
-    p = AsyncConnectionPool(conninfo(fresh.settings), min_size=1, max_size=6, open=False)
-    await p.open(wait=True)
-    yield p
-    await p.close()
 
 
 @pytest.fixture

@@ -74,10 +74,14 @@ class PositionMonitor(Service):
     async def pass_once(self) -> None:
         if isinstance(self.venue, PaperVenue):
             await self.venue.match()
+        # The order matters: our order rows first, then the venue's positions, then our trades.
+        # A trade row is committed before its order reaches the venue, so every position in the
+        # snapshot has its trade in the list (never mistaken for a manual one), and an order
+        # seen filled has its position in the snapshot (or already closed: see on_pending).
+        await self.sync_orders()
         positions = {p.symbol: p for p in await self.venue.positions()}
         async with self.ctx.pool.connection() as conn:
             trades = await tstore.open_trades(conn, self.venue.name)
-        await self.sync_orders()
         tracked: set[str] = set()
         for t in trades:
             tracked.add(t["symbol"])
@@ -130,6 +134,9 @@ class PositionMonitor(Service):
                 await self.publish_opened(t, pos)
             return
         entries = await self.entry_orders(t)
+        if any(o["filled_qty"] > 0 for o in entries):
+            await self.opened_and_closed(t, entries)  # filled, but no position: closed already
+            return
         expired = (now - t["created_at"]).total_seconds() > self.ctx.settings.entry_timeout_s
         if expired:
             for o in entries:
@@ -152,10 +159,39 @@ class PositionMonitor(Service):
     async def entry_orders(self, t: dict[str, Any]) -> list[dict[str, Any]]:
         async with self.ctx.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT order_link_id, status FROM orders WHERE trade_id = %s AND NOT reduce_only",
+                "SELECT order_link_id, status, filled_qty, avg_fill_price FROM orders "
+                "WHERE trade_id = %s AND NOT reduce_only",
                 (t["trade_id"],),
             )
-            return [{"order_link_id": r[0], "status": r[1]} for r in await cur.fetchall()]
+            return [
+                {"order_link_id": r[0], "status": r[1], "filled_qty": r[2], "avg_fill_price": r[3]}
+                for r in await cur.fetchall()
+            ]
+
+    async def opened_and_closed(self, t: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+        """The entry filled and the position closed between two passes (a fast TP/SL): record
+        the open from the fills, then the close from the venue's closed PnL."""
+        since = t["created_at"] - timedelta(seconds=5)
+        if not [
+            c
+            for c in await self.venue.closed_pnl(since, t["symbol"])
+            if c.updated_at >= t["created_at"]
+        ]:
+            return  # the position is on its way (the venue lags): next pass
+        filled = [o for o in entries if o["filled_qty"] > 0 and o["avg_fill_price"] is not None]
+        qty = sum((o["filled_qty"] for o in filled), Decimal(0))
+        entry = sum((o["avg_fill_price"] * o["filled_qty"] for o in filled), Decimal(0)) / qty
+        async with self.ctx.pool.connection() as conn, conn.transaction():
+            await pstore.mark_open(conn, t["trade_id"], entry, qty, t["created_at"])
+        opened = {
+            **t,
+            "status": "open",
+            "entry_price": entry,
+            "qty": qty,
+            "opened_at": t["created_at"],
+        }
+        await self.publish_fill(opened, entry, qty)
+        await self.on_gone(opened)
 
     async def on_open(self, t: dict[str, Any], pos: VenuePosition) -> None:
         s = self.ctx.settings
@@ -280,11 +316,16 @@ class PositionMonitor(Service):
         ))  # fmt: skip
 
     async def publish_opened(self, t: dict[str, Any], pos: VenuePosition) -> None:
+        await self.publish_fill(t, pos.avg_price, pos.size, pos.leverage)
+
+    async def publish_fill(
+        self, t: dict[str, Any], entry: Decimal, qty: Decimal, lev: Decimal | None = None
+    ) -> None:
         self.log.info("position opened", symbol=t["symbol"], trade_id=str(t["trade_id"]),
-                      entry=str(pos.avg_price), qty=str(pos.size))  # fmt: skip
+                      entry=str(entry), qty=str(qty))  # fmt: skip
         await self.ctx.bus.publish(STREAM_POSITIONS, PositionOpened(
-            **self._common(t), entry_price=float(pos.avg_price), qty=float(pos.size),
-            leverage=float(t["leverage"] or pos.leverage),
+            **self._common(t), entry_price=float(entry), qty=float(qty),
+            leverage=float(t["leverage"] or lev or 1),
             stop_loss=float(t["stop_loss"]) if t["stop_loss"] is not None else None,
             take_profit=float(t["take_profit"]) if t["take_profit"] is not None else None,
             entry_mode=t["entry_mode"],
