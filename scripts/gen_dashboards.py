@@ -216,6 +216,15 @@ def dashboard(
     }
 
 
+# The 5-minute rollups of 0009_dashboard_rollups.sql (continuous aggregates under TimescaleDB,
+# trigger-kept tables on plain PostgreSQL) hold whole 5-minute buckets. A panel reads the rollup
+# when $__interval is a whole number of buckets (every Grafana interval from 5m up: ranges of
+# about 2.5 days and more), so each plotted interval sums / maxes whole buckets and the result
+# equals the raw aggregate; shorter intervals read the raw table (a short range: the time index
+# keeps it cheap). The condition is a constant once Grafana expands $__interval_ms, so the
+# planner drops the branch not taken without touching its table.
+ROLLUP_5M = "$__interval_ms % 300000 = 0"
+
 PCT = "percent"
 MODE_COLORS = [
     {
@@ -306,18 +315,24 @@ trading_rows: list[list[Panel]] = [
         Panel(
             "PnL % in range",
             "stat",
-            f"""
-            -- per selected agent (the account on "All"): last vs first equity in the time range
-            WITH r AS (
-                SELECT e.agent, e.equity,
-                       row_number() OVER (PARTITION BY e.agent ORDER BY e.time) AS first_n,
-                       row_number() OVER (PARTITION BY e.agent ORDER BY e.time DESC) AS last_n
-                FROM equity_snapshots e
-                WHERE $__timeFilter(e.time) AND {EQ_AGENT}
+            """
+            -- per selected agent (the account on "All"): last vs first equity in the time range,
+            -- two probes of the (agent, time) index per agent instead of a pass over the range
+            WITH agents AS (
+                SELECT DISTINCT a AS agent FROM unnest(ARRAY['account', $agent]::text[]) a
+                WHERE (a = 'account' AND '__all' IN ($agent)) OR a IN ($agent)
             )
-            SELECT agent AS metric,
-                   (max(equity) FILTER (WHERE last_n = 1) / nullif(max(equity) FILTER (WHERE first_n = 1), 0) - 1) * 100 AS pnl_pct
-            FROM r GROUP BY agent ORDER BY agent
+            SELECT g.agent AS metric, (l.equity / nullif(f.equity, 0) - 1) * 100 AS pnl_pct
+            FROM agents g
+            CROSS JOIN LATERAL (
+                SELECT e.equity FROM equity_snapshots e
+                WHERE e.agent = g.agent AND $__timeFilter(e.time) ORDER BY e.time LIMIT 1
+            ) f
+            CROSS JOIN LATERAL (
+                SELECT e.equity FROM equity_snapshots e
+                WHERE e.agent = g.agent AND $__timeFilter(e.time) ORDER BY e.time DESC LIMIT 1
+            ) l
+            ORDER BY 1
             """,
             w=4,
             h=4,
@@ -665,21 +680,34 @@ scanner_rows: list[list[Panel]] = [
             "Movers and spikes per interval",
             "timeseries",
             [
-                """
-                SELECT $__timeGroupAlias(time, $__interval), 'movers ' || coalesce(direction, '?') AS metric,
-                       count(*) AS n
+                f"""
+                SELECT $__timeGroupAlias(bucket, $__interval), 'movers ' || coalesce(direction, '?') AS metric,
+                       sum(movers)::bigint AS n
+                FROM fast_price_movers_5m
+                WHERE {ROLLUP_5M} AND $__timeFilter(bucket)
+                GROUP BY 1, 2
+                UNION ALL
+                SELECT $__timeGroupAlias(time, $__interval), 'movers ' || coalesce(direction, '?'), count(*)
                 FROM fast_price_movers
-                WHERE $__timeFilter(time)
+                WHERE NOT {ROLLUP_5M} AND $__timeFilter(time)
                 GROUP BY 1, 2
                 ORDER BY 1
                 """,
-                """
-                SELECT $__timeGroupAlias(time, $__interval),
+                f"""
+                SELECT $__timeGroupAlias(bucket, $__interval),
                        CASE WHEN is_oi_spike AND is_volume_spike THEN 'OI + volume spikes'
                             WHEN is_oi_spike THEN 'OI spikes' ELSE 'volume spikes' END AS metric,
-                       count(*) AS n
+                       sum(spikes)::bigint AS n
+                FROM oi_volume_spikes_5m
+                WHERE {ROLLUP_5M} AND $__timeFilter(bucket)
+                GROUP BY 1, 2
+                UNION ALL
+                SELECT $__timeGroupAlias(time, $__interval),
+                       CASE WHEN is_oi_spike AND is_volume_spike THEN 'OI + volume spikes'
+                            WHEN is_oi_spike THEN 'OI spikes' ELSE 'volume spikes' END,
+                       count(*)
                 FROM oi_volume_spikes
-                WHERE $__timeFilter(time)
+                WHERE NOT {ROLLUP_5M} AND $__timeFilter(time)
                 GROUP BY 1, 2
                 ORDER BY 1
                 """,
@@ -1020,14 +1048,22 @@ system_rows: list[list[Panel]] = [
         Panel(
             "Stream backlog (pending + lag) and dead letters",
             "timeseries",
-            """
-            SELECT $__timeGroupAlias(time, $__interval),
+            f"""
+            SELECT $__timeGroupAlias(bucket, $__interval),
                    CASE WHEN stream = 'deadletter' THEN 'dead letters'
                         ELSE stream || ' / ' || consumer_group END AS metric,
+                   max(CASE WHEN stream = 'deadletter' THEN max_length ELSE max_backlog END) AS backlog
+            FROM stream_stats_5m
+            WHERE {ROLLUP_5M} AND $__timeFilter(bucket) AND (consumer_group <> '' OR stream = 'deadletter')
+            GROUP BY 1, 2
+            UNION ALL
+            SELECT $__timeGroupAlias(time, $__interval),
+                   CASE WHEN stream = 'deadletter' THEN 'dead letters'
+                        ELSE stream || ' / ' || consumer_group END,
                    max(CASE WHEN stream = 'deadletter' THEN length
-                            ELSE coalesce(pending, 0) + coalesce(lag, 0) END) AS backlog
+                            ELSE coalesce(pending, 0) + coalesce(lag, 0) END)
             FROM stream_stats
-            WHERE $__timeFilter(time) AND (consumer_group <> '' OR stream = 'deadletter')
+            WHERE NOT {ROLLUP_5M} AND $__timeFilter(time) AND (consumer_group <> '' OR stream = 'deadletter')
             GROUP BY 1, 2
             ORDER BY 1
             """,

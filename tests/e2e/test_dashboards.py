@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 from pydantic import SecretStr
+from scripts.gen_dashboards import ROLLUP_5M
 
 from quantcore import dashboards as dash
 from quantcore.db import conninfo
@@ -31,6 +32,7 @@ from tests.conftest import eventually
 from tests.e2e.harness import running_fleet
 from tests.e2e.signals import TIGHT, make_signal, publish, tickers
 from tests.helpers.trading_seed import seed_paper_trading
+from tests.test_rollups import ROLLUPS, rollup_mismatches
 
 pytestmark = pytest.mark.e2e
 
@@ -204,12 +206,17 @@ def _dashboard(uid: str) -> dash.Dashboard:
     return next(d for d in DASHBOARDS if d.uid == uid)
 
 
+# 24 h: $__interval 1m, the raw tables; 7 d: $__interval 10m, the 5-minute rollups
+RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7)}
+
+
 @pytest.mark.parametrize("query", QUERIES, ids=[q.name for q in QUERIES])
 @pytest.mark.parametrize("pick", ["all", "one"])
+@pytest.mark.parametrize("span", sorted(RANGES))
 def test_panel_query(
-    seeded_dashboard_db: SeededDashboardDb, query: dash.PanelQuery, pick: str
+    seeded_dashboard_db: SeededDashboardDb, query: dash.PanelQuery, pick: str, span: str
 ) -> None:
-    rng = dash.TimeRange.last(timedelta(hours=24))
+    rng = dash.TimeRange.last(RANGES[span])
     with seeded_dashboard_db.reader() as conn:
         variables = variables_for(conn, _dashboard(query.dashboard), rng, pick)
         problems, _ = run_panel_query(conn, query, variables, rng)
@@ -233,6 +240,45 @@ def test_main_panels_return_rows(seeded_dashboard_db: SeededDashboardDb) -> None
                     if not any(v is not None for r in rows for v in r):
                         empty.append(q.name)
     assert empty == []
+
+
+ROLLUP_QUERIES = [q for q in QUERIES if ROLLUP_5M in q.raw_sql]
+
+
+def test_rollup_panels_draw_what_the_raw_tables_give(
+    seeded_dashboard_db: SeededDashboardDb,
+) -> None:
+    """Over 7 days ($__interval 10m) the panels read the rollups; the same SQL with the branch
+    condition flipped reads the raw tables with the same grouping: the rows must be equal."""
+    rng = dash.TimeRange.last(timedelta(days=7))
+    interval_ms = round(rng.interval_s() * 1000)
+    assert interval_ms % 300000 == 0
+    assert {q.title for q in ROLLUP_QUERIES} >= {
+        "Stream backlog (pending + lag) and dead letters",
+        "Movers and spikes per interval",
+    }
+    with seeded_dashboard_db.reader() as conn:
+        for q in ROLLUP_QUERIES:
+            variables = variables_for(conn, _dashboard(q.dashboard), rng, "all")
+            sql = dash.render(q.raw_sql, variables, rng, timescaledb=False)
+            on_rollup = f"{interval_ms} % 300000 = 0"
+            assert sql.count(on_rollup) == sql.count(f"NOT {on_rollup}") * 2 > 0, sql
+            from_rollup = sorted(conn.execute(sql).fetchall())
+            raw_sql = sql.replace(on_rollup, f"{interval_ms + 1} % 300000 = 0")
+            from_raw = sorted(conn.execute(raw_sql).fetchall())
+            assert from_rollup, q.name
+            assert from_rollup == from_raw, q.name
+
+
+def test_rollups_equal_their_definition_after_the_fleet_run(
+    seeded_dashboard_db: SeededDashboardDb,
+) -> None:
+    """The journal's samples and the spike scanner's upserts kept the fallback tables equal to
+    what each continuous aggregate's SELECT computes from the raw table."""
+    with psycopg.connect(conninfo(seeded_dashboard_db.box.settings)) as conn:
+        for name in ROLLUPS:
+            assert conn.execute(f"SELECT count(*) FROM {name}").fetchone() != (0,), name
+            assert rollup_mismatches(conn, name) == [], name
 
 
 def test_pnl_panels_agree_with_the_trades(seeded_dashboard_db: SeededDashboardDb) -> None:
@@ -310,8 +356,8 @@ def test_reader_holds_select_on_exactly_the_dashboard_tables(
     assert {p for _, p in grants} == {"SELECT"}
     used: set[str] = set()
     for q in [*QUERIES, *(v for d in DASHBOARDS for v in d.variables)]:
-        ctes = set(re.findall(r"\b([a-z_]+)\s+AS\s+\(", q.raw_sql))
-        tables = re.findall(r"\b(?:FROM|JOIN)\s+([a-z_]+)\b(?!\s*[.(])", q.raw_sql)
+        ctes = set(re.findall(r"\b([a-z_][a-z0-9_]*)\s+AS\s+\(", q.raw_sql))
+        tables = re.findall(r"\b(?:FROM|JOIN)\s+([a-z_][a-z0-9_]*)\b(?!\s*[.(])", q.raw_sql)
         used |= set(tables) - ctes
     assert {t for t, _ in grants} == used
     assert member and member[0]
