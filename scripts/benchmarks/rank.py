@@ -45,7 +45,7 @@ from quantcore.math import clusters, imbalance
 from quantcore.math.ranking import ScoreWeights
 from quantcore.math.universe import UniverseEvaluation, evaluate
 from quantcore.model.market import TIMEFRAMES
-from quantcore.store.heatmaps import LEVEL_COLUMNS, REFRESH_COLUMNS
+from quantcore.store.heatmaps import LEVEL_COLUMNS, REFRESH_COLUMNS, pack_refreshes
 from quantcore.store.market import CANDLE_COLUMNS, SNAPSHOT_COLUMNS
 from quantcore.testing import Sandbox
 from scripts.benchmarks.collect import service_context
@@ -341,6 +341,10 @@ async def run_scan(box: Sandbox) -> dict[str, Metric]:
         for table, rows in tables.items():
             await copy_rows(conn, table, _SCAN_COLUMNS[table], rows)
             await conn.commit()
+        # what the collector's write_heatmaps does in the transaction writing the levels
+        keys = [(r[0], r[1], r[2]) for r in tables["liquidation_refreshes"]]
+        await pack_refreshes(conn, keys, tables["liquidation_refreshes"][0][3])
+        await conn.commit()
         await conn.execute("ANALYZE")
         await conn.commit()
     async with (

@@ -95,15 +95,15 @@ class ClusterScanner(RegisteredScanner):
             )
         scan = clusters.scan(levels, price_array(prices, coins, at), s.cluster_merge_pct)
         typical, record = self.typical(scan, history)
-        rows = clusters.cluster_rows(scan, at, typical, self.name, self.scanner_version)
+        values = clusters.cluster_values(scan, typical)
         sample_s = s.pattern_sample_interval_min * 60
         bucket = datetime.fromtimestamp(at.timestamp() // sample_s * sample_s, UTC)
         targets = clusters.target_rows(scan, bucket, at, self.name, self.scanner_version)
         async with self.ctx.pool.connection() as conn, conn.transaction():
-            await store.write_clusters(conn, rows)
+            n = await store.insert_clusters(conn, values, at, self.name, self.scanner_version)
             written = await store.write_targets(conn, targets)
             await store.upsert_typical(conn, record, self.name, self.scanner_version)
-        return {"coins": len(coins), "clusters": len(rows), "targets": written}
+        return {"coins": len(coins), "clusters": n, "targets": written}
 
     async def cluster_cycle(self, cycle: int, stop: asyncio.Event) -> None:
         interval = self.ctx.settings.cluster_scan_interval_s
