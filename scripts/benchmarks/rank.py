@@ -13,7 +13,8 @@ lists beforehand, untimed): side totals per timeframe, weighted ratio, direction
 adjacent levels per side into clusters, the largest cluster on the bias side across the
 timeframes, size %, score; then the ranking sort. Its result is checked equal to evaluate's
 (same order, same scores), so both do the same work. The note adds, from the same run, the
-medians of evaluate's two big steps called alone (imbalance.side_totals, clusters.merge).
+medians of evaluate's steps over the levels called alone (clusters.merge, then the side
+totals from its clusters).
 
 scan.full_cycle_500_s (group "scan", baseline null): one cluster-scanner pass and one ranker
 cycle over 500 coins, database reads and writes included, through the services' own methods
@@ -41,7 +42,7 @@ from psycopg import AsyncConnection
 
 from quantcore.collect.cycles import cycle_of, cycle_start
 from quantcore.db import conninfo, copy_rows
-from quantcore.math import clusters, imbalance
+from quantcore.math import clusters
 from quantcore.math.ranking import ScoreWeights
 from quantcore.math.universe import UniverseEvaluation, evaluate
 from quantcore.model.market import TIMEFRAMES
@@ -218,11 +219,10 @@ def measure(u: Universe) -> dict[str, Any]:
     p2 = u.prices.reshape(rows, N_LEVELS)
     v2 = u.values.reshape(rows, N_LEVELS)
     cur_rows = np.repeat(u.current, N_TF)
-    side_ms = _median_ms(
-        lambda: imbalance.side_totals(u.prices, u.values, u.current[:, None]), STEP_RUNS
-    )
     merge_ms = _median_ms(lambda: clusters.merge(p2, v2, cur_rows, MERGE_PCT), STEP_RUNS)
-    n_clusters = len(clusters.merge(p2, v2, cur_rows, MERGE_PCT))
+    merged = clusters.merge(p2, v2, cur_rows, MERGE_PCT)
+    n_clusters = len(merged)
+    side_ms = _median_ms(lambda: clusters.side_totals(merged, rows), STEP_RUNS)
     return {
         "eval_ms": statistics.median(fast),
         "eval_min_ms": min(fast),
@@ -244,9 +244,9 @@ async def run(box: Sandbox) -> dict[str, Metric]:  # in memory: the sandbox goes
         f"{N_LEVELS} level slots ({u.levels:,} levels, rest NaN padding; sorted per row; "
         f"{m['clusters']:,} clusters at {MERGE_PCT} % gap), median of {m['eval_runs']} runs "
         f"after {WARMUP} warm-ups (min {m['eval_min_ms']:.1f} ms); inside it, alone: "
-        f"clusters.merge {m['merge_ms']:.1f} ms, imbalance.side_totals "
-        f"{m['side_totals_ms']:.1f} ms; baseline: naive pure-Python loop of the same steps over "
-        f"lists, median of {m['naive_runs']} runs interleaved with evaluate, result checked "
+        f"clusters.merge {m['merge_ms']:.1f} ms (in blocks of {clusters.BLOCK_SLOTS:,} slots), "
+        f"clusters.side_totals {m['side_totals_ms']:.2f} ms; baseline: naive pure-Python loop "
+        f"of the same steps over lists, median of {m['naive_runs']} runs interleaved with evaluate, result checked "
         f"equal (order and scores); target < {TARGET_MS:.0f} ms: {verdict}; {load_note()}"
     )
     return {
