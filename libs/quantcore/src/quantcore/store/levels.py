@@ -121,22 +121,24 @@ async def _fetch_refresh_packs(
     tf_of: dict[str, int],
 ) -> tuple[Columns, set[tuple[int, int]]]:
     """The snapshots packed in their liquidation_refreshes rows (still the latest refresh):
-    their columns and which (coin, tf) they cover; the others need _fetch."""
+    their columns and which (coin, tf) they cover; the others need _fetch. The refresh rows
+    of the coins are read by symbol and matched here (passing every snapshot's key as query
+    parameters costs more than the read)."""
+    wanted = {(s.symbol, s.timeframe, s.source, s.time): (coin_of[s.symbol], tf_of[s.timeframe]) for s in snaps}  # fmt: skip
     async with conn.cursor(binary=True) as cur:
         await cur.execute(
             """
-            SELECT f.coin, f.tf, r.level_prices, r.level_values
-            FROM unnest(%s::int4[], %s::int4[], %s::text[], %s::text[], %s::text[],
-                        %s::timestamptz[]) AS f(coin, tf, symbol, timeframe, source, at)
-            JOIN liquidation_refreshes r
-              ON r.symbol = f.symbol AND r.timeframe = f.timeframe AND r.source = f.source
-             AND r.refreshed_at = f.at
-            WHERE r.level_prices IS NOT NULL AND r.level_values IS NOT NULL
+            SELECT symbol, timeframe, source, refreshed_at, level_prices, level_values
+            FROM liquidation_refreshes
+            WHERE symbol = ANY(%s) AND level_prices IS NOT NULL AND level_values IS NOT NULL
             """,
-            _key_arrays(snaps, coin_of, tf_of),
+            (sorted({s.symbol for s in snaps}),),
         )
-        rows = await cur.fetchall()
-    return unpack(rows, ("coin", "tf"), _LEVEL_ARRAYS), {(int(r[0]), int(r[1])) for r in rows}
+        found = await cur.fetchall()
+    rows = sorted(
+        (*wanted[key], r[4], r[5]) for r in found if (key := (r[0], r[1], r[2], r[3])) in wanted
+    )
+    return unpack(rows, ("coin", "tf"), _LEVEL_ARRAYS), {(r[0], r[1]) for r in rows}
 
 
 def _combine(parts: Sequence[Columns], n_tf: int) -> Columns:
