@@ -158,8 +158,16 @@ async def test_insert_clusters_stores_what_the_row_upsert_stores(pool: AsyncConn
             )
             return await cur.fetchall()
 
-    fast, slow = await stored(at1), await stored(at2)
-    assert fast == slow and len(fast) == len(rows)
+    # the scanner writes a scan in slices of coins (ClusterValues.of_symbols), one per transaction
+    at3 = T0 + timedelta(minutes=3)
+    parts = [values.of_symbols({syms[0], syms[2]}), values.of_symbols({syms[1]})]
+    assert sum(len(p) for p in parts) == len(values) and all(len(p) for p in parts)
+    async with pool.connection() as conn:
+        for part in parts:
+            await cluster_store.insert_clusters(conn, part, at3, "clusters_test", "1")
+
+    fast, slow, sliced = await stored(at1), await stored(at2), await stored(at3)
+    assert fast == slow == sliced and len(fast) == len(rows)
     assert {r[0] for r in fast if r[10] is None} == {"PKEUSDT", "PKFUSDT"}
     assert all(r[10] is not None for r in fast if r[0] == "PKDUSDT")
 

@@ -95,6 +95,20 @@ class ClusterValues:
     def __len__(self) -> int:
         return int(self.group.size)
 
+    def of_symbols(self, symbols: set[str]) -> ClusterValues:
+        """The clusters of these coins only (their heatmaps renumbered)."""
+        keep_snap = np.array([sn.symbol in symbols for sn in self.snapshots], dtype=bool)
+        kept = np.flatnonzero(keep_snap)
+        mask = keep_snap[self.group] if self.group.size else np.zeros(0, dtype=bool)
+        return ClusterValues(
+            snapshots=[self.snapshots[k] for k in kept.tolist()],
+            group=np.searchsorted(kept, self.group[mask]).astype(np.int64),
+            side=self.side[mask], price_low=self.price_low[mask],
+            price_high=self.price_high[mask], center=self.center[mask], value=self.value[mask],
+            level_count=self.level_count[mask], ref_price=self.ref_price[mask],
+            distance_pct=self.distance_pct[mask], size_pct=self.size_pct[mask],
+        )  # fmt: skip
+
 
 def cluster_values(s: ClusterScan, typical: F) -> ClusterValues:
     c = s.clusters
