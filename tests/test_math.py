@@ -231,3 +231,70 @@ def test_merge_gives_the_same_clusters_for_shuffled_levels(
     order = np.random.default_rng(0).permutation(prices.size)
     b = clusters.merge(prices[order][None, :], values[order][None, :], [price])
     assert np.allclose(a.value, b.value) and np.array_equal(a.price_low, b.price_low)
+
+
+# --- the fast merge: blocks, levels at the price, the segmented max ------------------------------
+
+grid_rows = st.integers(1, 12).flatmap(
+    lambda rows: st.integers(1, 30).flatmap(
+        lambda width: st.tuples(
+            # prices on a coarse grid around 100, so levels at the price and ties are common
+            arrays(np.float64, (rows, width),
+                   elements=st.sampled_from([97.0, 98.5, 99.0, 99.4, 100.0, 100.3, 100.5, 102.0,
+                                             np.nan])),
+            arrays(np.float64, (rows, width), elements=st.sampled_from([0.0, 1.0, 2.5, 7.0])),
+            arrays(np.float64, rows, elements=st.sampled_from([99.0, 100.0, 100.3, np.nan])),
+            st.booleans(),
+        )
+    )
+)  # fmt: skip
+
+
+def _same(a: clusters.Clusters, b: clusters.Clusters) -> None:
+    for name in ("row", "side", "price_low", "price_high", "value", "level_count"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and np.array_equal(x, y), name
+
+
+@given(grid_rows, st.integers(1, 64))
+def test_merging_in_blocks_of_rows_gives_the_same_clusters(
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, bool], block: int
+) -> None:
+    prices, values, price, presort = data
+    if presort:
+        prices = np.sort(prices, axis=1)
+    whole = clusters.merge(prices, values, price)
+    saved = clusters.BLOCK_SLOTS
+    clusters.BLOCK_SLOTS = block  # a block of block // width rows (at least one)
+    try:
+        blocked = clusters.merge(prices, values, price)
+    finally:
+        clusters.BLOCK_SLOTS = saved
+    _same(whole, blocked)
+
+
+@given(grid_rows)
+def test_levels_at_the_price_are_as_if_removed_beforehand(
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, bool],
+) -> None:
+    prices, values, price, _ = data
+    with np.errstate(invalid="ignore"):
+        removed = np.where(prices == price[:, None], np.nan, prices)
+    _same(clusters.merge(prices, values, price), clusters.merge(removed, values, price))
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 6), st.sampled_from([1.0, 2.0, 3.0]), st.booleans()),
+             max_size=40)
+)  # fmt: skip
+def test_largest_per_group_is_the_last_largest_wanted(items: list[tuple[int, float, bool]]) -> None:
+    items = sorted(items, key=lambda t: t[0])  # groups non-decreasing, as clusters come
+    group = np.array([g for g, _, _ in items], dtype=np.int64)
+    value = np.array([v for _, v, _ in items], dtype=np.float64)
+    wanted = np.array([w for _, _, w in items], dtype=bool)
+    got = clusters.largest_per_group(group, value, wanted, 7)
+    for g in range(7):
+        mine = [k for k, (gg, _, w) in enumerate(items) if gg == g and w]
+        top = max((items[k][1] for k in mine), default=None)
+        expect = max((k for k in mine if items[k][1] == top), default=-1)
+        assert got[g] == expect

@@ -32,6 +32,7 @@ from quantcore.store.series import latest_prices, price_array
 
 UNIVERSE_WINDOW = timedelta(hours=2)  # coins whose heatmaps were refreshed this recently
 READ_SLICES = 4  # levels are read in up to this many concurrent queries (~50 coins each at least)
+WRITE_SLICES = 2  # a scan's rows are written in up to this many concurrent transactions
 
 
 class ClusterScanner(RegisteredScanner):
@@ -95,15 +96,34 @@ class ClusterScanner(RegisteredScanner):
             )
         scan = clusters.scan(levels, price_array(prices, coins, at), s.cluster_merge_pct)
         typical, record = self.typical(scan, history)
-        rows = clusters.cluster_rows(scan, at, typical, self.name, self.scanner_version)
+        values = clusters.cluster_values(scan, typical)
         sample_s = s.pattern_sample_interval_min * 60
         bucket = datetime.fromtimestamp(at.timestamp() // sample_s * sample_s, UTC)
         targets = clusters.target_rows(scan, bucket, at, self.name, self.scanner_version)
-        async with self.ctx.pool.connection() as conn, conn.transaction():
-            await store.write_clusters(conn, rows)
-            written = await store.write_targets(conn, targets)
-            await store.upsert_typical(conn, record, self.name, self.scanner_version)
-        return {"coins": len(coins), "clusters": len(rows), "targets": written}
+        # written in up to WRITE_SLICES concurrent transactions, each complete for its coins
+        # (clusters, targets, typical size): a failed slice leaves its coins unclustered, so
+        # the next cycle scans them again; the server indexes the rows on more than one core
+        n_parts = max(1, min(WRITE_SLICES, s.db_pool_max, len(coins) // 100 + 1))
+        parts = [set(coins[k::n_parts]) for k in range(n_parts)]
+
+        async def write(part: set[str]) -> tuple[int, int]:
+            async with self.ctx.pool.connection() as conn, conn.transaction():
+                n = await store.insert_clusters(
+                    conn, values.of_symbols(part) if n_parts > 1 else values, at, self.name,
+                    self.scanner_version,
+                )  # fmt: skip
+                written = await store.write_targets(conn, [t for t in targets if t[1] in part])
+                await store.upsert_typical(
+                    conn, {k: v for k, v in record.items() if k in part}, self.name,
+                    self.scanner_version,
+                )  # fmt: skip
+            return n, written
+
+        done = await asyncio.gather(*(write(part) for part in parts))
+        return {
+            "coins": len(coins), "clusters": sum(d[0] for d in done),
+            "targets": sum(d[1] for d in done),
+        }  # fmt: skip
 
     async def cluster_cycle(self, cycle: int, stop: asyncio.Event) -> None:
         interval = self.ctx.settings.cluster_scan_interval_s

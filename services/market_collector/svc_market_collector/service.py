@@ -7,7 +7,8 @@
   public WebSocket: closed 1-min candles → `ohlcv`, liquidations → `liquidation_events`.
   Buffered and flushed every few seconds; a failed flush keeps the buffer.
 - Gap repair: at start, after a stream (re)start and every few minutes, each replica fills the
-  missing candles of its coins over REST (up to BACKFILL_MAX_DAYS back).
+  missing candles of its coins over REST (up to BACKFILL_MAX_DAYS back), then the open
+  interest its snapshots lack over the last OI_BACKFILL_HOURS (5-min history, idempotent).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.adapters.bybit.ws import BybitPublicStream
 from quantcore.collect.candles import repair_gaps
 from quantcore.collect.cycles import cycle_of, cycle_start, sleep_until
+from quantcore.collect.open_interest import repair_open_interest
 from quantcore.model.events import STREAM_SNAPSHOTS, MarketSnapshotted
 from quantcore.model.market import Candle, LiquidationEvent, Ticker
 from quantcore.partition import WorkSplit
@@ -212,6 +214,7 @@ class MarketCollector(Service):
                                       seconds=round(time.monotonic() - started, 1))  # fmt: skip
                 except Exception as exc:
                     self.log.warning("gap repair failed", error=str(exc)[:300])
+                await self.repair_open_interest(coins)
             with contextlib.suppress(TimeoutError):
                 waiter = asyncio.ensure_future(self.repair_now.wait())
                 stopper = asyncio.ensure_future(stop.wait())
@@ -219,6 +222,24 @@ class MarketCollector(Service):
                                    return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
                 waiter.cancel()
                 stopper.cancel()
+
+    async def repair_open_interest(self, coins: list[str]) -> None:
+        """After the candles (its rows are priced from them): the open-interest history the
+        snapshots lack (quantcore.collect.open_interest)."""
+        started = time.monotonic()
+        try:
+            written = await repair_open_interest(
+                self.client, self.ctx.pool, coins, self.ctx.settings.oi_backfill_hours,
+                self.source,
+            )  # fmt: skip
+        except Exception as exc:
+            self.log.warning("open-interest backfill failed", error=str(exc)[:300])
+            return
+        total = sum(written.values())
+        self.status_info["last_oi_backfill_rows"] = total
+        if total:
+            self.log.info("open-interest history filled", coins=len(written), rows=total,
+                          seconds=round(time.monotonic() - started, 1))  # fmt: skip
 
     # ----------------------------------------------------------------------------------------------------
 

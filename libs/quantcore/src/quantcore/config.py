@@ -380,6 +380,14 @@ class Settings(BaseSettings):
     stop_default_wick_pct: float = Field(
         5.0, gt=0, description="max wick (percent) assumed for a coin without wick history"
     )
+    # --- open-interest backfill (scanner performance work) ---
+    oi_backfill_hours: float = Field(
+        4.0,
+        ge=0,
+        le=720,
+        description="hours of 5-min open-interest history the market collector fills in at "
+        "start and at each gap repair (0: off); the 15-min OI change needs it after a restart",
+    )
 
     # --- broadcast channels --------------------------------------------------------------------
     telegram_bot_token: SecretStr | None = Field(None, description="Telegram bot token")

@@ -36,48 +36,103 @@ class Clusters:
         return int(self.row.size)
 
 
+def _empty() -> Clusters:
+    f = np.zeros(0)
+    i = np.zeros(0, dtype=np.int64)
+    return Clusters(i, np.zeros(0, dtype=np.int8), f, f, f, i)
+
+
+BLOCK_SLOTS = 1 << 17  # level slots merged per block: its temporaries stay in the CPU cache
+
+
 def merge(
     prices: ArrayLike, values: ArrayLike, price: ArrayLike, merge_pct: float = 0.5
 ) -> Clusters:
     """Cluster the levels of each row. prices/values: (rows, levels); price: (rows,).
 
-    Works on the compacted valid levels in row order: clusters are then contiguous runs, so
-    their sums are one `reduceat` and row boundaries come from per-row counts. Heatmaps arrive
-    sorted by price; other input is sorted here (within each row).
+    Rows are independent, so they are merged in blocks of about BLOCK_SLOTS slots: every
+    step is a pass over arrays, and a block's arrays (~1 MB each) stay in the CPU cache where
+    the whole universe's (500 coins × 9 timeframes × 400 slots, 14 MB each) would stream
+    from memory at every pass — a third of the time. The result does not depend on the
+    blocking (same clusters, same sums, same order).
     """
     p = np.atleast_2d(np.asarray(prices, dtype=np.float64))
     v = np.atleast_2d(np.asarray(values, dtype=np.float64))
-    rows = p.shape[0]
+    rows, width = p.shape
     cur = np.broadcast_to(np.asarray(price, dtype=np.float64), (rows,))
-    with np.errstate(invalid="ignore"):
-        valid = (v > 0) & (p != cur[:, None]) & np.isfinite(p)
+    step = max(1, BLOCK_SLOTS // max(width, 1))
+    if rows <= step:
+        return _merge_rows(p, v, cur, merge_pct)
+    parts = [
+        _merge_rows(p[r : r + step], v[r : r + step], cur[r : r + step], merge_pct)
+        for r in range(0, rows, step)
+    ]
+    return Clusters(
+        row=np.concatenate([c.row + r for c, r in zip(parts, range(0, rows, step), strict=True)]),
+        side=np.concatenate([c.side for c in parts]),
+        price_low=np.concatenate([c.price_low for c in parts]),
+        price_high=np.concatenate([c.price_high for c in parts]),
+        value=np.concatenate([c.value for c in parts]),
+        level_count=np.concatenate([c.level_count for c in parts]),
+    )
+
+
+def _merge_rows(p: F, v: F, cur: F, merge_pct: float) -> Clusters:
+    """merge() of one block of rows.
+
+    Works on the compacted levels (value > 0, finite price) in row order: clusters are then
+    contiguous runs, so their sums are one `reduceat` and row boundaries come from per-row
+    counts. Heatmaps arrive sorted by price; other input is sorted here (within each row).
+
+    A level exactly at the price belongs to neither side. It is kept while compacting (one
+    comparison on the compacted levels instead of one over every padded slot) but made a
+    cluster of its own, dropped at the end: in price order the levels before it are below the
+    price and those after it above, so they are split there anyway — the other clusters, their
+    members and their sums are the same as with the level removed beforehand.
+    """
+    rows = p.shape[0]
+    valid = v > 0  # NaN values and the zero padding drop out
     counts = np.count_nonzero(valid, axis=1)
     pv = p[valid]
+    if not bool(np.isfinite(pv).all()):  # a NaN / infinite price with a value: rare, recompact
+        valid &= np.isfinite(p)
+        counts = np.count_nonzero(valid, axis=1)
+        pv = p[valid]
     vv = v[valid]
     n = pv.size
     if n == 0:
-        empty_f = np.zeros(0)
-        empty_i = np.zeros(0, dtype=np.int64)
-        return Clusters(empty_i, np.zeros(0, dtype=np.int8), empty_f, empty_f, empty_f, empty_i)
+        return _empty()
     ends = np.cumsum(counts)
     starts = np.zeros(n + 1, dtype=bool)
     starts[ends - counts] = True  # the first level of every row
     starts = starts[:n]
-    if not bool(np.all(starts[1:] | (pv[1:] >= pv[:-1]))):
+    descending = np.flatnonzero(pv[1:] < pv[:-1])  # allowed only where a new row begins
+    if descending.size and not bool(starts[1:][descending].all()):
         order = np.lexsort((pv, np.repeat(np.arange(rows), counts)))
         pv, vv = pv[order], vv[order]
-    above = pv > np.repeat(cur, counts)
+    cur_lv = np.repeat(cur, counts)
+    above = pv > cur_lv
     # a new cluster where the side changes or the gap exceeds merge_pct % of the lower price
     starts[1:] |= (above[1:] != above[:-1]) | (pv[1:] > pv[:-1] * (1.0 + merge_pct / 100.0))
+    at_price = pv == cur_lv
+    some_at_price = bool(at_price.any())
+    if some_at_price:  # each its own cluster (the level after it is above: a new one anyway)
+        starts |= at_price
     first = np.flatnonzero(starts)
-    last = np.append(first[1:], n) - 1
+    last = np.empty_like(first)
+    last[:-1] = first[1:] - 1
+    last[-1] = n - 1
+    value = np.add.reduceat(vv, first)
+    if some_at_price:
+        keep = ~at_price[first]
+        first, last, value = first[keep], last[keep], value[keep]
     return Clusters(
         row=np.searchsorted(ends, first, side="right").astype(np.int64),
         side=np.where(above[first], 1, -1).astype(np.int8),
         price_low=pv[first],
         price_high=pv[last],
-        value=np.add.reduceat(vv, first),
-        level_count=(last - first + 1).astype(np.int64),
+        value=value,
+        level_count=last - first + 1,
     )
 
 
@@ -93,20 +148,31 @@ def side_totals(clusters: Clusters, rows: int) -> tuple[F, F]:
     return shorts.astype(np.float64), longs.astype(np.float64)
 
 
+def largest_per_group(group: I, value: F, wanted: NDArray[np.bool_], n_groups: int) -> I:
+    """Per group, the index of its largest wanted value (ties: the last one), −1 where a group
+    has none. `group` must be non-decreasing (clusters come in row order): a segmented max,
+    no sort."""
+    best = np.full(n_groups, -1, dtype=np.int64)
+    if group.size == 0:
+        return best
+    key = np.where(wanted, value, -np.inf)
+    seg = np.flatnonzero(np.append(True, group[1:] != group[:-1]))  # where each group begins
+    top = np.repeat(np.maximum.reduceat(key, seg), np.diff(np.append(seg, group.size)))
+    cand = np.flatnonzero(wanted & (key == top))
+    if cand.size:
+        g = group[cand]
+        last = np.append(g[1:] != g[:-1], True)
+        best[g[last]] = cand[last]
+    return best
+
+
 def largest(clusters: Clusters, rows: int, side: ArrayLike) -> I:
     """Index (into clusters) of the largest cluster of each row on the wanted side (+1/−1),
-    or −1 where that row has none."""
+    or −1 where that row has none (ties: the higher-priced one, the later in the clusters)."""
     want = np.broadcast_to(np.asarray(side, dtype=np.int8), (rows,))
-    best = np.full(rows, -1, dtype=np.int64)
-    idx = np.nonzero(clusters.side == want[clusters.row])[0]
-    if idx.size == 0:
-        return best
-    # per row ascending by value (ties: by price, which is the clusters' order): take the last
-    idx = idx[np.lexsort((clusters.value[idx], clusters.row[idx]))]
-    row_sorted = clusters.row[idx]
-    last = np.append(row_sorted[1:] != row_sorted[:-1], True)
-    best[row_sorted[last]] = idx[last]
-    return best
+    return largest_per_group(
+        clusters.row, clusters.value, clusters.side == want[clusters.row], rows
+    )
 
 
 def next_opposite(clusters: Clusters, row: int, side: int, price: float) -> int:

@@ -65,15 +65,10 @@ def evaluate(
     side = np.array([1 if d == "long" else -1 for d in direction], dtype=np.int8)
     dominant = np.maximum(r, 1 - r)
 
+    # the target: the coin's largest cluster on its bias side over all timeframes (ties: the
+    # last in row order); clusters come coin by coin, so a segmented max finds it
     coin_of = c.row // n_tf
-    wanted = side[coin_of]
-    best = np.full(n_coins, -1, dtype=np.int64)
-    idx = np.nonzero(c.side == wanted)[0]
-    if idx.size:
-        idx = idx[np.lexsort((c.value[idx], coin_of[idx]))]
-        coins_sorted = coin_of[idx]
-        last = np.append(coins_sorted[1:] != coins_sorted[:-1], True)
-        best[coins_sorted[last]] = idx[last]
+    best = clusters.largest_per_group(coin_of, c.value, c.side == side[coin_of], n_coins)
     has = best >= 0
     pick = np.where(has, best, 0)
     nan = np.full(n_coins, np.nan)

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from quantcore.math import clusters, imbalance
 from quantcore.math.ranking import cluster_size_pct
 from quantcore.scan.values import num
-from quantcore.store.levels import LatestLevels
+from quantcore.store.levels import LatestLevels, Snapshot
 
 F = NDArray[np.float64]
 I = NDArray[np.int64]  # noqa: E741 - conventional short alias
@@ -76,26 +76,78 @@ CLUSTER_COLUMNS = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class ClusterValues:
+    """The numbers of a scan's liquidation_clusters rows, column by column (NaN = NULL)."""
+
+    snapshots: list[Snapshot]  # the heatmaps clustered
+    group: I  # per cluster, the index into snapshots of the heatmap it came from
+    side: NDArray[np.int8]  # +1 short, −1 long (SIDE_NAME)
+    price_low: F
+    price_high: F
+    center: F
+    value: F
+    level_count: I
+    ref_price: F
+    distance_pct: F
+    size_pct: F  # NaN where the coin has no typical size
+
+    def __len__(self) -> int:
+        return int(self.group.size)
+
+    def of_symbols(self, symbols: set[str]) -> ClusterValues:
+        """The clusters of these coins only (their heatmaps renumbered)."""
+        keep_snap = np.array([sn.symbol in symbols for sn in self.snapshots], dtype=bool)
+        kept = np.flatnonzero(keep_snap)
+        mask = keep_snap[self.group] if self.group.size else np.zeros(0, dtype=bool)
+        return ClusterValues(
+            snapshots=[self.snapshots[k] for k in kept.tolist()],
+            group=np.searchsorted(kept, self.group[mask]).astype(np.int64),
+            side=self.side[mask], price_low=self.price_low[mask],
+            price_high=self.price_high[mask], center=self.center[mask], value=self.value[mask],
+            level_count=self.level_count[mask], ref_price=self.ref_price[mask],
+            distance_pct=self.distance_pct[mask], size_pct=self.size_pct[mask],
+        )  # fmt: skip
+
+
+def cluster_values(s: ClusterScan, typical: F) -> ClusterValues:
+    c = s.clusters
+    coin = c.row // s.n_tf
+    typ = np.asarray(typical, dtype=np.float64)
+    size = np.where(typ[coin] > 0, cluster_size_pct(c.value, typ[coin]), np.nan)
+    centre = c.center
+    ref = s.price[coin]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        distance = (centre - ref) / ref * 100.0
+    rows, group = np.unique(c.row, return_inverse=True)
+    return ClusterValues(
+        snapshots=[s.levels.snapshots[divmod(r, s.n_tf)] for r in rows.tolist()],
+        group=group.astype(np.int64).reshape(-1), side=c.side, price_low=c.price_low,
+        price_high=c.price_high, center=centre, value=c.value, level_count=c.level_count,
+        ref_price=ref, distance_pct=distance, size_pct=size,
+    )  # fmt: skip
+
+
+def _nums(x: F) -> list[float | None]:
+    return [num(v) for v in x.tolist()]
+
+
 def cluster_rows(
     s: ClusterScan, at: datetime, typical: F, scanner: str, version: str
 ) -> list[tuple[Any, ...]]:
-    c = s.clusters
-    size = cluster_size_pct(c.value, typical[c.row // s.n_tf]) if len(c) else np.zeros(0)
-    centre = c.center
-    ref = s.price[c.row // s.n_tf] if len(c) else np.zeros(0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        distance = (centre - ref) / ref * 100.0
-    rows: list[tuple[Any, ...]] = []
-    for k in range(len(c)):
-        coin, tf = divmod(int(c.row[k]), s.n_tf)
-        snap = s.levels.snapshots[(coin, tf)]
-        rows.append((
-            at, snap.symbol, snap.timeframe, SIDE_NAME[int(c.side[k])], float(c.price_low[k]),
-            float(c.price_high[k]), float(centre[k]), float(c.value[k]), int(c.level_count[k]),
-            num(ref[k]), num(distance[k]), num(size[k]) if typical[coin] > 0 else None,
-            snap.source, snap.time, scanner, version,
-        ))  # fmt: skip
-    return rows
+    """The rows of one scan, as tuples (quantcore.store.clusters.insert_clusters writes the
+    same rows from the ClusterValues arrays directly)."""
+    v = cluster_values(s, typical)
+    snaps = [v.snapshots[g] for g in v.group.tolist()]
+    return [
+        (at, sn.symbol, sn.timeframe, SIDE_NAME[side], lo, hi, ce, va, n, ref, dist, size,
+         sn.source, sn.time, scanner, version)
+        for sn, side, lo, hi, ce, va, n, ref, dist, size in zip(
+            snaps, v.side.tolist(), v.price_low.tolist(), v.price_high.tolist(),
+            v.center.tolist(), v.value.tolist(), v.level_count.tolist(), _nums(v.ref_price),
+            _nums(v.distance_pct), _nums(v.size_pct), strict=True,
+        )
+    ]  # fmt: skip
 
 
 TARGET_COLUMNS = (

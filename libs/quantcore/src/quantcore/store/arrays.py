@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from psycopg import AsyncConnection
 
 ColumnType = Literal["int4", "int8", "float8"]
@@ -65,3 +65,30 @@ def unpack(
             raise ValueError(f"column {name}: {arr.size} values for {counts.sum()} elements")
         out[name] = arr
     return out
+
+
+# --- the other way: NumPy columns → binary COPY --------------------------------------------------
+
+CopyType = Literal["int2", "int4", "int8", "float8"]
+_COPY_WIRE = {"int2": ">i2", "int4": ">i4", "int8": ">i8", "float8": ">f8"}
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") + (0).to_bytes(4, "big")
+_COPY_TRAILER = (-1).to_bytes(2, "big", signed=True)
+
+
+def copy_binary(columns: Sequence[tuple[CopyType, ArrayLike]]) -> bytes:
+    """A whole COPY … FROM STDIN (FORMAT BINARY) payload from equally long NumPy columns of
+    fixed-width types, built as one structured array (no Python object per value). No NULLs:
+    use NaN (or a sentinel) and turn it into NULL in SQL."""
+    arrays = [np.asarray(a) for _, a in columns]
+    n = int(arrays[0].size) if arrays else 0
+    if any(a.size != n for a in arrays):
+        raise ValueError("copy_binary: columns of different lengths")
+    fields: list[tuple[str, str]] = [("count", ">i2")]
+    for j, (kind, _) in enumerate(columns):
+        fields += [(f"len{j}", ">i4"), (f"val{j}", _COPY_WIRE[kind])]
+    rows = np.empty(n, dtype=np.dtype(fields))
+    rows["count"] = len(columns)
+    for j, ((kind, _), a) in enumerate(zip(columns, arrays, strict=True)):
+        rows[f"len{j}"] = np.dtype(_COPY_WIRE[kind]).itemsize
+        rows[f"val{j}"] = a
+    return _COPY_HEADER + rows.tobytes() + _COPY_TRAILER

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg import AsyncConnection
+import numpy as np
+from psycopg import AsyncConnection, sql
+from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
 from quantcore.db import copy_upsert
-from quantcore.scan.clusters import CLUSTER_COLUMNS, TARGET_COLUMNS
-from quantcore.store.arrays import fetch_packed, packed
+from quantcore.scan.clusters import CLUSTER_COLUMNS, TARGET_COLUMNS, ClusterValues
+from quantcore.store.arrays import copy_binary, fetch_packed, packed
 
 
 async def write_clusters(conn: AsyncConnection[Any], rows: Sequence[tuple[Any, ...]]) -> int:
@@ -21,6 +23,80 @@ async def write_clusters(conn: AsyncConnection[Any], rows: Sequence[tuple[Any, .
         conn, "liquidation_clusters", CLUSTER_COLUMNS, list(rows),
         conflict=("symbol", "timeframe", "time", "side", "center"), update=CLUSTER_COLUMNS[5:],
     )  # fmt: skip
+
+
+_STAGE = "_stage_cluster_values"
+_STAGED = (
+    "price_low", "price_high", "center", "value_usd", "level_count", "ref_price", "distance_pct",
+    "size_pct_of_typical",
+)  # fmt: skip
+
+
+async def insert_clusters(
+    conn: AsyncConnection[Any], v: ClusterValues, at: datetime, scanner: str, version: str
+) -> int:
+    """A scan's clusters into liquidation_clusters — the rows of cluster_rows, stored the same
+    way (non-finite optional numbers → NULL, DO UPDATE on a repeated key) — without a Python
+    object per value: the arrays go to a temp table in one binary COPY built by NumPy, the
+    text columns come from one row per heatmap, joined in the INSERT. A scan writes new keys
+    (its own time), so the INSERT has no ON CONFLICT (a third of its cost); only if the same
+    scan time is written again does it roll back to a savepoint and upsert."""
+    if not len(v):
+        return 0
+
+    def finite(x: Any) -> Any:
+        return np.where(np.isfinite(x), x, np.nan)  # NaN → NULL below (num() does the same)
+
+    payload = copy_binary([
+        ("int4", v.group), ("int2", v.side), ("float8", v.price_low), ("float8", v.price_high),
+        ("float8", v.center), ("float8", v.value), ("int4", v.level_count),
+        ("float8", finite(v.ref_price)), ("float8", finite(v.distance_pct)),
+        ("float8", finite(v.size_pct)),
+    ])  # fmt: skip
+    params = {
+        "at": at, "scanner": scanner, "version": version,
+        "symbol": [s.symbol for s in v.snapshots], "timeframe": [s.timeframe for s in v.snapshots],
+        "source": [s.source for s in v.snapshots], "levels_time": [s.time for s in v.snapshots],
+    }  # fmt: skip
+    insert = sql.SQL(
+        f"""
+        INSERT INTO liquidation_clusters ({{cols}})
+        SELECT %(at)s, m.symbol, m.timeframe, CASE WHEN s.side > 0 THEN 'short' ELSE 'long' END,
+               s.price_low, s.price_high, s.center, s.value_usd, s.level_count,
+               nullif(s.ref_price, 'NaN'), nullif(s.distance_pct, 'NaN'),
+               nullif(s.size_pct_of_typical, 'NaN'), m.source, m.levels_time, %(scanner)s,
+               %(version)s
+        FROM {_STAGE} s
+        JOIN unnest(%(symbol)s::text[], %(timeframe)s::text[], %(source)s::text[],
+                    %(levels_time)s::timestamptz[]) WITH ORDINALITY
+             AS m(symbol, timeframe, source, levels_time, g) ON m.g = s.g + 1
+        """
+    ).format(cols=sql.SQL(", ").join(map(sql.Identifier, CLUSTER_COLUMNS)))
+    upsert = insert + sql.SQL(
+        " ON CONFLICT (symbol, timeframe, time, side, center) DO UPDATE SET {}"
+    ).format(
+        sql.SQL(", ").join(
+            sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c)) for c in CLUSTER_COLUMNS[5:]
+        )
+    )
+    async with conn.transaction():
+        await conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (g int4, side int2, "
+            f"{', '.join(c + (' int4' if c == 'level_count' else ' float8') for c in _STAGED)})"
+            " ON COMMIT DROP"
+        )
+        await conn.execute(f"TRUNCATE {_STAGE}")
+        async with (
+            conn.cursor() as cur,
+            cur.copy(f"COPY {_STAGE} FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            await copy.write(payload)
+        try:
+            async with conn.transaction():
+                cur = await conn.execute(insert, params)
+        except UniqueViolation:
+            cur = await conn.execute(upsert, params)
+    return cur.rowcount
 
 
 async def write_targets(conn: AsyncConnection[Any], rows: Sequence[tuple[Any, ...]]) -> int:

@@ -1,9 +1,12 @@
 """The latest heatmap of each coin × timeframe, as padded arrays for quantcore.math.
 
 `liquidation_refreshes` (one row per coin × timeframe × source) says which snapshot is the
-latest; its levels are then read by exact key (symbol, timeframe, time, source), one index
-range per coin × timeframe, sorted by price so clusters.merge needs no sort. No DISTINCT ON
-over liquidation_levels (the biggest table), no scan of it.
+latest, and normally holds that snapshot's levels packed (written with them by
+quantcore.store.heatmaps.pack_refreshes): one small row per coin × timeframe. Snapshots not
+packed there are read from liquidation_levels by exact key (symbol, timeframe, time, source),
+one index range per coin × timeframe, in price order so clusters.merge needs no sort. Both
+paths give the same numbers in the same order. No DISTINCT ON over liquidation_levels (the
+biggest table), no scan of it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from quantcore.model.market import TIMEFRAMES
 from quantcore.scan.grid import padded
-from quantcore.store.arrays import fetch_packed, packed
+from quantcore.store.arrays import fetch_packed, packed, unpack
 
 F = NDArray[np.float64]
 
@@ -99,6 +102,56 @@ def _order(
     return coin_of, tf_of, snaps
 
 
+Columns = dict[str, NDArray[Any]]
+_LEVEL_ARRAYS: list[tuple[str, Any]] = [("price", "float8"), ("value", "float8")]
+
+
+def _key_arrays(snaps: Sequence[Snapshot], coin_of: dict[str, int], tf_of: dict[str, int]) -> tuple[Any, ...]:  # fmt: skip
+    return (
+        [coin_of[s.symbol] for s in snaps], [tf_of[s.timeframe] for s in snaps],
+        [s.symbol for s in snaps], [s.timeframe for s in snaps],
+        [s.source for s in snaps], [s.time for s in snaps],
+    )  # fmt: skip
+
+
+async def _fetch_refresh_packs(
+    conn: AsyncConnection[Any],
+    snaps: Sequence[Snapshot],
+    coin_of: dict[str, int],
+    tf_of: dict[str, int],
+) -> tuple[Columns, set[tuple[int, int]]]:
+    """The snapshots packed in their liquidation_refreshes rows (still the latest refresh):
+    their columns and which (coin, tf) they cover; the others need _fetch. The refresh rows
+    of the coins are read by symbol and matched here (passing every snapshot's key as query
+    parameters costs more than the read)."""
+    wanted = {(s.symbol, s.timeframe, s.source, s.time): (coin_of[s.symbol], tf_of[s.timeframe]) for s in snaps}  # fmt: skip
+    async with conn.cursor(binary=True) as cur:
+        await cur.execute(
+            """
+            SELECT symbol, timeframe, source, refreshed_at, level_prices, level_values
+            FROM liquidation_refreshes
+            WHERE symbol = ANY(%s) AND level_prices IS NOT NULL AND level_values IS NOT NULL
+            """,
+            (sorted({s.symbol for s in snaps}),),
+        )
+        found = await cur.fetchall()
+    rows = sorted(
+        (*wanted[key], r[4], r[5]) for r in found if (key := (r[0], r[1], r[2], r[3])) in wanted
+    )
+    return unpack(rows, ("coin", "tf"), _LEVEL_ARRAYS), {(r[0], r[1]) for r in rows}
+
+
+def _combine(parts: Sequence[Columns], n_tf: int) -> Columns:
+    """Columns of several reads as one, grouped by (coin, tf); the order of the levels within
+    a group is kept (a stable sort on the group only)."""
+    cols = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    group = cols["coin"] * n_tf + cols["tf"]
+    if group.size and bool((np.diff(group) < 0).any()):
+        order = np.argsort(group, kind="stable")
+        cols = {name: col[order] for name, col in cols.items()}
+    return cols
+
+
 async def _fetch(
     conn: AsyncConnection[Any],
     snaps: Sequence[Snapshot],
@@ -124,13 +177,9 @@ async def _fetch(
         ) l
         WHERE l.prices IS NOT NULL
         """,
-        (
-            [coin_of[s.symbol] for s in snaps], [tf_of[s.timeframe] for s in snaps],
-            [s.symbol for s in snaps], [s.timeframe for s in snaps],
-            [s.source for s in snaps], [s.time for s in snaps],
-        ),
+        _key_arrays(snaps, coin_of, tf_of),
         keys=("coin", "tf"),
-        columns=[("price", "float8"), ("value", "float8")],
+        columns=_LEVEL_ARRAYS,
     )  # fmt: skip
 
 
@@ -159,7 +208,10 @@ async def read_levels(
 ) -> LatestLevels:
     """Levels of the given snapshots into (len(symbols), len(timeframes), L) arrays."""
     coin_of, tf_of, snaps = _order(symbols, snapshots, timeframes)
-    cols = await _fetch(conn, snaps, coin_of, tf_of)
+    packs, covered = await _fetch_refresh_packs(conn, snaps, coin_of, tf_of)
+    rest = [s for s in snaps if (coin_of[s.symbol], tf_of[s.timeframe]) not in covered]
+    parts = [packs, await _fetch(conn, rest, coin_of, tf_of)] if rest else [packs]
+    cols = _combine(parts, len(timeframes))
     return _assemble(cols, symbols, timeframes, snaps, coin_of, tf_of)
 
 
@@ -170,10 +222,16 @@ async def read_levels_parallel(
     slices: int,
     timeframes: Sequence[str] = TIMEFRAMES,
 ) -> LatestLevels:
-    """As read_levels, in `slices` concurrent queries on separate pooled connections: the read
-    is server-CPU bound (an index probe and a numeric → float8 conversion per level), so the
-    whole universe is read about `slices` times faster where the server has the cores."""
-    coin_of, tf_of, snaps = _order(symbols, snapshots, timeframes)
+    """As read_levels; the snapshots not packed in liquidation_refreshes are read from
+    liquidation_levels in `slices` concurrent queries on separate pooled connections: that read
+    is server-CPU bound (an index probe and a numeric → float8 conversion per level), so it
+    runs about `slices` times faster where the server has the cores."""
+    coin_of, tf_of, snaps_all = _order(symbols, snapshots, timeframes)
+    async with pool.connection() as conn:
+        packs, covered = await _fetch_refresh_packs(conn, snaps_all, coin_of, tf_of)
+    snaps = [s for s in snaps_all if (coin_of[s.symbol], tf_of[s.timeframe]) not in covered]
+    if not snaps:
+        return _assemble(packs, symbols, timeframes, snaps_all, coin_of, tf_of)
     n = max(1, min(slices, len(snaps)))
     bounds = [len(snaps) * k // n for k in range(n + 1)]
 
@@ -182,5 +240,5 @@ async def read_levels_parallel(
             return await _fetch(conn, part, coin_of, tf_of)
 
     parts = await asyncio.gather(*(one(snaps[bounds[k] : bounds[k + 1]]) for k in range(n)))
-    cols = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    return _assemble(cols, symbols, timeframes, snaps, coin_of, tf_of)
+    cols = _combine([packs, *parts], len(timeframes))
+    return _assemble(cols, symbols, timeframes, snaps_all, coin_of, tf_of)

@@ -15,7 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from quantcore.db import copy_upsert, fetch_all
-from quantcore.model.market import Candle, LiquidationEvent, Ticker
+from quantcore.model.market import Candle, LiquidationEvent, OpenInterestPoint, Ticker
 
 SNAPSHOT_COLUMNS = (
     "time", "symbol", "price", "mark_price", "index_price", "bid_price", "ask_price",
@@ -132,3 +132,56 @@ async def count_candles(
     )
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+# --- open-interest history (backfill) ------------------------------------------------------------
+
+
+async def open_interest_buckets(
+    conn: AsyncConnection[Any], symbols: Sequence[str], since: datetime, step_min: int
+) -> dict[str, set[datetime]]:
+    """Per symbol, the starts of the `step_min`-minute buckets since `since` that hold a
+    snapshot with open interest (one index range per symbol)."""
+    cur = await conn.execute(
+        """
+        SELECT s.symbol, b.bucket
+        FROM unnest(%(symbols)s::text[]) AS s(symbol)
+        CROSS JOIN LATERAL (
+            SELECT DISTINCT to_timestamp(floor(extract(epoch FROM time) / (60 * %(step)s))
+                                         * 60 * %(step)s) AS bucket
+            FROM market_snapshots m
+            WHERE m.symbol = s.symbol AND m.time >= %(since)s
+              AND coalesce(m.open_interest, m.open_interest_value) IS NOT NULL
+        ) b
+        """,
+        {"symbols": list(symbols), "since": since, "step": step_min},
+    )
+    out: dict[str, set[datetime]] = {s: set() for s in symbols}
+    for symbol, bucket in await cur.fetchall():
+        out[symbol].add(bucket)
+    return out
+
+
+async def write_open_interest_history(
+    conn: AsyncConnection[Any], points: Sequence[OpenInterestPoint], source: str
+) -> int:
+    """Past open interest as market_snapshots rows: one per point, priced at the close of the
+    1-min candle that ended at the point's time (a point without that candle is skipped: price
+    is required). Never overwrites a snapshot (DO NOTHING): a live row is richer."""
+    if not points:
+        return 0
+    cur = await conn.execute(
+        """
+        INSERT INTO market_snapshots (time, symbol, price, open_interest, source)
+        SELECT p.time, p.symbol, o.close, p.oi, %s
+        FROM unnest(%s::text[], %s::timestamptz[], %s::float8[]) AS p(symbol, time, oi)
+        JOIN ohlcv o ON o.symbol = p.symbol AND o.interval = '1m'
+                    AND o.time = p.time - interval '1 minute'
+        ON CONFLICT (symbol, time) DO NOTHING
+        """,
+        (
+            source, [p.symbol for p in points], [p.time for p in points],
+            [p.open_interest for p in points],
+        ),
+    )  # fmt: skip
+    return cur.rowcount
