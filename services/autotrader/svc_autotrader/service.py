@@ -21,7 +21,6 @@ Fills, stops and closes are the position monitor's job.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import time
@@ -39,6 +38,7 @@ from quantcore.model.events import (
     HeatmapRefreshRequested,
     TradeSignalled,
 )
+from quantcore.scan.loop import every
 from quantcore.service import Service, ServiceContext
 from quantcore.store import trades as store
 from quantcore.trading import risk
@@ -357,16 +357,10 @@ class Autotrader(Service):
             )
         self.log.warning("unplaced orders cancelled", signal_id=str(signal_id))
 
-    async def reconcile_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                fixed = await self.reconcile()
-                if fixed:
-                    self.log.info("reconciled orders with the venue", signals=fixed)
-            except Exception as exc:
-                self.log.warning("reconcile failed; next pass retries", error=str(exc)[:300])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=RECONCILE_EVERY_S)
+    async def reconcile_pass(self, _cycle: int) -> None:
+        fixed = await self.reconcile()
+        if fixed:
+            self.log.info("reconciled orders with the venue", signals=fixed)
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.ctx.settings
@@ -376,7 +370,12 @@ class Autotrader(Service):
         )  # fmt: skip
         self.status = "ok"
         try:
-            await asyncio.gather(signals.run(stop), self.reconcile_loop(stop))
+            await asyncio.gather(
+                signals.run(stop),
+                every(
+                    RECONCILE_EVERY_S, stop, self.reconcile_pass, self.log, "reconcile", delay_s=0
+                ),
+            )
         finally:
             await self.venue.close()
             await self.market.aclose()

@@ -19,7 +19,6 @@ reduce-only market order whose orderLinkId comes from the request (never sent tw
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -37,6 +36,7 @@ from quantcore.model.events import (
     PositionOpened,
     PositionStopMoved,
 )
+from quantcore.scan.loop import every
 from quantcore.service import Service, ServiceContext
 from quantcore.store import positions as pstore
 from quantcore.store import trades as tstore
@@ -407,18 +407,15 @@ class PositionMonitor(Service):
 
     async def lead(self, lost: asyncio.Event) -> None:
         interval = self.ctx.settings.position_monitor_interval_s
-        while not lost.is_set():
-            started = time.monotonic()
-            try:
-                await self.pass_once()
-                self.status = "ok"
-            except Exception as exc:
-                self.status = "degraded"
-                self.log.warning("monitor pass failed; next pass retries", error=str(exc)[:300])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    lost.wait(), timeout=max(0.1, interval - (time.monotonic() - started))
-                )
+        await every(interval, lost, self.monitor_pass, self.log, "monitor pass", delay_s=0)
+
+    async def monitor_pass(self, _cycle: int) -> None:
+        try:
+            await self.pass_once()
+        except Exception:
+            self.status = "degraded"
+            raise
+        self.status = "ok"
 
     def _on_change(self, leading: bool) -> None:
         self.status_info["leader"] = leading
