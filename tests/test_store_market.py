@@ -115,3 +115,46 @@ async def test_gap_repair_fills_only_what_is_missing_and_resumes(pool: AsyncConn
     }
     assert venue.requests == before  # nothing missing: the database answers, the venue is not asked
     assert len(pages(T0, now)) == 3
+
+
+class FailingOnce(FakeKlines):
+    """The venue fails the first request (a 503 during an outage), then answers."""
+
+    def __init__(self, symbol: str, minutes: int) -> None:
+        super().__init__(symbol, minutes)
+        self.failed = False
+
+    async def klines(
+        self, symbol: str, start: datetime, end: datetime, interval: str = "1"
+    ) -> list[Candle]:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("Bybit HTTP 503")
+        return await super().klines(symbol, start, end, interval)
+
+
+async def test_a_hole_behind_newer_live_candles_is_still_repaired(
+    pool: AsyncConnectionPool,
+) -> None:
+    """A repair fails during an outage, then the live stream stores newer candles: the next
+    repair must still fill the hole behind them (the newest candle alone would hide it)."""
+    venue = FailingOnce("HOLEUSDT", 300)
+    verified: dict[str, datetime] = {}
+    async with pool.connection() as conn, conn.transaction():
+        await write_candles(conn, venue.history[:200], "sim")
+    first = await repair_gaps(
+        venue, pool, ["HOLEUSDT"], 1, "sim", now=T0 + timedelta(minutes=200), verified=verified
+    )
+    assert first == {"HOLEUSDT": 0} and "HOLEUSDT" in verified  # complete up to 200: no request
+    # outage: minutes 200-219 never arrive, the repair at 220 fails, then the stream resumes
+    failed = await repair_gaps(
+        venue, pool, ["HOLEUSDT"], 1, "sim", now=T0 + timedelta(minutes=220), verified=verified
+    )
+    assert failed == {}
+    async with pool.connection() as conn, conn.transaction():
+        await write_candles(conn, venue.history[220:230], "sim")
+    repaired = await repair_gaps(
+        venue, pool, ["HOLEUSDT"], 1, "sim", now=T0 + timedelta(minutes=230), verified=verified
+    )
+    assert repaired["HOLEUSDT"] >= 20
+    assert await _count(pool, "SELECT count(*) FROM ohlcv WHERE symbol='HOLEUSDT'") == 230

@@ -53,6 +53,7 @@ class MarketCollector(Service):
         self.candles: list[Candle] = []
         self.liquidations: list[LiquidationEvent] = []
         self.repair_now = asyncio.Event()
+        self.verified_until: dict[str, datetime] = {}  # per coin: candles complete up to
 
     async def _reject(self, kind: str, raw: str, reason: str) -> None:
         await self.ctx.bus.reject("bybit", kind, raw, reason)
@@ -206,6 +207,7 @@ class MarketCollector(Service):
                         coins,
                         self.ctx.settings.backfill_max_days,
                         self.source,
+                        verified=self.verified_until,
                     )
                     total = sum(written.values())
                     self.status_info["last_repair_rows"] = total

@@ -65,6 +65,9 @@ async def sync_symbol(
     return written
 
 
+VERIFY_MARGIN = timedelta(minutes=2)
+
+
 async def repair_gaps(
     client: KlineSource,
     pool: AsyncConnectionPool,
@@ -72,8 +75,14 @@ async def repair_gaps(
     max_days: float,
     source: str,
     now: datetime | None = None,
+    verified: dict[str, datetime] | None = None,
 ) -> dict[str, int]:
-    """After downtime: from each symbol's newest stored candle (or max_days ago) up to now."""
+    """After downtime: from each symbol's newest stored candle (or max_days ago) up to now.
+
+    `verified` (kept by the caller between passes, updated here) holds, per symbol, the time up
+    to which a repair has completed. A pass starts no later than that: when a coin's repair
+    failed and the live stream then stored newer candles, the hole behind them is still
+    repaired (the newest candle alone would hide it). Pages already complete cost one count."""
     now = floor_minute(now or datetime.now(UTC))
     floor = now - timedelta(days=max_days)
     async with pool.connection() as conn:
@@ -81,6 +90,8 @@ async def repair_gaps(
     result: dict[str, int] = {}
     for symbol in symbols:
         newest = last.get(symbol)
+        if verified is not None and symbol in verified and newest is not None:
+            newest = min(newest, verified[symbol])
         start = max(floor, newest) if newest is not None else floor
         if start >= now:
             continue
@@ -88,4 +99,8 @@ async def repair_gaps(
             result[symbol] = await sync_symbol(client, pool, symbol, start, now, source)
         except Exception as exc:  # one coin failing must not stop the others
             log.warning("gap repair failed for a coin", symbol=symbol, error=str(exc)[:300])
+            continue
+        if verified is not None:
+            # the venue may confirm the last minute's candle a moment late: keep a margin
+            verified[symbol] = now - VERIFY_MARGIN
     return result
