@@ -18,6 +18,8 @@ from tests.conftest import aeventually
 from tests.fakes.telegram import FakeTelegram
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+# "today" for /pnl: 30 minutes ago, unless that was yesterday (a run just after midnight UTC)
+EARLIER_TODAY = max(NOW - timedelta(minutes=30), NOW.replace(hour=0, minute=0, second=0))
 
 
 async def seed(pool: AsyncConnectionPool) -> None:
@@ -43,7 +45,7 @@ async def seed(pool: AsyncConnectionPool) -> None:
             # symbol, direction, status, entry, exit, lev, pnl_quote, pnl_pct, margin_pct, closed, scanner
             ("BTCUSDT", "long", "open", 60000, None, 5, None, None, None, None, "ranker"),
             ("ETHUSDT", "short", "open", 3000, None, 2, None, None, None, None, "ranker"),
-            ("SOLUSDT", "long", "closed", 100, 104, 5, 20.0, 4.0, 19.5, NOW - timedelta(minutes=30), "ranker"),
+            ("SOLUSDT", "long", "closed", 100, 104, 5, 20.0, 4.0, 19.5, EARLIER_TODAY, "ranker"),
             ("XRPUSDT", "short", "closed", 1, 1.02, 5, -10.0, -2.0, -10.5, NOW - timedelta(days=5), "ranker"),
             ("DOGEUSDT", "long", "closed", 0.1, 0.11, 3, 30.0, 10.0, 29.0, NOW - timedelta(days=20), "cluster_scanner"),
         ]  # fmt: skip

@@ -7,7 +7,7 @@
   market when the price touches them; a position past its liquidation price is liquidated.
 - Funding is charged at every 8-hour boundary (00/08/16 UTC) at the coin's current rate.
 
-Every mutation runs in one transaction that locks the account row, so replicas and the
+Every mutation runs in one transaction holding the venue's advisory lock, so replicas and the
 position monitor never interleave half-applied fills. `order_link_id` is the key: placing an
 order that already exists returns it with `duplicate=True` (Bybit's 110072, looked up).
 """
@@ -40,6 +40,7 @@ from quantcore.venues.prices import PriceSource, Quote
 
 log = get_logger(component="venue.paper")
 ACCOUNT = "paper"
+PAPER_LOCK = 0x9A9E_7B00  # pg advisory lock of the paper venue's books
 FUNDING_EVERY = timedelta(hours=8)
 MAINTENANCE_MARGIN = Decimal("0.005")  # Bybit's lowest tier for most linear perps
 Row = dict[str, Any]
@@ -548,8 +549,10 @@ class _Locked:
         conn = await self._cm.__aenter__()
         self._tx = conn.transaction()
         await self._tx.__aenter__()
+        # an advisory lock, not a row lock: it also serialises the very first calls, when the
+        # account row is not committed yet (FOR UPDATE on an invisible row locks nothing)
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (PAPER_LOCK,))
         await self.venue._ensure_account(conn)
-        await conn.execute("SELECT 1 FROM paper_account WHERE account = %s FOR UPDATE", (ACCOUNT,))
         return conn
 
     async def __aexit__(self, *exc: Any) -> None:
