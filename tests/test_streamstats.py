@@ -9,14 +9,15 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from quantcore.bus import DEADLETTER, stream_key
-from quantcore.config import Settings
 from quantcore.streamstats import aligned, sample_once, sample_streams
+from quantcore.testing import Sandbox
 
 
 async def test_sample_counts_length_pending_lag_and_dead_letters(
-    redis: Redis, pool: AsyncConnectionPool, settings: Settings
+    fresh_redis: Redis, fresh_pool: AsyncConnectionPool, fresh: Sandbox
 ) -> None:
-    ns = f"{settings.bus_namespace}-ss"
+    # a namespace of its own (removed with the sandbox): only this test's streams are sampled
+    redis, pool, ns = fresh_redis, fresh_pool, fresh.settings.bus_namespace
     work = stream_key(ns, "work")
     for i in range(5):
         await redis.xadd(work, {"e": str(i)})
