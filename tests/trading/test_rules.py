@@ -234,3 +234,12 @@ def test_drawdown_bounds(pnls) -> None:
     assert 0 <= dd <= 100
     if all(p >= 0 for p in pnls):
         assert dd == 0
+
+
+def test_stops_go_on_the_tick_grid_away_from_the_price() -> None:
+    from svc_position_monitor.service import stop_on_tick
+
+    assert stop_on_tick("long", 100.037, 0.01) == Decimal("100.03")
+    assert stop_on_tick("short", 100.031, 0.01) == Decimal("100.04")
+    assert stop_on_tick("long", 100.03, 0.01) == Decimal("100.03")  # already on the grid
+    assert stop_on_tick("long", 1.23456789012345, 0) == Decimal("1.2345678901")

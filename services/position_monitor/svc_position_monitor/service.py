@@ -22,7 +22,7 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, ClassVar
 
 from quantcore.adapters.bybit.rest import BybitMarketData
@@ -47,6 +47,18 @@ from quantcore.venues.paper import PaperVenue
 
 CLOSE_NAMESPACE = uuid.UUID("0b6f8d2e-3c1a-4f5e-9a7b-6c2d1e0f4a38")
 MANUAL_AGENT = "manual"
+INSTRUMENTS_EVERY_S = 3600.0
+
+
+def stop_on_tick(direction: str, stop: float, tick: float) -> Decimal:
+    """A stop on the tick grid, rounded away from the price (down for a long, up for a short)."""
+    if tick <= 0:
+        return Decimal(str(round(stop, 10)))
+    steps = Decimal(str(stop)) / Decimal(str(tick))
+    rounded = steps.to_integral_value(
+        rounding=ROUND_FLOOR if direction == "long" else ROUND_CEILING
+    )
+    return rounded * Decimal(str(tick))
 
 
 def direction_of(side: str) -> str:
@@ -67,6 +79,8 @@ class PositionMonitor(Service):
             ctx.redis, s.bus_namespace, self.name, ctx.instance, s.position_monitor_lease_s
         )
         self.last_equity_at = 0.0
+        self.ticks: dict[str, float] = {}
+        self.ticks_at = 0.0
         self.status_info.update(venue=self.venue.name, leader=False, passes=0)
 
     # --- one pass -------------------------------------------------------------------------------------
@@ -210,7 +224,11 @@ class PositionMonitor(Service):
                                       lev, s.trailing_basis)  # fmt: skip
         if move is None or not self._stop_valid(t["direction"], move.stop, mark):
             return
-        new_stop = Decimal(str(round(move.stop, 10)))
+        # on the venue's price grid, rounded to the safe side (below for a long): the stop the
+        # venue will hold; a move that vanishes in the rounding is no move
+        new_stop = stop_on_tick(t["direction"], move.stop, await self.tick_size(t["symbol"]))
+        if current is not None and not trailing.tighter(t["direction"], float(new_stop), current):
+            return
         await self.venue.set_trading_stop(t["symbol"], stop_loss=new_stop)
         now = datetime.now(UTC)
         profit_now = trailing.profit_pct(t["direction"], entry, mark, lev, s.trailing_basis)
@@ -228,6 +246,12 @@ class PositionMonitor(Service):
             **self._common(t), old_stop=current, new_stop=float(new_stop), price=mark,
             profit_pct=best_on_basis, profit_basis=s.trailing_basis, ladder_step=move.step,
         ))  # fmt: skip
+
+    async def tick_size(self, symbol: str) -> float:
+        if symbol not in self.ticks or time.monotonic() - self.ticks_at > INSTRUMENTS_EVERY_S:
+            self.ticks = {i.symbol: i.tick_size for i in await self.market.instruments()}
+            self.ticks_at = time.monotonic()
+        return self.ticks.get(symbol, 0.0)
 
     @staticmethod
     def _stop_valid(direction: str, stop: float, mark: float) -> bool:
