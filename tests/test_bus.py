@@ -260,12 +260,111 @@ async def test_fanout_reaches_live_listeners(bus: Bus) -> None:
     assert received[0].payload["detail"] == {"i": 5}
 
 
-async def test_streams_are_capped(redis: Redis, settings: Any) -> None:
+async def test_streams_without_consumer_groups_are_capped(redis: Redis, settings: Any) -> None:
     small = Bus(redis, settings.bus_namespace, source="t", maxlen=100)
     stream = _stream()
     for start in range(0, 2000, 500):
         await small.publish_many(stream, [_event(i) for i in range(start, start + 500)])
-    assert await redis.xlen(small.key(stream)) < 400  # MAXLEN ~ trims in whole nodes
+    assert await redis.xlen(small.key(stream)) == 100
+
+
+async def test_a_stopped_consumer_loses_nothing_while_twice_the_cap_arrives(
+    redis: Redis, settings: Any
+) -> None:
+    """The old `XADD MAXLEN ~ 500` kept ~500 of these 1,100; trimming by the oldest
+    un-acknowledged id keeps all of them until the group has acknowledged them."""
+    cap, total = 500, 1_100
+    bus = Bus(redis, settings.bus_namespace, source="t", maxlen=cap)
+    stream = _stream()
+    handled: list[int] = []
+
+    async def handler(ds: list[Delivery]) -> None:
+        handled.extend(int(d.event.detail["i"]) for d in ds)  # type: ignore[union-attr]
+
+    async def run_consumer_until(count: int) -> None:
+        stop = asyncio.Event()
+        consumer = bus.consumer(stream, "workers", "w1", handler, block_ms=100)
+        task = asyncio.create_task(consumer.run(stop))
+        try:
+            await aeventually(lambda: len(handled) >= count, timeout=30)
+        finally:
+            stop.set()
+            await task
+
+    first = await bus.publish_many(stream, [_event(i) for i in range(100)])
+    await run_consumer_until(100)  # consumer runs, then stops
+    for start in range(100, total, 50):  # 1,000 more arrive while it is down: twice the cap
+        await bus.publish_many(stream, [_event(i) for i in range(start, start + 50)])
+    length_while_down = await redis.xlen(bus.key(stream))
+    assert length_while_down >= total - 100  # nothing it has not acknowledged was trimmed
+    await run_consumer_until(total)
+    assert sorted(handled) == list(range(total))  # every entry processed, each once
+    assert len(first) == 100
+    # once acknowledged, entries are capped again
+    await bus.publish_many(stream, [_event(i) for i in range(total, total + bus.trim_every)])
+    assert await redis.xlen(bus.key(stream)) <= cap
+
+
+async def test_pending_entries_of_a_dead_consumer_survive_trimming(
+    redis: Redis, settings: Any
+) -> None:
+    cap = 100
+    bus = Bus(redis, settings.bus_namespace, source="t", maxlen=cap, backlog_limit=10_000)
+    stream = _stream()
+    dead = bus.consumer(stream, "g", "dead", _noop, batch_size=10)
+    await dead.ensure_group()
+    await bus.publish_many(stream, [_event(i) for i in range(10)])
+    await bus.redis.xreadgroup("g", "dead", {bus.key(stream): ">"}, count=10)  # read, never acked
+    live: list[int] = []
+
+    async def handler(ds: list[Delivery]) -> None:
+        live.extend(int(d.event.detail["i"]) for d in ds)  # type: ignore[union-attr]
+
+    survivor = bus.consumer(stream, "g", "live", handler, claim_idle_ms=600_000)
+    for start in range(10, 510, 50):
+        await bus.publish_many(stream, [_event(i) for i in range(start, start + 50)])
+        await survivor.poll_once(block_ms=10)  # keeps up with the new ones
+    trimmed = await bus.trim(stream)
+    assert trimmed.floor is not None  # the dead consumer's oldest pending entry holds the floor
+    first_left = await redis.xrange(bus.key(stream), count=1)
+    assert first_left[0][0].decode() == trimmed.floor
+    await asyncio.sleep(0.25)
+    claimer = bus.consumer(stream, "g", "live", handler, claim_idle_ms=200, claim_every_s=0)
+    await aeventually(lambda: claimer.poll_once(block_ms=10), timeout=10)  # reclaims them
+    assert sorted(live) == list(range(510))
+    assert (await bus.trim(stream)).length <= cap
+
+
+async def test_a_backlog_past_its_limit_raises_an_alarm_and_slows_publishers(
+    redis: Redis, settings: Any
+) -> None:
+    bus = Bus(
+        redis,
+        settings.bus_namespace,
+        source="t",
+        maxlen=100,
+        backlog_limit=200,
+        backpressure_max_wait_s=0.2,
+    )
+    stream = _stream()
+    await bus.consumer(stream, "g", "asleep", _noop).ensure_group()
+    for start in range(0, 400, 20):
+        await bus.publish_many(stream, [_event(i) for i in range(start, start + 20)])
+    assert await redis.xlen(bus.key(stream)) == 400  # nothing dropped
+    assert bus.backpressure_waits >= 5  # publishers were held back each time past the limit
+    assert bus.alarms.lines == 1  # one alarm line, not one per publish
+    assert bus.alarms.failing(stream)
+    got: list[str] = []
+
+    async def handler(ds: list[Delivery]) -> None:
+        got.extend(d.message_id for d in ds)
+
+    catch_up = bus.consumer(stream, "g", "awake", handler, batch_size=500)
+    await catch_up.poll_once(block_ms=100)
+    assert len(got) == 400
+    await bus.publish_many(stream, [_event(i) for i in range(bus.trim_every)])
+    assert not bus.alarms.failing(stream)  # the recovery was logged once and the alarm cleared
+    assert bus.alarms.lines == 2
 
 
 async def test_rejected_external_payload_is_dead_lettered_with_its_raw_snippet(

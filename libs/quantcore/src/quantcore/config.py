@@ -96,7 +96,14 @@ class Settings(BaseSettings):
         description="prefix of every Redis key of this deployment",
     )
     bus_stream_maxlen: int = Field(
-        100_000, ge=100, description="approximate cap of each stream's length"
+        100_000,
+        ge=100,
+        description="approximate cap of each stream's length (entries a consumer group has not acknowledged are never trimmed)",
+    )
+    bus_stream_backlog_max: int = Field(
+        500_000,
+        ge=100,
+        description="un-acknowledged entries a stream may hold before an alarm and back-pressure on its publishers",
     )
     bus_claim_idle_ms: int = Field(
         30_000,
