@@ -167,3 +167,43 @@ async def test_a_refused_token_neither_crashes_the_service_nor_stops_it_trying(
     finally:
         stop.set()
         await task
+
+
+async def test_a_malformed_get_updates_answer_backs_off_and_logs_once_per_interval(
+    fresh: Sandbox, fresh_pool: Any, fresh_redis: Any, telegram: FakeTelegram
+) -> None:
+    """`{"ok": true, "result": true}` made PTB's own polling loop spin and log ~100,000
+    critical lines in 4 minutes. Ours waits a jittered back-off after each failure and logs
+    the repeated failure once per interval; then it recovers by itself."""
+    import asyncio
+    import time
+
+    from structlog.testing import capture_logs
+
+    from quantcore.backoff import Backoff
+    from svc_broadcaster.control import TelegramControl
+
+    svc = make_broadcaster(fresh, fresh_pool, fresh_redis, **telegram_settings(telegram))
+    tc = TelegramControl(svc.ctx.settings, svc.control, log_interval_s=3.0, poll_timeout_s=1,
+                         backoff=Backoff(base_s=0.2, max_s=1.0, floor_s=0.1))  # fmt: skip
+    telegram.updates_answer = True
+    lost = asyncio.Event()
+    seconds = 8.0
+    with capture_logs() as logs:
+        task = asyncio.create_task(tc.run(lost))
+        started = time.monotonic()
+        await asyncio.sleep(seconds)  # the duration under test, not a wait for a condition
+        failing = [e for e in logs if e["log_level"] in ("warning", "error", "critical")]
+        polls = len(telegram.named("getUpdates"))
+        telegram.updates_answer = None
+        telegram.push_message(ADMIN_ID, "/status")
+        await aeventually(lambda: telegram.sent(ADMIN_ID), timeout=20)
+        lost.set()
+        await asyncio.wait_for(task, timeout=20)
+    elapsed = time.monotonic() - started
+    assert 1 <= len(failing) <= 1 + elapsed / 3.0  # once per interval, not once per attempt
+    assert all("getUpdates failed" in e["event"] for e in failing)
+    assert tc.repeats.lines >= 2  # first failure ... recovered
+    assert any(e["event"] == "telegram getUpdates works again" for e in logs)
+    assert 3 <= polls <= seconds / 0.1  # backed off: a hot loop makes thousands
+    assert tc.answered == 1

@@ -24,6 +24,8 @@ class FakeTelegram(FakeServer):
         super().__init__()
         self.tokens = tokens
         self.updates: list[dict[str, Any]] = []
+        # when set, getUpdates answers {"ok": true, "result": <this>} (malformed-answer tests)
+        self.updates_answer: Any = None
         self.new_update = asyncio.Event()
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1)
@@ -85,6 +87,8 @@ class FakeTelegram(FakeServer):
                 self.updates.clear()
             return self.ok(True)
         if method == "getUpdates":
+            if self.updates_answer is not None:
+                return self.ok(self.updates_answer)
             return self.ok(await self.get_updates(params))
         return web.json_response({"ok": False, "error_code": 404, "description": "Not Found"},
                                  status=404)  # fmt: skip

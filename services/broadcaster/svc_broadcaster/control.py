@@ -1,12 +1,17 @@
 """Telegram control for the admin: long polling (getUpdates) by the one replica holding the
 control lease. Anyone but TELEGRAM_ADMIN_ID gets no answer; the attempt is logged.
 
+The polling loop is ours, not PTB's Updater: PTB retries a malformed getUpdates answer (e.g.
+`{"ok": true, "result": true}`) at once and logs a critical line each time — a hot loop. Here
+every failed poll backs off with jitter and a repeated failure is logged once per interval.
+
 /status /top /positions /pnl [today|7d|30d|all] /scanners /pause [reason] /resume /close SYMBOL
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import re
 from collections.abc import Awaitable, Callable
@@ -17,6 +22,7 @@ from zoneinfo import ZoneInfo
 from psycopg_pool import AsyncConnectionPool
 from telegram import BotCommand, Update
 from telegram.constants import ParseMode
+from telegram.error import RetryAfter
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -27,6 +33,7 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
+from quantcore.backoff import Backoff, RepeatLog
 from quantcore.bus import Bus
 from quantcore.config import Settings
 from quantcore.logging import get_logger
@@ -34,7 +41,7 @@ from quantcore.model.events import STREAM_TRADE_COMMANDS, PositionCloseRequested
 from quantcore.service import ALIVE
 from quantcore.trading.killswitch import KillSwitch
 from svc_broadcaster import queries
-from svc_broadcaster.channels.telegram import bot_urls
+from svc_broadcaster.channels.telegram import bot_urls, retry_after_seconds
 from svc_broadcaster.messages import fmt_pct, fmt_price, mode_banner
 
 log = get_logger(component="control")
@@ -195,13 +202,25 @@ class Control:
 class TelegramControl:
     """PTB Application (long polling) wired to Control; started by the lease holder only."""
 
-    def __init__(self, settings: Settings, control: Control) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        control: Control,
+        *,
+        backoff: Backoff | None = None,
+        log_interval_s: float = 60.0,
+        poll_timeout_s: int = 10,
+    ) -> None:
         assert settings.telegram_bot_token is not None and settings.telegram_admin_id is not None
         self.s = settings
         self.control = control
         self.admin_id = settings.telegram_admin_id
         self.refused = 0
         self.answered = 0
+        self.polls = 0
+        self.poll_timeout_s = poll_timeout_s
+        self.backoff = backoff or Backoff(base_s=1.0, max_s=60.0, floor_s=0.5)
+        self.repeats = RepeatLog(log, interval_s=log_interval_s)
         base_url, file_url = bot_urls(settings.telegram_api_base_url)
         timeout = settings.broadcast_send_timeout_s
         self.app = self._build(settings, base_url, file_url, timeout)
@@ -222,6 +241,7 @@ class TelegramControl:
                                   connect_timeout=timeout, pool_timeout=timeout))
             .get_updates_request(HTTPXRequest(read_timeout=timeout + 30, connect_timeout=timeout,
                                               write_timeout=timeout, pool_timeout=timeout))
+            .updater(None)  # we poll ourselves, see poll()
             .build()
         )  # fmt: skip
 
@@ -281,17 +301,61 @@ class TelegramControl:
                 await app.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS])
             except Exception as exc:  # cosmetic: the menu of commands
                 log.warning("could not set the bot's command menu", error=str(exc)[:200])
-            assert app.updater is not None
-            await app.updater.start_polling(poll_interval=0.0, timeout=10,
-                                            drop_pending_updates=True,
-                                            allowed_updates=["message"])  # fmt: skip
+            # stale commands must not replay after a restart (Freqtrade's drop_pending_updates)
+            await app.bot.delete_webhook(drop_pending_updates=True)
             await app.start()
             log.info("telegram control polling", admin_id=self.admin_id)
-            await lost.wait()
+            await self.poll(lost)
         finally:
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
             if app.running:
                 await app.stop()
             await app.shutdown()
             log.info("telegram control stopped")
+
+    async def poll(self, lost: asyncio.Event) -> None:
+        """getUpdates until `lost`; updates go to the application's queue. Any failure, a
+        malformed answer included, waits a jittered back-off and is logged once per interval."""
+        offset: int | None = None
+        while not lost.is_set():
+            self.polls += 1
+            try:
+                updates = await _unless(lost, self.app.bot.get_updates(
+                    offset=offset, timeout=self.poll_timeout_s, allowed_updates=["message"]))  # fmt: skip
+            except RetryAfter as exc:
+                wait = retry_after_seconds(exc) + self.backoff.delay()
+                self.repeats.failure("getUpdates", "telegram getUpdates rate limited; waiting",
+                                     retry_in_s=round(wait, 1))  # fmt: skip
+                await _sleep_unless(lost, wait)
+                continue
+            except Exception as exc:  # network, refusals, malformed answers: never a hot loop
+                delay = self.backoff.delay()
+                self.repeats.failure("getUpdates", "telegram getUpdates failed; backing off",
+                                     retry_in_s=round(delay, 2),
+                                     error=f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
+                await _sleep_unless(lost, delay)
+                continue
+            if updates is None:  # lost while waiting
+                return
+            self.backoff.reset()
+            self.repeats.recovered("getUpdates", "telegram getUpdates works again")
+            for update in updates:
+                offset = update.update_id + 1
+                await self.app.update_queue.put(update)
+
+
+async def _unless(lost: asyncio.Event, call: Awaitable[Any]) -> Any:
+    """Await `call` unless `lost` is set first (then cancel it and return None)."""
+    task = asyncio.ensure_future(call)
+    waiter = asyncio.create_task(lost.wait())
+    done, _ = await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
+    for t in (task, waiter):
+        if t not in done:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+    return task.result() if task in done else None
+
+
+async def _sleep_unless(lost: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(lost.wait(), timeout=seconds)

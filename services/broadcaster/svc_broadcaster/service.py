@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
+from quantcore.backoff import Backoff, RepeatLog
 from quantcore.bus import Consumer, Delivery
 from quantcore.config import Settings
 from quantcore.leader import LeaderLease
@@ -67,6 +68,7 @@ class Broadcaster(Service):
         self.lease = LeaderLease(ctx.redis, s.bus_namespace, "broadcaster-control", ctx.instance,
                                  s.broadcast_control_lease_s)  # fmt: skip
         self.intake_count = 0
+        self.repeats = RepeatLog(self.log, interval_s=60.0)
         self.status_info.update(channels=sorted(self.senders), control=False)
 
     # --- intake ------------------------------------------------------------------------------------
@@ -182,16 +184,14 @@ class Broadcaster(Service):
         async def lead(lost: asyncio.Event) -> None:
             """Poll while leading; Telegram unreachable or refusing is waited out, never fatal
             (returning would give up leadership for good)."""
-            delay = 5.0
+            backoff = Backoff(base_s=5.0, max_s=300.0, floor_s=1.0)
             while not lost.is_set():
                 try:
                     await TelegramControl(s, self.control).run(lost)
                 except Exception as exc:
-                    self.log.warning("telegram control failed; trying again", retry_in_s=delay,
-                                     error=f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), timeout=delay)
-                    delay = min(delay * 2, 300.0)
+                    self.repeats.failure("control", "telegram control failed; trying again",
+                                         error=f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
+                    await backoff.wait(lost)
 
         await self.lease.run(stop, lead, on_change=self._on_control)
 
