@@ -42,6 +42,7 @@ from quantcore.scan.loop import every
 from quantcore.service import Service, ServiceContext
 from quantcore.store import trades as store
 from quantcore.trading import risk
+from quantcore.trading.guard import enforce_daily_loss
 from quantcore.trading.killswitch import KillSwitch
 from quantcore.trading.plan import EntryPlan, InstrumentRules, PlanParams, plan_entry
 from quantcore.venues.base import OrderRequest, VenueError, VenueOrder
@@ -117,12 +118,15 @@ class Autotrader(Service):
             await self.record(sig, reason[0], reason[1])
             return
         try:
-            equity = float((await self.venue.equity()).equity)
+            account = await self.venue.equity()
+            equity = float(account.equity)
             plan = await self.plan(sig, equity)
         except (VenueError, LookupError) as exc:
             await self.record(sig, "skipped", f"cannot plan: {exc}")
             return
-        trade_id = await self.commit_plan(sig, plan, equity, correlation_id)
+        trade_id = await self.commit_plan(
+            sig, plan, equity, correlation_id, unrealised=float(account.unrealised_pnl)
+        )
         if trade_id is not None:
             await self.place(sig.signal_id)
 
@@ -181,8 +185,9 @@ class Autotrader(Service):
         return self.rules[symbol]
 
     async def commit_plan(
-        self, sig: TradeSignalled, plan: EntryPlan, equity: float, correlation_id: str
-    ) -> uuid.UUID | None:
+        self, sig: TradeSignalled, plan: EntryPlan, equity: float, correlation_id: str,
+        unrealised: float = 0.0,
+    ) -> uuid.UUID | None:  # fmt: skip
         """Risk guards and the trade + order rows, in one transaction under the shared lock."""
         venue = self.venue.name
         trade_id = store.trade_id_for(sig.signal_id)
@@ -195,6 +200,7 @@ class Autotrader(Service):
             state = risk.RiskState(
                 equity=equity, open_symbols=exp.open_symbols, used_margin=exp.used_margin,
                 realised_today=exp.realised_today, kill_switch=ks.reason if ks.active else None,
+                unrealised=unrealised,
             )  # fmt: skip
             detail = {"plan": _plain(plan.detail), "orders": [
                 {"price": str(o.price), "qty": str(o.qty), "ladder_index": o.ladder_index} for o in plan.orders
@@ -357,7 +363,21 @@ class Autotrader(Service):
             )
         self.log.warning("unplaced orders cancelled", signal_id=str(signal_id))
 
+    async def guard_daily_loss(self) -> bool:
+        """Engage the kill switch when today's realised + unrealised PnL breaches the limit."""
+        account = await self.venue.equity()
+        async with self.ctx.pool.connection() as conn:
+            exp = await store.exposure(conn, self.venue.name, self.day_start())
+        today = risk.day_loss(float(account.equity), exp.realised_today,
+                              float(account.unrealised_pnl), self.limits.daily_loss_limit_pct)  # fmt: skip
+        return await enforce_daily_loss(today, self.killswitch, self.ctx.bus, self.ctx.journal,
+                                        by=f"{self.name}:daily_loss_limit")  # fmt: skip
+
     async def reconcile_pass(self, _cycle: int) -> None:
+        try:
+            await self.guard_daily_loss()
+        except Exception as exc:  # venue or database away: the next cycle checks again
+            self.log.warning("daily loss check failed", error=f"{type(exc).__name__}: {exc}"[:300])
         fixed = await self.reconcile()
         if fixed:
             self.log.info("reconciled orders with the venue", signals=fixed)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -21,7 +22,12 @@ from quantcore.backoff import Backoff, RepeatLog
 from quantcore.bus import Consumer, Delivery
 from quantcore.config import Settings
 from quantcore.leader import LeaderLease
-from quantcore.model.events import STREAM_POSITIONS, STREAM_SIGNALS
+from quantcore.model.events import (
+    STREAM_POSITIONS,
+    STREAM_RISK,
+    STREAM_SIGNALS,
+    KillSwitchEngaged,
+)
 from quantcore.service import Service, ServiceContext
 from quantcore.trading.killswitch import KillSwitch
 from svc_broadcaster import messages, outbox, queries, routing, templates
@@ -200,11 +206,36 @@ class Broadcaster(Service):
     def consumers(self) -> list[Consumer]:
         s = self.ctx.settings
         return [
-            self.ctx.bus.consumer(stream, GROUP, self.ctx.instance, self.intake,
+            self.ctx.bus.consumer(stream, GROUP, self.ctx.instance, handler,
                                   batch_size=s.bus_batch_size, claim_idle_ms=s.bus_claim_idle_ms,
                                   max_deliveries=s.bus_max_deliveries)
-            for stream in (STREAM_SIGNALS, STREAM_POSITIONS)
+            for stream, handler in ((STREAM_SIGNALS, self.intake), (STREAM_POSITIONS, self.intake),
+                                    (STREAM_RISK, self.on_risk))
         ]  # fmt: skip
+
+    async def on_risk(self, deliveries: list[Delivery]) -> None:
+        """A risk guard engaged the kill switch: tell the admin on Telegram, once per event (a
+        Redis mark after the send; a crash between the two can repeat the warning, never lose
+        it). Without Telegram or an admin id it is only in the log and the journal."""
+        tg = self.senders.get("telegram")
+        admin = self.ctx.settings.telegram_admin_id
+        for d in deliveries:
+            ev = d.event
+            if not isinstance(ev, KillSwitchEngaged):
+                continue
+            if not isinstance(tg, TelegramSender) or admin is None:
+                self.log.error("kill switch engaged; no Telegram admin to tell", reason=ev.reason)
+                continue
+            mark = f"{self.ctx.settings.bus_namespace}:broadcaster:admin_alerted:{d.envelope.id}"
+            if await self.ctx.redis.exists(mark):
+                continue
+            text = (f"🛑 <b>Kill switch engaged</b> by {html.escape(ev.engaged_by)}\n"
+                    f"{html.escape(ev.reason)}\n"
+                    f"Today: {ev.day_pnl:+,.2f} USDT ({ev.day_pnl_pct:+.2f} %), limit "
+                    f"{ev.limit_pct:g} %. No new entries; open positions stay managed. "
+                    f"/resume to trade again.")  # fmt: skip
+            await send_html(tg.bot, admin, text)  # an error: redelivered by the bus
+            await self.ctx.redis.set(mark, "1", ex=7 * 86_400)
 
     def _stats(self) -> None:
         self.status_info.update(
