@@ -454,7 +454,7 @@ class Consumer:
                 )
                 continue
             try:
-                good.append(_decode(message_id, fields, attempt))
+                good.append(decode(message_id, fields, attempt))
             except (ValidationError, ValueError, KeyError) as exc:
                 await self._dead(message_id, fields, "invalid", str(exc))
         if not good:
@@ -512,7 +512,9 @@ def _id(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _decode(message_id: str, fields: dict[bytes, bytes], attempt: int) -> Delivery:
+def decode(message_id: str, fields: dict[bytes, bytes], attempt: int = 1) -> Delivery:
+    """A stream entry → a typed delivery; raises ValidationError / ValueError / KeyError (the
+    consumer dead-letters the entry with that reason)."""
     raw = fields.get(_FIELD)
     if raw is None:
         raise ValueError(
@@ -545,6 +547,8 @@ __all__ = [
     "Consumer",
     "Delivery",
     "Handler",
+    "Trimmed",
+    "decode",
     "fanout_key",
     "parse_deadletter",
     "stream_key",

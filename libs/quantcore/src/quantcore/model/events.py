@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Event(BaseModel):
-    """Base of every bus payload."""
+    """Base of every bus payload. NaN and infinities are refused (JSON has none; a NaN that
+    got in would end up in a row and spoil every average)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
 
