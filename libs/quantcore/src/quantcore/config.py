@@ -35,6 +35,9 @@ LIVE_CONFIRMATION_PHRASE = "I accept real-money trading"
 
 # Placeholder password used by compose and local runs when no `.env` exists. Refused in live mode.
 DEV_DB_PASSWORD = "whalestack-local-only"  # noqa: S105 - a known placeholder, refused when live
+# The placeholders compose falls back to for Grafana (docker-compose.yaml); refused when live.
+DEV_GRAFANA_RO_PASSWORD = "grafana-ro-local-only"  # noqa: S105 - a known placeholder
+DEV_GRAFANA_ADMIN_PASSWORD = "admin"  # noqa: S105 - Grafana's own default
 
 
 class ConfigError(Exception):
@@ -696,6 +699,14 @@ class Settings(BaseSettings):
                 )
             if self.timescale_db_pass.get_secret_value() == DEV_DB_PASSWORD:
                 raise ValueError("TRADING_MODE=live needs TIMESCALE_DB_PASS set to a real password")
+            for name, placeholder in (("grafana_ro_pass", DEV_GRAFANA_RO_PASSWORD),
+                                      ("grafana_admin_pass", DEV_GRAFANA_ADMIN_PASSWORD)):  # fmt: skip
+                value: SecretStr | None = getattr(self, name)
+                if value is None or value.get_secret_value() in ("", placeholder):
+                    raise ValueError(
+                        f"TRADING_MODE=live needs {env_name(name)} set to a real password "
+                        "(compose would otherwise fall back to a fixed local-only one)"
+                    )
         if self.trading_mode == "testnet":
             missing = [
                 n
