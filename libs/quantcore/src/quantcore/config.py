@@ -560,6 +560,16 @@ class Settings(BaseSettings):
             raise ValueError("at least one COUNT/SECONDS window is needed")
         return windows
 
+    # --- backups ----------------------------------------------------------------------------------
+    backup_dir: Path = Field(
+        Path("backups"), description="folder of `quant backup` dumps (compose: the backups volume)"
+    )
+    backup_keep: int = Field(7, ge=1, le=3650, description="backups kept; older ones are removed")
+    backup_daily_at: str = Field(
+        "03:30",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="HH:MM (TIMEZONE) of the daily backup of the compose `backup` service",
+    )
     # --- grafana ----------------------------------------------------------------------------------
     grafana_admin_user: str = Field("admin", description="Grafana admin login")
     grafana_admin_pass: SecretStr | None = Field(None, description="Grafana admin password")
