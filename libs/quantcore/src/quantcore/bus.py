@@ -37,7 +37,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
-from quantcore.backoff import RepeatLog
+from quantcore.backoff import Backoff, RepeatLog
 from quantcore.logging import (
     correlation,
     current_correlation_id,
@@ -352,28 +352,28 @@ class Consumer:
                 raise
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set. Redis outages are waited out, never fatal."""
+        """Consume until `stop` is set. Redis outages are waited out (jittered back-off, logged
+        once a minute), never fatal."""
         await self.ensure_group()
-        backoff = 0.2
         try:
-            await self._loop(stop, backoff)
+            await self._loop(stop)
         finally:
             await self._leave_group()
 
-    async def _loop(self, stop: asyncio.Event, backoff: float) -> None:
+    async def _loop(self, stop: asyncio.Event) -> None:
+        backoff = Backoff(base_s=0.2, max_s=5.0, floor_s=0.05)
+        repeats = RepeatLog(log, interval_s=60.0)
         while not stop.is_set():
             try:
                 await self.poll_once()
-                backoff = 0.2
+                if backoff.failures:
+                    backoff.reset()
+                    repeats.recovered("redis", "redis available again", stream=self.stream)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning(
-                    "redis unavailable, retrying",
-                    stream=self.stream,
-                    error=str(exc),
-                    retry_in_s=backoff,
-                )
-                await _sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
+                delay = backoff.delay()
+                repeats.failure("redis", "redis unavailable, retrying", stream=self.stream,
+                                error=str(exc)[:300], retry_in_s=round(delay, 2))  # fmt: skip
+                await _sleep_or_stop(stop, delay)
             except ResponseError as exc:
                 if "NOGROUP" in str(exc):  # stream or group deleted under us: recreate
                     await self.ensure_group()
