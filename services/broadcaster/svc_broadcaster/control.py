@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import html
 import re
+import warnings
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -218,6 +219,7 @@ class TelegramControl:
         self.refused = 0
         self.answered = 0
         self.polls = 0
+        self.rejected = 0
         self.poll_timeout_s = poll_timeout_s
         self.backoff = backoff or Backoff(base_s=1.0, max_s=60.0, floor_s=0.5)
         self.repeats = RepeatLog(log, interval_s=log_interval_s)
@@ -256,6 +258,15 @@ class TelegramControl:
                     username=user.username if user else None,
                     chat_id=update.effective_chat.id if update.effective_chat else None,
                     text=(msg.text or "")[:100] if msg else None)  # fmt: skip
+        try:  # recorded in agent_logs too: who tried to command the fleet
+            await self.control.journal(
+                "telegram.refused", "telegram message from a non-admin ignored", level="warning",
+                user_id=user.id if user else None,
+                chat_id=update.effective_chat.id if update.effective_chat else None,
+                text=(msg.text or "")[:100] if msg else None,
+            )  # fmt: skip
+        except Exception as exc:
+            log.warning("could not journal a refused telegram message", error=str(exc)[:200])
         raise ApplicationHandlerStop
 
     async def _command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -312,6 +323,44 @@ class TelegramControl:
             await app.shutdown()
             log.info("telegram control stopped")
 
+    async def fetch(self, offset: int | None) -> Any:
+        """The raw `result` of one long poll (PTB's get_updates would parse the whole batch at
+        once and log a critical line with the raw data on every malformed answer)."""
+        kwargs: dict[str, Any] = {"timeout": self.poll_timeout_s, "allowed_updates": ["message"]}
+        if offset is not None:
+            kwargs["offset"] = offset
+        with warnings.catch_warnings():  # "use Bot.get_updates": deliberately not
+            warnings.simplefilter("ignore")
+            return await self.app.bot.do_api_request(
+                "getUpdates", api_kwargs=kwargs, read_timeout=self.poll_timeout_s + 30
+            )
+
+    def parse(self, raw: Any) -> tuple[list[Update], int | None]:
+        """Updates of one answer, and the offset past them. A malformed update is rejected with
+        a reason (logged once per interval) and skipped; an answer that is not a list, or
+        whose items carry no update_id, is an error (the caller backs off)."""
+        if not isinstance(raw, list):
+            raise ValueError(f"getUpdates result is {type(raw).__name__}, not a list")
+        updates: list[Update] = []
+        last: int | None = None
+        for item in raw:
+            uid = item.get("update_id") if isinstance(item, dict) else None
+            if not isinstance(uid, int) or isinstance(uid, bool):
+                self.rejected += 1
+                self.repeats.failure("update", "telegram update without update_id rejected",
+                                     raw=str(item)[:200])  # fmt: skip
+                continue
+            last = uid if last is None else max(last, uid)
+            try:
+                updates.append(Update.de_json(item, self.app.bot))
+            except Exception as exc:
+                self.rejected += 1
+                self.repeats.failure("update", "malformed telegram update rejected", update_id=uid,
+                                     error=f"{type(exc).__name__}: {exc}"[:200])  # fmt: skip
+        if raw and last is None:
+            raise ValueError(f"getUpdates answered {len(raw)} item(s), none with an update_id")
+        return updates, None if last is None else last + 1
+
     async def poll(self, lost: asyncio.Event) -> None:
         """getUpdates until `lost`; updates go to the application's queue. Any failure, a
         malformed answer included, waits a jittered back-off and is logged once per interval."""
@@ -319,8 +368,10 @@ class TelegramControl:
         while not lost.is_set():
             self.polls += 1
             try:
-                updates = await _unless(lost, self.app.bot.get_updates(
-                    offset=offset, timeout=self.poll_timeout_s, allowed_updates=["message"]))  # fmt: skip
+                raw = await _unless(lost, self.fetch(offset))
+                if raw is _LOST:
+                    return
+                updates, next_offset = self.parse(raw)
             except RetryAfter as exc:
                 wait = retry_after_seconds(exc) + self.backoff.delay()
                 self.repeats.failure("getUpdates", "telegram getUpdates rate limited; waiting",
@@ -334,17 +385,19 @@ class TelegramControl:
                                      error=f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
                 await _sleep_unless(lost, delay)
                 continue
-            if updates is None:  # lost while waiting
-                return
             self.backoff.reset()
             self.repeats.recovered("getUpdates", "telegram getUpdates works again")
+            if next_offset is not None:
+                offset = next_offset
             for update in updates:
-                offset = update.update_id + 1
                 await self.app.update_queue.put(update)
 
 
+_LOST = object()
+
+
 async def _unless(lost: asyncio.Event, call: Awaitable[Any]) -> Any:
-    """Await `call` unless `lost` is set first (then cancel it and return None)."""
+    """Await `call` unless `lost` is set first (then cancel it and return _LOST)."""
     task = asyncio.ensure_future(call)
     waiter = asyncio.create_task(lost.wait())
     done, _ = await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
@@ -353,7 +406,7 @@ async def _unless(lost: asyncio.Event, call: Awaitable[Any]) -> Any:
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-    return task.result() if task in done else None
+    return task.result() if task in done else _LOST
 
 
 async def _sleep_unless(lost: asyncio.Event, seconds: float) -> None:
