@@ -631,7 +631,11 @@ class Settings(BaseSettings):
         60.0, gt=0, le=100, description="margin of all positions at most this percent of equity"
     )
     daily_loss_limit_pct: float = Field(
-        5.0, gt=0, le=100, description="realised loss today (percent of equity) that stops entries"
+        5.0,
+        gt=0,
+        le=100,
+        description="loss today, realised + unrealised (percent of the day's starting equity), "
+        "that engages the kill switch",
     )
     signal_max_age_s: float = Field(
         300.0, gt=0, description="signals older than this are expired, not traded"
