@@ -11,6 +11,7 @@ quant top / positions / pnl [today|7d|30d|all] / scanners   the owner's queries
 quant pause [--reason ..]  engage the kill switch: no new entries (open positions still managed)
 quant resume               release the kill switch
 quant close SYMBOL         close the open position of SYMBOL at market (via the position monitor)
+quant backtest --tape sim|db|bybit --days N --strategy NAME [--sweep K=V1,V2 ..] [--walk-forward K]
 """
 
 from __future__ import annotations
@@ -318,6 +319,57 @@ def cmd_control(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from quantcore.backtest.app import Options, backtest
+    from quantcore.backtest.engine import Costs
+    from quantcore.backtest.runner import BadInput, default_workers, parse_grid, parse_settings
+    from quantcore.backtest.tapes import TapeError
+    from quantcore.db import conninfo
+
+    if args.list:
+        from quantcore.strategies import load_strategy, strategy_names
+
+        for name in strategy_names():
+            cls = load_strategy(name)
+            fields = ", ".join(
+                f"{k}={f.default!r}" for k, f in cls.params_model.model_fields.items()
+            )
+            print(f"{name} v{cls.version}: {cls.description} ({fields})")
+        return 0
+    try:
+        if not args.strategy:
+            raise BadInput("--strategy is required (quant backtest --list shows them)")
+        opts = Options(
+            strategy=args.strategy, tape=args.tape, days=args.days,
+            settings=parse_settings(args.set or []), grid=parse_grid(args.sweep or []),
+            walk_forward=args.walk_forward or 0, objective=args.objective,
+            symbols=[s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None,
+            coins=args.coins, seed=args.seed,
+            end=datetime.fromisoformat(args.end).replace(tzinfo=UTC) if args.end else None,
+            max_gap=args.max_gap,
+            costs=Costs(commission=args.commission, slippage=args.slippage, size=args.size),
+            workers=args.workers or default_workers(),
+            report_dir=Path(args.report_dir) if args.report_dir else None,
+            write_db=not args.no_db,
+        )  # fmt: skip
+    except (BadInput, ValueError) as exc:
+        print(f"backtest: {exc}", file=sys.stderr)
+        return 2
+    needs_db = opts.write_db or opts.tape != "sim"
+    info = conninfo(_settings()) if needs_db else None
+    try:
+        return asyncio.run(backtest(opts, info))
+    except (BadInput, TapeError) as exc:
+        print(f"backtest: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("backtest: interrupted; a sweep resumes where it stopped", file=sys.stderr)
+        return 130
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="quant", description="Whale Stack fleet command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -358,6 +410,32 @@ def build_parser() -> argparse.ArgumentParser:
     close = sub.add_parser("close", help="close the open position of SYMBOL at market")
     close.add_argument("symbol")
     close.set_defaults(fn=cmd_control)
+    bt = sub.add_parser("backtest", help="backtest a strategy on a tape (sweeps, walk-forward)")
+    bt.add_argument("--strategy", help="strategy name (--list shows them)")
+    bt.add_argument("--list", action="store_true", help="list strategies and their settings")
+    bt.add_argument("--tape", default="sim", help="sim (seeded, offline) | db | bybit")
+    bt.add_argument("--days", type=float, default=30.0, help="window length in days")
+    bt.add_argument("--set", action="append", metavar="NAME=VALUE", help="a strategy setting")
+    bt.add_argument(
+        "--sweep", nargs="+", metavar="NAME=V1,V2", help="grid axes: run every combination"
+    )
+    bt.add_argument(
+        "--walk-forward", type=int, nargs="?", const=4, metavar="K",
+        help="K folds (default 4): fit on window k, score on window k+1",
+    )  # fmt: skip
+    bt.add_argument("--objective", default="sharpe", help="what a fit maximises")
+    bt.add_argument("--symbols", help="comma-separated coins (default: all on the tape)")
+    bt.add_argument("--coins", type=int, default=3, help="sim tape: number of coins")
+    bt.add_argument("--seed", type=int, default=42, help="sim tape: market seed")
+    bt.add_argument("--end", help="database tapes: window end, UTC ISO time (default now)")
+    bt.add_argument("--max-gap", type=int, default=0, help="missing candles tolerated per gap")
+    bt.add_argument("--commission", type=float, default=0.00055, help="per side, fraction")
+    bt.add_argument("--slippage", type=float, default=0.0, help="per market fill, fraction")
+    bt.add_argument("--size", type=float, default=1.0, help="position size, fraction of equity")
+    bt.add_argument("--workers", type=int, help="processes for sweeps (default: up to 4)")
+    bt.add_argument("--report-dir", help="where reports go (default ./reports)")
+    bt.add_argument("--no-db", action="store_true", help="do not store runs in the database")
+    bt.set_defaults(fn=cmd_backtest)
     sub.add_parser("services", help="list known services").set_defaults(fn=cmd_services)
     sub.add_parser("config", help="show effective settings (secrets hidden)").set_defaults(
         fn=cmd_config
