@@ -250,8 +250,9 @@ def _report_dir(opts: Options, label: str) -> Path:
     return base / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{label}"
 
 
-async def backtest(opts: Options, conninfo: str | None, out: Any = sys.stdout) -> int:
+async def backtest(opts: Options, conninfo: str | None, out: Any = None) -> int:
     """The command. Raises BadInput / TapeError for refused input (the CLI maps them to 2)."""
+    out = out or sys.stdout
     validate(opts)
     tape = await load_tape(opts, conninfo if opts.tape != "sim" else None)
     strategy = make_strategy(opts.strategy, opts.settings)
