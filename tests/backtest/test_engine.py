@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quantcore.backtest.engine import Costs, run
 from quantcore.strategies import Bars, SignalFrame
@@ -82,3 +84,48 @@ def test_funding_paid_by_longs() -> None:
     assert r.final_return_pct == pytest.approx(-1.0)
     r_short = run(b, frame([-1, 0, 0, 0]), FREE)
     assert r_short.final_return_pct == pytest.approx(1.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(min_value=2, max_value=300).flatmap(
+        lambda n: st.tuples(
+            st.lists(st.sampled_from([-1, 0, 0, 0, 1]), min_size=n, max_size=n),
+            st.lists(st.floats(min_value=0.95, max_value=1.05), min_size=n, max_size=n),
+            st.lists(st.sampled_from([0.0, 0.0, 0.0, 0.0001, -0.0002]), min_size=n, max_size=n),
+        )
+    ),
+    st.sampled_from([0.0, 0.00055, 0.001]),
+    st.sampled_from([0.0, 0.0005]),
+    st.sampled_from([1.0, 0.5]),
+)
+def test_vectorised_path_equals_the_trade_loop(
+    data: tuple[list[int], list[float], list[float]], comm: float, slip: float, size: float
+) -> None:
+    entry, steps, funding = data
+    close = 100 * np.cumprod(steps)
+    open_ = np.concatenate([[100.0], close[:-1]])
+    b = Bars(symbol="X", start_s=np.arange(len(entry), dtype=np.int64) * 60, open=open_,
+             high=np.maximum(open_, close) * 1.01, low=np.minimum(open_, close) * 0.99, close=close,
+             volume=np.ones(len(entry)), funding=np.array(funding))  # fmt: skip
+    fr = SignalFrame(entry=np.array(entry, np.int8))
+    costs = Costs(commission=comm, slippage=slip, size=size)
+    fast, slow = run(b, fr, costs, vectorised=True), run(b, fr, costs, vectorised=False)
+    np.testing.assert_allclose(fast.equity, slow.equity, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(fast.position, slow.position)
+    assert fast.trades.reason == slow.trades.reason
+    for col in ("side", "entry_bar", "exit_bar"):
+        np.testing.assert_array_equal(getattr(fast.trades, col), getattr(slow.trades, col))
+    for col in (
+        "entry_price",
+        "exit_price",
+        "units",
+        "pnl_pct",
+        "return_pct",
+        "fees",
+        "funding",
+        "equity_before",
+    ):
+        np.testing.assert_allclose(
+            getattr(fast.trades, col), getattr(slow.trades, col), rtol=1e-9, atol=1e-12
+        )

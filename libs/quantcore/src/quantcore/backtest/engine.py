@@ -108,11 +108,87 @@ def _stop_bar(side: int, lo: F, h: F, sl: float, tp: float, start: int, stop: in
     return stop
 
 
-def run(bars: Bars, frame: SignalFrame, costs: Costs = Costs()) -> Result:
-    """Simulate one coin. See the module docstring for the rules."""
+def _levels_unused(x: F | None) -> bool:
+    return x is None or not np.isfinite(x).any()
+
+
+def run(
+    bars: Bars, frame: SignalFrame, costs: Costs = Costs(), vectorised: bool | None = None
+) -> Result:
+    """Simulate one coin. See the module docstring for the rules. A strategy without stops,
+    targets or exit flags (always-in-market reversals such as the SMA cross) takes the
+    vectorised path; `vectorised=False` forces the trade-by-trade loop (the suite checks both
+    give the same result)."""
     n = len(bars)
     if len(frame) != n:
         raise ValueError(f"{bars.symbol}: {len(frame)} decisions for {n} bars")
+    simple = (
+        _levels_unused(frame.sl_pct)
+        and _levels_unused(frame.tp_pct)
+        and (frame.exit is None or not frame.exit.any())
+    )
+    if vectorised is None:
+        vectorised = simple
+    if vectorised:
+        if not simple:
+            raise ValueError("the vectorised path takes no stops, targets or exit flags")
+        return _run_reversals(bars, frame, costs)
+    return _run_loop(bars, frame, costs)
+
+
+def _run_reversals(bars: Bars, frame: SignalFrame, costs: Costs) -> Result:
+    """Entries and reversals only: every trade ends at the next opposite decision's fill (or
+    at the last close). Each trade multiplies equity by a factor that does not depend on the
+    equity itself (size, fees and funding are all proportional to it), so the whole run is a
+    cumulative product: no loop over trades."""
+    n = len(bars)
+    o, c = bars.open, bars.close
+    comm, slip, size = costs.commission, costs.slippage, costs.size
+    idx = np.flatnonzero(frame.entry)
+    sides = frame.entry[idx].astype(np.int64)
+    keep = np.ones(idx.size, dtype=np.bool_)
+    keep[1:] = sides[1:] != sides[:-1]  # the side already held: ignored
+    d, s = idx[keep], sides[keep]
+    live = d < n - 1  # a decision on the last bar is not filled
+    d, s = d[live], s[live]
+    k = d.size
+    equity = np.ones(n)
+    position = np.zeros(n, dtype=np.int8)
+    if k == 0:
+        return _run_loop(bars, SignalFrame(entry=np.zeros(n, dtype=np.int8)), costs)
+    f = d + 1
+    fill = o[f] * (1 + s * slip)
+    x_bar = np.append(f[1:], n - 1).astype(np.int64)
+    exit_px = np.append(o[f[1:]], c[n - 1]) * (1 - s * slip)
+    held_to = np.append(f[1:], n)
+    u = size / (fill * (1 + comm))  # units per unit of equity at the fill
+    # funding per unit held, settled at each close; cum[j] = paid over closes 0..j−1
+    paid_at = np.nan_to_num(bars.funding) * c if bars.funding is not None else np.zeros(n)
+    cum = np.concatenate([[0.0], np.cumsum(paid_at)])
+    fund_rel = s * u * (cum[held_to] - cum[f])
+    g = 1 + s * u * (exit_px - fill) - comm * u * (fill + exit_px) - fund_rel
+    eq_after = np.cumprod(g)
+    eq_before = np.concatenate([[1.0], eq_after[:-1]])
+    j = np.arange(f[0], n)
+    t = np.searchsorted(f, j, side="right") - 1
+    equity[j] = eq_before[t] * (
+        1 - comm * u[t] * fill[t] + s[t] * u[t] * (c[j] - fill[t])
+        - s[t] * u[t] * (cum[j + 1] - cum[f[t]])
+    )  # fmt: skip
+    equity[n - 1] = eq_after[-1]
+    position[j] = s[t]
+    trades = Trades(
+        side=s.astype(np.int8), entry_bar=f.astype(np.int64), exit_bar=x_bar, entry_price=fill,
+        exit_price=exit_px, units=u * eq_before, sl=np.full(k, np.nan), tp=np.full(k, np.nan),
+        reason=["reverse"] * (k - 1) + ["end"], pnl_pct=(g - 1) * 100,
+        return_pct=s * (exit_px / fill - 1) * 100, fees=comm * u * (fill + exit_px) * eq_before,
+        funding=fund_rel * eq_before, equity_before=eq_before,
+    )  # fmt: skip
+    return Result(bars.symbol, bars.start_s, bars.interval_s, equity, position, trades, costs)
+
+
+def _run_loop(bars: Bars, frame: SignalFrame, costs: Costs) -> Result:
+    n = len(bars)
     o, h, lo, c = bars.open, bars.high, bars.low, bars.close
     entry = frame.entry
     comm, slip, size = costs.commission, costs.slippage, costs.size
@@ -202,10 +278,11 @@ def run(bars: Bars, frame: SignalFrame, costs: Costs = Costs()) -> Result:
         held = slice(f_i, min(held_to, n))
         equity[held] = eq_before - entry_fee + side * units * (c[held] - fill)
         if funding_bars is not None and bars.funding is not None and fund != 0.0:
-            paid = np.zeros(n)
+            stop = min(held_to, n)
+            paid = np.zeros(stop - f_i)
             fb = funding_bars[(funding_bars >= f_i) & (funding_bars < held_to)]
-            paid[fb] = side * units * bars.funding[fb] * c[fb]
-            equity[held] -= np.cumsum(paid[held])
+            paid[fb - f_i] = side * units * bars.funding[fb] * c[fb]
+            equity[held] -= np.cumsum(paid)
         position[held] = side
         filled = min(held_to, n)  # from here on flat at `eq` (or the next trade's marks)
         if reason == "end":
