@@ -416,12 +416,13 @@ async def _walk_forward(opts: Options, tape: list[Bars], store: Store, out: Any)
     fees = funding = 0.0
     for k in range(len(fl)):
         r = results[k]
+        # a fold's costs are fractions of its own start; the chain starts it at `level`
+        fees += r.metrics.fees_pct / 100 * level
+        funding += r.metrics.funding_pct / 100 * level
         curves.append(r.equity * level)
         level = float(curves[-1][-1])
         pnl += [p for res in r.results for p in (res.trades.pnl_pct / len(r.results)).tolist()]
         pos.append(np.mean(np.stack([np.abs(res.position) for res in r.results]), axis=0))
-        fees += (r.metrics.fees_pct / 100) * (level if k else 1.0)
-        funding += (r.metrics.funding_pct / 100) * (level if k else 1.0)
     equity = np.concatenate(curves)
     oos = mx.compute(pnl, equity, np.concatenate(pos), tape[0].interval_s, fees, funding)
     rows: list[tuple[str, Any]] = [("out of sample", oos)] + [
