@@ -61,3 +61,6 @@ CREATE TABLE IF NOT EXISTS backtest_trades (
     funding_pct  float8      NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
+
+-- the Grafana "Backtests" dashboard reads these (role created in 0008)
+GRANT SELECT ON backtest_runs, backtest_trades TO grafana_reader;
