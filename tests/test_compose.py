@@ -174,6 +174,31 @@ def test_infra_images_are_pinned(services: dict[str, dict[str, Any]]) -> None:
         assert "platform" not in svc, f"{name}: do not hard-code a platform (arm64 + amd64)"
 
 
+# Lowest releases the stack is meant to run on (multi-arch images, amd64 + arm64, all of them);
+# the tags in docker-compose.yaml pin a full version at or above these. The TimescaleDB group
+# (tests/timescaledb/) runs on the compose image itself when a Docker engine is there.
+CURRENT_IMAGES = {
+    "timescaledb": (r"timescale/timescaledb:(\d+)\.(\d+)\.(\d+)-pg(\d+)", (2, 28, 0, 17)),
+    "redis": (r"redis:(\d+)\.(\d+)\.(\d+)-alpine", (7, 4, 0)),
+    "grafana": (r"grafana/grafana-oss:(\d+)\.(\d+)\.(\d+)", (12, 0, 0)),
+}
+
+
+@pytest.mark.parametrize("service", sorted(CURRENT_IMAGES))
+def test_infra_images_are_current_and_pinned_to_a_release(
+    services: dict[str, dict[str, Any]], service: str
+) -> None:
+    pattern, lowest = CURRENT_IMAGES[service]
+    image = str(services[service]["image"])
+    m = re.fullmatch(pattern, image)
+    assert m, f"{service}: {image!r} must pin a full release ({pattern})"
+    version = tuple(int(g) for g in m.groups())
+    if service == "timescaledb":  # TimescaleDB release, and the PostgreSQL major apart
+        assert version[:3] >= lowest[:3] and version[3] >= lowest[3], image
+    else:
+        assert version >= lowest, image
+
+
 def test_fleet_healthcheck_asks_quant_about_its_own_service(
     services: dict[str, dict[str, Any]],
 ) -> None:
@@ -332,7 +357,7 @@ def test_dockerfile_final_stage_runs_quant_as_non_root() -> None:
     global_args, stages = dockerfile_stages()
     final = stages[-1]
     image, _ = stage_base(final, global_args)
-    assert image == "python:3.11-slim-bookworm", image
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", image), image  # patch pinned
     users = [args for instruction, args in final if instruction == "USER"]
     assert users, "the final stage must switch to a non-root USER"
     user = users[-1].split(":")[0]

@@ -21,7 +21,7 @@ import pytest
 from quantcore.migrations import MigrationError, discover, migrate
 from quantcore.testing import Infra, sandbox
 from tests.test_rollups import ROLLUPS, rollup_mismatches
-from tests.timescaledb.conftest import MIGRATIONS, Seeded
+from tests.timescaledb.conftest import MIGRATIONS, Seeded, compose_image
 
 ALL_SQL = "\n".join(p.read_text(encoding="utf-8") for p in sorted(MIGRATIONS.glob("*.sql")))
 HYPERTABLES = dict(re.findall(r"SELECT ws_create_hypertable\('(\w+)', '(\w+)'", ALL_SQL))
@@ -164,3 +164,21 @@ def test_the_same_migration_passes_on_plain_postgresql(infra: Infra, tmp_path: P
     with sandbox(infra, "tsbroken", run_migrations=False) as sb:
         applied = migrate(sb.settings, _with_broken(tmp_path))
     assert applied[-1] == "9999_broken_hypertable_key.sql"
+
+
+def test_server_runs_the_postgresql_major_compose_runs(seeded: Seeded) -> None:
+    """What compose runs is what the group runs: same PostgreSQL major (PGlite is 17), and a
+    TimescaleDB 2.x with the TSL module (compression and continuous aggregates need it)."""
+    m = re.search(r"-pg(\d+)$", compose_image("timescaledb"))
+    assert m, compose_image("timescaledb")
+    with seeded.db.connect() as conn:
+        row = conn.execute(
+            "SELECT current_setting('server_version_num')::int / 10000, extversion, "
+            "current_setting('timescaledb.license', true) "
+            "FROM pg_extension WHERE extname = 'timescaledb'"
+        ).fetchone()
+    assert row is not None
+    major, ts_version, license_ = row
+    assert major == int(m.group(1))
+    assert str(ts_version).startswith("2.")
+    assert license_ in (None, "timescale")  # the TSL (community) build, not apache-only
