@@ -182,3 +182,25 @@ def test_server_runs_the_postgresql_major_compose_runs(seeded: Seeded) -> None:
     assert major == int(m.group(1))
     assert str(ts_version).startswith("2.")
     assert license_ in (None, "timescale")  # the TSL (community) build, not apache-only
+
+
+def test_the_app_role_writes_hypertables_and_reads_aggregates(seeded: Seeded) -> None:
+    """The services' role (whalestack_writer, what the app login holds) on TimescaleDB objects:
+    a row in a new chunk, a row into the compressed 10-day-old range, real-time aggregates."""
+    with seeded.db.connect() as conn:
+        conn.execute("SET ROLE whalestack_writer")
+        try:
+            conn.execute(
+                "INSERT INTO ohlcv (time, symbol, interval, open, high, low, close, volume, "
+                "source) VALUES (now() + interval '30 days', 'BTCUSDT', '1m', 1, 1, 1, 1, 1, "
+                "'bybit'), (now() - interval '10 days' + interval '30 seconds', 'ETHUSDT', '1m', "
+                "1, 1, 1, 1, 1, 'bybit')"
+            )
+            conn.execute("UPDATE market_snapshots SET price = price WHERE symbol = 'BTCUSDT'")
+            for name in ROLLUPS:
+                conn.execute(f"SELECT count(*) FROM {name}").fetchone()
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT remove_retention_policy('stream_stats')")
+        finally:
+            conn.execute("RESET ROLE")
+        conn.execute("DELETE FROM ohlcv WHERE time > now() + interval '1 day'")
