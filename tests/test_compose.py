@@ -470,6 +470,18 @@ def test_docker_compose_config_is_clean(tmp_path: Path, with_env: bool) -> None:
             assert migrate_env["TIMESCALE_DB_PASS"] not in env.values(), name
 
 
+def test_env_example_has_no_value_compose_would_cut() -> None:
+    """Compose silently interpolates `$` in unquoted / double-quoted .env values (`pa$word` →
+    `pa`); `quant up` does not. A `$` belongs in single quotes (README, Docker Compose)."""
+    bad = [
+        line
+        for line in (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+        if not line.startswith("#") and "=" in line
+        and "$" in (value := line.partition("=")[2]) and not value.startswith("'")
+    ]  # fmt: skip
+    assert bad == []
+
+
 def test_docker_compose_config_warns_on_an_unset_variable(tmp_path: Path) -> None:
     """The check above can fail: a variable without a default is a warning there."""
     text = COMPOSE_FILE.read_text(encoding="utf-8")
