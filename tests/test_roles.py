@@ -158,3 +158,28 @@ def test_quant_up_runs_the_services_as_the_app_login(box: Any, settings: Setting
         proc.terminate()
         proc.communicate(timeout=60)
     assert found == {settings.timescale_db_app_user}
+
+
+def test_migrating_several_databases_of_one_server_at_once(infra: Infra) -> None:
+    """The logins are cluster-wide, the migration lock per database: concurrent runners on
+    different databases update the same roles, and every one of them must still succeed."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        boxes = [
+            stack.enter_context(sandbox(infra, f"rolerace{i}", run_migrations=False))
+            for i in range(4)
+        ]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "quantcore.cli", "migrate"],
+                env={**os.environ, **sb.env, "GRAFANA_RO_PASS": "test-only-reader-password"},
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for sb in boxes
+        ]
+        outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(procs), outs

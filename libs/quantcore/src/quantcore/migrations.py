@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,8 +135,10 @@ def ensure_reader_login(conn: psycopg.Connection[tuple[object, ...]], settings: 
     )
     if done:
         ident = sql.Identifier(settings.grafana_ro_user)
-        conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident))
-        conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '30s'").format(ident))
+        role_ddl(
+            conn, sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident)
+        )
+        role_ddl(conn, sql.SQL("ALTER ROLE {} SET statement_timeout = '30s'").format(ident))
         log.info(
             "grafana read-only login ready", role=settings.grafana_ro_user, member_of=READER_ROLE
         )
@@ -194,14 +197,38 @@ def _ensure_login(
                 )
         except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
             pass  # created at the same moment by a runner on another database
-    conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(ident, password))
-    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), ident))
+    role_ddl(conn, sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(ident, password))
+    member = conn.execute("SELECT pg_has_role(%s, %s, 'member')", (user, group)).fetchone()
+    if not (member and member[0]):
+        role_ddl(conn, sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), ident))
     return True
 
 
-def _apply(conn: psycopg.Connection[tuple[object, ...]], mig: Migration) -> str:
-    import time
+# Roles are cluster-wide while advisory locks are per database: runners migrating two databases
+# of one server at once (test runs, benchmarks) can update the same role row together, which
+# PostgreSQL answers with "tuple concurrently updated". The statements are idempotent: retry.
+_ROLE_RACES = (
+    psycopg.errors.InternalError_,
+    psycopg.errors.UniqueViolation,
+    psycopg.errors.DuplicateObject,
+    psycopg.errors.SerializationFailure,
+)
 
+
+def role_ddl(conn: psycopg.Connection[tuple[object, ...]], statement: sql.Composed) -> None:
+    """Run one idempotent role statement (autocommit), retrying a concurrent update of the role."""
+    for attempt in range(5):
+        try:
+            with conn.transaction():
+                conn.execute(statement)
+            return
+        except _ROLE_RACES:
+            if attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def _apply(conn: psycopg.Connection[tuple[object, ...]], mig: Migration) -> str:
     started = time.perf_counter()
     try:
         with conn.transaction():
