@@ -27,6 +27,7 @@ EARLIER_TODAY = max(NOW - timedelta(minutes=30), NOW.replace(hour=0, minute=0, s
 
 
 async def seed(pool: AsyncConnectionPool) -> None:
+    beat_now = datetime.now(UTC)  # not NOW: the module may be imported long before this runs
     async with pool.connection() as conn, conn.transaction():
         for svc, inst, status, age in [
             ("ranker", "r-1", "ok", 2),
@@ -35,7 +36,13 @@ async def seed(pool: AsyncConnectionPool) -> None:
             await conn.execute(
                 "INSERT INTO service_heartbeats (service, instance, status, started_at, beat_at, version) "
                 "VALUES (%s, %s, %s, %s, %s, '1.0.0')",
-                (svc, inst, status, NOW - timedelta(hours=1), NOW - timedelta(seconds=age)),
+                (
+                    svc,
+                    inst,
+                    status,
+                    beat_now - timedelta(hours=1),
+                    beat_now - timedelta(seconds=age),
+                ),
             )
         for cycle, at in (("old", NOW - timedelta(minutes=5)), ("new", NOW - timedelta(minutes=1))):
             for rank in range(1, 11):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
@@ -77,7 +78,8 @@ class Broadcaster(Service):
         items: list[outbox.NewItem] = []
         for d in deliveries:
             msg = messages.from_event(d.event, d.envelope.id, self.ctx.settings)
-            if msg is not None:
+            if msg is not None:  # the message keeps the id of the signal/trade it tells of
+                msg = dataclasses.replace(msg, correlation_id=d.envelope.correlation_id)
                 items += routing.route(msg, self.routes)
         await self.enqueue(items)
 
