@@ -3,7 +3,10 @@
 The simulator knows every leveraged position; the model is given only what the simulator's
 public endpoints serve (the same functions answer /v5/market/kline and
 /v5/market/open-interest): 4-hour candles for the year before the 1-minute history, 5-minute
-candles after, and open interest at each candle's end. No hidden parameter of the simulator
+candles after, and open interest at each candle's end. (The simulator's kline endpoint
+serves intervals up to 6 h from its 1-minute ring only, so the 4-hour candles of the deep
+past are read from its 4-hour ring, which serves 12 h and longer candles and the 4-hour open
+interest: what a real venue's 4-hour klines give for a year.) No hidden parameter of the simulator
 (leverage tiers, holding times, its long/short split) is read; the model's leverage mix is
 its own default setting.
 """
@@ -19,23 +22,24 @@ from numpy.typing import NDArray
 from quantcore.math import heatmap_eval as he
 from quantcore.math import liqmodel as lm
 from quantcore.model.market import TIMEFRAMES
+from quantcore.sim import klines as kl
 from quantcore.sim.market import Market, MarketConfig
 from quantcore.sim.rings import CLOSE, HIGH, LOW, OI, OPEN
 
 F = NDArray[np.float64]
 RECENT = "5"  # Bybit interval of the recent candles (minutes)
-OLD = "240"
+OLD_S = 14_400  # 4-hour candles before them
 
 
 def market_inputs(market: Market, coins: list[int] | None = None) -> lm.ModelInputs:
     """The model's inputs from the market's public candles and open interest, as of now."""
     idx = list(range(market.n)) if coins is None else coins
     now = market.now
-    rows: list[tuple[F, F, F, F, F, F]] = []
+    rows: list[tuple[F, F, F, F, F, F, F]] = []
     for c in idx:
         s5, v5 = market.klines(c, RECENT, None, None, 10**7)
         first5 = int(s5[0]) if s5.size else now
-        s4, v4 = market.klines(c, OLD, None, first5 - 1, 10**7)
+        s4, v4 = kl.candles(market.coarse, c, OLD_S, now, None, first5 - 1, 10**7)
         keep4 = s4 + 14_400 <= first5
         s4, v4 = s4[keep4], v4[:, keep4]
         start = np.concatenate((s4, s5)).astype(np.float64)
@@ -46,7 +50,7 @@ def market_inputs(market: Market, coins: list[int] | None = None) -> lm.ModelInp
         oi_usd = vals[OI] * vals[CLOSE]
         rows.append(
             (end[done], width[done], vals[OPEN][done], vals[HIGH][done], vals[LOW][done],
-             oi_usd[done])
+             vals[CLOSE][done], oi_usd[done])
         )  # fmt: skip
     n = max((r[0].size for r in rows), default=0)
 
@@ -59,7 +63,7 @@ def market_inputs(market: Market, coins: list[int] | None = None) -> lm.ModelInp
     end = pad(0)
     return lm.ModelInputs(
         end=np.where(np.isfinite(end), end, 0.0), width=np.where(np.isfinite(end), pad(1), 0.0),
-        open=pad(2), high=pad(3), low=pad(4), oi_usd=pad(5),
+        open=pad(2), high=pad(3), low=pad(4), close=pad(5), oi_usd=pad(6),
         long_share=np.full((len(rows), n), np.nan),
         price=np.asarray(market.last_price[idx], dtype=np.float64), now=float(now),
         mmr=np.full(len(rows), lm.DEFAULT_MMR),
@@ -83,10 +87,17 @@ def evaluate(
 ) -> EvalResult:  # fmt: skip
     """Build the simulated market of `seed`, estimate every coin × timeframe, score both the
     model and the naive baseline against the market's true levels."""
-    params = params or lm.ModelParams()
     market = Market(MarketConfig(seed=seed, coins=coins, history_days=history_days, start=start))
     if live_hours > 0:
         market.advance(int(live_hours * 3600))
+    return evaluate_market(market, seed, params, top, tol_pct)
+
+
+def evaluate_market(
+    market: Market, seed: int, params: lm.ModelParams | None = None, top: int = 5,
+    tol_pct: float = 1.0,
+) -> EvalResult:  # fmt: skip
+    params = params or lm.ModelParams()
     inp = market_inputs(market)
     grid = lm.estimate(inp, params)
     oi_now = market.tickers().oi_usd

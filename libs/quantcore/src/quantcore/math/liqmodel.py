@@ -83,6 +83,9 @@ class LeverageMix:
 class ModelParams:
     mix: LeverageMix = field(default_factory=LeverageMix)
     turnover_per_day: float = 0.25  # share of OI reopened per day besides OI growth
+    growth_weight: float = 1.0  # how much of OI growth counts as new positions
+    entry: str = "open"  # "open": at the interval's open, crossed from it on; "close": at its
+    # close, crossed from the next interval on
     bin_pct: float = 0.25  # width of a price level, percent (log-spaced grid)
     band: float = 0.35  # levels further than this fraction from the price are left out
 
@@ -96,6 +99,7 @@ class ModelInputs:
     open: F
     high: F
     low: F
+    close: F
     oi_usd: F  # open interest (USD, one side) at the interval's end; NaN = unknown
     long_share: F  # share of new notional that went long; NaN = unknown (0.5)
     price: F  # [C] current price
@@ -163,6 +167,7 @@ def new_notional(inp: ModelInputs, params: ModelParams) -> F:
     oi = inp.oi_usd
     prev = np.concatenate((oi[:, :1], oi[:, :-1]), axis=1)
     growth = np.where(np.isfinite(oi) & np.isfinite(prev), np.maximum(oi - prev, 0.0), 0.0)
+    growth *= params.growth_weight
     churn = np.where(np.isfinite(oi), oi, 0.0) * params.turnover_per_day * inp.width / DAY_S
     out = np.where(np.isfinite(inp.open), churn + growth, 0.0)
     return np.asarray(out)
@@ -225,7 +230,8 @@ def _estimate_chunk(
     step: float,
     out: F,
 ) -> None:
-    opn, high, low = inp.open[sl], inp.high[sl], inp.low[sl]
+    high, low = inp.high[sl], inp.low[sl]
+    opn = inp.open[sl] if params.entry == "open" else inp.close[sl]
     end = inp.end[sl]
     c = opn.shape[0]
     ok = np.isfinite(opn) & (opn > 0) & (end <= inp.now)
@@ -234,6 +240,9 @@ def _estimate_chunk(
     ls = np.where(np.isfinite(inp.long_share[sl]), np.clip(inp.long_share[sl], 0.0, 1.0), 0.5)
     low_after = _suffix(low, np.minimum, np.inf)  # lowest low from the interval on
     high_after = _suffix(high, np.maximum, -np.inf)
+    if params.entry != "open":  # crossed from the next interval on
+        low_after = np.concatenate((low_after[:, 1:], np.full((c, 1), np.inf)), axis=1)
+        high_after = np.concatenate((high_after[:, 1:], np.full((c, 1), -np.inf)), axis=1)
     age = inp.now - (end - inp.width[sl])  # since the interval opened
     tf_class = np.searchsorted(TIMEFRAME_S, np.where(ok, age, np.inf), side="left")  # [c, n]
     mmr = np.asarray(inp.mmr[sl], dtype=np.float64)[:, None, None]
@@ -261,7 +270,7 @@ def _estimate_chunk(
 def _rows(inp: ModelInputs, sl: slice) -> ModelInputs:
     return ModelInputs(
         end=inp.end[sl], width=inp.width[sl], open=inp.open[sl], high=inp.high[sl],
-        low=inp.low[sl], oi_usd=inp.oi_usd[sl], long_share=inp.long_share[sl],
+        low=inp.low[sl], close=inp.close[sl], oi_usd=inp.oi_usd[sl], long_share=inp.long_share[sl],
         price=inp.price[sl], now=inp.now, mmr=inp.mmr[sl],
     )  # fmt: skip
 
@@ -279,7 +288,7 @@ def naive(
     ones = np.ones((c, n))
     inp = ModelInputs(
         end=np.zeros((c, n)), width=np.ones((c, n)), open=p[:, None] * ones,
-        high=p[:, None] * ones, low=p[:, None] * ones, oi_usd=oi[:, None] * ones,
+        high=p[:, None] * ones, low=p[:, None] * ones, close=p[:, None] * ones, oi_usd=oi[:, None] * ones,
         long_share=np.full((c, n), 0.5), price=p, now=0.0, mmr=np.full(c, mmr),
     )  # fmt: skip
     flat = ModelParams(
