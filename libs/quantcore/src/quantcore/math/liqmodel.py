@@ -8,10 +8,12 @@ that were longs (from taker flow / the account ratio). Nothing else.
 Assumptions (each a parameter, with a default):
 - **Opening flow.** Positions are opened all the time, not only when open interest grows: in
   each interval, new notional = `turnover_per_day` × OI × width (open interest churns; its
-  level alone cannot show that), plus any growth of OI in the interval (new money). The new
-  notional is split long / short by `long_share` (0.5 where unknown).
-- **Entry.** Positions open at the interval's open price (the price as it enters the
-  interval), so an interval's own low / high can already liquidate its high-leverage ones.
+  level alone cannot show that), plus `growth_weight` × the growth of OI in the interval
+  (new money; a small weight: OI also moves for reasons that open no leveraged position).
+  The new notional is split long / short by `long_share` (0.5 where unknown).
+- **Entry.** In short intervals (≤ 15 min) positions open at the interval's open price, so
+  the interval's own low / high can already liquidate its high-leverage ones; in long ones
+  (the 4-hour candles of the old past) at its close, crossed from the next interval on.
 - **Leverage.** New notional is spread over a leverage mix (`LeverageMix`: leverage, share of
   new notional, mean holding time — higher leverage is held shorter). The default is the
   conventional 5×/10×/25×/50×/100× ladder of published heatmaps, with a little 3×.
@@ -20,8 +22,8 @@ Assumptions (each a parameter, with a default):
   short entry·(1 + 1/lev − mmr) — `liquidation_price`.
 - **Closing.** A position closes normally at the rate 1 / holding time (exponential), shrinks
   when open interest falls below what it was when the position opened (positions cannot
-  outlive the OI that held them: the lowest later OI / OI at opening), and is removed once
-  price trades through its liquidation price (the lowest low / highest high from its
+  outlive the OI that held them: (lowest later OI / OI at opening) ** `oi_shrink`), and is
+  removed once price trades through its liquidation price (the lowest low / highest high from its
   interval on).
 - **Timeframes.** A timeframe's heatmap holds the positions opened within it (12h … 1y), on
   a log-spaced price grid (`bin_pct` wide) within ±`band` of the current price.
@@ -34,7 +36,8 @@ in chunks so the temporaries stay small.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -45,8 +48,10 @@ F = NDArray[np.float64]
 I = NDArray[np.int64]  # noqa: E741 - conventional short alias
 
 DAY_S = 86_400.0
+Entry = Literal["open", "close", "auto"]
 TIMEFRAME_S = np.array([TIMEFRAME_DURATION[tf].total_seconds() for tf in TIMEFRAMES])
 DEFAULT_MMR = 0.005  # Bybit's first risk-limit tier for most USDT perpetuals (0.5 %)
+OPEN_ENTRY_MAX_S = 900.0  # entry="auto": intervals up to 15 min enter at their open
 CHUNK_CELLS = 4_000_000  # coins × intervals × leverage × side processed at once
 
 
@@ -82,10 +87,11 @@ class LeverageMix:
 @dataclass(frozen=True)
 class ModelParams:
     mix: LeverageMix = field(default_factory=LeverageMix)
-    turnover_per_day: float = 0.25  # share of OI reopened per day besides OI growth
-    growth_weight: float = 1.0  # how much of OI growth counts as new positions
-    entry: str = "open"  # "open": at the interval's open, crossed from it on; "close": at its
-    # close, crossed from the next interval on
+    turnover_per_day: float = 0.25  # share of OI reopened per day (the steady opening flow)
+    growth_weight: float = 0.1  # share of OI growth counted as extra new positions
+    oi_shrink: float = 0.3  # exponent of the OI-fall survival (0: OI falls shrink nothing)
+    entry: Entry = "auto"  # "open": at the interval's open, crossed from it on; "close": at
+    # its close, crossed from the next interval on; "auto": open up to 15-min intervals
     bin_pct: float = 0.25  # width of a price level, percent (log-spaced grid)
     band: float = 0.35  # levels further than this fraction from the price are left out
 
@@ -230,19 +236,27 @@ def _estimate_chunk(
     step: float,
     out: F,
 ) -> None:
-    high, low = inp.high[sl], inp.low[sl]
-    opn = inp.open[sl] if params.entry == "open" else inp.close[sl]
+    seen = inp.end[sl] <= inp.now  # the model sees nothing after `now`
+    high = np.where(seen, inp.high[sl], np.nan)
+    low = np.where(seen, inp.low[sl], np.nan)
+    at_open = _at_open(params.entry, inp.width[sl])  # [c, n]
+    opn = np.where(at_open, inp.open[sl], inp.close[sl])
     end = inp.end[sl]
     c = opn.shape[0]
     ok = np.isfinite(opn) & (opn > 0) & (end <= inp.now)
-    notional = new_notional(_rows(inp, sl), params) * oi_survival(inp.oi_usd[sl])
+    oi = np.where(seen, inp.oi_usd[sl], np.nan)
+    notional = new_notional(replace(_rows(inp, sl), oi_usd=oi), params)
+    if params.oi_shrink > 0:
+        notional = notional * oi_survival(oi) ** params.oi_shrink
     notional = np.where(ok, notional, 0.0)
     ls = np.where(np.isfinite(inp.long_share[sl]), np.clip(inp.long_share[sl], 0.0, 1.0), 0.5)
     low_after = _suffix(low, np.minimum, np.inf)  # lowest low from the interval on
     high_after = _suffix(high, np.maximum, -np.inf)
-    if params.entry != "open":  # crossed from the next interval on
-        low_after = np.concatenate((low_after[:, 1:], np.full((c, 1), np.inf)), axis=1)
-        high_after = np.concatenate((high_after[:, 1:], np.full((c, 1), -np.inf)), axis=1)
+    # entered at the close: crossed from the next interval on
+    low_next = np.concatenate((low_after[:, 1:], np.full((c, 1), np.inf)), axis=1)
+    high_next = np.concatenate((high_after[:, 1:], np.full((c, 1), -np.inf)), axis=1)
+    low_after = np.where(at_open, low_after, low_next)
+    high_after = np.where(at_open, high_after, high_next)
     age = inp.now - (end - inp.width[sl])  # since the interval opened
     tf_class = np.searchsorted(TIMEFRAME_S, np.where(ok, age, np.inf), side="left")  # [c, n]
     mmr = np.asarray(inp.mmr[sl], dtype=np.float64)[:, None, None]
@@ -265,6 +279,14 @@ def _estimate_chunk(
         flat += np.bincount(key[inside], weights=value[inside], minlength=flat.size)
     grid = flat.reshape(c, n_tf + 1, width)[:, :n_tf]
     out[:] = np.cumsum(grid, axis=1)  # a timeframe holds everything opened within it
+
+
+def _at_open(entry: Entry, width: F) -> NDArray[np.bool_]:
+    if entry == "open":
+        return np.ones(width.shape, dtype=bool)
+    if entry == "close":
+        return np.zeros(width.shape, dtype=bool)
+    return np.asarray(width <= OPEN_ENTRY_MAX_S)  # "auto": short intervals at the open
 
 
 def _rows(inp: ModelInputs, sl: slice) -> ModelInputs:
