@@ -42,16 +42,18 @@ class RowScore:
 
 
 def binned(prices: ArrayLike, values: ArrayLike, price: float, bin_pct: float, band: float) -> tuple[F, F]:  # fmt: skip
-    """(bin centre prices, summed values) on a log grid of `bin_pct` around `price`, ±band."""
+    """(bin centre prices, summed values) on a log grid of `bin_pct` around `price`, from
+    price·(1 − band) to price·(1 + band)."""
     step = math.log1p(bin_pct / 100.0)
     p = np.asarray(prices, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
-    half = math.ceil(math.log1p(band) / step)
+    lo = math.floor(math.log1p(-band) / step)
+    hi = math.ceil(math.log1p(band) / step)
     keep = (p > 0) & (v > 0) & np.isfinite(p) & np.isfinite(v)
-    k = np.round(np.log(p[keep] / price) / step).astype(np.int64) + half
-    inside = (k >= 0) & (k <= 2 * half)
-    sums = np.bincount(k[inside], weights=v[keep][inside], minlength=2 * half + 1)
-    centres = price * np.exp((np.arange(2 * half + 1) - half) * step)
+    k = np.round(np.log(p[keep] / price) / step).astype(np.int64) - lo
+    inside = (k >= 0) & (k <= hi - lo)
+    sums = np.bincount(k[inside], weights=v[keep][inside], minlength=hi - lo + 1)
+    centres = price * np.exp((np.arange(hi - lo + 1) + lo) * step)
     return centres, sums.astype(np.float64)
 
 
