@@ -10,6 +10,7 @@ quant config               show the effective settings (secrets as set / not set
 quant pause [--reason ..]  engage the kill switch: no new entries (open positions still managed)
 quant resume               release the kill switch
 quant close SYMBOL         close the open position of SYMBOL at market (via the position monitor)
+quant heatmap-eval --seed N  the key-free heatmap estimate scored against the simulator's truth
 """
 
 from __future__ import annotations
@@ -258,6 +259,27 @@ def cmd_trading(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_heatmap_eval(args: argparse.Namespace) -> int:
+    """The key-free estimate against the simulator's ground truth (no database, no settings)."""
+    from quantcore.estimate.evaluate import evaluate, fmt
+    from quantcore.math.liqmodel import LeverageMix, ModelParams
+
+    params = ModelParams(mix=LeverageMix.parse(args.leverage_mix)) if args.leverage_mix else None
+    res = evaluate(
+        args.seed, coins=args.coins, history_days=args.history_days, live_hours=args.live_hours,
+        params=params, top=args.top, tol_pct=args.tol_pct,
+    )  # fmt: skip
+    print(
+        f"heatmap-eval: seed {res.seed}, {res.coins} coins x 9 timeframes, top {args.top} "
+        f"clusters per coin x timeframe, within ±{args.tol_pct:g} % of a true one"
+    )
+    print(f"  model  {fmt(res.model)}")
+    print(f"  naive  {fmt(res.naive)}")
+    for name, s in {**res.by_group, **res.by_timeframe}.items():
+        print(f"    {name:>6}  {fmt(s)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="quant", description="Whale Stack fleet command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -290,6 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
     close = sub.add_parser("close", help="close the open position of SYMBOL at market")
     close.add_argument("symbol")
     close.set_defaults(fn=cmd_trading)
+    ev = sub.add_parser(
+        "heatmap-eval", help="score the key-free heatmap estimate against the simulator's truth"
+    )
+    ev.add_argument("--seed", type=int, required=True, help="simulator seed")
+    ev.add_argument("--coins", type=int, default=60)
+    ev.add_argument("--history-days", type=float, default=3.0, help="1-minute history built")
+    ev.add_argument("--live-hours", type=float, default=0.0, help="live market run after it")
+    ev.add_argument("--top", type=int, default=5, help="top clusters per coin x timeframe")
+    ev.add_argument("--tol-pct", type=float, default=1.0, help="match tolerance, percent")
+    ev.add_argument("--leverage-mix", help="leverage:share:hold_days,... (default: the model's)")
+    ev.set_defaults(fn=cmd_heatmap_eval)
     sub.add_parser("services", help="list known services").set_defaults(fn=cmd_services)
     sub.add_parser("config", help="show effective settings (secrets hidden)").set_defaults(
         fn=cmd_config
