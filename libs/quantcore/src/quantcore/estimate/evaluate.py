@@ -67,6 +67,7 @@ def market_inputs(market: Market, coins: list[int] | None = None) -> lm.ModelInp
         long_share=np.full((len(rows), n), np.nan),
         price=np.asarray(market.last_price[idx], dtype=np.float64), now=float(now),
         mmr=np.full(len(rows), lm.DEFAULT_MMR),
+        max_leverage=np.array([market.coins[c].max_leverage for c in idx], dtype=np.float64),
     )  # fmt: skip
 
 

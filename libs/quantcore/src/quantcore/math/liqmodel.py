@@ -16,7 +16,9 @@ Assumptions (each a parameter, with a default):
   (the 4-hour candles of the old past) at its close, crossed from the next interval on.
 - **Leverage.** New notional is spread over a leverage mix (`LeverageMix`: leverage, share of
   new notional, mean holding time — higher leverage is held shorter). The default is the
-  conventional 5×/10×/25×/50×/100× ladder of published heatmaps, with a little 3×.
+  conventional 5×/10×/25×/50×/100× ladder of published heatmaps, with a little 3×. Leverage
+  above a coin's cap (the venue's instrument info) is impossible there: its share goes to the
+  allowed ones.
 - **Liquidation price.** The venue's isolated-margin formula with the maintenance-margin rate
   of the venue's first risk-limit tier (retail-size positions): long entry·(1 − 1/lev + mmr),
   short entry·(1 + 1/lev − mmr) — `liquidation_price`.
@@ -111,6 +113,7 @@ class ModelInputs:
     price: F  # [C] current price
     now: float  # epoch seconds: the model sees nothing after it
     mmr: F  # [C] maintenance-margin rate of the venue's first tier
+    max_leverage: F | None = None  # [C] the venue's cap per coin (instrument info); None: none
 
     @property
     def coins(self) -> int:
@@ -261,6 +264,7 @@ def _estimate_chunk(
     tf_class = np.searchsorted(TIMEFRAME_S, np.where(ok, age, np.inf), side="left")  # [c, n]
     mmr = np.asarray(inp.mmr[sl], dtype=np.float64)[:, None, None]
     decay = np.exp(-np.maximum(age, 0.0)[:, :, None] / hold[None, None, :])  # [c, n, L]
+    shares = _shares(share, lev, inp.max_leverage, sl, c)[:, None, :]  # [c, 1, L]
     n_tf = len(TIMEFRAMES)
     width = out.shape[2]
     flat = np.zeros(c * (n_tf + 1) * width)
@@ -268,7 +272,7 @@ def _estimate_chunk(
     for side, split, extreme in ((1.0, ls, low_after), (-1.0, 1.0 - ls, high_after)):
         liq = liquidation_price(opn[:, :, None], lev[None, None, :], side, mmr)  # [c, n, L]
         alive = liq < extreme[:, :, None] if side > 0 else liq > extreme[:, :, None]
-        value = (notional * split)[:, :, None] * share[None, None, :] * decay
+        value = (notional * split)[:, :, None] * shares * decay
         value = np.where(alive & (liq > 0), value, 0.0)
         j = (
             np.floor(np.log(np.where(liq > 0, liq, 1.0)) / step).astype(np.int64)
@@ -279,6 +283,19 @@ def _estimate_chunk(
         flat += np.bincount(key[inside], weights=value[inside], minlength=flat.size)
     grid = flat.reshape(c, n_tf + 1, width)[:, :n_tf]
     out[:] = np.cumsum(grid, axis=1)  # a timeframe holds everything opened within it
+
+
+def _shares(share: F, lev: F, max_leverage: F | None, sl: slice, c: int) -> F:
+    """[c, L] leverage shares per coin: leverage above the coin's cap is impossible there, its
+    share goes to the allowed ones (pro rata); a cap below every leverage keeps the lowest."""
+    if max_leverage is None:
+        return np.broadcast_to(share, (c, share.size))
+    cap = np.asarray(max_leverage, dtype=np.float64)[sl]
+    allowed = (lev[None, :] <= cap[:, None] + 1e-9) | ~np.isfinite(cap)[:, None]
+    allowed[:, int(np.argmin(lev))] |= ~allowed.any(axis=1)
+    w = np.where(allowed, share[None, :], 0.0)
+    total = w.sum(axis=1, keepdims=True)
+    return np.asarray(np.where(total > 0, w / np.where(total > 0, total, 1.0), 0.0))
 
 
 def _at_open(entry: Entry, width: F) -> NDArray[np.bool_]:
@@ -294,6 +311,7 @@ def _rows(inp: ModelInputs, sl: slice) -> ModelInputs:
         end=inp.end[sl], width=inp.width[sl], open=inp.open[sl], high=inp.high[sl],
         low=inp.low[sl], close=inp.close[sl], oi_usd=inp.oi_usd[sl], long_share=inp.long_share[sl],
         price=inp.price[sl], now=inp.now, mmr=inp.mmr[sl],
+        max_leverage=None if inp.max_leverage is None else inp.max_leverage[sl],
     )  # fmt: skip
 
 
