@@ -201,7 +201,8 @@ def estimate(inp: ModelInputs, params: ModelParams | None = None) -> LevelGrid:
     """Liquidation levels of every coin × the nine timeframes (see the module doc)."""
     params = params or ModelParams()
     step = grid_step(params.bin_pct)
-    price = np.asarray(inp.price, dtype=np.float64)
+    known_price = np.isfinite(inp.price) & (inp.price > 0)  # else: no levels at all
+    price = np.where(known_price, np.asarray(inp.price, dtype=np.float64), 1.0)
     lo = np.floor((np.log(price) + math.log(1.0 - params.band)) / step).astype(np.int64)
     hi = np.floor((np.log(price) + math.log(1.0 + params.band)) / step).astype(np.int64)
     width = int((hi - lo).max(initial=0)) + 1
@@ -219,6 +220,7 @@ def estimate(inp: ModelInputs, params: ModelParams | None = None) -> LevelGrid:
     for c0 in range(0, c_all, chunk):
         sl = slice(c0, min(c_all, c0 + chunk))
         _estimate_chunk(inp, params, sl, lev, share, hold, lo[sl], step, out[sl])
+    out[~known_price] = 0.0
     return LevelGrid(
         value=out,
         base=lo,

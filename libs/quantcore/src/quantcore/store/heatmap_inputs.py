@@ -1,0 +1,197 @@
+"""Inputs of the heatmap estimate (heatmap_inputs, risk_limit_tiers) in and out as NumPy.
+
+Writes: one binary COPY of float8 columns (the symbol as an index into a list passed beside
+it) into a temporary table, then an upsert: a re-fetched interval replaces the earlier one.
+Reads: one packed row per coin (quantcore.store.arrays), in time order, right-aligned into
+[coins, intervals] arrays for quantcore.math.liqmodel; a coin without rows is all NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from psycopg import AsyncConnection
+
+from quantcore.math import liqmodel as lm
+from quantcore.store.arrays import copy_binary, fetch_packed
+
+F = NDArray[np.float64]
+_FLOATS = ("open", "high", "low", "close", "open_interest", "taker_buy", "taker_sell", "long_ratio")
+
+
+@dataclass(frozen=True)
+class InputRows:
+    """Intervals of many coins: `coin` indexes `symbols`. NaN in the optional columns = unknown."""
+
+    symbols: Sequence[str]
+    coin: NDArray[np.int64]
+    time_s: NDArray[np.int64]  # interval open, epoch seconds
+    interval_s: NDArray[np.int64]
+    open: F
+    high: F
+    low: F
+    close: F
+    open_interest: F  # base qty at the interval's end
+    taker_buy: F
+    taker_sell: F
+    long_ratio: F
+
+
+async def write_inputs(conn: AsyncConnection[Any], rows: InputRows, source: str) -> int:
+    n = int(rows.coin.size)
+    if n == 0:
+        return 0
+    payload = copy_binary(
+        [("int4", rows.coin), ("int8", rows.time_s), ("int4", rows.interval_s)]
+        + [("float8", getattr(rows, name)) for name in _FLOATS]
+    )
+    async with conn.transaction():
+        await conn.execute(
+            """
+            CREATE TEMP TABLE IF NOT EXISTS heatmap_inputs_stage (
+                coin int4, t int8, interval_s int4, open float8, high float8, low float8,
+                close float8, open_interest float8, taker_buy float8, taker_sell float8,
+                long_ratio float8
+            ) ON COMMIT DELETE ROWS
+            """
+        )
+        async with conn.cursor().copy(
+            "COPY heatmap_inputs_stage FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            await copy.write(payload)
+        nulls = ", ".join(f"nullif(s.{c}, 'NaN')" for c in _FLOATS[4:])
+        cur = await conn.execute(
+            f"""
+            INSERT INTO heatmap_inputs (time, symbol, interval_s, open, high, low, close,
+                                        open_interest, taker_buy, taker_sell, long_ratio, source)
+            SELECT to_timestamp(s.t), sym.symbol, s.interval_s, s.open, s.high, s.low, s.close,
+                   {nulls}, %s
+            FROM heatmap_inputs_stage s
+            JOIN unnest(%s::text[]) WITH ORDINALITY AS sym(symbol, k) ON sym.k = s.coin + 1
+            ON CONFLICT (symbol, interval_s, time) DO UPDATE SET
+                open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
+                close = EXCLUDED.close,
+                open_interest = coalesce(EXCLUDED.open_interest, heatmap_inputs.open_interest),
+                taker_buy = coalesce(EXCLUDED.taker_buy, heatmap_inputs.taker_buy),
+                taker_sell = coalesce(EXCLUDED.taker_sell, heatmap_inputs.taker_sell),
+                long_ratio = coalesce(EXCLUDED.long_ratio, heatmap_inputs.long_ratio),
+                source = EXCLUDED.source
+            """,
+            (source, list(rows.symbols)),
+        )
+        return cur.rowcount
+
+
+async def write_risk_limits(
+    conn: AsyncConnection[Any], symbol: str, limits: Sequence[float], mmr: Sequence[float],
+    max_leverage: Sequence[float | None], source: str,
+) -> None:  # fmt: skip
+    """Replace a coin's risk-limit tiers (ascending limits)."""
+    async with conn.transaction():
+        await conn.execute("DELETE FROM risk_limit_tiers WHERE symbol = %s", (symbol,))
+        for k, (lim, rate, lev) in enumerate(zip(limits, mmr, max_leverage, strict=True)):
+            await conn.execute(
+                """INSERT INTO risk_limit_tiers
+                   (symbol, tier, risk_limit_value, maintenance_margin_rate, max_leverage, source)
+                   VALUES (%s, %s, %s, %s, %s, %s)""",
+                (symbol, k + 1, lim, rate, lev, source),
+            )
+
+
+async def first_tiers(conn: AsyncConnection[Any], symbols: Sequence[str]) -> tuple[F, F]:
+    """(mmr of the first tier, highest max leverage) per coin; NaN where unknown."""
+    cur = await conn.execute(
+        """
+        SELECT symbol, (array_agg(maintenance_margin_rate ORDER BY tier))[1], max(max_leverage)
+        FROM risk_limit_tiers WHERE symbol = ANY(%s) GROUP BY symbol
+        """,
+        (list(symbols),),
+    )
+    found = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+    mmr = np.array([found.get(s, (None, None))[0] or np.nan for s in symbols], dtype=np.float64)
+    lev = np.array([found.get(s, (None, None))[1] or np.nan for s in symbols], dtype=np.float64)
+    return mmr, lev
+
+
+_READ_COLUMNS: list[tuple[str, Any]] = [
+    ("t", "int8"), ("w", "int4"), ("open", "float8"), ("high", "float8"), ("low", "float8"),
+    ("close", "float8"), ("oi", "float8"), ("buy", "float8"), ("sell", "float8"),
+    ("ratio", "float8"),
+]  # fmt: skip
+
+
+async def read_inputs(
+    conn: AsyncConnection[Any], symbols: Sequence[str], now: datetime,
+    recent_s: int = 3 * 86_400, deep_s: int = 366 * 86_400,
+) -> tuple[lm.ModelInputs, NDArray[np.int64]]:  # fmt: skip
+    """The model's inputs of `symbols` as of `now` (nothing later is read): 4-hour intervals
+    from `deep_s` back until the 5-minute ones start `recent_s` back. Also returns the number
+    of intervals found per coin (0: nothing stored)."""
+    from quantcore.store.arrays import packed
+
+    now_s = int(now.timestamp())
+    cols = ", ".join(
+        packed(expr, kind, "time")
+        for expr, kind in (
+            ("extract(epoch from time)::int8", "int8"), ("interval_s", "int4"), ("open", "float8"),
+            ("high", "float8"), ("low", "float8"), ("close", "float8"),
+            ("open_interest", "float8"), ("taker_buy", "float8"), ("taker_sell", "float8"),
+            ("long_ratio", "float8"),
+        )
+    )  # fmt: skip
+    recent_from = (now_s - recent_s) // 14_400 * 14_400  # 4-h intervals end where 5-min begin
+    got = await fetch_packed(
+        conn,
+        f"""
+        SELECT k.k - 1 AS coin, {cols}
+        FROM unnest(%s::text[]) WITH ORDINALITY AS k(symbol, k)
+        JOIN heatmap_inputs h ON h.symbol = k.symbol
+        WHERE (h.interval_s = 14400 AND h.time >= to_timestamp(%s) AND h.time < to_timestamp(%s))
+           OR (h.interval_s = 300 AND h.time >= to_timestamp(%s)
+               AND h.time + interval '300 seconds' <= to_timestamp(%s))
+        GROUP BY k.k ORDER BY k.k
+        """,
+        (list(symbols), now_s - deep_s, recent_from, recent_from, now_s),
+        keys=("coin",),
+        columns=_READ_COLUMNS,
+    )  # fmt: skip
+    c = len(symbols)
+    counts = np.bincount(got["coin"], minlength=c).astype(np.int64)
+    n = int(counts.max(initial=0))
+    # right-align each coin's intervals: column n − count + i
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    pos = np.arange(got["coin"].size) - np.repeat(starts, counts) + np.repeat(n - counts, counts)
+
+    def grid(values: NDArray[Any], fill: float = np.nan) -> F:
+        out = np.full((c, n), fill)
+        out[got["coin"], pos] = values
+        return out
+
+    t = grid(got["t"].astype(np.float64), 0.0)
+    w = grid(got["w"].astype(np.float64), 0.0)
+    close = grid(got["close"])
+    buy, sell, ratio = grid(got["buy"]), grid(got["sell"]), grid(got["ratio"])
+    flow = buy + sell
+    share = np.where(flow > 0, buy / np.where(flow > 0, flow, 1.0), np.nan)
+    share = np.where(np.isfinite(ratio), np.where(np.isfinite(share), (share + ratio) / 2, ratio), share)  # fmt: skip
+    mmr, max_lev = await first_tiers(conn, symbols)
+    last_close = np.array(
+        [close[i, -1] if counts[i] else np.nan for i in range(c)], dtype=np.float64
+    )
+    inputs = lm.ModelInputs(
+        end=t + w, width=w, open=grid(got["open"]), high=grid(got["high"]),
+        low=grid(got["low"]), close=close, oi_usd=grid(got["oi"]) * close, long_share=share,
+        price=last_close, now=float(now_s),
+        mmr=np.where(np.isfinite(mmr), mmr, lm.DEFAULT_MMR),
+        max_leverage=np.where(np.isfinite(max_lev), max_lev, np.inf),
+    )  # fmt: skip
+    return inputs, counts
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)

@@ -1,0 +1,62 @@
+"""heatmap_inputs / risk_limit_tiers against the real schema: written, re-written, read back as
+the model's arrays as of a moment (nothing later), unknown coins left empty."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+from psycopg_pool import AsyncConnectionPool
+
+from quantcore.math import liqmodel as lm
+from quantcore.store.heatmap_inputs import InputRows, read_inputs, write_inputs, write_risk_limits
+
+NOW = 1_780_000_000 // 14_400 * 14_400  # on a 4-hour boundary
+DAY = 86_400
+
+
+def _rows(symbols: list[str], close: float) -> InputRows:
+    """Coin 0: 10 days of 4-h intervals then 3 days of 5-min ones; coin 1: one day of 5-min."""
+    t4 = np.arange(NOW - 13 * DAY, NOW - 3 * DAY, 14_400, dtype=np.int64)
+    t5 = np.arange(NOW - 3 * DAY, NOW + 3600, 300, dtype=np.int64)  # an hour beyond NOW too
+    t5b = np.arange(NOW - DAY, NOW, 300, dtype=np.int64)
+    t = np.concatenate((t4, t5, t5b))
+    coin = np.concatenate((np.zeros(t4.size + t5.size, np.int64), np.ones(t5b.size, np.int64)))
+    width = np.concatenate((np.full(t4.size, 14_400), np.full(t5.size + t5b.size, 300)))
+    n = t.size
+    price = close * (1 + 0.01 * np.sin(np.arange(n) / 50.0))
+    oi = np.full(n, 1e6)
+    oi[coin == 1] = np.nan  # OI history missing for coin 1
+    buy = np.where(coin == 0, 3.0, np.nan)
+    return InputRows(
+        symbols=symbols, coin=coin, time_s=t, interval_s=width.astype(np.int64), open=price,
+        high=price * 1.002, low=price * 0.998, close=price, open_interest=oi, taker_buy=buy,
+        taker_sell=np.where(coin == 0, 1.0, np.nan), long_ratio=np.full(n, np.nan),
+    )  # fmt: skip
+
+
+async def test_inputs_round_trip_as_of_now(pool: AsyncConnectionPool) -> None:
+    symbols = ["HMIAUSDT", "HMIBUSDT"]
+    async with pool.connection() as conn:
+        await write_inputs(conn, _rows(symbols, 100.0), "sim")
+        await write_inputs(conn, _rows(symbols, 200.0), "sim")  # re-fetched: replaces
+        await write_risk_limits(conn, "HMIAUSDT", [2e5, 1e6], [0.01, 0.02], [50.0, 25.0], "sim")
+        inp, counts = await read_inputs(
+            conn, [*symbols, "HMINONEUSDT"], datetime.fromtimestamp(NOW, UTC)
+        )
+    assert counts.tolist() == [10 * 6 + 3 * 288, 288, 0]
+    assert (inp.end[:2][inp.width[:2] > 0] <= NOW).all()  # nothing after now
+    last = inp.close[0, -1]
+    assert 190.0 < last < 210.0  # the re-written values
+    assert inp.oi_usd[0, -1] == 1e6 * last
+    assert np.isnan(inp.oi_usd[1, -1])  # missing OI stays unknown, not zero
+    assert inp.long_share[0, -1] == 0.75  # taker buy share
+    assert np.isnan(inp.long_share[1, -1])
+    assert inp.mmr.tolist() == [0.01, lm.DEFAULT_MMR, lm.DEFAULT_MMR]
+    assert inp.max_leverage is not None and inp.max_leverage[0] == 50.0
+    assert np.isnan(inp.price[2])
+    grid = lm.estimate(inp)
+    assert grid.value[0].sum() > 0
+    assert grid.value[1].sum() == 0  # no OI: no opening flow known, no made-up levels
+    assert grid.value[2].sum() == 0
+    assert grid.partial.tolist() == [True, True, True]
