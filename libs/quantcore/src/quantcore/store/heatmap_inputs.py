@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from psycopg import AsyncConnection
 
 from quantcore.math import liqmodel as lm
-from quantcore.store.arrays import copy_binary, fetch_packed
+from quantcore.store.arrays import copy_binary, fetch_packed, packed
 
 F = NDArray[np.float64]
 _FLOATS = ("open", "high", "low", "close", "open_interest", "taker_buy", "taker_sell", "long_ratio")
@@ -132,17 +132,10 @@ async def read_inputs(
     """The model's inputs of `symbols` as of `now` (nothing later is read): 4-hour intervals
     from `deep_s` back until the 5-minute ones start `recent_s` back. Also returns the number
     of intervals found per coin (0: nothing stored)."""
-    from quantcore.store.arrays import packed
-
     now_s = int(now.timestamp())
     cols = ", ".join(
-        packed(expr, kind, "time")
-        for expr, kind in (
-            ("extract(epoch from time)::int8", "int8"), ("interval_s", "int4"), ("open", "float8"),
-            ("high", "float8"), ("low", "float8"), ("close", "float8"),
-            ("open_interest", "float8"), ("taker_buy", "float8"), ("taker_sell", "float8"),
-            ("long_ratio", "float8"),
-        )
+        [packed("extract(epoch from time)::int8", "int8", "time"), packed("interval_s", "int4", "time")]
+        + [packed(name, "float8", "time") for name in _FLOATS]
     )  # fmt: skip
     recent_from = (now_s - recent_s) // 14_400 * 14_400  # 4-h intervals end where 5-min begin
     got = await fetch_packed(
