@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from psycopg import AsyncConnection
 
 from quantcore.math import liqmodel as lm
-from quantcore.store.arrays import copy_binary, fetch_packed, packed
+from quantcore.store.arrays import copy_binary
 
 F = NDArray[np.float64]
 _FLOATS = ("open", "high", "low", "close", "open_interest", "taker_buy", "taker_sell", "long_ratio")
@@ -118,11 +118,15 @@ async def first_tiers(conn: AsyncConnection[Any], symbols: Sequence[str]) -> tup
     return mmr, lev
 
 
-_READ_COLUMNS: list[tuple[str, Any]] = [
-    ("t", "int8"), ("w", "int4"), ("open", "float8"), ("high", "float8"), ("low", "float8"),
-    ("close", "float8"), ("oi", "float8"), ("buy", "float8"), ("sell", "float8"),
-    ("ratio", "float8"),
-]  # fmt: skip
+# One row's fields, big-endian, concatenated by the server into one bytea per coin: one
+# aggregate call per row (not one per column), no ORDER BY (sorted here by time).
+_ROW = np.dtype(
+    [("t", ">i8"), ("w", ">i4")] + [(name, ">f8") for name in _FLOATS]
+)  # fmt: skip
+_ROW_SQL = " || ".join(
+    ["int8send(extract(epoch from h.time)::int8)", "int4send(h.interval_s)"]
+    + [f"float8send(coalesce(h.{name}, 'NaN'))" for name in _FLOATS]
+)
 
 
 async def read_inputs(
@@ -133,26 +137,37 @@ async def read_inputs(
     from `deep_s` back until the 5-minute ones start `recent_s` back. Also returns the number
     of intervals found per coin (0: nothing stored)."""
     now_s = int(now.timestamp())
-    cols = ", ".join(
-        [packed("extract(epoch from time)::int8", "int8", "time"), packed("interval_s", "int4", "time")]
-        + [packed(name, "float8", "time") for name in _FLOATS]
-    )  # fmt: skip
     recent_from = (now_s - recent_s) // 14_400 * 14_400  # 4-h intervals end where 5-min begin
-    got = await fetch_packed(
-        conn,
-        f"""
-        SELECT k.k - 1 AS coin, {cols}
-        FROM unnest(%s::text[]) WITH ORDINALITY AS k(symbol, k)
-        JOIN heatmap_inputs h ON h.symbol = k.symbol
-        WHERE (h.interval_s = 14400 AND h.time >= to_timestamp(%s) AND h.time < to_timestamp(%s))
-           OR (h.interval_s = 300 AND h.time >= to_timestamp(%s)
-               AND h.time + interval '300 seconds' <= to_timestamp(%s))
-        GROUP BY k.k ORDER BY k.k
-        """,
-        (list(symbols), now_s - deep_s, recent_from, recent_from, now_s),
-        keys=("coin",),
-        columns=_READ_COLUMNS,
-    )  # fmt: skip
+    async with conn.cursor(binary=True) as cur:
+        await cur.execute(
+            f"""
+            SELECT k.k - 1, p.rows
+            FROM unnest(%s::text[]) WITH ORDINALITY AS k(symbol, k)
+            CROSS JOIN LATERAL (
+                SELECT string_agg({_ROW_SQL}, ''::bytea) AS rows FROM (
+                    SELECT * FROM heatmap_inputs h
+                    WHERE h.symbol = k.symbol AND h.interval_s = 14400
+                      AND h.time >= to_timestamp(%s) AND h.time < to_timestamp(%s)
+                    UNION ALL
+                    SELECT * FROM heatmap_inputs h
+                    WHERE h.symbol = k.symbol AND h.interval_s = 300
+                      AND h.time >= to_timestamp(%s) AND h.time <= to_timestamp(%s)
+                ) h
+            ) p
+            """,
+            (list(symbols), now_s - deep_s, recent_from, recent_from, now_s - 300),
+        )  # fmt: skip
+        found = await cur.fetchall()
+    blobs = [bytes(r[1] or b"") for r in found]
+    per = np.array([len(b) // _ROW.itemsize for b in blobs], dtype=np.int64)
+    rec = np.frombuffer(b"".join(blobs), dtype=_ROW)
+    coin_ids = np.repeat(np.array([r[0] for r in found], dtype=np.int64), per)
+    order = np.lexsort((rec["t"], coin_ids))
+    rec, coin_ids = rec[order], coin_ids[order]
+    got: dict[str, NDArray[Any]] = {"coin": coin_ids, "t": rec["t"].astype(np.int64)}
+    got["w"] = rec["w"].astype(np.int64)
+    for name, col in zip(_FLOATS, ("open", "high", "low", "close", "oi", "buy", "sell", "ratio"), strict=True):  # fmt: skip
+        got[col] = rec[name].astype(np.float64)
     c = len(symbols)
     counts = np.bincount(got["coin"], minlength=c).astype(np.int64)
     n = int(counts.max(initial=0))
