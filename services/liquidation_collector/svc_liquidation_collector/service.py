@@ -6,9 +6,10 @@
 - Refresh requests (`heatmap.refresh_requests`, consumer group: one replica handles each)
   refresh one coin at once and answer with `heatmap.refreshed`.
 - Freshness per coin × timeframe × source is upserted in `liquidation_refreshes`.
-- Source: CoinGlass (with a key) or the simulator, both through the CoinGlass adapter. The
-  estimate model (no CoinGlass, real Bybit data) is a later issue: that setting is refused at
-  start with a message saying so, never silently replaced.
+- Source: CoinGlass (with a key) or the simulator, both through the CoinGlass adapter; or,
+  without a CoinGlass key on real data (HEATMAP_SOURCE=model / estimate), the key-free
+  estimate (quantcore.math.liqmodel) from public Bybit candles and open interest, fetched
+  into heatmap_inputs as each coin is refreshed (the first refresh backfills a year).
 """
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ import time
 from datetime import UTC, datetime
 from typing import ClassVar
 
+import numpy as np
+
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.adapters.coinglass.rest import CoinGlassHeatmaps
 from quantcore.adapters.errors import PermanentError
 from quantcore.bus import Delivery
 from quantcore.collect.cycles import cycle_of, cycle_start, sleep_until
 from quantcore.config import ConfigError, Settings
+from quantcore.estimate.refresh import heatmaps as estimate_heatmaps
+from quantcore.estimate.refresh import sync_inputs
+from quantcore.math.liqmodel import LeverageMix, ModelParams, estimate
 from quantcore.model.events import (
     STREAM_HEATMAPS_REFRESHED,
     STREAM_REFRESH_REQUESTS,
@@ -33,6 +39,7 @@ from quantcore.model.events import (
 from quantcore.model.market import TIMEFRAMES, Heatmap
 from quantcore.partition import WorkSplit, split_work
 from quantcore.service import Service, ServiceContext
+from quantcore.store.heatmap_inputs import mark_partial, read_inputs
 from quantcore.store.heatmaps import write_heatmaps
 
 CONCURRENT_COINS = 8
@@ -50,12 +57,11 @@ class LiquidationCollector(Service):
 
     @classmethod
     def check_settings(cls, settings: Settings) -> None:
-        if settings.effective_heatmap_source == "estimate":
-            raise ConfigError(
-                "HEATMAP_SOURCE: no heatmap source available (DATA_SOURCE=bybit without "
-                "COINGLASS_API_KEY needs the estimate model, which is not built yet); set "
-                "COINGLASS_API_KEY, or DATA_SOURCE=sim"
-            )
+        if settings.heatmap_leverage_mix:
+            try:
+                LeverageMix.parse(settings.heatmap_leverage_mix)
+            except ValueError as exc:
+                raise ConfigError(f"HEATMAP_LEVERAGE_MIX: {exc}") from None
         if settings.heatmap_source == "coinglass":
             settings.require("coinglass_api_key", why="for HEATMAP_SOURCE=coinglass")
 
@@ -76,6 +82,8 @@ class LiquidationCollector(Service):
         self.base_coin: dict[str, str] = {}
         self.timeframes = [t for t in TIMEFRAMES if not (self.source == "coinglass" and t == "14d")]
         self.gate = asyncio.Semaphore(CONCURRENT_COINS)
+        mix = LeverageMix.parse(s.heatmap_leverage_mix) if s.heatmap_leverage_mix else LeverageMix()
+        self.model_params = ModelParams(mix=mix)
 
     async def _reject_bybit(self, kind: str, raw: str, reason: str) -> None:
         await self.ctx.bus.reject("bybit", kind, raw, reason)
@@ -110,6 +118,8 @@ class LiquidationCollector(Service):
         if base is None:
             self.log.warning("refresh of a coin outside the universe ignored", symbol=symbol)
             return 0
+        if self.source == "estimate":
+            return await self.refresh_estimate(symbol, trigger)
         wanted = [t for t in (timeframes or self.timeframes) if t in self.timeframes]
         async with self.gate:
             started = time.monotonic()
@@ -136,6 +146,52 @@ class LiquidationCollector(Service):
                 written = await write_heatmaps(
                     conn, maps, at, trigger, self.ctx.instance, duration_ms
                 )
+        await self.ctx.bus.publish(
+            STREAM_HEATMAPS_REFRESHED,
+            HeatmapsRefreshed(
+                symbol=symbol, source=self.source, time=at, timeframes=[m.timeframe for m in maps],
+                level_count=sum(len(m.levels) for m in maps), trigger=trigger,
+            ),
+        )  # fmt: skip
+        return written
+
+    async def refresh_estimate(self, symbol: str, trigger: str) -> int:
+        """The key-free estimate of one coin: fetch its missing inputs from the public
+        endpoints, estimate all nine timeframes, store them (flagged partial when the inputs
+        do not cover them)."""
+        async with self.gate:
+            started = time.monotonic()
+            at = datetime.now(UTC)
+            async with self.ctx.pool.connection() as conn:
+                synced = await sync_inputs(
+                    self.market, conn, symbol, at, self.ctx.settings.data_source
+                )
+                inputs, counts = await read_inputs(conn, [symbol], at)
+            if counts[0] == 0:
+                self.log.warning("heatmap estimate: no inputs stored for the coin", symbol=symbol)
+                raise RefreshFailed(f"{symbol}: no inputs for the estimate")
+            grid = estimate(inputs, self.model_params)
+            maps = estimate_heatmaps(grid, [symbol], inputs.price, at)
+            if not maps:
+                self.log.warning(
+                    "heatmap estimate: no levels (no open interest known)", symbol=symbol,
+                    intervals=int(counts[0]),
+                )  # fmt: skip
+                raise RefreshFailed(f"{symbol}: the estimate has no levels")
+            partial = bool(grid.partial[0]) or bool(np.isnan(inputs.oi_usd[0]).any())
+            if partial:
+                self.log.info(
+                    "heatmap estimate from partial inputs", symbol=symbol,
+                    history_days=round(float(grid.covered_s[0]) / 86_400, 2),
+                    intervals_without_oi=int(np.isnan(inputs.oi_usd[0][np.isfinite(inputs.open[0])]).sum()),
+                    fetched=synced.intervals,
+                )  # fmt: skip
+            duration_ms = int((time.monotonic() - started) * 1000)
+            async with self.ctx.pool.connection() as conn, conn.transaction():
+                written = await write_heatmaps(
+                    conn, maps, at, trigger, self.ctx.instance, duration_ms
+                )
+                await mark_partial(conn, symbol, "estimate", at, partial)
         await self.ctx.bus.publish(
             STREAM_HEATMAPS_REFRESHED,
             HeatmapsRefreshed(

@@ -203,3 +203,26 @@ async def read_inputs(
 
 def utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
+
+
+async def last_input_times(conn: AsyncConnection[Any], symbol: str) -> dict[int, datetime]:
+    """Newest stored interval start of `symbol` per interval width (resuming a backfill)."""
+    cur = await conn.execute(
+        """
+        SELECT w, (SELECT max(time) FROM heatmap_inputs h WHERE h.symbol = %s AND h.interval_s = w)
+        FROM unnest(ARRAY[300, 14400]) AS w
+        """,
+        (symbol,),
+    )
+    return {int(r[0]): r[1] for r in await cur.fetchall() if r[1] is not None}
+
+
+async def mark_partial(
+    conn: AsyncConnection[Any], symbol: str, source: str, at: datetime, partial: bool
+) -> None:
+    """Flag the refresh of `symbol` at `at` as made from incomplete inputs (or not)."""
+    await conn.execute(
+        """UPDATE liquidation_refreshes SET partial = %s
+           WHERE symbol = %s AND source = %s AND refreshed_at = %s""",
+        (partial, symbol, source, at),
+    )

@@ -1,0 +1,113 @@
+"""The estimate's refresh of one coin: fetch what is missing of its inputs from the venue's
+public endpoints (no key), store them, and turn the model's grid into `Heatmap`s.
+
+Inputs kept per coin (heatmap_inputs): 4-hour candles + 4-hour open interest for a year, and
+5-minute candles + 5-minute open interest for the last RECENT_S. A refresh fetches from the
+newest stored interval on (the first one backfills: resumable, since every page is stored
+by interval key), so a collector restart costs one page per series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import numpy as np
+from psycopg import AsyncConnection
+
+from quantcore.math import liqmodel as lm
+from quantcore.model.market import TIMEFRAMES, Candle, Heatmap, HeatmapLevel, OpenInterestPoint
+from quantcore.store.heatmap_inputs import InputRows, last_input_times, write_inputs
+
+DAY = 86_400
+RECENT_S = 3 * DAY
+DEEP_S = 366 * DAY
+# (interval seconds, Bybit kline interval, Bybit open-interest interval, history kept)
+SERIES = ((14_400, "240", "4h", DEEP_S), (300, "5", "5min", RECENT_S))
+
+
+class PublicMarketData(Protocol):
+    async def klines(
+        self, symbol: str, start: datetime, end: datetime, interval: str = "1"
+    ) -> list[Candle]: ...
+
+    async def open_interest(
+        self, symbol: str, start: datetime, end: datetime, interval: str = "5min"
+    ) -> list[OpenInterestPoint]: ...
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    intervals: int  # written
+    without_oi: int  # of them, how many had no open interest point at their end
+
+
+async def sync_inputs(
+    market: PublicMarketData, conn: AsyncConnection[Any], symbol: str, now: datetime,
+    source: str,
+) -> SyncResult:  # fmt: skip
+    """Fetch and store the finished intervals of `symbol` not stored yet (up to `now`)."""
+    last = await last_input_times(conn, symbol)
+    written = missing_oi = 0
+    for width, kline_iv, oi_iv, keep in SERIES:
+        start = now - timedelta(seconds=keep)
+        if width in last:
+            start = max(start, last[width] + timedelta(seconds=width))
+        if start >= now:
+            continue
+        candles = [
+            c for c in await market.klines(symbol, start, now, kline_iv)
+            if c.confirmed and c.start + timedelta(seconds=width) <= now
+        ]  # fmt: skip
+        if not candles:
+            continue
+        oi = await market.open_interest(symbol, start, now + timedelta(seconds=width), oi_iv)
+        rows = input_rows(symbol, width, candles, oi)
+        missing_oi += int(np.isnan(rows.open_interest).sum())
+        written += await write_inputs(conn, rows, source)
+    return SyncResult(written, missing_oi)
+
+
+def input_rows(
+    symbol: str, width: int, candles: list[Candle], oi: list[OpenInterestPoint]
+) -> InputRows:
+    """Candles of one interval with the open interest at each one's end (NaN where the venue
+    has no point there)."""
+    at = {int(p.time.timestamp()): p.open_interest for p in oi}
+    t = np.array([int(c.start.timestamp()) for c in candles], dtype=np.int64)
+    n = t.size
+    return InputRows(
+        symbols=[symbol], coin=np.zeros(n, np.int64), time_s=t,
+        interval_s=np.full(n, width, np.int64),
+        open=np.array([c.open for c in candles]), high=np.array([c.high for c in candles]),
+        low=np.array([c.low for c in candles]), close=np.array([c.close for c in candles]),
+        open_interest=np.array([at.get(int(s) + width, np.nan) for s in t], dtype=np.float64),
+        taker_buy=np.full(n, np.nan), taker_sell=np.full(n, np.nan),
+        long_ratio=np.full(n, np.nan),
+    )  # fmt: skip
+
+
+def heatmaps(
+    grid: lm.LevelGrid, symbols: list[str], price: np.ndarray, at: datetime
+) -> list[Heatmap]:
+    """The grid as one Heatmap per coin × timeframe with levels (source 'estimate')."""
+    out: list[Heatmap] = []
+    for c, symbol in enumerate(symbols):
+        if not (np.isfinite(price[c]) and price[c] > 0):
+            continue
+        for t, tf in enumerate(TIMEFRAMES):
+            p, v = grid.levels(c, t)
+            if p.size == 0:
+                continue
+            out.append(
+                Heatmap(
+                    symbol=symbol, timeframe=tf, time=at, source="estimate",
+                    price=float(price[c]),
+                    levels=tuple(
+                        HeatmapLevel(price=float(a), value_usd=float(b))
+                        for a, b in zip(p, v, strict=True)
+                    ),
+                )
+            )  # fmt: skip
+    return out
