@@ -194,3 +194,22 @@ def test_spearman() -> None:
     assert he.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert he.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert math.isnan(he.spearman([1, 2], [1, 2]))
+
+
+def test_reach_times_first_candle_holding_the_price() -> None:
+    at = he.reach_times([105.0, 95.0, 200.0], [0, 60, 120], [99, 100, 94], [101, 106, 100])
+    assert at[0] == 60 and at[1] == 120 and math.isnan(at[2])
+
+
+def test_realised_precision_and_recall() -> None:
+    clusters = np.array([105.0, 95.0, 120.0])
+    reached = np.array([60.0, 120.0, np.nan])
+    # liquidations: at 105.5 soon after it was reached, at 95 two hours later, one elsewhere
+    lt = np.array([100.0, 120.0 + 7200.0, 130.0])
+    lp = np.array([105.5, 95.0, 80.0])
+    lv = np.array([3.0, 1.0, 4.0])
+    r = he.realised(clusters, reached, lt, lp, lv, tol_pct=1.0, window_s=3600.0)
+    assert (r.reached, r.hit) == (2, 1)
+    assert r.value_in == 4.0 and r.value_total == 8.0
+    assert r.precision_pct == 50.0 and r.recall_pct == 50.0
+    assert (r + r).reached == 4

@@ -261,13 +261,13 @@ def cmd_trading(args: argparse.Namespace) -> int:
 
 def cmd_heatmap_eval(args: argparse.Namespace) -> int:
     """The key-free estimate against the simulator's ground truth (no database, no settings)."""
-    from quantcore.estimate.evaluate import evaluate, fmt
+    from quantcore.estimate.evaluate import evaluate, fmt, fmt_realised
     from quantcore.math.liqmodel import LeverageMix, ModelParams
 
     params = ModelParams(mix=LeverageMix.parse(args.leverage_mix)) if args.leverage_mix else None
     res = evaluate(
         args.seed, coins=args.coins, history_days=args.history_days, live_hours=args.live_hours,
-        params=params, top=args.top, tol_pct=args.tol_pct,
+        params=params, top=args.top, tol_pct=args.tol_pct, realised_hours=args.realised_hours,
     )  # fmt: skip
     print(
         f"heatmap-eval: seed {res.seed}, {res.coins} coins x 9 timeframes, top {args.top} "
@@ -277,6 +277,13 @@ def cmd_heatmap_eval(args: argparse.Namespace) -> int:
     print(f"  naive  {fmt(res.naive)}")
     for name, s in {**res.by_group, **res.by_timeframe}.items():
         print(f"    {name:>6}  {fmt(s)}")
+    if res.realised_hours > 0:
+        print(
+            f"against the liquidations of the next {res.realised_hours:g} h (top 10 clusters of "
+            f"the 1y heatmap per coin, ±{args.tol_pct:g} %):"
+        )
+        print(f"  model  {fmt_realised(res.realised_model)}")
+        print(f"  naive  {fmt_realised(res.realised_naive)}")
     return 0
 
 
@@ -321,6 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--live-hours", type=float, default=0.0, help="live market run after it")
     ev.add_argument("--top", type=int, default=5, help="top clusters per coin x timeframe")
     ev.add_argument("--tol-pct", type=float, default=1.0, help="match tolerance, percent")
+    ev.add_argument(
+        "--realised-hours", type=float, default=6.0,
+        help="then run the market on and score against its liquidations (0: skip)",
+    )  # fmt: skip
     ev.add_argument("--leverage-mix", help="leverage:share:hold_days,... (default: the model's)")
     ev.set_defaults(fn=cmd_heatmap_eval)
     sub.add_parser("services", help="list known services").set_defaults(fn=cmd_services)

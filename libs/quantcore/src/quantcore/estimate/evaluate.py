@@ -14,7 +14,7 @@ its own default setting.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,6 +29,7 @@ from quantcore.sim.rings import CLOSE, HIGH, LOW, OI, OPEN
 F = NDArray[np.float64]
 RECENT = "5"  # Bybit interval of the recent candles (minutes)
 OLD_S = 14_400  # 4-hour candles before them
+REALISED_TOP = 10  # clusters per coin (1y heatmap) scored against realised liquidations
 
 
 def market_inputs(market: Market, coins: list[int] | None = None) -> lm.ModelInputs:
@@ -79,19 +80,57 @@ class EvalResult:
     naive: he.Summary
     by_group: dict[str, he.Summary]  # model, per coin group (majors / alts)
     by_timeframe: dict[str, he.Summary]
+    realised_model: he.Realised | None = None  # against the liquidations of the hours after
+    realised_naive: he.Realised | None = None
+    realised_hours: float = 0.0
 
 
 def evaluate(
     seed: int, coins: int = 60, history_days: float = 3.0, live_hours: float = 0.0,
     params: lm.ModelParams | None = None, top: int = 5, tol_pct: float = 1.0,
-    start: int = 1_780_000_000,
+    start: int = 1_780_000_000, realised_hours: float = 0.0,
 ) -> EvalResult:  # fmt: skip
     """Build the simulated market of `seed`, estimate every coin × timeframe, score both the
-    model and the naive baseline against the market's true levels."""
-    market = Market(MarketConfig(seed=seed, coins=coins, history_days=history_days, start=start))
+    model and the naive baseline against the market's true levels; then, with
+    `realised_hours`, run the market on and score both against the liquidations that happen.
+    (The market runs on in 10-second steps, as its history was built, not 1-second ones.)"""
+    market = Market(
+        MarketConfig(
+            seed=seed, coins=coins, history_days=history_days, start=start, step_s=10, block_s=300
+        )
+    )
     if live_hours > 0:
         market.advance(int(live_hours * 3600))
-    return evaluate_market(market, seed, params, top, tol_pct)
+    res = evaluate_market(market, seed, params, top, tol_pct)
+    if realised_hours <= 0:
+        return res
+    inp = market_inputs(market)
+    grid = lm.estimate(inp, params or lm.ModelParams())
+    base = lm.naive(inp.price, market.tickers().oi_usd, params or lm.ModelParams())
+    t0 = market.now
+    events = market.advance(int(realised_hours * 3600))
+    scores = {"model": he.Realised(0, 0, 0.0, 0.0), "naive": he.Realised(0, 0, 0.0, 0.0)}
+    for c in range(market.n):
+        starts, candles = market.klines(c, "1", t0, market.now, 10**6)
+        mine = [e for e in events if e.coin == c]
+        lt = np.array([e.time_ms / 1000.0 for e in mine])
+        lp = np.array([e.price for e in mine])
+        lv = np.array([e.value_usd for e in mine])
+        for name, g in (("model", grid), ("naive", base)):
+            ep, ev = g.levels(c, len(TIMEFRAMES) - 1)
+            pk = he.peaks(
+                ep,
+                ev,
+                float(inp.price[c]),
+                band=(params or lm.ModelParams()).band,
+                top=REALISED_TOP,
+            )
+            at = he.reach_times(pk.price, starts, candles[LOW], candles[HIGH])
+            scores[name] = scores[name] + he.realised(pk.price, at, lt, lp, lv, tol_pct=tol_pct)
+    return replace(
+        res, realised_model=scores["model"], realised_naive=scores["naive"],
+        realised_hours=realised_hours,
+    )  # fmt: skip
 
 
 def evaluate_market(
@@ -135,4 +174,15 @@ def fmt(s: he.Summary) -> str:
         f"precision {f(s.precision_pct)} %  recall {f(s.recall_pct)} %  F1 {f(s.f1_pct)} %  "
         f"rank corr {f(s.rank_corr, 2)}  largest-cluster price err {f(s.largest_err_pct, 2)} %"
         f"  ({s.rows} coin x timeframe)"
+    )
+
+
+def fmt_realised(r: he.Realised | None) -> str:
+    if r is None:
+        return "n/a"
+    p, q = r.precision_pct, r.recall_pct
+    return (
+        f"precision {'n/a' if math.isnan(p) else f'{p:.1f}'} % ({r.hit}/{r.reached} reached "
+        f"clusters saw liquidations within 60 min)  recall {'n/a' if math.isnan(q) else f'{q:.1f}'}"
+        f" % of ${r.value_total:,.0f} liquidated"
     )

@@ -12,6 +12,11 @@ places where value concentrates, which is what a trader aims at.)
 - rank correlation: Spearman's rho between the true top clusters' sizes and the estimate's
   value within ±`tol_pct` of each (how well the estimate orders them);
 - largest-cluster error: |estimated largest cluster's price / true largest's − 1|, percent.
+
+Against realised liquidations (simulated or real alike, `realised`): of the predicted
+clusters price reached afterwards, the share that saw liquidations recorded within ±tol
+within an hour (precision), and the share of recorded liquidation value within ±tol of a
+predicted cluster (recall).
 """
 
 from __future__ import annotations
@@ -150,4 +155,70 @@ def summarise(scores: list[RowScore]) -> Summary:
         recall_pct=100.0 * mean(arr("recall")),
         rank_corr=mean(arr("rank_corr")),
         largest_err_pct=float(np.median(arr("largest_err_pct"))) if arr("largest_err_pct").size else math.nan,
+    )  # fmt: skip
+
+
+# --- against realised liquidations -----------------------------------------------------------
+
+
+def reach_times(cluster_price: ArrayLike, start_s: ArrayLike, low: ArrayLike, high: ArrayLike) -> F:  # fmt: skip
+    """For each cluster price, the start of the first candle whose range [low, high] holds it
+    (NaN: price never got there). Candles in time order."""
+    c = np.asarray(cluster_price, dtype=np.float64)[:, None]
+    lo = np.asarray(low, dtype=np.float64)[None, :]
+    hi = np.asarray(high, dtype=np.float64)[None, :]
+    t = np.asarray(start_s, dtype=np.float64)
+    if t.size == 0 or c.size == 0:
+        return np.full(c.shape[0], np.nan)
+    inside = (lo <= c) & (c <= hi)
+    first = inside.argmax(axis=1)
+    return np.asarray(np.where(inside.any(axis=1), t[first], np.nan))
+
+
+@dataclass(frozen=True)
+class Realised:
+    """Counts over any number of coins; combine by adding."""
+
+    reached: int  # predicted clusters price reached
+    hit: int  # of them, with liquidations recorded within ±tol within the window after
+    value_in: float  # recorded liquidation value within ±tol of a predicted cluster
+    value_total: float  # all recorded liquidation value
+
+    def __add__(self, other: Realised) -> Realised:
+        return Realised(
+            self.reached + other.reached, self.hit + other.hit,
+            self.value_in + other.value_in, self.value_total + other.value_total,
+        )  # fmt: skip
+
+    @property
+    def precision_pct(self) -> float:
+        return 100.0 * self.hit / self.reached if self.reached else math.nan
+
+    @property
+    def recall_pct(self) -> float:
+        return 100.0 * self.value_in / self.value_total if self.value_total > 0 else math.nan
+
+
+def realised(
+    cluster_price: ArrayLike, reached_at: ArrayLike, liq_time_s: ArrayLike, liq_price: ArrayLike,
+    liq_value: ArrayLike, *, tol_pct: float = 1.0, window_s: float = 3600.0,
+) -> Realised:  # fmt: skip
+    """One coin's predicted clusters against the liquidations recorded after the prediction:
+    precision counts the clusters price reached that saw liquidations within ±tol_pct within
+    `window_s` of being reached; recall is the share of liquidation value within ±tol_pct of
+    any predicted cluster."""
+    c = np.asarray(cluster_price, dtype=np.float64)
+    at = np.asarray(reached_at, dtype=np.float64)
+    lt = np.asarray(liq_time_s, dtype=np.float64)
+    lp = np.asarray(liq_price, dtype=np.float64)
+    lv = np.asarray(liq_value, dtype=np.float64)
+    tol = tol_pct / 100.0 + 1e-12
+    near = np.abs(lp[None, :] / c[:, None] - 1.0) <= tol  # [clusters, liquidations]
+    reached = np.isfinite(at)
+    soon = (lt[None, :] >= at[:, None]) & (lt[None, :] <= at[:, None] + window_s)
+    hit = reached & (near & soon).any(axis=1)
+    inside = near.any(axis=0) if c.size else np.zeros(lp.size, dtype=bool)
+    return Realised(
+        reached=int(reached.sum()), hit=int(hit.sum()),
+        value_in=float(lv[inside].sum()), value_total=float(lv.sum()),
     )  # fmt: skip
