@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from psycopg import AsyncConnection
 
 from quantcore.math import liqmodel as lm
-from quantcore.store.arrays import copy_binary
+from quantcore.store.arrays import ColumnType, copy_binary, fetch_packed, packed
 
 F = NDArray[np.float64]
 _FLOATS = ("open", "high", "low", "close", "open_interest", "taker_buy", "taker_sell", "long_ratio")
@@ -118,15 +118,17 @@ async def first_tiers(conn: AsyncConnection[Any], symbols: Sequence[str]) -> tup
     return mmr, lev
 
 
-# One row's fields, big-endian, concatenated by the server into one bytea per coin: one
-# aggregate call per row (not one per column), no ORDER BY (sorted here by time).
-_ROW = np.dtype(
-    [("t", ">i8"), ("w", ">i4")] + [(name, ">f8") for name in _FLOATS]
-)  # fmt: skip
-_ROW_SQL = " || ".join(
-    ["int8send(extract(epoch from h.time)::int8)", "int4send(h.interval_s)"]
-    + [f"float8send(coalesce(h.{name}, 'NaN'))" for name in _FLOATS]
-)
+# Per coin one packed bytea per column (quantcore.store.arrays), all aggregates of a group
+# fed the rows in the same order; no ORDER BY in them (a sort per column was most of the
+# read): sorted here by time. The time goes as PostgreSQL's own binary timestamptz
+# (microseconds since 2000-01-01): extract(epoch) makes a numeric per row. (Concatenating a
+# row's fields into one aggregate was slower; a binary COPY of the rows costs a libpq
+# message, and a Python await, per row: 6× slower.)
+_PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
+_FLOAT8: ColumnType = "float8"
+_COLUMNS: list[tuple[str, ColumnType]] = [("t", "int8"), ("w", "int4")] + [
+    (name, _FLOAT8) for name in _FLOATS
+]
 
 
 async def read_inputs(
@@ -138,36 +140,40 @@ async def read_inputs(
     of intervals found per coin (0: nothing stored)."""
     now_s = int(now.timestamp())
     recent_from = (now_s - recent_s) // 14_400 * 14_400  # 4-h intervals end where 5-min begin
-    async with conn.cursor(binary=True) as cur:
-        await cur.execute(
-            f"""
-            SELECT k.k - 1, p.rows
-            FROM unnest(%s::text[]) WITH ORDINALITY AS k(symbol, k)
-            CROSS JOIN LATERAL (
-                SELECT string_agg({_ROW_SQL}, ''::bytea) AS rows FROM (
-                    SELECT * FROM heatmap_inputs h
-                    WHERE h.symbol = k.symbol AND h.interval_s = 14400
-                      AND h.time >= to_timestamp(%s) AND h.time < to_timestamp(%s)
-                    UNION ALL
-                    SELECT * FROM heatmap_inputs h
-                    WHERE h.symbol = k.symbol AND h.interval_s = 300
-                      AND h.time >= to_timestamp(%s) AND h.time <= to_timestamp(%s)
-                ) h
-            ) p
-            """,
-            (list(symbols), now_s - deep_s, recent_from, recent_from, now_s - 300),
-        )  # fmt: skip
-        found = await cur.fetchall()
-    blobs = [bytes(r[1] or b"") for r in found]
-    per = np.array([len(b) // _ROW.itemsize for b in blobs], dtype=np.int64)
-    rec = np.frombuffer(b"".join(blobs), dtype=_ROW)
-    coin_ids = np.repeat(np.array([r[0] for r in found], dtype=np.int64), per)
-    order = np.lexsort((rec["t"], coin_ids))
-    rec, coin_ids = rec[order], coin_ids[order]
-    got: dict[str, NDArray[Any]] = {"coin": coin_ids, "t": rec["t"].astype(np.int64)}
-    got["w"] = rec["w"].astype(np.int64)
+    cols = ", ".join(
+        [
+            "string_agg(timestamptz_send(h.time), ''::bytea)",
+            packed("h.interval_s", "int4", None),
+        ]
+        + [packed(f"h.{name}", "float8", None) for name in _FLOATS]
+    )
+    raw = await fetch_packed(
+        conn,
+        f"""
+        SELECT (k.k - 1)::int4, p.*
+        FROM unnest(%s::text[]) WITH ORDINALITY AS k(symbol, k)
+        CROSS JOIN LATERAL (
+            SELECT {cols} FROM (
+                SELECT * FROM heatmap_inputs h
+                WHERE h.symbol = k.symbol AND h.interval_s = 14400
+                  AND h.time >= to_timestamp(%s) AND h.time < to_timestamp(%s)
+                UNION ALL
+                SELECT * FROM heatmap_inputs h
+                WHERE h.symbol = k.symbol AND h.interval_s = 300
+                  AND h.time >= to_timestamp(%s) AND h.time <= to_timestamp(%s)
+            ) h
+        ) p
+        """,
+        (list(symbols), now_s - deep_s, recent_from, recent_from, now_s - 300),
+        keys=("coin",),
+        columns=_COLUMNS,
+    )  # fmt: skip
+    t_s = (raw["t"].astype(np.int64) + _PG_EPOCH_US) // 1_000_000
+    order = np.lexsort((t_s, raw["coin"]))
+    got: dict[str, NDArray[Any]] = {"coin": raw["coin"][order], "t": t_s[order]}
+    got["w"] = raw["w"][order].astype(np.int64)
     for name, col in zip(_FLOATS, ("open", "high", "low", "close", "oi", "buy", "sell", "ratio"), strict=True):  # fmt: skip
-        got[col] = rec[name].astype(np.float64)
+        got[col] = raw[name][order].astype(np.float64)
     c = len(symbols)
     counts = np.bincount(got["coin"], minlength=c).astype(np.int64)
     n = int(counts.max(initial=0))
