@@ -125,10 +125,11 @@ async def first_tiers(conn: AsyncConnection[Any], symbols: Sequence[str]) -> tup
 # row's fields into one aggregate was slower; a binary COPY of the rows costs a libpq
 # message, and a Python await, per row: 6× slower.)
 _PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in Unix microseconds
+_INT8: ColumnType = "int8"
+_INT4: ColumnType = "int4"
 _FLOAT8: ColumnType = "float8"
-_COLUMNS: list[tuple[str, ColumnType]] = [("t", "int8"), ("w", "int4")] + [
-    (name, _FLOAT8) for name in _FLOATS
-]
+_COLUMNS: list[tuple[str, ColumnType]] = [("t", _INT8), ("w", _INT4)]
+_COLUMNS += [(name, _FLOAT8) for name in _FLOATS]
 
 
 async def read_inputs(
