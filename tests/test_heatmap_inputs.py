@@ -44,7 +44,13 @@ async def test_inputs_round_trip_as_of_now(pool: AsyncConnectionPool) -> None:
         inp, counts = await read_inputs(
             conn, [*symbols, "HMINONEUSDT"], datetime.fromtimestamp(NOW, UTC)
         )
+        past, past_counts = await read_inputs(
+            conn, symbols, datetime.fromtimestamp(NOW - 5 * DAY, UTC)
+        )
     assert counts.tolist() == [10 * 6 + 3 * 288, 288, 0]
+    # as of 5 days ago: the 4-hour intervals (packed) and 5-minute ones ending by then only
+    assert (past.end[past.width > 0] <= NOW - 5 * DAY).all()
+    assert past_counts.tolist() == [5 * 6, 0]  # 4-h from 13 to 8 days ago; no 5-min then
     assert (inp.end[:2][inp.width[:2] > 0] <= NOW).all()  # nothing after now
     last = inp.close[0, -1]
     assert 190.0 < last < 210.0  # the re-written values

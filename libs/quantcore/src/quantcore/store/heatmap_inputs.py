@@ -84,7 +84,36 @@ async def write_inputs(conn: AsyncConnection[Any], rows: InputRows, source: str)
             """,
             (source, list(rows.symbols)),
         )
-        return cur.rowcount
+        written = cur.rowcount
+        coarse = np.unique(rows.coin[rows.interval_s == PACKED_INTERVAL_S])
+        await repack(conn, [rows.symbols[int(c)] for c in coarse])
+        return written
+
+
+PACKED_INTERVAL_S = 14_400  # the 4-hour inputs are also kept packed (heatmap_input_packs)
+
+
+async def repack(conn: AsyncConnection[Any], symbols: Sequence[str]) -> None:
+    """Rebuild the 4-hour packs of `symbols` from heatmap_inputs (time order)."""
+    if not symbols:
+        return
+    cols = ", ".join(
+        ["string_agg(timestamptz_send(time), ''::bytea ORDER BY time)", packed("interval_s", "int4", "time")]
+        + [packed(name, "float8", "time") for name in _FLOATS]
+    )  # fmt: skip
+    names = ", ".join(_FLOATS)
+    await conn.execute(
+        f"""
+        INSERT INTO heatmap_input_packs (symbol, interval_s, intervals, last_time, t, w, {names})
+        SELECT symbol, interval_s, count(*), max(time), {cols}
+        FROM heatmap_inputs WHERE symbol = ANY(%s) AND interval_s = %s
+        GROUP BY symbol, interval_s
+        ON CONFLICT (symbol, interval_s) DO UPDATE SET
+            intervals = EXCLUDED.intervals, last_time = EXCLUDED.last_time, t = EXCLUDED.t,
+            w = EXCLUDED.w, {", ".join(f"{n} = EXCLUDED.{n}" for n in _FLOATS)}
+        """,
+        (list(symbols), PACKED_INTERVAL_S),
+    )  # fmt: skip
 
 
 async def write_risk_limits(
@@ -148,27 +177,35 @@ async def read_inputs(
         ]
         + [packed(f"h.{name}", "float8", None) for name in _FLOATS]
     )
-    raw = await fetch_packed(
+    recent = await fetch_packed(
         conn,
         f"""
         SELECT (k.k - 1)::int4, p.*
         FROM unnest(%s::text[]) WITH ORDINALITY AS k(symbol, k)
         CROSS JOIN LATERAL (
-            SELECT {cols} FROM (
-                SELECT * FROM heatmap_inputs h
-                WHERE h.symbol = k.symbol AND h.interval_s = 14400
-                  AND h.time >= to_timestamp(%s) AND h.time < to_timestamp(%s)
-                UNION ALL
-                SELECT * FROM heatmap_inputs h
-                WHERE h.symbol = k.symbol AND h.interval_s = 300
-                  AND h.time >= to_timestamp(%s) AND h.time <= to_timestamp(%s)
-            ) h
+            SELECT {cols} FROM heatmap_inputs h
+            WHERE h.symbol = k.symbol AND h.interval_s = 300
+              AND h.time >= to_timestamp(%s) AND h.time <= to_timestamp(%s)
         ) p
         """,
-        (list(symbols), now_s - deep_s, recent_from, recent_from, now_s - 300),
+        (list(symbols), recent_from, now_s - 300),
         keys=("coin",),
         columns=_COLUMNS,
     )  # fmt: skip
+    old = await fetch_packed(
+        conn,
+        f"""
+        SELECT (k.k - 1)::int4, p.t, p.w, {", ".join(f"p.{n}" for n in _FLOATS)}
+        FROM unnest(%s::text[]) WITH ORDINALITY AS k(symbol, k)
+        JOIN heatmap_input_packs p ON p.symbol = k.symbol AND p.interval_s = %s
+        """,
+        (list(symbols), PACKED_INTERVAL_S),
+        keys=("coin",),
+        columns=_COLUMNS,
+    )  # fmt: skip
+    old_t = (old["t"].astype(np.int64) + _PG_EPOCH_US) // 1_000_000
+    keep = (old_t >= now_s - deep_s) & (old_t < recent_from)  # as of now: nothing later
+    raw = {k: np.concatenate((old[k][keep], recent[k])) for k in old}
     t_s = (raw["t"].astype(np.int64) + _PG_EPOCH_US) // 1_000_000
     order = np.lexsort((t_s, raw["coin"]))
     got: dict[str, NDArray[Any]] = {"coin": raw["coin"][order], "t": t_s[order]}
