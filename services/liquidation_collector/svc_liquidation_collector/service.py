@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import ClassVar
 
@@ -80,6 +81,7 @@ class LiquidationCollector(Service):
         )  # fmt: skip
         self.split = WorkSplit(ctx.redis, s.bus_namespace, self.name, ctx.instance)
         self.base_coin: dict[str, str] = {}
+        self.max_leverage: dict[str, float] = {}  # instrument info: the model's leverage cap
         self.timeframes = [t for t in TIMEFRAMES if not (self.source == "coinglass" and t == "14d")]
         self.gate = asyncio.Semaphore(CONCURRENT_COINS)
         mix = LeverageMix.parse(s.heatmap_leverage_mix) if s.heatmap_leverage_mix else LeverageMix()
@@ -101,6 +103,7 @@ class LiquidationCollector(Service):
                 self.base_coin = {
                     i.symbol: i.base_coin for i in instruments if i.quote_coin == "USDT"
                 }
+                self.max_leverage = {i.symbol: i.max_leverage for i in instruments}
                 self.status_info["coins"] = len(self.base_coin)
                 self.status = "ok"
                 return
@@ -170,6 +173,9 @@ class LiquidationCollector(Service):
             if counts[0] == 0:
                 self.log.warning("heatmap estimate: no inputs stored for the coin", symbol=symbol)
                 raise RefreshFailed(f"{symbol}: no inputs for the estimate")
+            if symbol in self.max_leverage and inputs.max_leverage is not None:
+                cap = float(self.max_leverage[symbol])
+                inputs = replace(inputs, max_leverage=np.fmin(inputs.max_leverage, cap))
             grid = estimate(inputs, self.model_params)
             maps = estimate_heatmaps(grid, [symbol], inputs.price, at)
             if not maps:
