@@ -66,3 +66,36 @@ async def test_inputs_round_trip_as_of_now(pool: AsyncConnectionPool) -> None:
     assert grid.value[1].sum() == 0  # no OI: no opening flow known, no made-up levels
     assert grid.value[2].sum() == 0
     assert grid.partial.tolist() == [True, True, True]
+
+
+def test_input_rows_take_open_interest_at_each_interval_end() -> None:
+    from datetime import timedelta
+
+    from quantcore.estimate.refresh import input_rows
+    from quantcore.model.market import Candle, OpenInterestPoint
+
+    t0 = datetime.fromtimestamp(NOW, UTC)
+    candles = [
+        Candle(symbol="XUSDT", interval="5m", start=t0 + timedelta(minutes=5 * k), open=10,
+               high=11, low=9, close=10, volume=1)
+        for k in range(3)
+    ]  # fmt: skip
+    oi = [
+        OpenInterestPoint(symbol="XUSDT", time=t0 + timedelta(minutes=5), open_interest=7.0),
+        OpenInterestPoint(symbol="XUSDT", time=t0 + timedelta(minutes=15), open_interest=9.0),
+    ]
+    rows = input_rows("XUSDT", 300, candles, oi)
+    assert rows.open_interest[0] == 7.0 and rows.open_interest[2] == 9.0
+    assert np.isnan(rows.open_interest[1])  # the venue had no point there: unknown, not zero
+    assert rows.time_s.tolist() == [NOW, NOW + 300, NOW + 600]
+
+
+def test_estimate_heatmaps_only_for_priced_coins_and_positive_levels() -> None:
+    from quantcore.estimate.refresh import heatmaps
+
+    grid = lm.naive([100.0, 50.0], [1e8, 1e7])
+    maps = heatmaps(grid, ["AUSDT", "BUSDT"], np.array([100.0, np.nan]), datetime.now(UTC))
+    assert {m.symbol for m in maps} == {"AUSDT"}
+    assert len(maps) == 9
+    assert all(lv.price > 0 and lv.value_usd > 0 for m in maps for lv in m.levels)
+    assert all(m.source == "estimate" for m in maps)

@@ -170,6 +170,16 @@ class LiquidationCollector(Service):
                     self.market, conn, symbol, at, self.ctx.settings.data_source
                 )
                 inputs, counts = await read_inputs(conn, [symbol], at)
+            if synced.errors:
+                self.log.warning(
+                    "heatmap inputs: fetch failed, estimating from what is stored",
+                    symbol=symbol, errors=list(synced.errors),
+                )  # fmt: skip
+            if synced.empty:
+                self.log.info(
+                    "heatmap inputs: the venue returned nothing new", symbol=symbol,
+                    series=list(synced.empty),
+                )  # fmt: skip
             if counts[0] == 0:
                 self.log.warning("heatmap estimate: no inputs stored for the coin", symbol=symbol)
                 raise RefreshFailed(f"{symbol}: no inputs for the estimate")

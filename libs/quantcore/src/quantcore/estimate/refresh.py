@@ -41,6 +41,8 @@ class PublicMarketData(Protocol):
 class SyncResult:
     intervals: int  # written
     without_oi: int  # of them, how many had no open interest point at their end
+    errors: tuple[str, ...] = ()  # series that could not be fetched (the stored ones are used)
+    empty: tuple[str, ...] = ()  # series the venue answered with nothing new
 
 
 async def sync_inputs(
@@ -50,23 +52,33 @@ async def sync_inputs(
     """Fetch and store the finished intervals of `symbol` not stored yet (up to `now`)."""
     last = await last_input_times(conn, symbol)
     written = missing_oi = 0
+    errors: list[str] = []
+    empty: list[str] = []
     for width, kline_iv, oi_iv, keep in SERIES:
         start = now - timedelta(seconds=keep)
         if width in last:
             start = max(start, last[width] + timedelta(seconds=width))
-        if start >= now:
+        if now - start < timedelta(seconds=width):
+            continue  # no finished interval to fetch yet
+        try:
+            candles = [
+                c for c in await market.klines(symbol, start, now, kline_iv)
+                if c.confirmed and c.start + timedelta(seconds=width) <= now
+            ]  # fmt: skip
+            if not candles:
+                empty.append(f"klines {kline_iv}")
+                continue
+            end = now + timedelta(seconds=width)
+            oi = await market.open_interest(symbol, start, end, oi_iv)
+        except Exception as exc:  # the venue failing must not stop the estimate
+            errors.append(f"{kline_iv}/{oi_iv}: {str(exc)[:200]}")
             continue
-        candles = [
-            c for c in await market.klines(symbol, start, now, kline_iv)
-            if c.confirmed and c.start + timedelta(seconds=width) <= now
-        ]  # fmt: skip
-        if not candles:
-            continue
-        oi = await market.open_interest(symbol, start, now + timedelta(seconds=width), oi_iv)
+        if not oi:
+            empty.append(f"open interest {oi_iv}")
         rows = input_rows(symbol, width, candles, oi)
         missing_oi += int(np.isnan(rows.open_interest).sum())
         written += await write_inputs(conn, rows, source)
-    return SyncResult(written, missing_oi)
+    return SyncResult(written, missing_oi, tuple(errors), tuple(empty))
 
 
 def input_rows(
