@@ -1,6 +1,7 @@
-"""The key-free heatmap estimate in the fleet (issue 14 acceptance): the liquidation collector
-with HEATMAP_SOURCE=model and no CoinGlass key, fed only by the simulator's public
-Bybit-shaped endpoints (klines, open interest), writes levels for every coin × 9 timeframes."""
+"""The key-free heatmap estimate in the fleet (issue 14 acceptance): a DATA_SOURCE=bybit run
+with no CoinGlass key (HEATMAP_SOURCE left at auto), its Bybit REST endpoint pointed at the
+simulator: the liquidation collector, fed only by the public Bybit-shaped endpoints (klines,
+open interest), writes the model's levels for every coin × 9 timeframes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from quantcore.model.market import TIMEFRAMES
 from tests.conftest import eventually
-from tests.e2e.harness import running_fleet
+from tests.e2e.harness import free_port, running_fleet
 
 pytestmark = pytest.mark.e2e
 COINS = 6
@@ -20,10 +21,13 @@ COINS = 6
 def test_model_source_fills_every_coin_and_timeframe_without_a_key(
     box: Any, tmp_path: Path
 ) -> None:
+    port = free_port()
     env = {
         "SIM_COINS": str(COINS),
         "SIM_HISTORY_DAYS": "0.5",
-        "HEATMAP_SOURCE": "model",
+        "SIM_PORT": str(port),
+        "DATA_SOURCE": "bybit",  # real-data settings: no CoinGlass key, so auto = the model
+        "BYBIT_ENDPOINT_REST": f"http://127.0.0.1:{port}",
         "HEATMAP_REFRESH_INTERVAL_S": "30",
     }
     services = ["simulator", "liquidation_collector"]
