@@ -19,7 +19,7 @@ COINS = 6
 
 
 def test_model_source_fills_every_coin_and_timeframe_without_a_key(
-    box: Any, tmp_path: Path
+    box: Any, tmp_path: Path, quant: Any
 ) -> None:
     port = free_port()
     env = {
@@ -62,3 +62,8 @@ def test_model_source_fills_every_coin_and_timeframe_without_a_key(
         assert any(w == 300 and n == COINS and oi > 0 for w, n, oi in inputs)
         assert "Traceback" not in fleet.log()
         assert "heatmap estimate from partial inputs" in fleet.log()
+        # the backfill command: every coin already synced, so it resumes with nothing to redo
+        done = quant("backfill", "--heatmap-inputs", env=env)
+        print(done.stdout, done.stderr[-500:])
+        assert done.returncode == 0, done.stderr
+        assert f"for {COINS} coins" in done.stdout

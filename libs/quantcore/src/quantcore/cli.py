@@ -145,6 +145,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     _configure_cli_logging(settings, "backfill")
     symbols = [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None
     try:
+        if args.heatmap_inputs:
+            return asyncio.run(_backfill_inputs(settings, symbols, args.concurrency))
         return asyncio.run(_backfill(settings, args.days, symbols, args.concurrency))
     except KeyboardInterrupt:
         print("backfill: interrupted; run it again to resume where it stopped", file=sys.stderr)
@@ -200,6 +202,54 @@ async def _backfill(
                 f"backfill: failed for {', '.join(failed)}; run again to retry them",
                 file=sys.stderr,
             )
+            return 1
+        return 0
+    finally:
+        await client.aclose()
+        await pool.close()
+
+
+async def _backfill_inputs(settings: Settings, symbols: list[str] | None, concurrency: int) -> int:
+    """The heatmap estimate's inputs of every coin (a year of 4-h and 3 days of 5-min candles
+    and open interest), resumable: each coin continues from its newest stored interval."""
+    from datetime import UTC, datetime
+
+    from tqdm import tqdm
+
+    from quantcore.adapters.bybit.rest import BybitMarketData
+    from quantcore.db import open_pool
+    from quantcore.estimate.refresh import sync_inputs
+
+    client = BybitMarketData(settings.bybit_rest_url, settings.bybit_rate_per_s)
+    pool = await open_pool(settings)
+    try:
+        if symbols is None:
+            symbols = sorted(i.symbol for i in await client.instruments() if i.quote_coin == "USDT")
+        now = datetime.now(UTC)
+        gate = asyncio.Semaphore(concurrency)
+        failed: list[str] = []
+        with tqdm(total=len(symbols), unit="coin", desc="heatmap inputs") as bar:
+
+            async def one(symbol: str) -> int:
+                async with gate, pool.connection() as conn:
+                    try:
+                        res = await sync_inputs(client, conn, symbol, now, settings.data_source)
+                    except Exception as exc:
+                        failed.append(symbol)
+                        tqdm.write(f"{symbol}: {exc}")
+                        return 0
+                    finally:
+                        bar.update()
+                    for err in res.errors:
+                        tqdm.write(f"{symbol}: fetch failed: {err}")
+                    if res.errors:
+                        failed.append(symbol)
+                    return res.intervals
+
+            written = sum(await asyncio.gather(*(one(s) for s in symbols)))
+        print(f"backfill: {written} heatmap input intervals written for {len(symbols)} coins")
+        if failed:
+            print(f"backfill: incomplete for {', '.join(failed)}; run again", file=sys.stderr)
             return 1
         return 0
     finally:
@@ -371,6 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--days", type=float, default=30.0, help="how far back (max 366)")
     backfill.add_argument("--symbols", help="comma-separated symbols (default: the whole universe)")
     backfill.add_argument("--concurrency", type=int, default=4, help="coins fetched at once")
+    backfill.add_argument(
+        "--heatmap-inputs", action="store_true",
+        help="instead: the key-free heatmap estimate's inputs (4-h/5-min candles + open interest)",
+    )  # fmt: skip
     backfill.set_defaults(fn=cmd_backfill)
     top = sub.add_parser("top", help="the latest ranking's top coins")
     top.add_argument("-n", type=int, default=10)
