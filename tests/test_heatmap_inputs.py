@@ -99,3 +99,49 @@ def test_estimate_heatmaps_only_for_priced_coins_and_positive_levels() -> None:
     assert len(maps) == 9
     assert all(lv.price > 0 and lv.value_usd > 0 for m in maps for lv in m.levels)
     assert all(m.source == "estimate" for m in maps)
+
+
+async def test_stored_heatmap_scored_against_recorded_liquidations(
+    pool: AsyncConnectionPool,
+) -> None:
+    """A stored estimate snapshot, the candles and liquidations after it, from the database."""
+    from datetime import timedelta
+
+    from quantcore.math import heatmap_eval as he
+    from quantcore.model.market import Candle, Heatmap, HeatmapLevel, LiquidationEvent
+    from quantcore.store.heatmap_eval import after_snapshots
+    from quantcore.store.heatmaps import write_heatmaps
+    from quantcore.store.market import write_candles, write_liquidations
+
+    t0 = datetime.fromtimestamp(NOW, UTC)
+    sym = "HMEVUSDT"
+    hm = Heatmap(
+        symbol=sym, timeframe="1y", time=t0, source="estimate", price=100.0,
+        levels=(HeatmapLevel(price=95.0, value_usd=5e6), HeatmapLevel(price=110.0, value_usd=3e6)),
+    )  # fmt: skip
+    # price falls to 94.5 within the hour (reaches 95), never reaches 110
+    candles = [
+        Candle(symbol=sym, start=t0 + timedelta(minutes=m), open=100, high=100.5,
+               low=94.5 if m == 30 else 99.5, close=100, volume=1)
+        for m in range(-1, 120)
+    ]  # fmt: skip
+    liqs = [
+        LiquidationEvent(symbol=sym, time=t0 + timedelta(minutes=31), side="long", price=95.2,
+                         qty=1000, source="sim", event_key="hmev-1"),
+        LiquidationEvent(symbol=sym, time=t0 + timedelta(minutes=31), side="long", price=99.0,
+                         qty=100, source="sim", event_key="hmev-2"),
+    ]  # fmt: skip
+    async with pool.connection() as conn:
+        await write_heatmaps(conn, [hm], t0, "test", "test", 1)
+        await write_candles(conn, candles, "sim")
+        await write_liquidations(conn, liqs)
+        coins = await after_snapshots(conn, "estimate", "1y", t0 + timedelta(hours=1), 2.0)
+    mine = [c for c in coins if c.symbol == sym]
+    assert len(mine) == 1
+    c = mine[0]
+    assert c.price == 100.0 and c.level_price.tolist() == [95.0, 110.0]
+    pk = he.peaks(c.level_price, c.level_value, c.price, top=10)
+    reached = he.reach_times(pk.price, c.candle_start_s, c.candle_low, c.candle_high)
+    r = he.realised(pk.price, reached, c.liq_time_s, c.liq_price, c.liq_value)
+    assert (r.reached, r.hit) == (1, 1)
+    assert r.recall_pct == 100.0 * 95.2 * 1000 / (95.2 * 1000 + 99.0 * 100)

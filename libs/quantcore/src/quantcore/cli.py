@@ -370,7 +370,11 @@ def cmd_control(args: argparse.Namespace) -> int:
 
 
 def cmd_heatmap_eval(args: argparse.Namespace) -> int:
-    """The key-free estimate against the simulator's ground truth (no database, no settings)."""
+    """The key-free estimate against the simulator's ground truth (no database, no settings);
+    with --stored-source, a stored source's heatmaps against the liquidations recorded after
+    them (the database; simulated or real data alike)."""
+    if args.stored_source:
+        return asyncio.run(_stored_realised(_settings(), args))
     from quantcore.estimate.evaluate import evaluate, fmt, fmt_realised
     from quantcore.math.liqmodel import LeverageMix, ModelParams
 
@@ -394,6 +398,34 @@ def cmd_heatmap_eval(args: argparse.Namespace) -> int:
         )
         print(f"  model  {fmt_realised(res.realised_model)}")
         print(f"  naive  {fmt_realised(res.realised_naive)}")
+    return 0
+
+
+async def _stored_realised(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from psycopg import AsyncConnection
+
+    from quantcore.db import conninfo
+    from quantcore.estimate.evaluate import REALISED_TOP, fmt_realised
+    from quantcore.math import heatmap_eval as he
+    from quantcore.store.heatmap_eval import after_snapshots
+
+    at = datetime.now(UTC) - timedelta(hours=args.realised_hours)
+    async with await AsyncConnection.connect(conninfo(settings)) as conn:
+        coins = await after_snapshots(conn, args.stored_source, "1y", at, args.realised_hours)
+    total = he.Realised(0, 0, 0.0, 0.0)
+    for c in coins:
+        pk = he.peaks(c.level_price, c.level_value, c.price, top=REALISED_TOP)
+        reached = he.reach_times(pk.price, c.candle_start_s, c.candle_low, c.candle_high)
+        total = total + he.realised(
+            pk.price, reached, c.liq_time_s, c.liq_price, c.liq_value, tol_pct=args.tol_pct
+        )
+    print(
+        f"heatmap-eval: source {args.stored_source}, {len(coins)} coins, 1y heatmaps of "
+        f"{args.realised_hours:g} h ago against the liquidations recorded since: "
+        f"{fmt_realised(total)}"
+    )
     return 0
 
 
@@ -444,7 +476,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "heatmap-eval", help="score the key-free heatmap estimate against the simulator's truth"
     )
-    ev.add_argument("--seed", type=int, required=True, help="simulator seed")
+    ev.add_argument("--seed", type=int, default=7, help="simulator seed")
+    ev.add_argument(
+        "--stored-source", help="instead: score this stored source (estimate, coinglass, sim) "
+        "against the liquidations recorded in the database after its snapshots",
+    )  # fmt: skip
     ev.add_argument("--coins", type=int, default=60)
     ev.add_argument("--history-days", type=float, default=3.0, help="1-minute history built")
     ev.add_argument("--live-hours", type=float, default=0.0, help="live market run after it")
