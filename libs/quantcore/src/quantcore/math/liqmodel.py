@@ -59,7 +59,13 @@ CHUNK_CELLS = 4_000_000  # coins × intervals × leverage × side processed at o
 
 @dataclass(frozen=True)
 class LeverageMix:
-    """How new notional spreads over leverage, and how long each leverage is held."""
+    """How new notional spreads over leverage, and how long each leverage is held.
+
+    The default was written knowing that the simulator (our ground truth) uses a similar
+    conventional ladder (3× … 100×); its shares and holding times are not the simulator's.
+    How much the scores depend on it: `quant heatmap-eval --leverage-mix …` (a different
+    ladder, 5/10/20/50/100× with other holding times, scored 71.5 / 72.1 % precision / recall
+    on held-out seed 11 against 73.1 / 72.2 % with this default)."""
 
     leverage: tuple[float, ...] = (3.0, 5.0, 10.0, 25.0, 50.0, 100.0)
     share: tuple[float, ...] = (0.04, 0.26, 0.30, 0.20, 0.12, 0.08)  # of new notional
@@ -100,7 +106,7 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class ModelInputs:
-    """Intervals of C coins, padded to [C, N] (padding: NaN close). Time order per row."""
+    """Intervals of C coins, padded to [C, N] (padding: NaN prices). Time order per row."""
 
     end: F  # interval end, epoch seconds
     width: F  # interval length, seconds
