@@ -145,3 +145,32 @@ async def test_stored_heatmap_scored_against_recorded_liquidations(
     r = he.realised(pk.price, reached, c.liq_time_s, c.liq_price, c.liq_value)
     assert (r.reached, r.hit) == (1, 1)
     assert r.recall_pct == 100.0 * 95.2 * 1000 / (95.2 * 1000 + 99.0 * 100)
+
+
+async def test_estimate_as_of_a_past_moment_ignores_what_came_later(
+    pool: AsyncConnectionPool,
+) -> None:
+    """The backtester's view: the estimate as of t is the same whether or not a crash after t
+    has been stored since."""
+    from dataclasses import replace
+
+    from quantcore.estimate.refresh import estimate_as_of
+
+    symbols = ["HMASAUSDT", "HMASBUSDT"]
+    rows = _rows(symbols, 50.0)
+    t = datetime.fromtimestamp(NOW - DAY, UTC)
+    later = rows.time_s >= NOW - DAY
+    async with pool.connection() as conn:
+        await write_inputs(conn, rows, "sim")
+        before = await estimate_as_of(conn, symbols, t)
+        crash = replace(rows, low=np.where(later, rows.low * 0.5, rows.low))
+        await write_inputs(conn, crash, "sim")  # the crash after t is stored now
+        after = await estimate_as_of(conn, symbols, t)
+        now_view = await estimate_as_of(conn, symbols, datetime.fromtimestamp(NOW, UTC))
+    assert np.array_equal(before.grid.value, after.grid.value)
+    assert before.grid.value[0].sum() > 0
+    assert now_view.grid.value[0].sum() < before.grid.value[0].sum()  # the crash took levels
+    assert before.partial(0)  # 10 days of history
+    assert before.intervals[1] == 0  # coin 1's history starts at t: nothing as of t
+    assert now_view.without_oi[1] == now_view.intervals[1] > 0  # and has no OI: partial
+    assert now_view.partial(1) and now_view.grid.value[1].sum() == 0

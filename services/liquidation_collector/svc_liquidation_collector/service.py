@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import ClassVar
-
-import numpy as np
 
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.adapters.coinglass.rest import CoinGlassHeatmaps
@@ -28,9 +25,8 @@ from quantcore.adapters.errors import PermanentError
 from quantcore.bus import Delivery
 from quantcore.collect.cycles import cycle_of, cycle_start, sleep_until
 from quantcore.config import ConfigError, Settings
-from quantcore.estimate.refresh import heatmaps as estimate_heatmaps
-from quantcore.estimate.refresh import sync_inputs
-from quantcore.math.liqmodel import LeverageMix, ModelParams, estimate
+from quantcore.estimate.refresh import estimate_as_of, sync_inputs
+from quantcore.math.liqmodel import LeverageMix, ModelParams
 from quantcore.model.events import (
     STREAM_HEATMAPS_REFRESHED,
     STREAM_REFRESH_REQUESTS,
@@ -40,7 +36,7 @@ from quantcore.model.events import (
 from quantcore.model.market import TIMEFRAMES, Heatmap
 from quantcore.partition import WorkSplit, split_work
 from quantcore.service import Service, ServiceContext
-from quantcore.store.heatmap_inputs import mark_partial, read_inputs
+from quantcore.store.heatmap_inputs import mark_partial
 from quantcore.store.heatmaps import write_heatmaps
 
 CONCURRENT_COINS = 8
@@ -169,7 +165,7 @@ class LiquidationCollector(Service):
                 synced = await sync_inputs(
                     self.market, conn, symbol, at, self.ctx.settings.data_source
                 )
-                inputs, counts = await read_inputs(conn, [symbol], at)
+                est = await estimate_as_of(conn, [symbol], at, self.model_params, self.max_leverage)
             if synced.errors:
                 self.log.warning(
                     "heatmap inputs: fetch failed, estimating from what is stored",
@@ -180,26 +176,22 @@ class LiquidationCollector(Service):
                     "heatmap inputs: the venue returned nothing new", symbol=symbol,
                     series=list(synced.empty),
                 )  # fmt: skip
-            if counts[0] == 0:
+            if est.intervals[0] == 0:
                 self.log.warning("heatmap estimate: no inputs stored for the coin", symbol=symbol)
                 raise RefreshFailed(f"{symbol}: no inputs for the estimate")
-            if symbol in self.max_leverage and inputs.max_leverage is not None:
-                cap = float(self.max_leverage[symbol])
-                inputs = replace(inputs, max_leverage=np.fmin(inputs.max_leverage, cap))
-            grid = estimate(inputs, self.model_params)
-            maps = estimate_heatmaps(grid, [symbol], inputs.price, at)
+            maps = est.heatmaps
             if not maps:
                 self.log.warning(
                     "heatmap estimate: no levels (no open interest known)", symbol=symbol,
-                    intervals=int(counts[0]),
+                    intervals=int(est.intervals[0]),
                 )  # fmt: skip
                 raise RefreshFailed(f"{symbol}: the estimate has no levels")
-            partial = bool(grid.partial[0]) or bool(np.isnan(inputs.oi_usd[0]).any())
+            partial = est.partial(0)
             if partial:
                 self.log.info(
                     "heatmap estimate from partial inputs", symbol=symbol,
-                    history_days=round(float(grid.covered_s[0]) / 86_400, 2),
-                    intervals_without_oi=int(np.isnan(inputs.oi_usd[0][np.isfinite(inputs.open[0])]).sum()),
+                    history_days=round(float(est.grid.covered_s[0]) / 86_400, 2),
+                    intervals=int(est.intervals[0]), without_oi=int(est.without_oi[0]),
                     fetched=synced.intervals,
                 )  # fmt: skip
             duration_ms = int((time.monotonic() - started) * 1000)

@@ -9,16 +9,17 @@ by interval key), so a collector restart costs one page per series.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 from psycopg import AsyncConnection
 
 from quantcore.math import liqmodel as lm
 from quantcore.model.market import TIMEFRAMES, Candle, Heatmap, HeatmapLevel, OpenInterestPoint
-from quantcore.store.heatmap_inputs import InputRows, last_input_times, write_inputs
+from quantcore.store.heatmap_inputs import InputRows, last_input_times, read_inputs, write_inputs
 
 DAY = 86_400
 RECENT_S = 3 * DAY
@@ -123,3 +124,36 @@ def heatmaps(
                 )
             )  # fmt: skip
     return out
+
+
+@dataclass(frozen=True)
+class Estimate:
+    heatmaps: list[Heatmap]
+    grid: lm.LevelGrid  # with `partial` (history shorter than the timeframes) per coin
+    intervals: NDArray[np.int64]  # stored intervals read, per coin
+    without_oi: NDArray[np.int64]  # of them, how many have no open interest, per coin
+
+    def partial(self, coin: int) -> bool:
+        """Incomplete inputs: history shorter than a year, or over 5 % of it without OI."""
+        return bool(self.grid.partial[coin]) or bool(
+            self.without_oi[coin] > MAX_MISSING_OI * max(int(self.intervals[coin]), 1)
+        )
+
+
+MAX_MISSING_OI = 0.05
+
+
+async def estimate_as_of(
+    conn: AsyncConnection[Any], symbols: list[str], at: datetime,
+    params: lm.ModelParams | None = None, max_leverage: dict[str, float] | None = None,
+) -> Estimate:  # fmt: skip
+    """The estimate of `symbols` as of `at` from the stored inputs, seeing nothing later (the
+    collector's refresh, and the backtester's view of any past moment)."""
+    inputs, counts = await read_inputs(conn, symbols, at)
+    if max_leverage and inputs.max_leverage is not None:
+        caps = np.array([max_leverage.get(s, np.inf) for s in symbols], dtype=np.float64)
+        inputs = replace(inputs, max_leverage=np.fmin(inputs.max_leverage, caps))
+    grid = lm.estimate(inputs, params)
+    known = np.isfinite(inputs.open)
+    without_oi = (known & ~np.isfinite(inputs.oi_usd)).sum(axis=1).astype(np.int64)
+    return Estimate(heatmaps(grid, symbols, inputs.price, at), grid, counts, without_oi)
