@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 from quantcore.testing import resolve_infra, sandbox
-from scripts.benchmarks import backtest, bus, collect, db, grafana, rank, trade
+from scripts.benchmarks import backtest, bus, collect, db, grafana, model, rank, trade
 from scripts.benchmarks.report import Group, Metric, table, write
 
 GROUPS: list[Group] = [
@@ -31,6 +31,8 @@ GROUPS: list[Group] = [
     trade.GROUP,
     grafana.GROUP,
     backtest.GROUP,
+    model.GROUP,
+    model.REFRESH_GROUP,
 ]
 
 GROUP_BUDGET_S = 60.0

@@ -214,9 +214,13 @@ class Settings(BaseSettings):
     sim_slippage: float = Field(
         0.0002, ge=0, lt=0.05, description="simulator market-order slippage (fraction of price)"
     )
-    heatmap_source: Literal["auto", "coinglass", "sim", "estimate"] = Field(
+    heatmap_source: Literal["auto", "coinglass", "sim", "estimate", "model"] = Field(
         "auto",
-        description="liquidation heatmaps from: auto (CoinGlass with a key, else the simulator when DATA_SOURCE=sim), coinglass, sim, estimate",
+        description="liquidation heatmaps from: auto (CoinGlass with a key, else the simulator when DATA_SOURCE=sim, else the key-free estimate), coinglass, sim, model (= estimate: the key-free model from public Bybit data)",
+    )
+    heatmap_leverage_mix: str = Field(
+        "",
+        description='leverage mix of the heatmap estimate, "leverage:share:hold_days,..." (empty: the model default 3x..100x)',
     )
     coinglass_heatmap_model: Literal["model1", "model2", "model3"] = Field(
         "model2", description="CoinGlass aggregated heatmap model"
@@ -767,6 +771,8 @@ class Settings(BaseSettings):
 
     @property
     def effective_heatmap_source(self) -> Literal["coinglass", "sim", "estimate"]:
+        if self.heatmap_source == "model":
+            return "estimate"
         if self.heatmap_source != "auto":
             return self.heatmap_source
         if self.coinglass_api_key is not None:
