@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from quantcore.config import (
+    DEV_APP_DB_PASSWORD,
     DEV_DB_PASSWORD,
     DEV_GRAFANA_ADMIN_PASSWORD,
     DEV_GRAFANA_RO_PASSWORD,
@@ -68,16 +69,17 @@ def test_live_refuses_without_keys_and_confirmation(clean_env: pytest.MonkeyPatc
     with pytest.raises(ConfigError, match="TIMESCALE_DB_PASS"):
         load_settings()  # the dev placeholder password is refused for real money
     clean_env.setenv("TIMESCALE_DB_PASS", "a-real-password")
-    with pytest.raises(ConfigError, match="GRAFANA_RO_PASS"):
-        load_settings()  # compose's fixed Grafana reader password is refused too
-    clean_env.setenv("GRAFANA_RO_PASS", DEV_GRAFANA_RO_PASSWORD)
-    with pytest.raises(ConfigError, match="GRAFANA_RO_PASS"):
-        load_settings()
-    clean_env.setenv("GRAFANA_RO_PASS", "a-real-reader-password")
-    with pytest.raises(ConfigError, match="GRAFANA_ADMIN_PASS"):
-        load_settings()  # and Grafana's admin/admin
+    with pytest.raises(ConfigError, match="default password of TIMESCALE_DB_APP_PASS"):
+        load_settings()  # so is the services' login's (the app role) ...
+    clean_env.setenv("TIMESCALE_DB_APP_PASS", "another-real-password")
+    clean_env.setenv("GRAFANA_RO_PASS", "grafana-ro-local-only")
+    with pytest.raises(ConfigError, match="default password of GRAFANA_RO_PASS"):
+        load_settings()  # ... and Grafana's read-only login's
+    clean_env.setenv("GRAFANA_RO_PASS", "a-third-real-password")
+    with pytest.raises(ConfigError, match="default password of GRAFANA_ADMIN_PASS"):
+        load_settings()  # and Grafana's admin/admin (compose's fallback when unset)
     clean_env.setenv("GRAFANA_ADMIN_PASS", DEV_GRAFANA_ADMIN_PASSWORD)
-    with pytest.raises(ConfigError, match="GRAFANA_ADMIN_PASS"):
+    with pytest.raises(ConfigError, match="default password of GRAFANA_ADMIN_PASS"):
         load_settings()
     clean_env.setenv("GRAFANA_ADMIN_PASS", "a-real-admin-password")
     assert load_settings().trading_mode == "live"
@@ -91,7 +93,8 @@ def test_compose_falls_back_only_to_the_placeholders_live_refuses() -> None:
 
     text = (ROOT / "docker-compose.yaml").read_text()
     defaults = dict(re.findall(r"\$\{([A-Z_]*PASS):-([^}]*)\}", text))
-    refused = {"TIMESCALE_DB_PASS": DEV_DB_PASSWORD, "GRAFANA_RO_PASS": DEV_GRAFANA_RO_PASSWORD,
+    refused = {"TIMESCALE_DB_PASS": DEV_DB_PASSWORD, "TIMESCALE_DB_APP_PASS": DEV_APP_DB_PASSWORD,
+               "GRAFANA_RO_PASS": DEV_GRAFANA_RO_PASSWORD,
                "GRAFANA_ADMIN_PASS": DEV_GRAFANA_ADMIN_PASSWORD, "REDIS_PASS": ""}  # fmt: skip
     assert defaults == refused
 
