@@ -72,6 +72,7 @@ async def test_no_configured_secret_is_printed_or_stored(box: Sandbox, tmp_path:
         "twilio_auth_token": f"SECRET-twilio-{tag}",
         "email_pass": f"SECRET-smtp-{tag}",
         "timescale_db_pass": f"SECRET-db-{tag}",  # trust auth here: configured, never needed
+        "timescale_db_app_pass": f"SECRET-db-app-{tag}",  # set on the app login by migrate
         "grafana_ro_pass": f"SECRET-grafana-ro-{tag}",
         "grafana_admin_pass": f"SECRET-grafana-admin-{tag}",
         "coinglass_api_key": f"SECRET-cg-{tag}",
