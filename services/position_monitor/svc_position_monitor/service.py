@@ -36,12 +36,23 @@ from quantcore.model.events import (
     PositionOpened,
     PositionStopMoved,
 )
+from quantcore.model.trading import (
+    OPEN_STATUSES,
+    CloseReason,
+    ExecKind,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    Trigger,
+)
 from quantcore.scan.loop import every
 from quantcore.service import Service, ServiceContext
 from quantcore.store import positions as pstore
 from quantcore.store import trades as tstore
 from quantcore.trading import trailing
-from quantcore.venues.base import OPEN_STATUSES, OrderRequest, VenueError, VenuePosition
+from quantcore.venues.base import VenueError
 from quantcore.venues.factory import make_venue
 from quantcore.venues.paper import PaperVenue
 
@@ -59,10 +70,6 @@ def stop_on_tick(direction: str, stop: float, tick: float) -> Decimal:
         rounding=ROUND_FLOOR if direction == "long" else ROUND_CEILING
     )
     return rounded * Decimal(str(tick))
-
-
-def direction_of(side: str) -> str:
-    return "long" if side == "Buy" else "short"
 
 
 class PositionMonitor(Service):
@@ -100,7 +107,7 @@ class PositionMonitor(Service):
         for t in trades:
             tracked.add(t["symbol"])
             pos = positions.get(t["symbol"])
-            if pos is not None and direction_of(pos.side) != t["direction"]:
+            if pos is not None and pos.direction != t["direction"]:
                 pos = None  # the opposite side is not this trade's position
             try:
                 if t["status"] == "pending":
@@ -116,8 +123,11 @@ class PositionMonitor(Service):
             if symbol not in tracked:
                 await self.import_manual(pos)
         if time.monotonic() - self.last_equity_at >= self.ctx.settings.equity_snapshot_interval_s:
-            await self.snapshot_equity(len(positions))
-            self.last_equity_at = time.monotonic()
+            try:
+                await self.snapshot_equity(len(positions))
+                self.last_equity_at = time.monotonic()
+            except VenueError as exc:
+                self.log.warning("equity snapshot skipped; next pass retries", error=str(exc)[:300])
         self.status_info["passes"] = int(self.status_info.get("passes", 0)) + 1
         self.status_info["open_positions"] = len(positions)
 
@@ -132,7 +142,7 @@ class PositionMonitor(Service):
             async with self.ctx.pool.connection() as conn, conn.transaction():
                 await tstore.apply_venue_order(conn, o, self.name)
 
-    async def on_pending(self, t: dict[str, Any], pos: VenuePosition | None) -> None:
+    async def on_pending(self, t: dict[str, Any], pos: Position | None) -> None:
         now = datetime.now(UTC)
         if pos is not None:
             async with self.ctx.pool.connection() as conn, conn.transaction():
@@ -156,7 +166,10 @@ class PositionMonitor(Service):
             for o in entries:
                 if o["status"] in OPEN_STATUSES:
                     await self.venue.cancel_order(t["symbol"], o["order_link_id"])
-        finals = all(o["status"] not in OPEN_STATUSES and o["status"] != "Created" for o in entries)
+        finals = all(
+            o["status"] not in OPEN_STATUSES and o["status"] != OrderStatus.SUBMITTING
+            for o in entries
+        )
         if entries and (expired or finals):
             async with self.ctx.pool.connection() as conn, conn.transaction():
                 await conn.execute(
@@ -207,7 +220,7 @@ class PositionMonitor(Service):
         await self.publish_fill(opened, entry, qty)
         await self.on_gone(opened)
 
-    async def on_open(self, t: dict[str, Any], pos: VenuePosition) -> None:
+    async def on_open(self, t: dict[str, Any], pos: Position) -> None:
         s = self.ctx.settings
         entry = float(pos.avg_price)
         mark = float(pos.mark_price or pos.avg_price)
@@ -270,16 +283,16 @@ class PositionMonitor(Service):
                           symbol=t["symbol"], trade_id=str(t["trade_id"]))  # fmt: skip
             return
         execs = await self.venue.executions(since, t["symbol"])
-        closing_side = "Sell" if t["direction"] == "long" else "Buy"
-        closing = [e for e in execs if e.side == closing_side and e.exec_type != "Funding"]
-        reason = "manual"
-        if any(e.exec_type == "BustTrade" for e in closing):
-            reason = "liquidation"
-        elif any(e.stop_order_type == "TakeProfit" for e in closing):
-            reason = "tp"
-        elif any(e.stop_order_type in ("StopLoss", "TrailingStop") for e in closing):
+        closing_side = Side.closing(t["direction"])
+        closing = [e for e in execs if e.side is closing_side and e.kind is not ExecKind.FUNDING]
+        reason = CloseReason.MANUAL
+        if any(e.kind in (ExecKind.LIQUIDATION, ExecKind.ADL) for e in closing):
+            reason = CloseReason.LIQUIDATION
+        elif any(e.trigger is Trigger.TAKE_PROFIT for e in closing):
+            reason = CloseReason.TP
+        elif any(e.trigger in (Trigger.STOP_LOSS, Trigger.TRAILING_STOP) for e in closing):
             moved = t["initial_stop_loss"] is not None and t["stop_loss"] != t["initial_stop_loss"]
-            reason = "trailing_sl" if moved else "sl"
+            reason = CloseReason.TRAILING_SL if moved else CloseReason.SL
         qty = sum((c.qty for c in closes), Decimal(0))
         pnl = sum((c.closed_pnl for c in closes), Decimal(0))
         exit_price = sum((c.avg_exit_price * c.qty for c in closes), Decimal(0)) / qty
@@ -320,12 +333,12 @@ class PositionMonitor(Service):
             pnl_pct_margin=pnl_margin, opened_at=t["opened_at"],
         ))  # fmt: skip
 
-    async def import_manual(self, pos: VenuePosition) -> None:
+    async def import_manual(self, pos: Position) -> None:
         now = datetime.now(UTC)
-        external = f"{pos.symbol}:{pos.raw.get('opened_at') or pos.raw.get('createdTime') or now.isoformat()}"
+        external = f"{pos.symbol}:{(pos.opened_at or now).isoformat()}"
         async with self.ctx.pool.connection() as conn, conn.transaction():
             trade_id = await pstore.import_manual(
-                conn, venue=self.venue.name, symbol=pos.symbol, direction=direction_of(pos.side),
+                conn, venue=self.venue.name, symbol=pos.symbol, direction=pos.direction,
                 entry=pos.avg_price, qty=pos.size, leverage=pos.leverage, stop=pos.stop_loss,
                 take_profit=pos.take_profit, external_id=external[:120], at=now,
             )  # fmt: skip
@@ -333,13 +346,13 @@ class PositionMonitor(Service):
             return
         self.log.info("manual position imported", symbol=pos.symbol, trade_id=str(trade_id))
         await self.ctx.bus.publish(STREAM_POSITIONS, PositionOpened(
-            trade_id=trade_id, time=now, symbol=pos.symbol, direction=direction_of(pos.side),
+            trade_id=trade_id, time=now, symbol=pos.symbol, direction=pos.direction,
             venue=self.venue.name, agent=MANUAL_AGENT, entry_price=float(pos.avg_price), qty=float(pos.size),
-            leverage=float(pos.leverage), stop_loss=float(pos.stop_loss) if pos.stop_loss else None,
+            leverage=float(pos.leverage or 1), stop_loss=float(pos.stop_loss) if pos.stop_loss else None,
             take_profit=float(pos.take_profit) if pos.take_profit else None,
         ))  # fmt: skip
 
-    async def publish_opened(self, t: dict[str, Any], pos: VenuePosition) -> None:
+    async def publish_opened(self, t: dict[str, Any], pos: Position) -> None:
         await self.publish_fill(t, pos.avg_price, pos.size, pos.leverage)
 
     async def publish_fill(
@@ -381,11 +394,16 @@ class PositionMonitor(Service):
             )
             for agent, realised, n_open in await cur.fetchall():
                 unreal = await self._unrealised_of(conn, agent)
+                if unreal is None:
+                    self.log.warning("agent equity not snapshotted: the venue did not give the "
+                                     "unrealised PnL of its positions", agent=agent)  # fmt: skip
+                    continue
                 await pstore.write_equity(conn, at=now, venue=venue, agent=agent,
                                           equity=start + Decimal(realised) + unreal, balance=start + Decimal(realised),
                                           unrealised=unreal, start_equity=start, open_positions=int(n_open))  # fmt: skip
 
-    async def _unrealised_of(self, conn: Any, agent: str) -> Decimal:
+    async def _unrealised_of(self, conn: Any, agent: str) -> Decimal | None:
+        """The agent's unrealised PnL; None when the venue left it out for one of its positions."""
         cur = await conn.execute(
             "SELECT symbol FROM trades WHERE venue = %s AND agent = %s AND status = 'open'",
             (self.venue.name, agent),
@@ -393,10 +411,9 @@ class PositionMonitor(Service):
         symbols = {r[0] for r in await cur.fetchall()}
         if not symbols:
             return Decimal(0)
-        return sum(
-            (p.unrealised_pnl for p in await self.venue.positions() if p.symbol in symbols),
-            Decimal(0),
-        )
+        figures = [p.unrealised_pnl for p in await self.venue.positions() if p.symbol in symbols]
+        known = [f for f in figures if f is not None]
+        return sum(known, Decimal(0)) if len(known) == len(figures) else None
 
     # --- close requests -------------------------------------------------------------------------------
 
@@ -420,7 +437,7 @@ class PositionMonitor(Service):
         pos = positions[0]
         link = "close-" + uuid.uuid5(CLOSE_NAMESPACE, str(request_id)).hex[:30]
         [order] = await self.venue.place_orders([OrderRequest(
-            link, req.symbol, "Sell" if pos.side == "Buy" else "Buy", "Market", pos.size, reduce_only=True,
+            link, req.symbol, pos.side.opposite, OrderType.MARKET, pos.size, reduce_only=True,
         )])  # fmt: skip
         self.log.info("close order placed", symbol=req.symbol, by=req.requested_by, status=order.status,
                       duplicate=order.duplicate)  # fmt: skip

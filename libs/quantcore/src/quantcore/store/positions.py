@@ -167,7 +167,8 @@ async def refresh_scanner_stats(
 
 async def import_manual(
     conn: AsyncConnection[Any], *, venue: str, symbol: str, direction: str, entry: Decimal, qty: Decimal,
-    leverage: Decimal, stop: Decimal | None, take_profit: Decimal | None, external_id: str, at: datetime,
+    leverage: Decimal | None, stop: Decimal | None, take_profit: Decimal | None, external_id: str,
+    at: datetime,
 ) -> uuid.UUID | None:  # fmt: skip
     """A position the owner opened on the exchange: tracked as agent 'manual' so PnL is complete."""
     cur = await conn.execute(

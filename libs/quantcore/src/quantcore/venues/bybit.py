@@ -34,21 +34,21 @@ from pydantic import BaseModel
 from quantcore.adapters.errors import BadPayload, OnBad, TemporaryError, report_bad
 from quantcore.config import LIVE_CONFIRMATION_PHRASE, ConfigError, Settings, env_name
 from quantcore.logging import get_logger
+from quantcore.model.trading import (
+    AccountEquity,
+    ClosedPnl,
+    Fill,
+    Order,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Position,
+    VenueName,
+)
 from quantcore.ratelimit import TokenBucket
 from quantcore.retry import RetryPolicy, retry_with
 from quantcore.venues import bybit_schemas as wire
-from quantcore.venues.base import (
-    AccountEquity,
-    ClosedPnl,
-    Execution,
-    OrderRejected,
-    OrderRequest,
-    VenueError,
-    VenueName,
-    VenueOrder,
-    VenuePosition,
-    VenueUnavailable,
-)
+from quantcore.venues.base import OrderRejected, VenueError, VenueUnavailable
 
 log = get_logger(component="venue.bybit")
 T = TypeVar("T")
@@ -179,9 +179,9 @@ class BybitVenue:
 
     async def _page_rows(
         self, method: str, model: type[M], kind: str, params: dict[str, Any], limit: int
-    ) -> list[tuple[M, dict[str, Any]]]:
+    ) -> list[M]:
         """Every page of a cursor-paged list; bad rows are reported and skipped."""
-        out: list[tuple[M, dict[str, Any]]] = []
+        out: list[M] = []
         cursor, seen = "", set()
         for _ in range(MAX_PAGES):
             query = dict(params, limit=limit)
@@ -192,7 +192,7 @@ class BybitVenue:
             bad: list[BadPayload] = []
             for raw in raw_rows:
                 try:
-                    out.append((wire.parse(model, raw, kind), raw))
+                    out.append(wire.parse(model, raw, kind))
                 except BadPayload as exc:
                     bad.append(exc)
             await report_bad(self._on_bad, bad, f"bybit-{self.name}")
@@ -215,16 +215,16 @@ class BybitVenue:
     def _order_params(req: OrderRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
             "symbol": req.symbol,
-            "side": req.side,
-            "orderType": req.order_type,
+            "side": wire.BYBIT_SIDE[req.side],
+            "orderType": wire.BYBIT_ORDER_TYPE[req.order_type],
             "qty": _fmt(req.qty),
             "positionIdx": 0,
             "orderLinkId": req.order_link_id,
         }
-        if req.order_type == "Limit":
+        if req.order_type is OrderType.LIMIT:
             assert req.price is not None  # OrderRequest checks it
             params["price"] = _fmt(req.price)
-            params["timeInForce"] = req.time_in_force
+            params["timeInForce"] = wire.BYBIT_TIME_IN_FORCE[req.time_in_force]
         if req.reduce_only:
             params["reduceOnly"] = True
         if req.stop_loss is not None or req.take_profit is not None:
@@ -235,12 +235,12 @@ class BybitVenue:
                 params["takeProfit"] = _fmt(req.take_profit)
         return params
 
-    async def place_orders(self, orders: Sequence[OrderRequest]) -> list[VenueOrder]:
+    async def place_orders(self, orders: Sequence[OrderRequest]) -> list[Order]:
         """Place orders: order/create for one, order/create-batch (≤ 10 per request) for more.
 
         Idempotent on order_link_id: Bybit's 110072 becomes a lookup, returned with
         duplicate=True. An order the venue refuses (params, balance, reduce-only rule, ...) comes
-        back with status 'Rejected' and `reject_reason` "<retCode>: <retMsg>"; the call raises
+        back with status rejected and `reject_reason` "<retCode>: <retMsg>"; the call raises
         only when the whole request failed (VenueUnavailable: transport, 5xx, rate limit —
         orders of an earlier batch of the same call may exist; VenueError: auth). Results are in
         the order of `orders`.
@@ -252,12 +252,12 @@ class BybitVenue:
             raise ValueError("order_link_id must be unique within one place_orders call")
         if len(orders) == 1:
             return [await self._place_one(orders[0])]
-        out: list[VenueOrder] = []
+        out: list[Order] = []
         for start in range(0, len(orders), BATCH_LIMIT):
             out.extend(await self._place_batch(orders[start : start + BATCH_LIMIT]))
         return out
 
-    async def _place_one(self, req: OrderRequest) -> VenueOrder:
+    async def _place_one(self, req: OrderRequest) -> Order:
         try:
             payload = await self._call("place_order", category=CATEGORY, **self._order_params(req))
         except OrderRejected as exc:
@@ -271,7 +271,7 @@ class BybitVenue:
             return _acknowledged(req, "")
         return await self._after_ack(req, ack.orderId)
 
-    async def _place_batch(self, batch: Sequence[OrderRequest]) -> list[VenueOrder]:
+    async def _place_batch(self, batch: Sequence[OrderRequest]) -> list[Order]:
         request = [self._order_params(r) for r in batch]
         payload = await self._call("place_batch_order", category=CATEGORY, request=request)
         try:
@@ -282,7 +282,7 @@ class BybitVenue:
             return [await self._existing(r, duplicate=False) for r in batch]
         if len(result.items) != len(batch):
             log.warning("batch reply length differs", sent=len(batch), got=len(result.items))
-        out: list[VenueOrder] = []
+        out: list[Order] = []
         for k, req in enumerate(batch):
             if k >= len(result.items):
                 out.append(await self._existing(req, duplicate=False))
@@ -296,8 +296,8 @@ class BybitVenue:
                 out.append(_rejected(req, code.code, code.msg))
         return out
 
-    async def _after_ack(self, req: OrderRequest, order_id: str) -> VenueOrder:
-        """The order as the venue holds it now; the request as 'New' when the lookup fails
+    async def _after_ack(self, req: OrderRequest, order_id: str) -> Order:
+        """The order as the venue holds it now; the request as new when the lookup fails
         (the create was acknowledged: the order exists)."""
         try:
             found = await self.get_order(req.symbol, req.order_link_id)
@@ -306,7 +306,7 @@ class BybitVenue:
             found = None
         return found if found is not None else _acknowledged(req, order_id)
 
-    async def _existing(self, req: OrderRequest, *, duplicate: bool = True) -> VenueOrder:
+    async def _existing(self, req: OrderRequest, *, duplicate: bool = True) -> Order:
         found = await self.get_order(req.symbol, req.order_link_id)
         if found is None:
             if duplicate:
@@ -318,7 +318,7 @@ class BybitVenue:
             raise VenueUnavailable(f"cannot tell whether {req.order_link_id} was placed")
         return _with(found, duplicate=duplicate)
 
-    async def get_order(self, symbol: str, order_link_id: str) -> VenueOrder | None:
+    async def get_order(self, symbol: str, order_link_id: str) -> Order | None:
         """Open or recently closed (Bybit keeps 500) order by order_link_id."""
         found = await self._page_rows(
             "get_open_orders",
@@ -327,12 +327,12 @@ class BybitVenue:
             {"category": CATEGORY, "symbol": symbol, "orderLinkId": order_link_id},
             ORDER_LIMIT,
         )
-        for row, raw in found:
+        for row in found:
             if row.orderLinkId == order_link_id:
-                return wire.to_order(row, raw)
+                return wire.to_order(row)
         return None
 
-    async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
+    async def open_orders(self, symbol: str | None = None) -> list[Order]:
         """Open regular orders (orderFilter=Order: position TP/SL conditionals are not
         listed; they show on `positions()` as stop_loss / take_profit)."""
         params: dict[str, Any] = {"category": CATEGORY, "openOnly": 0, "orderFilter": "Order"}
@@ -343,7 +343,11 @@ class BybitVenue:
         found = await self._page_rows(
             "get_open_orders", wire.OrderRow, "order", params, ORDER_LIMIT
         )
-        return [wire.to_order(row, raw) for row, raw in found if row.orderStatus != "Untriggered"]
+        return [
+            wire.to_order(row)
+            for row in found
+            if row.orderStatus is not OrderStatus.TRIGGER_PENDING
+        ]
 
     async def amend_order(
         self,
@@ -352,7 +356,7 @@ class BybitVenue:
         *,
         qty: Decimal | None = None,
         price: Decimal | None = None,
-    ) -> VenueOrder:
+    ) -> Order:
         """Amend an open order; an amend that changes nothing returns the order as it is.
         Raises OrderRejected (110001) when the order is not open any more."""
         params: dict[str, Any] = {
@@ -374,7 +378,7 @@ class BybitVenue:
             raise VenueUnavailable(f"order {order_link_id} amended but not listed")
         return found
 
-    async def cancel_order(self, symbol: str, order_link_id: str) -> VenueOrder | None:
+    async def cancel_order(self, symbol: str, order_link_id: str) -> Order | None:
         """Cancel an open order. Returns the order (status Cancelled, or its final status when
         it had already finished), None when the venue does not know it."""
         try:
@@ -422,7 +426,7 @@ class BybitVenue:
             if exc.code != LEVERAGE_NOT_MODIFIED:
                 raise
 
-    async def positions(self, symbol: str | None = None) -> list[VenuePosition]:
+    async def positions(self, symbol: str | None = None) -> list[Position]:
         """Open positions (flat rows are dropped)."""
         params: dict[str, Any] = {"category": CATEGORY}
         if symbol is not None:
@@ -432,37 +436,37 @@ class BybitVenue:
         found = await self._page_rows(
             "get_positions", wire.PositionRow, "position", params, POSITION_LIMIT
         )
-        out = [wire.to_position(row, raw) for row, raw in found]
+        out = [wire.to_position(row) for row in found]
         return [p for p in out if p is not None]
 
-    async def executions(self, since: datetime, symbol: str | None = None) -> list[Execution]:
+    async def executions(self, since: datetime, symbol: str | None = None) -> list[Fill]:
         """Fills at or after `since`, oldest first (all execTypes: Trade, Funding, ...)."""
         found = await self._windowed(
             "get_executions", wire.ExecutionRow, "execution", since, symbol
         )
-        rows: dict[str, tuple[wire.ExecutionRow, dict[str, Any]]] = {}
-        for row, raw in reversed(found):  # pages are newest first
+        rows: dict[str, wire.ExecutionRow] = {}
+        for row in reversed(found):  # pages are newest first
             if row.execTime >= since:
-                rows.setdefault(row.execId, (row, raw))
-        ordered = sorted(rows.values(), key=lambda r: (r[0].execTime, r[0].seq or 0))  # stable
-        return [wire.to_execution(row, raw) for row, raw in ordered]
+                rows.setdefault(row.execId, row)
+        ordered = sorted(rows.values(), key=lambda r: (r.execTime, r.seq or 0))  # stable
+        return [wire.to_fill(row) for row in ordered]
 
     async def closed_pnl(self, since: datetime, symbol: str | None = None) -> list[ClosedPnl]:
         """Closed-PnL records created at or after `since`, oldest first."""
         found = await self._windowed(
             "get_closed_pnl", wire.ClosedPnlRow, "closed_pnl", since, symbol
         )
-        out = [wire.to_closed_pnl(r, raw) for r, raw in reversed(found) if r.createdTime >= since]
+        out = [wire.to_closed_pnl(r) for r in reversed(found) if r.createdTime >= since]
         return sorted(out, key=lambda c: c.created_at)  # stable: ties keep the venue's order
 
     async def _windowed(
         self, method: str, model: type[M], kind: str, since: datetime, symbol: str | None
-    ) -> list[tuple[M, dict[str, Any]]]:
+    ) -> list[M]:
         """Walk 7-day windows from `since` to now (the last one is asked with startTime only,
         so the venue's own clock bounds it)."""
         now = datetime.now(UTC)
         start = since
-        out: list[tuple[M, dict[str, Any]]] = []
+        out: list[M] = []
         while True:
             params: dict[str, Any] = {"category": CATEGORY, "startTime": _ms(start)}
             last = start + WINDOW > now
@@ -501,28 +505,28 @@ class _Transient(TemporaryError):
         self.error = error
 
 
-def _acknowledged(req: OrderRequest, order_id: str) -> VenueOrder:
+def _acknowledged(req: OrderRequest, order_id: str) -> Order:
     now = datetime.now(UTC)
-    return VenueOrder(
+    return Order(
         order_link_id=req.order_link_id, venue_order_id=order_id, symbol=req.symbol,
-        side=req.side, order_type=req.order_type, qty=req.qty, price=req.price, status="New",
+        side=req.side, order_type=req.order_type, qty=req.qty, price=req.price, status=OrderStatus.NEW,
         filled_qty=Decimal(0), avg_fill_price=None, fee=Decimal(0), reduce_only=req.reduce_only,
         created_at=now, updated_at=now, stop_loss=req.stop_loss, take_profit=req.take_profit,
     )  # fmt: skip
 
 
-def _rejected(req: OrderRequest, code: int | None, message: str) -> VenueOrder:
+def _rejected(req: OrderRequest, code: int | None, message: str) -> Order:
     now = datetime.now(UTC)
-    return VenueOrder(
+    return Order(
         order_link_id=req.order_link_id, venue_order_id="", symbol=req.symbol, side=req.side,
-        order_type=req.order_type, qty=req.qty, price=req.price, status="Rejected",
+        order_type=req.order_type, qty=req.qty, price=req.price, status=OrderStatus.REJECTED,
         filled_qty=Decimal(0), avg_fill_price=None, fee=Decimal(0), reduce_only=req.reduce_only,
         created_at=now, updated_at=now, stop_loss=req.stop_loss, take_profit=req.take_profit,
         reject_reason=message if code is None else f"{code}: {message}",
     )  # fmt: skip
 
 
-def _with(order: VenueOrder, *, duplicate: bool) -> VenueOrder:
+def _with(order: Order, *, duplicate: bool) -> Order:
     return replace(order, duplicate=duplicate)
 
 
