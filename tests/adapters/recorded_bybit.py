@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from quantcore.adapters.bybit import parse as public
-from quantcore.adapters.errors import BadPayload
-from quantcore.venues import bybit_schemas as wire
+from quantcore.adapters.bybit import private as wire
+from quantcore.errors import BadPayload
 
 RECORDED = Path(
     os.environ.get("RECORDED_DIR", Path(__file__).resolve().parents[3] / "shared" / "recorded")

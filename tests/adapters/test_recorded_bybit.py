@@ -10,8 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from quantcore.adapters.bybit import private as wire
 from quantcore.model.trading import ExecKind, OrderStatus, OrderType, Side, Trigger
-from quantcore.venues import bybit_schemas as wire
 from tests.adapters.recorded_bybit import ENDPOINTS, RECORDED, recorded_files, table
 
 README = Path(__file__).with_name("README.md")

@@ -24,11 +24,11 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from quantcore.adapters.bybit.execution import make_bybit_venue
 from quantcore.model.events import STREAM_SIGNALS
 from quantcore.model.trading import OrderRequest
 from quantcore.testing import Sandbox
 from quantcore.trading.sizing import floor_to_step
-from quantcore.venues.bybit import make_bybit_venue
 from tests.conftest import ROOT, eventually
 from tests.e2e.harness import RunningFleet, running_fleet
 from tests.e2e.signals import TIGHT, make_signal, publish, tickers

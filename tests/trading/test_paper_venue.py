@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from quantcore.errors import Rejected
 from quantcore.model.trading import OrderRequest
-from quantcore.venues.base import VenueError
 from quantcore.venues.paper import PaperFees, PaperVenue, _funding_times
 from tests.trading.conftest import StaticPrices
 
@@ -78,7 +78,7 @@ async def test_stop_loss_short_and_trading_stop_moves_it(fresh_pool, prices) -> 
     start = datetime.now(UTC) - timedelta(minutes=1)
     [closed] = await v.closed_pnl(start)
     assert closed.avg_exit_price == D("102") and closed.closed_pnl < 0
-    with pytest.raises(VenueError):
+    with pytest.raises(Rejected):
         await v.set_trading_stop("SOLUSDT", stop_loss=D("99"))  # no position any more
 
 

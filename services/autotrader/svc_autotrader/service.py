@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.bus import Delivery
+from quantcore.errors import ExternalError
 from quantcore.model.events import (
     STREAM_REFRESH_REQUESTS,
     STREAM_SIGNALS,
@@ -45,7 +46,6 @@ from quantcore.store import trades as store
 from quantcore.trading import risk
 from quantcore.trading.killswitch import KillSwitch
 from quantcore.trading.plan import EntryPlan, InstrumentRules, PlanParams, plan_entry
-from quantcore.venues.base import VenueError
 from quantcore.venues.factory import make_venue
 
 RISK_LOCK = 0x5EA1_7AD3  # pg advisory lock: one entry decision at a time across replicas
@@ -120,7 +120,7 @@ class Autotrader(Service):
         try:
             equity = float((await self.venue.equity()).equity)
             plan = await self.plan(sig, equity)
-        except (VenueError, LookupError) as exc:
+        except (ExternalError, LookupError) as exc:
             await self.record(sig, "skipped", f"cannot plan: {exc}")
             return
         trade_id = await self.commit_plan(sig, plan, equity, correlation_id)
@@ -260,7 +260,7 @@ class Autotrader(Service):
                     symbol, Decimal(str(self.ctx.settings.trade_leverage))
                 )
                 self.leverage_set.add(symbol)
-            except VenueError as exc:
+            except ExternalError as exc:
                 self.log.info("leverage not changed", symbol=symbol, error=str(exc)[:200])
         placed = await self.venue.place_orders(requests)
         if self.ctx.settings.autotrader_fault == "kill_after_place" and not any(

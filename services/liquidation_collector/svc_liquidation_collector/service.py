@@ -20,10 +20,10 @@ from typing import ClassVar
 
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.adapters.coinglass.rest import CoinGlassHeatmaps
-from quantcore.adapters.errors import PermanentError
 from quantcore.bus import Delivery
 from quantcore.collect.cycles import cycle_of, cycle_start, sleep_until
 from quantcore.config import ConfigError, Settings
+from quantcore.errors import PermanentError
 from quantcore.model.events import (
     STREAM_HEATMAPS_REFRESHED,
     STREAM_REFRESH_REQUESTS,

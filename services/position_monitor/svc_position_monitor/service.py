@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.bus import Delivery
+from quantcore.errors import ExternalError
 from quantcore.leader import LeaderLease
 from quantcore.model.events import (
     STREAM_POSITIONS,
@@ -52,7 +53,6 @@ from quantcore.service import Service, ServiceContext
 from quantcore.store import positions as pstore
 from quantcore.store import trades as tstore
 from quantcore.trading import trailing
-from quantcore.venues.base import VenueError
 from quantcore.venues.factory import make_venue
 from quantcore.venues.paper import PaperVenue
 
@@ -116,7 +116,7 @@ class PositionMonitor(Service):
                     await self.on_gone(t)
                 else:
                     await self.on_open(t, pos)
-            except VenueError as exc:
+            except ExternalError as exc:
                 self.log.warning("venue refused a monitor action; next pass retries",
                                  trade_id=str(t["trade_id"]), symbol=t["symbol"], error=str(exc)[:300])  # fmt: skip
         for symbol, pos in positions.items():
@@ -126,7 +126,7 @@ class PositionMonitor(Service):
             try:
                 await self.snapshot_equity(len(positions))
                 self.last_equity_at = time.monotonic()
-            except VenueError as exc:
+            except ExternalError as exc:
                 self.log.warning("equity snapshot skipped; next pass retries", error=str(exc)[:300])
         self.status_info["passes"] = int(self.status_info.get("passes", 0)) + 1
         self.status_info["open_positions"] = len(positions)

@@ -4,6 +4,9 @@ Every venue answers in our vocabulary (`quantcore.model.trading`): the pybit ven
 Bybit's words at the adapter, the paper venue speaks ours natively, so they are interchangeable
 and the `orders` table stores one vocabulary. Money is Decimal, never float.
 
+Failures are quantcore.errors: TemporaryError (retry later; after a write the order may exist),
+Rejected (the venue refused: rules, balance, unknown order), AuthError, BadPayload.
+
 Idempotency contract: `place_orders` with an `order_link_id` the venue already holds does not
 place a second order; it returns the existing order with `duplicate=True` (Bybit answers such a
 request with retCode 110072; the pybit venue turns that into a lookup).
@@ -27,26 +30,6 @@ from quantcore.model.trading import (
 )
 
 
-class VenueError(Exception):
-    """A venue refused or failed a request. `code` is the venue's code (Bybit retCode)."""
-
-    def __init__(self, message: str, code: int | None = None, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.retryable = retryable
-
-
-class OrderRejected(VenueError):
-    """The venue refused this order for a reason that will not change on retry."""
-
-
-class VenueUnavailable(VenueError):
-    """Transport trouble, 5xx, rate limit: retry later (the order may or may not exist)."""
-
-    def __init__(self, message: str, code: int | None = None) -> None:
-        super().__init__(message, code, retryable=True)
-
-
 class Venue(Protocol):
     """What the autotrader and the position monitor need from a venue."""
 
@@ -54,7 +37,7 @@ class Venue(Protocol):
 
     async def place_orders(self, orders: Sequence[OrderRequest]) -> list[Order]:
         """Place orders (one batch request where the venue allows); idempotent on
-        order_link_id. Raises OrderRejected / VenueUnavailable for the whole batch only when
+        order_link_id. Raises a quantcore.errors type for the whole batch only when
         nothing was placed; per-order rejections come back with status rejected."""
         ...
 

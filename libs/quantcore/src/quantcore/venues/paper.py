@@ -25,6 +25,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from quantcore.errors import Rejected, TemporaryError
 from quantcore.logging import get_logger
 from quantcore.model.trading import (
     AccountEquity,
@@ -40,7 +41,6 @@ from quantcore.model.trading import (
     Trigger,
     VenueName,
 )
-from quantcore.venues.base import VenueError, VenueUnavailable
 from quantcore.venues.prices import PriceSource, Quote
 
 log = get_logger(component="venue.paper")
@@ -165,9 +165,9 @@ class PaperVenue:
         async with self._locked() as conn:
             row = await self._order_row(conn, order_link_id)
             if row is None or row["symbol"] != symbol:
-                raise VenueError(f"order {order_link_id} not found", 110001)
+                raise Rejected(f"order {order_link_id} not found", 110001)
             if row["status"] not in OPEN:
-                raise VenueError(f"order {order_link_id} is {row['status']}, cannot amend", 110001)
+                raise Rejected(f"order {order_link_id} is {row['status']}, cannot amend", 110001)
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 "UPDATE paper_orders SET qty = COALESCE(%s, qty), price = COALESCE(%s, price), "
@@ -204,7 +204,7 @@ class PaperVenue:
                 (stop_loss, take_profit, _now(), symbol),
             )
             if result.rowcount == 0:
-                raise VenueError(f"can not set tp/sl/ts for zero position ({symbol})", 10001)
+                raise Rejected(f"can not set tp/sl/ts for zero position ({symbol})", 10001)
 
     async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
         async with self._locked() as conn:
@@ -251,7 +251,7 @@ class PaperVenue:
             open_positions = await self._all_positions(conn, quotes)
         unpriced = [p.symbol for p in open_positions if p.unrealised_pnl is None]
         if unpriced:
-            raise VenueUnavailable(f"no current price for {', '.join(unpriced)}: equity unknown")
+            raise TemporaryError(f"no current price for {', '.join(unpriced)}: equity unknown")
         unrealised = sum((p.unrealised_pnl or Decimal(0) for p in open_positions), Decimal(0))
         return AccountEquity(
             equity=balance + unrealised, balance=balance, unrealised_pnl=unrealised

@@ -22,7 +22,7 @@ from quantcore.adapters.bybit.schemas import (
     QUOTE,
     TRADING,
 )
-from quantcore.adapters.errors import BadPayload
+from quantcore.errors import BadPayload
 from quantcore.model.market import (
     Candle,
     FundingRate,

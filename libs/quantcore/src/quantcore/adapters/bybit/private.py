@@ -5,7 +5,7 @@ account/wallet-balance.mdx). Numbers arrive as strings; Bybit writes "" or "0" f
 price, and "UNKNOWN" / "" for a stopOrderType that is not a stop.
 
 Nothing from the wire is trusted: a payload that does not fit raises `BadPayload` (a
-PermanentError of the adapters) with the reason and a snippet. A figure we use that the venue
+PermanentError of quantcore.errors) with the reason and a snippet. A figure we use that the venue
 left out is a rejection, never a zero: a filled order without an average price, an order
 without its cumulative fee, an open position without its entry price.
 """
@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from quantcore.adapters.errors import BadPayload
+from quantcore.errors import BadPayload
 from quantcore.model.trading import (
     AccountEquity,
     ClosedPnl,

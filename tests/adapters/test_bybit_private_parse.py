@@ -12,11 +12,17 @@ import pytest
 import requests
 from pybit.exceptions import FailedRequestError, InvalidRequestError
 
-from quantcore.adapters.errors import BadPayload
+from quantcore.adapters.bybit import private as wire
+from quantcore.adapters.bybit.http import IP_BAN_WAIT_S, translate
+from quantcore.errors import (
+    AuthError,
+    BadPayload,
+    ExternalError,
+    RateLimited,
+    Rejected,
+    TemporaryError,
+)
 from quantcore.model.trading import ExecKind, OrderStatus, OrderType, Side, Trigger
-from quantcore.venues import bybit_schemas as wire
-from quantcore.venues.base import OrderRejected, VenueError, VenueUnavailable
-from quantcore.venues.bybit import translate
 
 # docs/v5/order/open-order.mdx, response example
 OPEN_ORDERS: dict[str, Any] = {
@@ -348,21 +354,22 @@ def test_an_unknown_unrealised_pnl_is_none_not_zero() -> None:
     assert pos is not None and pos.unrealised_pnl is None
 
 
-# Error envelopes as Bybit sends them (HTTP 200, retCode != 0); pybit raises on them.
+# Error envelopes as Bybit sends them (HTTP 200, retCode != 0); pybit raises on them. The one
+# translate() of the Bybit adapter serves market data and execution alike.
 ERRORS = [
-    ({"retCode": 10001, "retMsg": "params error: symbol invalid", "result": {}, "retExtInfo": {}, "time": 1}, OrderRejected),
-    ({"retCode": 110072, "retMsg": "OrderLinkedID is duplicate", "result": {}, "retExtInfo": {}, "time": 1}, OrderRejected),
-    ({"retCode": 110007, "retMsg": "ab not enough for new order", "result": {}, "retExtInfo": {}, "time": 1}, OrderRejected),
-    ({"retCode": 10003, "retMsg": "API key is invalid.", "result": {}, "retExtInfo": {}, "time": 1}, VenueError),
-    ({"retCode": 10004, "retMsg": "error sign! origin_string[...]", "result": {}, "retExtInfo": {}, "time": 1}, VenueError),
-    ({"retCode": 10002, "retMsg": "invalid request, please check your server timestamp or recv_window param", "result": {}, "retExtInfo": {}, "time": 1}, VenueUnavailable),
-    ({"retCode": 10006, "retMsg": "Too many visits", "result": {}, "retExtInfo": {}, "time": 1}, VenueUnavailable),
-    ({"retCode": 10016, "retMsg": "Internal System Error.", "result": {}, "retExtInfo": {}, "time": 1}, VenueUnavailable),
+    ({"retCode": 10001, "retMsg": "params error: symbol invalid", "result": {}, "retExtInfo": {}, "time": 1}, Rejected),
+    ({"retCode": 110072, "retMsg": "OrderLinkedID is duplicate", "result": {}, "retExtInfo": {}, "time": 1}, Rejected),
+    ({"retCode": 110007, "retMsg": "ab not enough for new order", "result": {}, "retExtInfo": {}, "time": 1}, Rejected),
+    ({"retCode": 10003, "retMsg": "API key is invalid.", "result": {}, "retExtInfo": {}, "time": 1}, AuthError),
+    ({"retCode": 10004, "retMsg": "error sign! origin_string[...]", "result": {}, "retExtInfo": {}, "time": 1}, AuthError),
+    ({"retCode": 10002, "retMsg": "invalid request, please check your server timestamp or recv_window param", "result": {}, "retExtInfo": {}, "time": 1}, TemporaryError),
+    ({"retCode": 10006, "retMsg": "Too many visits", "result": {}, "retExtInfo": {}, "time": 1}, RateLimited),
+    ({"retCode": 10016, "retMsg": "Internal System Error.", "result": {}, "retExtInfo": {}, "time": 1}, TemporaryError),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("payload", "kind"), ERRORS)
-def test_error_envelopes(payload: dict[str, Any], kind: type[VenueError]) -> None:
+def test_error_envelopes(payload: dict[str, Any], kind: type[ExternalError]) -> None:
     with pytest.raises(BadPayload, match=f"retCode {payload['retCode']}"):
         wire.result_of(payload, "order_ack")  # never mistaken for a result
     exc = InvalidRequestError(
@@ -372,13 +379,15 @@ def test_error_envelopes(payload: dict[str, Any], kind: type[VenueError]) -> Non
     err = translate(exc)
     assert type(err) is kind and err is not None
     assert err.code == payload["retCode"] and payload["retMsg"] in str(err)
-    assert err.retryable == (kind is VenueUnavailable)
+    assert err.retryable == issubclass(kind, TemporaryError)
 
 
 @pytest.mark.parametrize(
-    ("status", "kind"), [(502, VenueUnavailable), (503, VenueUnavailable), (429, VenueUnavailable), (403, VenueUnavailable), (404, VenueError)]
+    ("status", "kind"),
+    [(502, TemporaryError), (503, TemporaryError), (429, RateLimited), (403, RateLimited),
+     (401, AuthError), (404, Rejected)],
 )  # fmt: skip
-def test_http_failures(status: int, kind: type[VenueError]) -> None:
+def test_http_failures(status: int, kind: type[ExternalError]) -> None:
     exc = FailedRequestError(
         request="GET /v5/position/list",
         message="Bad Gateway",
@@ -388,9 +397,11 @@ def test_http_failures(status: int, kind: type[VenueError]) -> None:
     )
     err = translate(exc)
     assert type(err) is kind and err is not None and err.code == status
+    if status == 403:  # the IP limit: one meaning, wherever it happens (docs: stop >= 10 min)
+        assert isinstance(err, RateLimited) and err.retry_after_s == IP_BAN_WAIT_S
 
 
-def test_transport_failures_are_unavailable() -> None:
-    assert isinstance(translate(requests.exceptions.ConnectionError("refused")), VenueUnavailable)
-    assert isinstance(translate(requests.exceptions.ReadTimeout("slow")), VenueUnavailable)
+def test_transport_failures_are_temporary() -> None:
+    assert isinstance(translate(requests.exceptions.ConnectionError("refused")), TemporaryError)
+    assert isinstance(translate(requests.exceptions.ReadTimeout("slow")), TemporaryError)
     assert translate(KeyError("not a venue failure")) is None

@@ -24,11 +24,11 @@ import pytest
 from pybit.exceptions import InvalidRequestError
 from pybit.unified_trading import HTTP
 
+from quantcore.adapters.bybit.execution import BybitVenue, make_bybit_venue, trade_endpoint
 from quantcore.config import LIVE_CONFIRMATION_PHRASE, ConfigError, Settings
+from quantcore.errors import AuthError, TemporaryError
 from quantcore.model.trading import OrderRequest
 from quantcore.sim import Market, MarketConfig
-from quantcore.venues.base import VenueError, VenueUnavailable
-from quantcore.venues.bybit import BybitVenue, make_bybit_venue, trade_endpoint
 from svc_simulator.faults import Faults
 from svc_simulator.server import DEFAULT_ACCOUNTS, SimServer
 
@@ -584,18 +584,18 @@ async def test_venue_positions_stops_executions_pnl_equity(venue: BybitVenue, si
 
 async def test_venue_errors(sim: Sim) -> None:
     wrong = make_bybit_venue(venue_settings(sim, "nobody", "nothing"), "testnet")
-    with pytest.raises(VenueError) as err:
+    with pytest.raises(AuthError) as err:
         await wrong.equity()
     assert err.value.code == 10003 and not err.value.retryable
     await wrong.close()
     down = BybitVenue("testnet", endpoint="http://127.0.0.1:9", api_key="k", api_secret="s")
-    with pytest.raises(VenueUnavailable):
+    with pytest.raises(TemporaryError):
         await down.place_orders([req("x-1")])
     await down.close()
     venue = make_bybit_venue(venue_settings(sim, *sim.account()), "testnet")
     assert sim.post("/sim/faults", content="http_5xx=1").status_code == 200
     try:
-        with pytest.raises(VenueUnavailable):
+        with pytest.raises(TemporaryError):
             await venue.place_orders([req("x-2")])
     finally:
         assert sim.post("/sim/faults", content="").status_code == 200
