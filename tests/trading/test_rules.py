@@ -237,7 +237,7 @@ def test_drawdown_bounds(pnls) -> None:
 
 
 def test_stops_go_on_the_tick_grid_away_from_the_price() -> None:
-    from svc_position_monitor.service import stop_on_tick
+    from quantcore.trading.monitor import stop_on_tick
 
     assert stop_on_tick("long", 100.037, 0.01) == Decimal("100.03")
     assert stop_on_tick("short", 100.031, 0.01) == Decimal("100.04")

@@ -159,6 +159,16 @@ class Order:
 
 
 @dataclass(frozen=True)
+class EntryOrder:
+    """An entry order of one of our trades, as our `orders` table holds it."""
+
+    order_link_id: str
+    status: OrderStatus
+    filled_qty: Decimal
+    avg_fill_price: Decimal | None
+
+
+@dataclass(frozen=True)
 class Position:
     symbol: str
     side: Side  # buy = long, sell = short
