@@ -10,8 +10,9 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from quantcore.errors import Rejected
+from quantcore.math.matching import funding_times as _funding_times
 from quantcore.model.trading import OrderRequest
-from quantcore.venues.paper import PaperFees, PaperVenue, _funding_times
+from quantcore.venues.paper import PaperFees, PaperVenue
 from tests.trading.conftest import StaticPrices
 
 FEES = PaperFees(taker_pct=0.1, maker_pct=0.02, slippage_pct=0.0, default_leverage=10)

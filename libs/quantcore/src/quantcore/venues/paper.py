@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +27,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from quantcore.errors import Rejected, TemporaryError
 from quantcore.logging import get_logger
+from quantcore.math import matching
 from quantcore.model.trading import (
     AccountEquity,
     ClosedPnl,
@@ -46,8 +47,6 @@ from quantcore.venues.prices import PriceSource, Quote
 log = get_logger(component="venue.paper")
 ACCOUNT = "paper"
 PAPER_LOCK = 0x9A9E_7B00  # pg advisory lock of the paper venue's books
-FUNDING_EVERY = timedelta(hours=8)
-MAINTENANCE_MARGIN = Decimal("0.005")  # Bybit's lowest tier for most linear perps
 Row = dict[str, Any]
 OPEN = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)  # paper orders never wait for a trigger
 
@@ -117,12 +116,11 @@ class PaperVenue:
             return row
         last = Decimal(str(q.last))
         crosses = req.order_type is OrderType.MARKET or (
-            req.price is not None
-            and (req.price >= last if req.side is Side.BUY else req.price <= last)
+            req.price is not None and matching.marketable(req.side, req.price, last)
         )
         if crosses:
             slip = self._slip if req.order_type is OrderType.MARKET else Decimal(0)
-            price = last * (1 + slip) if req.side is Side.BUY else last * (1 - slip)
+            price = matching.taker_price(req.side, last, slip)
             row = await self._fill(conn, row, price, self._taker, now)
         return row
 
@@ -298,21 +296,21 @@ class PaperVenue:
     async def _trigger(
         self, conn: AsyncConnection[Any], pos: Row, last: Decimal, now: datetime
     ) -> int:
-        long = pos["side"] == Side.BUY
+        held = Side(pos["side"])
         sl, tp = pos["stop_loss"], pos["take_profit"]
         liq = _liq_price(pos)
         trigger: Trigger | None = None
-        if sl is not None and (last <= sl if long else last >= sl):
+        if sl is not None and matching.stop_reached(held, Trigger.STOP_LOSS, sl, last, last):
             trigger = Trigger.STOP_LOSS
-        elif tp is not None and (last >= tp if long else last <= tp):
+        elif tp is not None and matching.stop_reached(held, Trigger.TAKE_PROFIT, tp, last, last):
             trigger = Trigger.TAKE_PROFIT
-        elif not (last <= liq if long else last >= liq):
+        elif not matching.liquidated(held, liq, last):
             return 0
-        side = Side.SELL if long else Side.BUY
+        side = held.opposite
         if trigger is None:
             price, kind = liq, ExecKind.LIQUIDATION
         else:
-            price = last * (1 - self._slip) if long else last * (1 + self._slip)
+            price = matching.taker_price(side, last, self._slip)
             kind = ExecKind.TRADE
         await self._apply(
             conn, pos["symbol"], side, pos["size"], price, self._taker, now,
@@ -328,12 +326,13 @@ class PaperVenue:
         pos = await self._position(conn, symbol)
         if pos is None or q.funding_rate_pct is None:
             return 0
-        boundaries = _funding_times(pos["last_funding_at"], now)
+        boundaries = matching.funding_times(pos["last_funding_at"], now)
         if not boundaries:
             return 0
         rate = Decimal(str(q.funding_rate_pct)) / 100
-        sign = 1 if pos["side"] == Side.BUY else -1  # longs pay a positive rate
-        fee = pos["size"] * Decimal(str(q.mark)) * rate * sign * len(boundaries)
+        fee = matching.funding_fee(
+            Side(pos["side"]), pos["size"], Decimal(str(q.mark)), rate, len(boundaries)
+        )
         await conn.execute(
             "UPDATE paper_positions SET fees = fees + %s, last_funding_at = %s, updated_at = %s "
             "WHERE symbol = %s",
@@ -397,7 +396,7 @@ class PaperVenue:
         take_profit: Decimal | None = None,
     ) -> Decimal:
         """Book one execution on the position; returns its fee."""
-        fee = qty * price * fee_rate
+        fee = matching.fee(qty, price, fee_rate)
         await _insert_execution(
             conn, venue_order_id, order_link_id, symbol, side, price, qty, fee, kind, trigger, now,
         )  # fmt: skip
@@ -407,8 +406,7 @@ class PaperVenue:
             await self._increase(conn, symbol, side, qty, price, fee, now, stop_loss, take_profit)
             return fee
         closing = min(qty, pos["size"])
-        sign = 1 if pos["side"] == Side.BUY else -1
-        realised = (price - pos["avg_price"]) * closing * sign
+        realised = matching.realised_pnl(Side(pos["side"]), closing, pos["avg_price"], price)
         await self._add_balance(conn, realised, now)
         remaining = pos["size"] - closing
         if remaining > 0:
@@ -626,23 +624,10 @@ async def _insert_execution(
     )  # fmt: skip
 
 
-def _funding_times(since: datetime, now: datetime) -> list[datetime]:
-    """Funding boundaries (00/08/16 UTC) in (since, now]."""
-    start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    t = start.replace(hour=start.hour - start.hour % 8)
-    out = []
-    while t <= now:
-        if t > since:
-            out.append(t)
-        t += FUNDING_EVERY
-    return out
-
-
 def _liq_price(pos: Row) -> Decimal:
-    """Isolated-margin estimate: the price where the loss eats the margin down to maintenance."""
-    move: Decimal = 1 / Decimal(pos["leverage"]) - MAINTENANCE_MARGIN
-    avg = Decimal(pos["avg_price"])
-    return avg * (1 - move) if pos["side"] == Side.BUY else avg * (1 + move)
+    return matching.liquidation_price(
+        Side(pos["side"]), Decimal(pos["avg_price"]), Decimal(pos["leverage"])
+    )
 
 
 def _order(r: Row, duplicate: bool = False) -> Order:
@@ -658,8 +643,11 @@ def _order(r: Row, duplicate: bool = False) -> Order:
 
 def _position(r: Row, q: Quote | None) -> Position:
     mark = _d(q.mark) if q is not None else None
-    sign = 1 if r["side"] == Side.BUY else -1
-    unrealised = (mark - r["avg_price"]) * r["size"] * sign if mark is not None else None
+    unrealised = (
+        matching.unrealised_pnl(Side(r["side"]), r["size"], r["avg_price"], mark)
+        if mark is not None
+        else None
+    )
     return Position(
         symbol=r["symbol"], side=Side(r["side"]), size=r["size"], avg_price=r["avg_price"],
         mark_price=mark, leverage=r["leverage"], unrealised_pnl=unrealised,

@@ -1,0 +1,95 @@
+"""The matching rules of a linear perpetual exchange, pure and in Decimal: where a taker fill
+lands, when a limit order is marketable or traded through, what a fill costs, when a TP/SL
+fires, where the position is liquidated, what funding charges, what a close realises. The paper
+venue (books in PostgreSQL), the simulator's exchange (books in memory) and the backtester all
+match with these; only where they keep their books differs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from quantcore.model.trading import Side, Trigger
+
+ONE = Decimal(1)
+MAINTENANCE_MARGIN = Decimal("0.005")  # Bybit's lowest tier for most linear perps
+FUNDING_EVERY = timedelta(hours=8)  # 00/08/16 UTC
+
+
+def sign(side: Side) -> int:
+    """+1 for a long (a buy position), -1 for a short."""
+    return 1 if side is Side.BUY else -1
+
+
+def taker_price(side: Side, last: Decimal, slippage: Decimal) -> Decimal:
+    """Where a market order fills: the last price moved against the taker by `slippage`
+    (a fraction, 0.0005 = 0.05 %). A venue with a tick grid rounds it away from the taker."""
+    return last * (ONE + slippage) if side is Side.BUY else last * (ONE - slippage)
+
+
+def marketable(side: Side, limit: Decimal, last: Decimal) -> bool:
+    """A limit order that crosses the price takes liquidity at once (a buy at or above it)."""
+    return limit >= last if side is Side.BUY else limit <= last
+
+
+def fee(qty: Decimal, price: Decimal, rate: Decimal) -> Decimal:
+    """Trading fee in quote: notional × rate (maker or taker)."""
+    return qty * price * rate
+
+
+def stop_reached(
+    position_side: Side, trigger: Trigger, trigger_price: Decimal, low: Decimal, high: Decimal
+) -> bool:
+    """A position's TP/SL is reached when the price range [low, high] touched it: a long's stop
+    loss and a short's take profit fire on a fall, the other two on a rise. A venue that only
+    sees the last price passes it as both low and high."""
+    falls = (position_side is Side.BUY) == (trigger is not Trigger.TAKE_PROFIT)
+    return low <= trigger_price if falls else high >= trigger_price
+
+
+def liquidation_price(
+    position_side: Side,
+    avg_price: Decimal,
+    leverage: Decimal,
+    maintenance: Decimal = MAINTENANCE_MARGIN,
+) -> Decimal:
+    """Isolated-margin estimate: where the loss eats the margin down to maintenance,
+    entry × (1 ∓ (1/leverage − maintenance))."""
+    move = ONE / leverage - maintenance
+    return avg_price * (ONE - move) if position_side is Side.BUY else avg_price * (ONE + move)
+
+
+def liquidated(position_side: Side, liq_price: Decimal, price: Decimal) -> bool:
+    return price <= liq_price if position_side is Side.BUY else price >= liq_price
+
+
+def unrealised_pnl(
+    position_side: Side, size: Decimal, avg_price: Decimal, mark: Decimal
+) -> Decimal:
+    return (mark - avg_price) * size * sign(position_side)
+
+
+def realised_pnl(position_side: Side, qty: Decimal, avg_price: Decimal, price: Decimal) -> Decimal:
+    """What closing `qty` of the position at `price` realises, before fees."""
+    return (price - avg_price) * qty * sign(position_side)
+
+
+def funding_times(since: datetime, now: datetime) -> list[datetime]:
+    """Funding boundaries (00/08/16 UTC) in (since, now]."""
+    start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    t = start.replace(hour=start.hour - start.hour % 8)
+    out = []
+    while t <= now:
+        if t > since:
+            out.append(t)
+        t += FUNDING_EVERY
+    return out
+
+
+def funding_fee(
+    position_side: Side, size: Decimal, mark: Decimal, rate: Decimal, times: int = 1
+) -> Decimal:
+    """What the position pays (> 0) or receives (< 0) over `times` fundings at `rate` (a
+    fraction): longs pay a positive rate, shorts receive it."""
+    return size * mark * rate * sign(position_side) * times
