@@ -11,9 +11,9 @@ Per signal (consumer group `autotrader`: replicas share the stream, each signal 
 4. Risk guards under one database lock shared by all replicas (quantcore.trading.risk): the
    kill switch, daily loss limit, one position per coin, max open positions, margin caps.
 5. The trade (status 'pending') and its orders (status 'submitting') are written, THEN placed at
-   the venue with orderLinkId = signal id (+ rung), THEN brought to the venue's state. A crash
+   the venue with order_link_id = signal id (+ rung), THEN brought to the venue's state. A crash
    between the venue's accept and our write is healed by the redelivered signal or the
-   reconciler: placing the same orderLinkId again answers "already placed" (110072) and the
+   reconciler: placing the same order_link_id again answers "already placed" (110072) and the
    order is looked up — never a second order.
 Fills, stops and closes are the position monitor's job.
 """

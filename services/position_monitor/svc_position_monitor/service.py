@@ -13,7 +13,7 @@ One leader (Redis lease, hot standbys) makes a pass every POSITION_MONITOR_INTER
 - positions nobody opened here (the owner's manual trades) are imported as agent 'manual';
 - every EQUITY_SNAPSHOT_INTERVAL_S: `equity_snapshots` for the account and each agent.
 Close requests (`trade.commands`, Telegram /close) are answered by any replica with a
-reduce-only market order whose orderLinkId comes from the request (never sent twice).
+reduce-only market order whose order_link_id comes from the request (never sent twice).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The trade log: autotrader decisions, trades, orders and every order state change.
 
 Natural keys make every write idempotent: a decision per signal, a trade per signal (its id is
-derived from the signal id), an order per orderLinkId, an order event per (order, status, time).
+derived from the signal id), an order per order_link_id, an order event per (order, status, time).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def trade_id_for(signal_id: uuid.UUID) -> uuid.UUID:
 
 
 def order_link_id_for(signal_id: uuid.UUID, ladder_index: int | None = None) -> str:
-    """Bybit orderLinkId (≤ 36 chars): the signal id's 32 hex digits, 'e' for entry, the rung."""
+    """The order_link_id (≤ 36 chars, the venue's client order id): the signal id's 32 hex digits, 'e' for entry, the rung."""
     return f"{signal_id.hex}e{ladder_index or 0:02d}"
 
 
