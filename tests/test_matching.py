@@ -92,3 +92,26 @@ def test_funding_boundaries_are_every_eight_hours(since: datetime, minutes: int)
     times = matching.funding_times(since, now)
     assert all(since < t <= now and t.hour % 8 == 0 and t.minute == 0 for t in times)
     assert len(times) in (minutes // (8 * 60), minutes // (8 * 60) + 1)
+
+
+@given(sides, sizes, prices, sides, sizes, prices)
+def test_a_fill_adds_reduces_or_flips_and_keeps_the_books_balanced(
+    side: Side, size: Decimal, avg: Decimal, fill_side: Side, qty: Decimal, price: Decimal
+) -> None:
+    change = matching.apply_fill(side, size, avg, fill_side, qty, price)
+    signed = size * matching.sign(side) + qty * matching.sign(fill_side)  # net exposure
+    after = change.size * (matching.sign(change.side) if change.side else 0)
+    assert after == signed
+    if fill_side is side:
+        assert change.closed_qty == 0 and min(avg, price) <= change.avg_price <= max(avg, price)
+    else:
+        assert change.closed_qty == min(qty, size)
+        assert change.realised == matching.realised_pnl(side, change.closed_qty, avg, price)
+        assert change.flipped == (qty > size)
+        if change.flipped:
+            assert change.avg_price == price
+
+
+def test_a_fill_on_a_flat_book_opens_at_its_price() -> None:
+    change = matching.apply_fill(None, Decimal(0), Decimal(0), Side.SELL, Decimal(2), Decimal(50))
+    assert (change.side, change.size, change.avg_price, change.closed_qty) == (Side.SELL, 2, 50, 0)

@@ -157,3 +157,31 @@ def test_funding_boundaries() -> None:
         datetime(2026, 1, 1, 8, tzinfo=UTC), datetime(2026, 1, 1, 16, tzinfo=UTC),
         datetime(2026, 1, 2, 0, tzinfo=UTC)]  # fmt: skip
     assert _funding_times(t, t) == []
+
+
+async def test_adding_reducing_and_flipping_follow_the_matching_rules(fresh_pool, prices) -> None:
+    prices.set("SOLUSDT", 100)
+    v = venue(fresh_pool, prices)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    market = lambda link, side, qty: OrderRequest(link, "SOLUSDT", side, "market", D(qty))  # noqa: E731
+    await v.place_orders([market("p1", "buy", "2")])
+    prices.set("SOLUSDT", 110)
+    await v.place_orders([market("p2", "buy", "2")])
+    [pos] = await v.positions()
+    assert (pos.side, pos.size, pos.avg_price) == ("buy", D(4), D(105))  # volume-weighted
+    prices.set("SOLUSDT", 120)
+    await v.place_orders([market("p3", "sell", "1")])
+    [pos] = await v.positions()
+    assert (pos.side, pos.size, pos.avg_price) == (
+        "buy",
+        D(3),
+        D(105),
+    )  # a reduce keeps the average
+    await v.place_orders([market("p4", "sell", "5")])
+    [pos] = await v.positions()
+    assert (pos.side, pos.size, pos.avg_price) == ("sell", D(2), D(120))  # flipped at the fill
+    [closed] = await v.closed_pnl(start)
+    assert (closed.qty, closed.avg_entry_price, closed.avg_exit_price) == (D(4), D(105), D(120))
+    fees = (D(2) * 100 + D(2) * 110 + D(1) * 120 + D(5) * 120) * D("0.001")
+    # realised 4 × 15 = 60; the flip's fee is the closing order's, all of it on the close
+    assert closed.closed_pnl == D(60) - fees

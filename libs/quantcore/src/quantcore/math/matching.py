@@ -7,6 +7,7 @@ match with these; only where they keep their books differs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -93,3 +94,43 @@ def funding_fee(
     """What the position pays (> 0) or receives (< 0) over `times` fundings at `rate` (a
     fraction): longs pay a positive rate, shorts receive it."""
     return size * mark * rate * sign(position_side) * times
+
+
+@dataclass(frozen=True)
+class PositionChange:
+    """A one-way position after one fill."""
+
+    side: Side | None  # None: flat
+    size: Decimal
+    avg_price: Decimal  # 0 when flat
+    closed_qty: Decimal  # how much of the previous position the fill closed
+    realised: Decimal  # gross PnL of the closed part (before fees)
+    flipped: bool  # closed the position and opened the other side with the rest
+
+
+def apply_fill(
+    side: Side | None,
+    size: Decimal,
+    avg_price: Decimal,
+    fill_side: Side,
+    qty: Decimal,
+    price: Decimal,
+) -> PositionChange:
+    """One fill on a one-way position: the same side adds at the volume-weighted average price;
+    the other side reduces, realising PnL on what it closes, and a larger one flips the
+    position, opening the rest at the fill price."""
+    if qty <= 0:
+        raise ValueError(f"a fill needs a positive qty, got {qty}")
+    zero = Decimal(0)
+    if side is None or size <= 0 or side is fill_side:
+        held = size if side is not None and size > 0 else zero
+        new_size = held + qty
+        avg = (avg_price * held + price * qty) / new_size
+        return PositionChange(fill_side, new_size, avg, zero, zero, False)
+    closed = min(qty, size)
+    realised = realised_pnl(side, closed, avg_price, price)
+    if size > closed:
+        return PositionChange(side, size - closed, avg_price, closed, realised, False)
+    if qty > closed:
+        return PositionChange(fill_side, qty - closed, price, closed, realised, True)
+    return PositionChange(None, zero, zero, closed, realised, False)

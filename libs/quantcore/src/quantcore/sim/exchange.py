@@ -486,21 +486,21 @@ class SimExchange:
         """Move the position by one fill; returns the size it closed (and books closed PnL)."""
         pos.updated_ms = now_ms
         pos.seq = acc.seq
-        if pos.size == 0 or pos.side == order.side:
+        held = _ours(pos.side) if pos.side is not None and pos.size > 0 else None
+        change = matching.apply_fill(held, pos.size, pos.avg_price, _ours(order.side), qty, price)
+        if change.closed_qty == 0:
             if pos.size == 0:
                 pos.side, pos.created_ms, pos.cur_realised_pnl = order.side, now_ms, ZERO
-            new_size = pos.size + qty
-            pos.avg_price = (pos.avg_price * pos.size + price * qty) / new_size
-            pos.size = new_size
+            pos.size, pos.avg_price = change.size, change.avg_price
             pos.open_fee += fee
             pos.cum_realised_pnl -= fee
             pos.cur_realised_pnl -= fee
             return ZERO
-        closed = min(qty, pos.size)
-        opened = qty - closed
+        closed = change.closed_qty
+        opened = change.size if change.flipped else ZERO
         close_fee = fee * closed / qty
         open_part = pos.open_fee * closed / pos.size
-        gross = closed * (price - pos.avg_price) * pos.direction
+        gross = change.realised
         acc.wallet += gross
         pos.cum_realised_pnl += gross - close_fee
         pos.cur_realised_pnl += gross - close_fee

@@ -402,13 +402,20 @@ class PaperVenue:
         )  # fmt: skip
         await self._add_balance(conn, -fee, now)
         pos = await self._position(conn, symbol)
-        if pos is None or pos["side"] == side:
-            await self._increase(conn, symbol, side, qty, price, fee, now, stop_loss, take_profit)
+        change = matching.apply_fill(
+            Side(pos["side"]) if pos is not None else None,
+            pos["size"] if pos is not None else Decimal(0),
+            pos["avg_price"] if pos is not None else Decimal(0),
+            Side(side), qty, price,
+        )  # fmt: skip
+        if pos is None or change.closed_qty == 0:
+            await self._increase(
+                conn, symbol, side, change.size, change.avg_price, fee, now, stop_loss, take_profit
+            )
             return fee
-        closing = min(qty, pos["size"])
-        realised = matching.realised_pnl(Side(pos["side"]), closing, pos["avg_price"], price)
+        closing, realised = change.closed_qty, change.realised
         await self._add_balance(conn, realised, now)
-        remaining = pos["size"] - closing
+        remaining = change.size if not change.flipped else Decimal(0)
         if remaining > 0:
             await conn.execute(
                 """
@@ -435,10 +442,11 @@ class PaperVenue:
                 ),
             )  # fmt: skip
             await conn.execute("DELETE FROM paper_positions WHERE symbol = %s", (symbol,))
-        if qty > closing:  # a larger opposite order flips the position
+        if change.flipped:  # a larger opposite order flips the position
             await self._increase(
-                conn, symbol, side, qty - closing, price, Decimal(0), now, stop_loss, take_profit
-            )
+                conn, symbol, side, change.size, change.avg_price, Decimal(0), now, stop_loss,
+                take_profit,
+            )  # fmt: skip
         return fee
 
     async def _increase(
@@ -446,13 +454,15 @@ class PaperVenue:
         conn: AsyncConnection[Any],
         symbol: str,
         side: str,
-        qty: Decimal,
-        price: Decimal,
+        size: Decimal,
+        avg_price: Decimal,
         fee: Decimal,
         now: datetime,
         stop_loss: Decimal | None,
         take_profit: Decimal | None,
     ) -> None:
+        """Open the position or add to it: `size` and `avg_price` are its new figures
+        (matching.apply_fill), `fee` the fill's."""
         lev = await self._leverage(conn, symbol)
         await conn.execute(
             """
@@ -460,15 +470,14 @@ class PaperVenue:
                                          fees, last_funding_at, opened_at, updated_at)
             VALUES (%(s)s, %(side)s, %(q)s, %(p)s, %(lev)s, %(sl)s, %(tp)s, %(fee)s, %(now)s, %(now)s, %(now)s)
             ON CONFLICT (symbol) DO UPDATE SET
-                avg_price = (paper_positions.avg_price * paper_positions.size + %(p)s * %(q)s)
-                            / (paper_positions.size + %(q)s),
-                size = paper_positions.size + %(q)s,
+                avg_price = %(p)s,
+                size = %(q)s,
                 fees = paper_positions.fees + %(fee)s,
                 stop_loss = COALESCE(%(sl)s, paper_positions.stop_loss),
                 take_profit = COALESCE(%(tp)s, paper_positions.take_profit),
                 updated_at = %(now)s
             """,
-            {"s": symbol, "side": side, "q": qty, "p": price, "lev": lev, "sl": stop_loss,
+            {"s": symbol, "side": side, "q": size, "p": avg_price, "lev": lev, "sl": stop_loss,
              "tp": take_profit, "fee": fee, "now": now},
         )  # fmt: skip
 
