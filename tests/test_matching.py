@@ -115,3 +115,17 @@ def test_a_fill_adds_reduces_or_flips_and_keeps_the_books_balanced(
 def test_a_fill_on_a_flat_book_opens_at_its_price() -> None:
     change = matching.apply_fill(None, Decimal(0), Decimal(0), Side.SELL, Decimal(2), Decimal(50))
     assert (change.side, change.size, change.avg_price, change.closed_qty) == (Side.SELL, 2, 50, 0)
+
+
+@given(st.one_of(st.none(), sides), sizes, sides, sizes)
+def test_only_what_exceeds_the_position_opens(
+    held: Side | None, size: Decimal, side: Side, qty: Decimal
+) -> None:
+    opening = matching.opening_qty(held, size, side, qty)
+    assert 0 <= opening <= qty
+    if held is not None and held is not side:
+        assert opening == max(Decimal(0), qty - size)
+    else:
+        assert opening == qty
+    cost = matching.order_cost(opening, Decimal(100), Decimal(10), Decimal("0.001"))
+    assert cost == opening * 10 + opening * Decimal("0.1")

@@ -134,3 +134,19 @@ def apply_fill(
     if qty > closed:
         return PositionChange(fill_side, qty - closed, price, closed, realised, True)
     return PositionChange(None, zero, zero, closed, realised, False)
+
+
+def opening_qty(
+    position_side: Side | None, position_size: Decimal, order_side: Side, qty: Decimal
+) -> Decimal:
+    """The part of an order that opens exposure: all of it on a flat book or the same side;
+    on the other side only what exceeds the position it first closes."""
+    if position_side is None or position_size <= 0 or position_side is order_side:
+        return qty
+    return max(Decimal(0), qty - position_size)
+
+
+def order_cost(opening: Decimal, price: Decimal, leverage: Decimal, taker_rate: Decimal) -> Decimal:
+    """What an order must find available to be accepted: the initial margin of what it opens
+    plus the taker fee of opening it."""
+    return opening * price / leverage + fee(opening, price, taker_rate)

@@ -393,13 +393,12 @@ class SimExchange:
 
     def _check_margin(self, acc: SimAccount, p: OrderParams, base: Decimal) -> None:
         pos = acc.position(p.symbol)
-        opening = p.qty
-        if pos.size > 0 and pos.side != p.side:
-            opening = max(ZERO, p.qty - pos.size)
+        held = _ours(pos.side) if pos.side is not None else None
+        opening = matching.opening_qty(held, pos.size, _ours(p.side), p.qty)
         if opening == 0:
             return
         lev = self.leverage_of(acc, p.symbol)
-        cost = opening * base / lev + opening * base * self.fees.taker
+        cost = matching.order_cost(opening, base, lev, self.fees.taker)
         if cost > self.available(acc):
             raise ExchangeError(INSUFFICIENT_AVAILABLE, "ab not enough for new order")
 

@@ -128,8 +128,16 @@ class PaperVenue:
         self, conn: AsyncConnection[Any], req: OrderRequest, q: Quote
     ) -> str | None:
         price = req.price if req.price is not None else Decimal(str(q.last))
+        pos = await self._position(conn, req.symbol)
+        opening = matching.opening_qty(
+            Side(pos["side"]) if pos is not None else None,
+            pos["size"] if pos is not None else Decimal(0),
+            req.side, req.qty,
+        )  # fmt: skip
+        if opening == 0:
+            return None
         lev = await self._leverage(conn, req.symbol)
-        needed = req.qty * price / lev
+        needed = matching.order_cost(opening, price, lev, self._taker)
         available = await self._available(conn)
         if needed > available:
             return (
