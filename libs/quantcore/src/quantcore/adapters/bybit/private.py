@@ -12,7 +12,6 @@ without its cumulative fee, an open position without its entry price.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, TypeVar
@@ -26,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from quantcore.adapters.bybit.parse import reason, snippet
 from quantcore.errors import BadPayload
 from quantcore.model.trading import (
     AccountEquity,
@@ -42,7 +42,6 @@ from quantcore.model.trading import (
 )
 
 M = TypeVar("M", bound=BaseModel)
-SNIPPET = 500
 
 # --- Bybit's words → ours (docs/v5/enum.mdx: side, orderStatus, execType, stopOrderType) ---------
 SIDES = {"Buy": Side.BUY, "Sell": Side.SELL}
@@ -323,25 +322,11 @@ class WalletPage(_Wire):
 
 
 # --- parsing ----------------------------------------------------------------------------------------------
-def snippet(raw: Any) -> str:
-    try:
-        text = json.dumps(raw, separators=(",", ":"), default=str)
-    except (TypeError, ValueError):
-        text = repr(raw)
-    return text[:SNIPPET]
-
-
-def _reason(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
-    )[:300]
-
-
 def parse(model: type[M], raw: Any, kind: str) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise BadPayload(kind, snippet(raw), _reason(exc)) from None
+        raise BadPayload(kind, snippet(raw), reason(exc)) from None
 
 
 def result_of(payload: Any, kind: str) -> Any:
