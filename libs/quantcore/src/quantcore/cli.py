@@ -78,6 +78,7 @@ def _parse_scale(values: Sequence[str]) -> dict[str, int]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from quantcore.db import app_login_env
     from quantcore.fleet import Fleet
     from quantcore.migrations import MigrationError, migrate
     from quantcore.registry import service_names
@@ -106,7 +107,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"starting {', '.join(f'{s}×{scale.get(s, 1)}' for s in services)} "
         f"(data: {settings.data_source}, trading: {settings.trading_mode}); Ctrl-C stops all"
     )
-    fleet = Fleet(services, scale, restart=not args.no_restart)
+    # migrate ran as the owner (TIMESCALE_DB_USER); the services connect as the app login
+    fleet = Fleet(services, scale, restart=not args.no_restart, env=app_login_env(settings))
     return asyncio.run(fleet.run(duration_s=args.duration))
 
 
