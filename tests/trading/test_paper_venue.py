@@ -182,6 +182,8 @@ async def test_adding_reducing_and_flipping_follow_the_matching_rules(fresh_pool
     assert (pos.side, pos.size, pos.avg_price) == ("sell", D(2), D(120))  # flipped at the fill
     [closed] = await v.closed_pnl(start)
     assert (closed.qty, closed.avg_entry_price, closed.avg_exit_price) == (D(4), D(105), D(120))
-    fees = (D(2) * 100 + D(2) * 110 + D(1) * 120 + D(5) * 120) * D("0.001")
-    # realised 4 × 15 = 60; the flip's fee is the closing order's, all of it on the close
+    # realised 4 × 15 = 60; of the flip's fee the closing 3 of 5 go to this close (pro rata),
+    # the other 2 of 5 to the short it opened
+    fees = (D(2) * 100 + D(2) * 110 + D(1) * 120 + D(3) * 120) * D("0.001")
     assert closed.closed_pnl == D(60) - fees
+    assert pos.fees == D(2) * 120 * D("0.001")

@@ -150,3 +150,10 @@ def order_cost(opening: Decimal, price: Decimal, leverage: Decimal, taker_rate: 
     """What an order must find available to be accepted: the initial margin of what it opens
     plus the taker fee of opening it."""
     return opening * price / leverage + fee(opening, price, taker_rate)
+
+
+def split_fee(fee_paid: Decimal, closed_qty: Decimal, qty: Decimal) -> tuple[Decimal, Decimal]:
+    """A fill's fee between the part that closed the position and the part that opened the
+    other side (a flip): pro rata of the quantities."""
+    close_fee = fee_paid * closed_qty / qty
+    return close_fee, fee_paid - close_fee

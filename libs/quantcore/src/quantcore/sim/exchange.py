@@ -497,7 +497,7 @@ class SimExchange:
             return ZERO
         closed = change.closed_qty
         opened = change.size if change.flipped else ZERO
-        close_fee = fee * closed / qty
+        close_fee, open_fee = matching.split_fee(fee, closed, qty)
         open_part = pos.open_fee * closed / pos.size
         gross = change.realised
         acc.wallet += gross
@@ -521,7 +521,6 @@ class SimExchange:
         if pos.size == 0:
             pos.side, pos.avg_price, pos.open_fee = None, ZERO, ZERO
             if opened > 0:
-                open_fee = fee - close_fee
                 pos.side, pos.size, pos.avg_price, pos.open_fee = (
                     order.side,
                     opened,

@@ -422,6 +422,7 @@ class PaperVenue:
             )
             return fee
         closing, realised = change.closed_qty, change.realised
+        close_fee, open_fee = matching.split_fee(fee, closing, qty)
         await self._add_balance(conn, realised, now)
         remaining = change.size if not change.flipped else Decimal(0)
         if remaining > 0:
@@ -445,14 +446,14 @@ class PaperVenue:
                 """,
                 (
                     venue_order_id, symbol, side, closed_qty, pos["avg_price"], avg_exit,
-                    pos["realised_pnl"] + realised - pos["fees"] - fee, pos["leverage"],
+                    pos["realised_pnl"] + realised - pos["fees"] - close_fee, pos["leverage"],
                     pos["opened_at"], now,
                 ),
             )  # fmt: skip
             await conn.execute("DELETE FROM paper_positions WHERE symbol = %s", (symbol,))
         if change.flipped:  # a larger opposite order flips the position
             await self._increase(
-                conn, symbol, side, change.size, change.avg_price, Decimal(0), now, stop_loss,
+                conn, symbol, side, change.size, change.avg_price, open_fee, now, stop_loss,
                 take_profit,
             )  # fmt: skip
         return fee
