@@ -91,7 +91,7 @@ def _reset_books(dsn: str, symbols: list[str]) -> None:
         conn.execute("UPDATE trades SET status = 'cancelled' WHERE status IN ('pending', 'open')")
         conn.execute("DELETE FROM paper_positions")
         conn.execute(
-            "UPDATE paper_orders SET status = 'Cancelled' WHERE status IN ('New', 'PartiallyFilled')"
+            "UPDATE paper_orders SET status = 'cancelled' WHERE status IN ('new', 'partially_filled')"
         )
         conn.execute("UPDATE paper_account SET balance = start_equity")
         conn.execute(

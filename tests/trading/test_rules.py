@@ -119,7 +119,7 @@ def test_plan_worked_example_conservative_long() -> None:
     assert p.stop_loss == Decimal("104585.6")
     # 100 at risk over 9,094.4 of stop distance → 0.010995... floored to the qty step
     assert p.qty == Decimal("0.010")
-    assert p.side == "Buy" and p.margin == pytest.approx(0.010 * 113_680 / 5)
+    assert p.side == "buy" and p.margin == pytest.approx(0.010 * 113_680 / 5)
 
 
 def test_plan_uses_cluster_stop_when_wider_and_default_wick_when_unknown() -> None:
@@ -133,7 +133,7 @@ def test_plan_uses_cluster_stop_when_wider_and_default_wick_when_unknown() -> No
 def test_plan_scaled_short_ladder() -> None:
     s = signal("short").model_copy(update={"target_low": 100_000, "target_high": 101_000})
     p = plan_entry(s, {"wick_pct": 3}, 10_000, RULES, params(entry_mode="scaled"))
-    assert p.side == "Sell" and len(p.orders) == 5
+    assert p.side == "sell" and len(p.orders) == 5
     assert [o.ladder_index for o in p.orders] == [0, 1, 2, 3, 4]
     assert p.orders[0].price == Decimal("101000.0") and p.orders[-1].price == Decimal("103020.0")
     assert sum(o.qty for o in p.orders) == p.qty
@@ -237,7 +237,7 @@ def test_drawdown_bounds(pnls) -> None:
 
 
 def test_stops_go_on_the_tick_grid_away_from_the_price() -> None:
-    from svc_position_monitor.service import stop_on_tick
+    from quantcore.trading.monitor import stop_on_tick
 
     assert stop_on_tick("long", 100.037, 0.01) == Decimal("100.03")
     assert stop_on_tick("short", 100.031, 0.01) == Decimal("100.04")

@@ -10,10 +10,10 @@ Per signal (consumer group `autotrader`: replicas share the stream, each signal 
    (quantcore.trading.plan) from the venue's equity.
 4. Risk guards under one database lock shared by all replicas (quantcore.trading.risk): the
    kill switch, daily loss limit, one position per coin, max open positions, margin caps.
-5. The trade (status 'pending') and its orders (status 'Created') are written, THEN placed at
-   the venue with orderLinkId = signal id (+ rung), THEN brought to the venue's state. A crash
+5. The trade (status 'pending') and its orders (status 'submitting') are written, THEN placed at
+   the venue with order_link_id = signal id (+ rung), THEN brought to the venue's state. A crash
    between the venue's accept and our write is healed by the redelivered signal or the
-   reconciler: placing the same orderLinkId again answers "already placed" (110072) and the
+   reconciler: placing the same order_link_id again answers "already placed" (110072) and the
    order is looked up — never a second order.
 Fills, stops and closes are the position monitor's job.
 """
@@ -32,19 +32,20 @@ from zoneinfo import ZoneInfo
 
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.bus import Delivery
+from quantcore.errors import ExternalError
 from quantcore.model.events import (
     STREAM_REFRESH_REQUESTS,
     STREAM_SIGNALS,
     HeatmapRefreshRequested,
     TradeSignalled,
 )
+from quantcore.model.trading import Order, OrderRequest, OrderStatus, OrderType, TimeInForce
 from quantcore.scan.loop import every
 from quantcore.service import Service, ServiceContext
 from quantcore.store import trades as store
 from quantcore.trading import risk
 from quantcore.trading.killswitch import KillSwitch
 from quantcore.trading.plan import EntryPlan, InstrumentRules, PlanParams, plan_entry
-from quantcore.venues.base import OrderRequest, VenueError, VenueOrder
 from quantcore.venues.factory import make_venue
 
 RISK_LOCK = 0x5EA1_7AD3  # pg advisory lock: one entry decision at a time across replicas
@@ -119,7 +120,7 @@ class Autotrader(Service):
         try:
             equity = float((await self.venue.equity()).equity)
             plan = await self.plan(sig, equity)
-        except (VenueError, LookupError) as exc:
+        except (ExternalError, LookupError) as exc:
             await self.record(sig, "skipped", f"cannot plan: {exc}")
             return
         trade_id = await self.commit_plan(sig, plan, equity, correlation_id)
@@ -220,8 +221,9 @@ class Autotrader(Service):
             })  # fmt: skip
             await store.insert_created_orders(conn, [
                 (store.order_link_id_for(sig.signal_id, o.ladder_index), venue, sig.signal_id, trade_id,
-                 sig.symbol, plan.side, "Limit", o.qty, o.price, "GTC", False, o.ladder_index,
-                 plan.stop_loss, plan.take_profit, "Created", self.agent_name)
+                 sig.symbol, plan.side, OrderType.LIMIT, o.qty, o.price, TimeInForce.GTC, False,
+                 o.ladder_index, plan.stop_loss, plan.take_profit, OrderStatus.SUBMITTING,
+                 self.agent_name)
                 for o in plan.orders
             ])  # fmt: skip
             await self._record(conn, sig, "traded", None, trade_id, detail)
@@ -233,10 +235,11 @@ class Autotrader(Service):
         return trade_id
 
     async def place(self, signal_id: uuid.UUID) -> None:
-        """Send the trade's orders still in 'Created' to the venue and record its answer."""
+        """Send the trade's orders still in 'submitting' to the venue and record its answer."""
         async with self.ctx.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT * FROM orders WHERE signal_id = %s AND status = 'Created' ORDER BY ladder_index NULLS FIRST",
+                "SELECT * FROM orders WHERE signal_id = %s AND status = 'submitting' "
+                "ORDER BY ladder_index NULLS FIRST",
                 (signal_id,),
             )
             cols = [c.name for c in cur.description or []]
@@ -246,7 +249,7 @@ class Autotrader(Service):
         requests = [
             OrderRequest(
                 r["order_link_id"], r["symbol"], r["side"], r["order_type"], r["qty"], r["price"],
-                r["time_in_force"] or "GTC", r["reduce_only"], r["stop_loss"], r["take_profit"],
+                r["time_in_force"] or TimeInForce.GTC, r["reduce_only"], r["stop_loss"], r["take_profit"],
             )
             for r in rows
         ]  # fmt: skip
@@ -257,7 +260,7 @@ class Autotrader(Service):
                     symbol, Decimal(str(self.ctx.settings.trade_leverage))
                 )
                 self.leverage_set.add(symbol)
-            except VenueError as exc:
+            except ExternalError as exc:
                 self.log.info("leverage not changed", symbol=symbol, error=str(exc)[:200])
         placed = await self.venue.place_orders(requests)
         if self.ctx.settings.autotrader_fault == "kill_after_place" and not any(
@@ -268,11 +271,11 @@ class Autotrader(Service):
             )  # testing hook: die between the venue and our write
         await self.record_orders(placed)
 
-    async def record_orders(self, placed: list[VenueOrder]) -> None:
+    async def record_orders(self, placed: list[Order]) -> None:
         async with self.ctx.pool.connection() as conn, conn.transaction():
             for o in placed:
                 await store.apply_venue_order(conn, o, self.agent_name)
-            rejected = [o for o in placed if o.status == "Rejected"]
+            rejected = [o for o in placed if o.status is OrderStatus.REJECTED]
             if placed and len(rejected) == len(placed):
                 await conn.execute(
                     "UPDATE trades SET status = 'cancelled', close_reason = 'cancelled', notes = %s, "
@@ -318,11 +321,11 @@ class Autotrader(Service):
     # --- reconciliation -------------------------------------------------------------------------------
 
     async def reconcile(self) -> int:
-        """Orders left in 'Created' (a crash between our write and the venue's answer): the
+        """Orders left in 'submitting' (a crash between our write and the venue's answer): the
         venue is asked; an order it holds is recorded, one it never got is placed while its
         signal is fresh, else cancelled with the trade."""
         async with self.ctx.pool.connection() as conn:
-            rows = await store.orders_in(conn, self.venue.name, ["Created"])
+            rows = await store.orders_in(conn, self.venue.name, [OrderStatus.SUBMITTING])
         stale_before = datetime.now(UTC) - timedelta(seconds=self.ctx.settings.signal_max_age_s)
         fixed = 0
         for signal_id in dict.fromkeys(r["signal_id"] for r in rows if r["signal_id"] is not None):
@@ -344,15 +347,15 @@ class Autotrader(Service):
     async def cancel_unplaced(self, signal_id: uuid.UUID) -> None:
         async with self.ctx.pool.connection() as conn, conn.transaction():
             await conn.execute(
-                "UPDATE orders SET status = 'Cancelled', reject_reason = 'never reached the venue', "
-                "updated_at = now() WHERE signal_id = %s AND status = 'Created'",
+                "UPDATE orders SET status = 'cancelled', reject_reason = 'never reached the venue', "
+                "updated_at = now() WHERE signal_id = %s AND status = 'submitting'",
                 (signal_id,),
             )
             await conn.execute(
                 "UPDATE trades SET status = 'cancelled', close_reason = 'cancelled', "
                 "notes = 'entry never reached the venue', updated_at = now() "
                 "WHERE signal_id = %s AND status = 'pending' AND NOT EXISTS "
-                "(SELECT 1 FROM orders WHERE signal_id = %s AND status <> 'Cancelled')",
+                "(SELECT 1 FROM orders WHERE signal_id = %s AND status <> 'cancelled')",
                 (signal_id, signal_id),
             )
         self.log.warning("unplaced orders cancelled", signal_id=str(signal_id))

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from quantcore.adapters.errors import RateLimited, TemporaryError
+from quantcore.errors import RateLimited, TemporaryError
 from quantcore.logging import get_logger
 
 T = TypeVar("T")

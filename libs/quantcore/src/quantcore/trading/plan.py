@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from quantcore.math import levels
 from quantcore.model.events import TradeSignalled
+from quantcore.model.trading import Side
 from quantcore.trading import ladder, sizing
 
 EntryMode = Literal["conservative", "aggressive", "scaled"]
@@ -51,7 +52,7 @@ class PlannedOrder:
 @dataclass(frozen=True)
 class EntryPlan:
     direction: Literal["long", "short"]
-    side: Literal["Buy", "Sell"]
+    side: Side
     mode: EntryMode
     orders: list[PlannedOrder]
     stop_loss: Decimal
@@ -103,7 +104,7 @@ def plan_entry(
     placed = sum((o.qty for o in orders), Decimal(0))
     return EntryPlan(
         direction=d,
-        side="Buy" if d == "long" else "Sell",
+        side=Side.opening(d),
         mode=p.entry_mode,
         orders=orders,
         stop_loss=sizing.round_to_tick(stop, rules.tick_size),
