@@ -163,8 +163,23 @@ def decide(
 
     qty = sizing.risk_qty(account.equity, s.risk_per_trade_pct, avg_entry, float(sl_d))
     capped = sizing.capped_qty(qty, avg_entry, account.equity, s.leverage, s.max_trade_equity_pct)
+    fractions = [r.fraction for r in rungs]
     total = sizing.floor_to_step(capped, rules.qty_step)
-    parts = sizing.split_qty(total, [r.fraction for r in rungs], rules.qty_step, rules.min_qty)
+    parts = sizing.split_qty(total, fractions, rules.qty_step, rules.min_qty)
+    # rungs below the min qty hand their share to others and prices sit on the grid: the loss
+    # at the stop is checked on the orders themselves and the size shrunk until it fits
+    budget = account.equity * s.risk_per_trade_pct / 100
+    for _ in range(50):
+        loss = sum(
+            float(q) * abs(float(p) - float(sl_d)) for p, q in zip(prices, parts, strict=True)
+        )
+        if loss <= budget or total <= 0:
+            break
+        shrunk = sizing.floor_to_step(float(total) * budget / loss, rules.qty_step)
+        total = shrunk if shrunk < total else total - Decimal(str(rules.qty_step))
+        parts = sizing.split_qty(total, fractions, rules.qty_step, rules.min_qty)
+    else:
+        parts = [Decimal(0)] * len(parts)
     sized = tuple(
         PlannedOrder(price=p, qty=q, ladder_index=k if len(rungs) > 1 else None)
         for k, (p, q) in enumerate(zip(prices, parts, strict=True))
