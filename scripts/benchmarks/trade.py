@@ -69,7 +69,7 @@ def _autotrader(box: Sandbox, port: int) -> Any:
         **os.environ, **box.env, "SIM_HOST": "127.0.0.1", "SIM_PORT": str(port), "LOG_LEVEL": "WARNING",
         "SERVICE_INSTANCE": "bench-autotrader", "HEATMAP_MAX_AGE_S": "86400",
         "MAX_OPEN_POSITIONS": "1000", "MAX_TRADE_EQUITY_PCT": "0.5", "MAX_TOTAL_EQUITY_PCT": "100",
-        "TRADE_MAJORS": "", "BUS_BATCH_SIZE": "20",
+        "TRADE_MAJORS": "", "BUS_BATCH_SIZE": "20", "MIN_REWARD_RISK": "0",
     }  # fmt: skip
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen([sys.executable, "-m", "quantcore.cli", "run", "autotrader"], env=env,

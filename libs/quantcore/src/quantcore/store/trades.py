@@ -74,16 +74,6 @@ async def record_decision(
     return cur.rowcount == 1
 
 
-async def signal_trade_inputs(conn: AsyncConnection[Any], signal_id: uuid.UUID) -> dict[str, Any]:
-    """The ranker's trade-plan inputs of a signal (wick, next cluster), {} when unknown."""
-    cur = await conn.execute(
-        "SELECT inputs->'trade' FROM signals WHERE signal_id = %s ORDER BY time DESC LIMIT 1",
-        (signal_id,),
-    )
-    row = await cur.fetchone()
-    return dict(row[0]) if row and isinstance(row[0], dict) else {}
-
-
 async def heatmap_age_s(conn: AsyncConnection[Any], symbol: str) -> float | None:
     """Seconds since the OLDEST timeframe of a coin was refreshed (None: never)."""
     cur = await conn.execute(
