@@ -4,7 +4,8 @@ the order accepted by the paper venue, through the real autotrader service.
 Arrangement:
 - the simulator service (SIM_COINS=COINS) and the autotrader service run as subprocesses,
   TRADING_MODE=paper (prices and instruments from the simulator's Bybit REST);
-- every coin's heatmaps are marked fresh, so no pre-trade refresh wait is measured;
+- every signal carries the ranker's market view read just now (and every coin's heatmaps
+  are marked fresh), so no pre-trade refresh wait is measured;
 - ROUNDS rounds of one signal per coin, paced at RATE signals/s on an absolute schedule; latency
   = paper_orders.created_at (stamped by the venue inside the autotrader when it accepted the
   order) − the wall-clock time just before the publish (same machine, same clock). Between
@@ -35,6 +36,7 @@ from redis.asyncio import Redis
 from quantcore.bus import Bus, Delivery
 from quantcore.db import conninfo
 from quantcore.model.events import STREAM_SIGNALS, AgentLogRecorded, TradeSignalled
+from quantcore.model.plan import MarketView, PriceRange
 from quantcore.testing import Sandbox
 from scripts.benchmarks.collect import free_port, simulator, wait_ready
 from scripts.benchmarks.report import Group, Metric, load_note
@@ -47,14 +49,18 @@ DONE_TIMEOUT_S = 20.0
 
 
 def _signal(symbol: str, price: float) -> TradeSignalled:
-    low, high = price * 1.003, price * 1.006
+    """As the ranker publishes it: with the decision's market view (data just read). The
+    target 2–3 % above: the conservative entry rests just below the price (TP is ahead)."""
+    low, high = price * 1.02, price * 1.03
+    view = MarketView(symbol=symbol, direction="long", price=price,
+                      target=PriceRange(low=low, high=high), data_time=datetime.now(UTC))  # fmt: skip
     return TradeSignalled(
         signal_id=uuid.uuid4(), time=datetime.now(UTC), cycle_id="bench", symbol=symbol,
         direction="long", rank=1, score=90, entry_mode="conservative", entry_price=price,
         stop_loss=price * 0.99, take_profit=high, target_price=(low + high) / 2, target_low=low,
         target_high=high, price=price, imbalance=0.7, cluster_size_pct=150, success_rate=0.5,
         oi_change_15m_pct=4, volume_ratio_5m=2, price_change_5m_pct=1.2, scanner="bench",
-        scanner_version="1",
+        scanner_version="1", market=view,
     )  # fmt: skip
 
 
@@ -84,6 +90,16 @@ def _autotrader(box: Sandbox, port: int) -> Any:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(5)
+
+
+def _profile(pid: int) -> subprocess.Popen[bytes] | None:
+    """BENCH_PYSPY=out.svg (or .txt for raw): sample the autotrader with py-spy while it runs."""
+    out = os.environ.get("BENCH_PYSPY")
+    if not out:
+        return None
+    fmt = "raw" if out.endswith(".txt") else "flamegraph"
+    return subprocess.Popen(["uvx", "py-spy", "record", "-p", str(pid), "-o", out, "-f", fmt,
+                             "-r", "200", "--nonblocking"])  # fmt: skip
 
 
 def _reset_books(dsn: str, symbols: list[str]) -> None:
@@ -146,6 +162,7 @@ async def run(box: Sandbox) -> dict[str, Metric]:
         sent: dict[str, float] = {}
         with _autotrader(box, port) as (proc, log):
             await asyncio.sleep(3.0)  # the service connects and joins the consumer group
+            spy = _profile(proc.pid)
             for _round in range(ROUNDS):
                 _reset_books(dsn, symbols)
                 t0 = time.monotonic()
@@ -164,14 +181,18 @@ async def run(box: Sandbox) -> dict[str, Metric]:
                         log.seek(0)
                         raise RuntimeError(f"autotrader exited:\n{log.read().decode()[-2000:]}")
                     await asyncio.sleep(0.2)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its report on SIGINT
+                spy.wait(30)
         await redis.aclose()
         with psycopg.connect(dsn) as conn:
             rows = conn.execute(
                 "SELECT left(order_link_id, 32), extract(epoch FROM created_at)::float8 FROM paper_orders"
             ).fetchall()
             refused = conn.execute(
-                "SELECT count(*) FROM autotrader_decisions WHERE decision <> 'traded'"
-            ).fetchone()
+                "SELECT left(reason, 120), count(*) FROM autotrader_decisions "
+                "WHERE decision <> 'traded' GROUP BY 1 ORDER BY 2 DESC LIMIT 3"
+            ).fetchall()
     accepted = {k: t for k, t in rows}
     lat = [(accepted[k] - t) * 1000 for k, t in sent.items() if k in accepted]
     lat = lat[WARMUP:]

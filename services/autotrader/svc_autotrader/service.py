@@ -58,12 +58,14 @@ from quantcore.service import Service, ServiceContext
 from quantcore.store import trades as store
 from quantcore.trading import risk
 from quantcore.trading.decision import DecisionSettings, decide
-from quantcore.trading.killswitch import KillSwitch
-from quantcore.venues.base import OrderRequest, VenueError, VenueOrder
+from quantcore.trading.killswitch import KillSwitch, KillSwitchState
+from quantcore.venues.base import OrderRequest, OrderSide, VenueError, VenueOrder
 from quantcore.venues.factory import make_venue
 
 RISK_LOCK = 0x5EA1_7AD3  # pg advisory lock: one entry decision at a time across replicas
 RECONCILE_EVERY_S = 30.0
+EQUITY_REFRESH_S = 0.5  # the venue's equity is read in the background this often
+EQUITY_MAX_AGE_S = 2.0  # a signal sizes on equity at most this old, else reads it itself
 INSTRUMENTS_EVERY_S = 3600.0
 CONCURRENT_DECISIONS = 8
 
@@ -95,6 +97,8 @@ class Autotrader(Service):
         )  # fmt: skip
         self.gate = asyncio.Semaphore(CONCURRENT_DECISIONS)
         self.leverage_set: set[str] = set()
+        self.equity_value: float | None = None
+        self.equity_at: float | None = None
         self.status_info.update(venue=self.venue.name, decisions=0, traded=0)
 
     # --- per signal -----------------------------------------------------------------------------------
@@ -122,7 +126,8 @@ class Autotrader(Service):
             if earlier["decision"] == "traded":
                 await self.resume(sig.signal_id)  # a crash may have left orders unplaced
             return
-        reason = await self.skip_reason(sig)
+        ks = await self.killswitch.state()
+        reason = self.skip_reason(sig, ks)
         if reason is not None:
             await self.record(sig, reason[0], reason[1])
             return
@@ -136,7 +141,7 @@ class Autotrader(Service):
                 return
             view, refreshed = fresh, True
         try:
-            equity = float((await self.venue.equity()).equity)
+            equity = await self.account_equity()
             rules = await self.instrument(sig.symbol)
         except (VenueError, LookupError) as exc:
             await self.record(sig, "skipped", f"cannot plan: {exc}")
@@ -146,18 +151,46 @@ class Autotrader(Service):
             await self.record(sig, "refused", f"{plan.code}: {plan.reason}",
                               {"market": view.model_dump(mode="json"), "refreshed": refreshed})  # fmt: skip
             return
-        trade_id = await self.commit_plan(sig, plan, view, equity, correlation_id, refreshed)
-        if trade_id is not None:
-            await self.place(sig.signal_id)
+        trade_id = await self.commit_plan(sig, plan, view, equity, ks, correlation_id, refreshed)
+        if trade_id is None:
+            return
+        # the rows just committed are the requests: placed without reading them back
+        await self.place(sig.signal_id, self.requests(sig, plan))
+        await self.ctx.journal(
+            "entry_planned", f"{sig.direction} {sig.symbol}: {len(plan.orders)} order(s), "
+            f"qty {plan.qty}, SL {plan.stop_loss}, TP {plan.take_profit}", symbol=sig.symbol,
+            vertical="perps", signal_id=str(sig.signal_id), trade_id=str(trade_id),
+        )  # fmt: skip
 
-    async def skip_reason(self, sig: TradeSignalled) -> tuple[str, str] | None:
+    async def account_equity(self) -> float:
+        """The venue's equity, refreshed every EQUITY_REFRESH_S in the background (a signal
+        never waits for it unless it is older than EQUITY_MAX_AGE_S)."""
+        if self.equity_at is None or time.monotonic() - self.equity_at > EQUITY_MAX_AGE_S:
+            await self.equity_pass(0)
+        assert self.equity_value is not None
+        return self.equity_value
+
+    async def equity_pass(self, _cycle: int) -> None:
+        self.equity_value = float((await self.venue.equity()).equity)
+        self.equity_at = time.monotonic()
+
+    def requests(self, sig: TradeSignalled, plan: TradePlan) -> list[OrderRequest]:
+        side: OrderSide = "Buy" if plan.direction == "long" else "Sell"
+        return [
+            OrderRequest(
+                store.order_link_id_for(sig.signal_id, o.ladder_index), sig.symbol, side, "Limit",
+                o.qty or Decimal(0), o.price, "GTC", False, plan.stop_loss, plan.take_profit,
+            )
+            for o in plan.orders
+        ]  # fmt: skip
+
+    def skip_reason(self, sig: TradeSignalled, ks: KillSwitchState) -> tuple[str, str] | None:
         s = self.ctx.settings
         age = (datetime.now(UTC) - sig.time).total_seconds()
         if age > s.signal_max_age_s:
             return "expired", f"signal is {age:.0f} s old (max {s.signal_max_age_s:.0f} s)"
         if sig.symbol in s.majors:
             return "skipped", f"{sig.symbol} is a major (TRADE_MAJORS): scanned, never traded"
-        ks = await self.killswitch.state()
         if ks.active:
             return "refused", f"kill switch engaged: {ks.reason}"
         return None
@@ -219,12 +252,11 @@ class Autotrader(Service):
 
     async def commit_plan(
         self, sig: TradeSignalled, plan: TradePlan, view: MarketView, equity: float,
-        correlation_id: str, refreshed: bool,
+        ks: KillSwitchState, correlation_id: str, refreshed: bool,
     ) -> uuid.UUID | None:  # fmt: skip
         """Risk guards and the trade + order rows, in one transaction under the shared lock."""
         venue = self.venue.name
         trade_id = store.trade_id_for(sig.signal_id)
-        ks = await self.killswitch.state()
         plan_json = plan.model_dump(mode="json")
         async with self.ctx.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (RISK_LOCK,))
@@ -264,15 +296,14 @@ class Autotrader(Service):
                 for o in plan.orders
             ])  # fmt: skip
             await self._record(conn, sig, "traded", None, trade_id, detail)
-        await self.ctx.journal(
-            "entry_planned", f"{sig.direction} {sig.symbol}: {len(plan.orders)} order(s), qty {plan.qty}, "
-            f"SL {plan.stop_loss}, TP {plan.take_profit}", symbol=sig.symbol, vertical="perps",
-            signal_id=str(sig.signal_id), trade_id=str(trade_id),
-        )  # fmt: skip
         return trade_id
 
-    async def place(self, signal_id: uuid.UUID) -> None:
-        """Send the trade's orders still in 'Created' to the venue and record its answer."""
+    async def place(self, signal_id: uuid.UUID, requests: list[OrderRequest] | None = None) -> None:
+        """Send the trade's orders still in 'Created' to the venue and record its answer
+        (`requests`: the orders just written, so they need not be read back)."""
+        if requests:
+            await self.send(requests)
+            return
         async with self.ctx.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT * FROM orders WHERE signal_id = %s AND status = 'Created' ORDER BY ladder_index NULLS FIRST",
@@ -289,7 +320,10 @@ class Autotrader(Service):
             )
             for r in rows
         ]  # fmt: skip
-        symbol = rows[0]["symbol"]
+        await self.send(requests)
+
+    async def send(self, requests: list[OrderRequest]) -> None:
+        symbol = requests[0].symbol
         if symbol not in self.leverage_set:  # once per coin and process: it does not change
             try:
                 await self.venue.set_leverage(
@@ -416,6 +450,7 @@ class Autotrader(Service):
                 every(
                     RECONCILE_EVERY_S, stop, self.reconcile_pass, self.log, "reconcile", delay_s=0
                 ),
+                every(EQUITY_REFRESH_S, stop, self.equity_pass, self.log, "equity", delay_s=0),
             )
         finally:
             await self.venue.close()
