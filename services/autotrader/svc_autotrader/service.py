@@ -258,11 +258,13 @@ class Autotrader(Service):
         venue = self.venue.name
         trade_id = store.trade_id_for(sig.signal_id)
         plan_json = plan.model_dump(mode="json")
-        async with self.ctx.pool.connection() as conn, conn.transaction():
+        # pipelined: BEGIN + lock + (decided yet? exposure) in one round trip, the writes after
+        # the risk check and the COMMIT in one more: the shared lock is held about one round trip
+        async with self.ctx.pool.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (RISK_LOCK,))
-            if await store.decision_of(conn, sig.signal_id) is not None:
+            exp = await store.exposure_unless_decided(conn, sig.signal_id, venue, self.day_start())
+            if exp is None:
                 return None  # another replica decided meanwhile
-            exp = await store.exposure(conn, venue, self.day_start())
             state = risk.RiskState(
                 equity=equity, open_symbols=exp.open_symbols, used_margin=exp.used_margin,
                 realised_today=exp.realised_today, kill_switch=ks.reason if ks.active else None,
