@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -186,8 +187,7 @@ async def run(box: Sandbox) -> dict[str, Metric]:
                 spy.wait(30)
             if keep := os.environ.get("BENCH_AUTOTRADER_LOG"):  # the service's log, to look at
                 log.seek(0)
-                with open(keep, "wb") as out:
-                    out.write(log.read())
+                await asyncio.to_thread(Path(keep).write_bytes, log.read())
         await redis.aclose()
         with psycopg.connect(dsn) as conn:
             rows = conn.execute(
