@@ -120,13 +120,11 @@ class Autotrader(Service):
             await self.decide(sig, correlation_id)
 
     async def decide(self, sig: TradeSignalled, correlation_id: str = "") -> None:
-        async with self.ctx.pool.connection() as conn:
-            earlier = await store.decision_of(conn, sig.signal_id)
+        earlier, ks = await asyncio.gather(self.decision_of(sig.signal_id), self.killswitch.state())
         if earlier is not None:
             if earlier["decision"] == "traded":
                 await self.resume(sig.signal_id)  # a crash may have left orders unplaced
             return
-        ks = await self.killswitch.state()
         reason = self.skip_reason(sig, ks)
         if reason is not None:
             await self.record(sig, reason[0], reason[1])
@@ -183,6 +181,10 @@ class Autotrader(Service):
             )
             for o in plan.orders
         ]  # fmt: skip
+
+    async def decision_of(self, signal_id: uuid.UUID) -> dict[str, Any] | None:
+        async with self.ctx.pool.connection() as conn:
+            return await store.decision_of(conn, signal_id)
 
     def skip_reason(self, sig: TradeSignalled, ks: KillSwitchState) -> tuple[str, str] | None:
         s = self.ctx.settings
