@@ -111,13 +111,18 @@ def stale_signal(data_time: datetime) -> TradeSignalled:
 
 
 def autotrader(
-    sb: Sandbox, pool: AsyncConnectionPool, redis: Redis, bybit: FakeBybit, wait_s: float = 10.0
+    sb: Sandbox,
+    pool: AsyncConnectionPool,
+    redis: Redis,
+    bybit: FakeBybit,
+    wait_s: float = 10.0,
+    **overrides: Any,
 ) -> Autotrader:
     settings = sb.settings.model_copy(update={
         "service_instance": "autotrader-test", "bybit_endpoint_rest": bybit.url,
         "heatmap_max_age_s": 300.0, "pre_trade_refresh_wait_s": wait_s, "trade_majors": "",
         "entry_beyond_pct": 0.2, "take_profit_front_run_pct": 0.0, "stop_default_wick_pct": 1.0,
-        "min_reward_risk": 0.1,
+        "min_reward_risk": 0.1, **overrides,
     })  # fmt: skip
     bus = Bus(redis, settings.bus_namespace, source="autotrader@test")
     ctx = ServiceContext(
@@ -231,3 +236,35 @@ async def test_no_refresh_in_time_drops_the_signal(
             "SELECT decision, reason FROM autotrader_decisions WHERE signal_id = %s", (sig.signal_id,)
         )).fetchone()  # fmt: skip
     assert row is not None and row[0] == "skipped" and "no refresh within" in row[1]
+
+
+async def test_fresh_signal_whose_plan_is_not_sane_is_refused_not_ordered(
+    fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, bybit: FakeBybit
+) -> None:
+    """The money bug: an aggressive entry on a one-level target with the SPEC's front-run puts
+    the take-profit (104 × 0.995) below the entry (104). Refused with the reason, no order."""
+    now = datetime.now(UTC)
+    await write(fresh_pool, heatmaps(now, [(104.0, 9e6)], SMALL_BELOW), now)
+    svc = autotrader(fresh, fresh_pool, fresh_redis, bybit, entry_mode="aggressive",
+                     take_profit_front_run_pct=0.5)  # fmt: skip
+    view = MarketView(symbol=SYMBOL, direction="long", price=PRICE,
+                      target=PriceRange(low=104.0, high=104.0), data_time=now)  # fmt: skip
+    sig = stale_signal(now).model_copy(
+        update={"market": view, "target_low": 104.0, "target_high": 104.0}
+    )
+    try:
+        await svc.decide(sig)
+    finally:
+        await svc.venue.close()
+        await svc.market.aclose()
+    async with fresh_pool.connection() as conn:
+        row = await (await conn.execute(
+            "SELECT decision, reason FROM autotrader_decisions WHERE signal_id = %s", (sig.signal_id,)
+        )).fetchone()  # fmt: skip
+        orders = await (await conn.execute("SELECT count(*) FROM orders")).fetchone()
+        requests = await fresh_redis.xlen(
+            f"{fresh.settings.bus_namespace}:stream:{STREAM_REFRESH_REQUESTS}"
+        )
+    assert row is not None and row[0] == "refused"
+    assert row[1].startswith("take_profit_not_beyond_entry:") and "103.48" in row[1]
+    assert orders == (0,) and requests == 0  # fresh data: no refresh asked
