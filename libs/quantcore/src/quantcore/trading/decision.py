@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any
 
+from quantcore.config import Settings
 from quantcore.math import levels
 from quantcore.model.plan import (
     AccountState,
@@ -53,7 +53,7 @@ class DecisionSettings:
     max_trade_equity_pct: float = 20.0
 
     @classmethod
-    def from_settings(cls, s: Any) -> DecisionSettings:
+    def from_settings(cls, s: Settings) -> DecisionSettings:
         return cls(
             entry_mode=s.entry_mode, entry_beyond_pct=s.entry_beyond_pct,
             ladder_orders=s.ladder_orders, ladder_sizing=s.ladder_sizing,
