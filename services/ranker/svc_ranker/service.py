@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from quantcore.collect.cycles import cycle_start
 from quantcore.leader import LeaderLease
 from quantcore.math.universe import UniverseEvaluation
+from quantcore.math.values import clean
 from quantcore.model.events import STREAM_SIGNALS, TradeSignalled
 from quantcore.model.plan import Refusal
 from quantcore.partition import WorkSplit
@@ -27,7 +28,6 @@ from quantcore.scan import ranking
 from quantcore.scan.loop import every
 from quantcore.scan.rank_inputs import read_rank_inputs
 from quantcore.scan.registered import RegisteredScanner
-from quantcore.scan.values import clean
 from quantcore.service import ServiceContext
 from quantcore.store import rankings as store
 from quantcore.store.levels import heatmap_symbols
