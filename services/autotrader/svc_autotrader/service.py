@@ -262,7 +262,15 @@ class Autotrader(Service):
         plan_json = plan.model_dump(mode="json")
         # pipelined: BEGIN + lock + (decided yet? exposure) in one round trip, the writes after
         # the risk check and the COMMIT in one more: the shared lock is held about one round trip
+        #
+        # Committed without waiting for the WAL flush (synchronous_commit off): the rows are
+        # visible to every replica at once, and they are durable before this signal is acked
+        # on the bus, because record_orders' ordinary commit flushes the WAL up to itself. A
+        # database crash in between loses them together with the un-acked signal, which is
+        # redelivered and decided again; its orderLinkIds are the same, so the venue answers
+        # "already placed" — never a second order. (The flush was most of the signal → ack time.)
         async with self.ctx.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit TO OFF")
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (RISK_LOCK,))
             exp = await store.exposure_unless_decided(conn, sig.signal_id, venue, self.day_start())
             if exp is None:
@@ -276,7 +284,8 @@ class Autotrader(Service):
                                    "realised_today": exp.realised_today}}  # fmt: skip
             margin = plan.margin or 0.0
             refusal = risk.refusal(state, self.limits, sig.symbol, margin)
-            if refusal is not None:
+            if refusal is not None:  # nothing follows to flush it: this commit waits for it
+                await conn.execute("SET LOCAL synchronous_commit TO ON")
                 await self._record(conn, sig, "refused", refusal, None, detail)
                 self.log.info(
                     "entry refused", symbol=sig.symbol, signal_id=str(sig.signal_id), reason=refusal
