@@ -119,6 +119,20 @@ def _reset_books(dsn: str, symbols: list[str]) -> None:
         )
 
 
+def _durable_commit_ms(dsn: str, n: int = 50) -> float:
+    """p50 of one small durable transaction (WAL flush) now: the shared disk's state, for context."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS bench_commit_probe (x int)")
+        took = []
+        for _ in range(n):
+            t = time.perf_counter()
+            with conn.transaction():
+                conn.execute("INSERT INTO bench_commit_probe VALUES (1)")
+            took.append((time.perf_counter() - t) * 1000)
+        conn.execute("DROP TABLE bench_commit_probe")
+    return _percentile(took, 0.5)
+
+
 async def _bus_baseline(box: Sandbox, n: int) -> list[float]:
     """Bus round trip at RATE in this process: publish → handler entered (ms)."""
     redis = Redis.from_url(box.settings.redis_url())
@@ -205,11 +219,13 @@ async def run(box: Sandbox) -> dict[str, Metric]:
             f"only {len(lat)} of {len(sent)} signals reached the venue (refused: {refused})"
         )
     base = await _bus_baseline(box, len(lat))
+    commit_ms = _durable_commit_ms(dsn)
     note = (
         f"{len(lat)} signals ({ROUNDS} rounds x {len(symbols)} coins, first round discarded) at "
         f"{RATE:.0f}/s through the "
         f"autotrader service (paper venue, simulator prices) → paper_orders.created_at; "
-        f"baseline: bus publish → handler at the same rate; {load_note()}"
+        f"baseline: bus publish → handler at the same rate; context: one durable INSERT+COMMIT "
+        f"p50 {commit_ms:.1f} ms on this disk now; {load_note()}"
     )
     return {
         "trade.signal_to_ack_p50_ms": Metric.measured(
