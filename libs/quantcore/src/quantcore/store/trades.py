@@ -73,16 +73,6 @@ async def record_decision(
     return cur.rowcount == 1
 
 
-async def signal_trade_inputs(conn: AsyncConnection[Any], signal_id: uuid.UUID) -> dict[str, Any]:
-    """The ranker's trade-plan inputs of a signal (wick, next cluster), {} when unknown."""
-    cur = await conn.execute(
-        "SELECT inputs->'trade' FROM signals WHERE signal_id = %s ORDER BY time DESC LIMIT 1",
-        (signal_id,),
-    )
-    row = await cur.fetchone()
-    return dict(row[0]) if row and isinstance(row[0], dict) else {}
-
-
 async def heatmap_age_s(conn: AsyncConnection[Any], symbol: str) -> float | None:
     """Seconds since the OLDEST timeframe of a coin was refreshed (None: never)."""
     cur = await conn.execute(
@@ -117,6 +107,26 @@ async def exposure(conn: AsyncConnection[Any], venue: str, day_start: datetime) 
     row = await cur.fetchone()
     assert row is not None
     return Exposure(frozenset(row[0]), float(row[1]), float(row[2]))
+
+
+async def exposure_unless_decided(
+    conn: AsyncConnection[Any], signal_id: uuid.UUID, venue: str, day_start: datetime
+) -> Exposure | None:
+    """`exposure`, or None when the signal already has a decision — one statement, so the
+    autotrader's shared risk lock is held for one round trip less."""
+    cur = await conn.execute(
+        """
+        SELECT coalesce(array_agg(DISTINCT symbol) FILTER (WHERE status IN ('pending', 'open')), '{}'),
+               coalesce(sum(margin) FILTER (WHERE status IN ('pending', 'open')), 0)::float8,
+               coalesce(sum(pnl_quote) FILTER (WHERE status = 'closed' AND closed_at >= %s), 0)::float8,
+               EXISTS (SELECT 1 FROM autotrader_decisions WHERE signal_id = %s)
+        FROM trades WHERE venue = %s AND (status IN ('pending', 'open') OR closed_at >= %s)
+        """,
+        (day_start, signal_id, venue, day_start),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return None if row[3] else Exposure(frozenset(row[0]), float(row[1]), float(row[2]))
 
 
 # --- trades and orders --------------------------------------------------------------------------------
