@@ -19,7 +19,12 @@ from redis.asyncio import Redis
 from quantcore.bus import Bus, stream_key
 from quantcore.collect.cycles import cycle_of, cycle_start
 from quantcore.db import conninfo
-from quantcore.model.events import STREAM_REFRESH_REQUESTS, STREAM_SIGNALS, Envelope
+from quantcore.model.events import (
+    STREAM_REFRESH_REQUESTS,
+    STREAM_SIGNALS,
+    Envelope,
+    TradeSignalled,
+)
 from quantcore.model.market import TIMEFRAMES, Candle
 from quantcore.service import Service, ServiceContext
 from quantcore.store.market import write_candles
@@ -250,7 +255,8 @@ async def test_ranker_writes_top10_and_one_signal_with_provenance(
     interval = 60.0
     cycle = cycle_of(interval, AT.timestamp())
     assert cycle_start(cycle, interval) == AT.timestamp() - 5
-    svc = make(Ranker, sbox, spool, sredis, rank_interval_s=interval)
+    # SPEC geometry here: reward:risk ≈ 0.35 (refused at the default minimum of 1.0, see below)
+    svc = make(Ranker, sbox, spool, sredis, rank_interval_s=interval, min_reward_risk=0.3)
     await svc.register()
     assert await svc.lease.try_acquire()
     started = time.perf_counter()
@@ -284,6 +290,17 @@ async def test_ranker_writes_top10_and_one_signal_with_provenance(
         assert float(stop) == pytest.approx(min(float(entry) * 0.95, b * 0.99 * 0.98))
         events = await stream(sredis, sbox.namespace, STREAM_SIGNALS)
         assert len(events) == 1 and events[0].payload["symbol"] == SPIKY
+        # the event carries the decision's inputs and its plan, typed (nobody re-reads the row)
+        event = TradeSignalled.model_validate(events[0].payload)
+        assert event.plan is not None and event.market is not None
+        assert float(event.plan.take_profit) == pytest.approx(float(tp))
+        assert float(event.plan.stop_loss) == pytest.approx(float(stop))
+        assert event.plan.entries == [event.plan.entry]
+        assert float(event.plan.entry) == pytest.approx(float(entry))
+        assert (
+            event.market.target.low == pytest.approx(b * 1.03)
+            and event.market.data_time is not None
+        )
 
         # a re-run of the cycle (e.g. a new leader) makes no second signal and publishes nothing
         assert (await svc.rank_cycle(cycle)) == {"skipped": True}
@@ -310,7 +327,7 @@ async def test_ranker_respects_the_cooldown_and_a_lost_lease(
 ) -> None:
     interval = 60.0
     next_cycle = cycle_of(interval, AT.timestamp()) + 1
-    svc = make(Ranker, sbox, spool, sredis, rank_interval_s=interval)
+    svc = make(Ranker, sbox, spool, sredis, rank_interval_s=interval, min_reward_risk=0.3)
     await svc.register()
     # the next minute: the same setup triggers again, but within the cooldown → no signal
     async with spool.connection() as conn, conn.transaction():
@@ -331,13 +348,25 @@ async def test_ranker_respects_the_cooldown_and_a_lost_lease(
             spool, "SELECT count(*) FROM coin_rankings WHERE cycle_id = %s", str(next_cycle + 1)
         )
     )[0][0] == 0
+    # out of the cooldown, at the default minimum reward:risk (1.0) the plan of the same
+    # setup (≈ 0.35) is refused: the trigger fired, no signal, the refusal journalled
+    strict = make(Ranker, sbox, spool, sredis, rank_interval_s=interval, signal_cooldown_s=0)
+    await sredis.delete(svc.lease.key)
+    assert await strict.lease.try_acquire()
+    before = len(await stream(sredis, sbox.namespace, STREAM_SIGNALS))
+    figures = await strict.rank_cycle(next_cycle + 2)
+    assert figures["signals"] == 0
+    assert len(await stream(sredis, sbox.namespace, STREAM_SIGNALS)) == before
+    refused = [e.payload for e in await stream(sredis, sbox.namespace, "agent_logs")
+               if e.payload["event_type"] == "signal.refused"]  # fmt: skip
+    assert refused and refused[-1]["detail"]["code"] == "reward_risk_too_low"
+    assert refused[-1]["symbol"] == SPIKY and "reward:risk 0.3" in refused[-1]["message"]
 
 
 async def test_a_signal_written_but_never_published_is_published_by_the_next_cycle(
     sbox: Sandbox, spool: AsyncConnectionPool, sredis: Redis, seeded: list[str]
 ) -> None:
     """The crash window between the signal row and its publish: the outbox closes it."""
-    from quantcore.model.events import TradeSignalled
     from quantcore.store import rankings as store
 
     svc = make(Ranker, sbox, spool, sredis)

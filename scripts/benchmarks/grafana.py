@@ -173,7 +173,7 @@ GENERATE = [
     INSERT INTO orders (order_link_id, venue, trade_id, symbol, side, order_type, qty, price,
         status, filled_qty, avg_fill_price, fee, created_at, updated_at, agent)
     SELECT left(replace(t.trade_id::text, '-', ''), 30) || '-' || k, 'paper', t.trade_id, t.symbol,
-           CASE WHEN k = 0 THEN 'Buy' ELSE 'Sell' END, 'Limit', 5, 100, 'Filled', 5, 100, 0.25,
+           CASE WHEN k = 0 THEN 'buy' ELSE 'sell' END, 'limit', 5, 100, 'filled', 5, 100, 0.25,
            coalesce(t.closed_at, t.opened_at), coalesce(t.closed_at, t.opened_at), t.agent
     FROM trades t, generate_series(0, 1) k
     WHERE k = 0 OR t.closed_at IS NOT NULL

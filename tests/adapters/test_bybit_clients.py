@@ -15,7 +15,7 @@ import pytest
 
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.adapters.bybit.ws import BybitPublicStream
-from quantcore.adapters.errors import BadPayload, PermanentError, RateLimited, TemporaryError
+from quantcore.errors import BadPayload, PermanentError, RateLimited, TemporaryError
 from quantcore.model.market import Candle, LiquidationEvent, Ticker
 from quantcore.retry import RetryPolicy
 from tests.adapters.conftest import FAST, BadLog, eventually

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from quantcore.adapters.bybit import parse
-from quantcore.adapters.errors import BadPayload
+from quantcore.errors import BadPayload
 from quantcore.model.market import Candle, LiquidationEvent, Ticker
 from tests.adapters.fake_venue import sample
 

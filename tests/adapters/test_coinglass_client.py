@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from quantcore.adapters.coinglass.rest import CoinGlassHeatmaps
-from quantcore.adapters.errors import BadPayload, PermanentError, RateLimited
+from quantcore.errors import BadPayload, PermanentError, RateLimited
 from quantcore.retry import RetryPolicy
 from tests.adapters.conftest import FAST, BadLog
 from tests.adapters.fake_venue import FakeVenue, Reply, sample

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from quantcore.adapters.coinglass import parse
-from quantcore.adapters.errors import BadPayload
+from quantcore.errors import BadPayload
 from tests.adapters.fake_venue import sample
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from quantcore.adapters.bybit import parse as bybit
 from quantcore.adapters.coinglass import parse as coinglass
-from quantcore.adapters.errors import BadPayload
+from quantcore.errors import BadPayload
 from tests.adapters.fake_venue import sample
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

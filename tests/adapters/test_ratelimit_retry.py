@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from quantcore.adapters.errors import PermanentError, RateLimited, TemporaryError
+from quantcore.errors import PermanentError, RateLimited, TemporaryError
 from quantcore.ratelimit import TokenBucket
 from quantcore.retry import retry
 

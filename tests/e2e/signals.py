@@ -25,6 +25,7 @@ TIGHT = {  # distances of a few tenths of a percent: the simulated market crosse
     "ENTRY_BEYOND_PCT": "0.1",
     "TAKE_PROFIT_FRONT_RUN_PCT": "0.05",
     "STOP_DEFAULT_WICK_PCT": "0.5",
+    "MIN_REWARD_RISK": "0.2",  # these plans have reward:risk ≈ 0.4 (TP 0.2 %, stop 0.5 % away)
     "TRAILING_BASIS": "price",
     "TRAILING_LADDER": "0.1:0,0.2:0.1,0.3:0.2",
     "POSITION_MONITOR_INTERVAL_S": "0.5",

@@ -49,6 +49,8 @@ FAST = {
     "TRIGGER_OI_PCT": "-100",
     "TRIGGER_VOLUME_RATIO": "0",
     "TRIGGER_MOVE_PCT": "0",
+    # this run proves the data path to a signal, not the plan's quality: any reward:risk
+    "MIN_REWARD_RISK": "0",
 }
 BRAIN = ["simulator", "market_collector", "liquidation_collector", "spike_scanner",
          "cluster_scanner", "ranker"]  # fmt: skip
@@ -138,7 +140,7 @@ def test_brain_ranks_every_cycle_refreshes_spikes_and_signals_with_provenance(
             SELECT s.symbol, s.direction, s.rank, s.score, s.entry_price, s.stop_loss, s.take_profit,
                    s.scanner, s.scanner_version, r.params_hash, r.registered_at,
                    s.inputs->'ranking'->'score_parts', s.inputs->'trigger', s.inputs->'spike',
-                   s.inputs->'trade'->'wick_source'
+                   s.inputs->'trade'->'plan'->'reasons'
             FROM signals s JOIN scanners r ON r.name = s.scanner AND r.version = s.scanner_version
             WHERE s.signal_id = %s""", signal_row[0][0])  # fmt: skip
         assert len(provenance) == 1
@@ -221,7 +223,7 @@ def test_ranker_failover_no_cycle_twice_no_signal_twice(ebox: Sandbox, tmp_path:
 
     asyncio.run(seed())
     env = {"RANK_INTERVAL_S": "1", "RANKER_LEASE_S": str(lease_s), "SIGNAL_COOLDOWN_S": "0",
-           "RANK_WATCH_TOP": "10"}  # fmt: skip
+           "RANK_WATCH_TOP": "10", "MIN_REWARD_RISK": "0"}  # fmt: skip
     with running_fleet(ebox, ["ranker"], tmp_path / "fleet.log", scale={"ranker": 2}, env=env,
                        restart=False) as fleet:  # fmt: skip
         eventually(lambda: len(fleet.pids("ranker")) == 2, timeout=30)

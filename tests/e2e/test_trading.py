@@ -26,12 +26,12 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from quantcore.adapters.bybit.execution import make_bybit_venue
 from quantcore.model.events import STREAM_SIGNALS, Envelope
+from quantcore.model.trading import OrderRequest
 from quantcore.service import AGENT_LOG_STREAM
 from quantcore.testing import Sandbox
 from quantcore.trading.sizing import floor_to_step
-from quantcore.venues.base import OrderRequest
-from quantcore.venues.bybit import make_bybit_venue
 from tests.conftest import ROOT, eventually
 from tests.e2e.harness import RunningFleet, running_fleet
 from tests.e2e.signals import TIGHT, make_signal, publish, tickers
@@ -144,7 +144,7 @@ def test_signals_become_trades_that_trail_and_close(
         states = fleet.sql(
             "SELECT order_link_id, array_agg(status ORDER BY time) FROM order_events GROUP BY 1"
         )
-        assert states and all(s[-1] == "Filled" for _, s in states if "Filled" in s)
+        assert states and all(s[-1] == "filled" for _, s in states if "filled" in s)
         moves = fleet.scalar(
             "SELECT count(*) FROM position_monitor_logs WHERE action = 'stop_moved'"
         )
@@ -187,22 +187,22 @@ def test_crash_between_venue_accept_and_db_write(box: Sandbox, tmp_path: Path) -
             assert proc.wait(timeout=60) == -signal.SIGKILL
         link = sig.signal_id.hex + "e00"
         assert fleet.scalar("SELECT count(*) FROM paper_orders WHERE order_link_id = %s", link) == 1
-        assert fleet.scalar("SELECT status FROM orders WHERE order_link_id = %s", link) == "Created"
+        assert (
+            fleet.scalar("SELECT status FROM orders WHERE order_link_id = %s", link) == "submitting"
+        )
         pending = _pending(box)
         assert pending == 1  # delivered to the dead consumer, never acked
         with autotrader(box, fleet, log):
             eventually(lambda: fleet.scalar("SELECT status FROM orders WHERE order_link_id = %s", link)
-                       in ("New", "Filled"), timeout=60)  # fmt: skip
+                       in ("new", "filled"), timeout=60)  # fmt: skip
             eventually(lambda: _pending(box) == 0, timeout=30)
-        # counted at the venue (its own books, every order whatever its link id) and on the
-        # journal stream (every decision is a new entry), not under a key forbidding duplicates
+        # counted at the venue (its own books, every order whatever its link id), not under a
+        # key forbidding duplicates
         assert fleet.scalar("SELECT count(*) FROM paper_orders") == 1
         assert fleet.scalar("SELECT count(*) FROM paper_orders WHERE symbol = %s", sym) == 1
-        planned = _journaled(box, "entry_planned")
-        assert [p["signal_id"] for p in planned] == [str(sig.signal_id)]  # planned once
         assert fleet.scalar("SELECT count(*) FROM autotrader_decisions") == 1  # not lost
         assert "already" in log.read_text() or "duplicate" in log.read_text()
-        print(f"\ncrash test: pending before restart {pending}, venue orders 1, planned once")
+        print(f"\ncrash test: pending before restart {pending}, venue orders 1")
 
 
 def _journaled(box: Sandbox, event_type: str) -> list[dict[str, Any]]:
@@ -288,7 +288,9 @@ def quant(box: Sandbox, fleet: RunningFleet, *args: str) -> str:
 def test_kill_switch_manual_trade_import_and_close_command(box: Sandbox, tmp_path: Path) -> None:
     """`quant pause` refuses entries at once; a position the owner opened on the exchange is
     imported as a manual trade; `quant close` closes it at market (reason 'manual')."""
-    env = {**TIGHT, **VENUES["testnet"]}
+    # TIGHT's ladder (+0.1 %: stop to breakeven) could stop the imported position out on the
+    # fast simulated market before `quant close` reaches it; the ladder is not under test here
+    env = {**TIGHT, **VENUES["testnet"], "TRAILING_LADDER": "90:0"}
     fleet_services = ["simulator", "liquidation_collector", "autotrader", "position_monitor"]
     with running_fleet(box, fleet_services, tmp_path / "fleet.log", env=env) as fleet:
         wait_fresh_heatmaps(fleet, 8)
@@ -316,9 +318,9 @@ def test_kill_switch_manual_trade_import_and_close_command(box: Sandbox, tmp_pat
             floor_to_step(200 / prices[b], float(lot["qtyStep"])), Decimal(lot["minOrderQty"])
         )
         [manual] = asyncio.run(
-            venue.place_orders([OrderRequest("owner-manual-1", b, "Buy", "Market", qty)])
+            venue.place_orders([OrderRequest("owner-manual-1", b, "buy", "market", qty)])
         )
-        assert manual.status == "Filled", manual
+        assert manual.status == "filled", manual
         eventually(lambda: fleet.scalar("SELECT count(*) FROM trades WHERE agent = 'manual' AND status = 'open'"),
                    timeout=30)  # fmt: skip
         assert "requested" in quant(box, fleet, "close", b)

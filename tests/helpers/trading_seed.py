@@ -119,15 +119,15 @@ async def seed_paper_trading(
              stop, "open" if is_open else "closed", reason, pnl_quote, pnl_price, pnl_margin, fees,
              opened, closed_at, Jsonb({"synthetic": True}))
         )  # fmt: skip
-        side = "Buy" if direction == "long" else "Sell"
+        side = "buy" if direction == "long" else "sell"
         order_rows.append(
-            (f"seed-{trade_id.hex[:24]}-e", venue, trade_id, symbol, side, "Limit", qty, entry,
-             "Filled", qty, entry, margin * leverage * FEE_PCT / 100, opened, opened, agent)
+            (f"seed-{trade_id.hex[:24]}-e", venue, trade_id, symbol, side, "limit", qty, entry,
+             "filled", qty, entry, margin * leverage * FEE_PCT / 100, opened, opened, agent)
         )  # fmt: skip
         if not is_open:
             order_rows.append(
                 (f"seed-{trade_id.hex[:24]}-x", venue, trade_id, symbol,
-                 "Sell" if side == "Buy" else "Buy", "Market", qty, None, "Filled", qty, exit_price,
+                 "sell" if side == "buy" else "buy", "market", qty, None, "filled", qty, exit_price,
                  margin * leverage * FEE_PCT / 100, closed_at, closed_at, agent)
             )  # fmt: skip
         add_broadcast(opened, "entry", f"{symbol} {direction} at {entry:.4f}", fail=False)

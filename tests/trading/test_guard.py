@@ -11,10 +11,10 @@ from redis.asyncio import Redis
 
 from quantcore.bus import Bus, stream_key
 from quantcore.model.events import STREAM_RISK, Envelope, KillSwitchEngaged
+from quantcore.model.trading import OrderRequest
 from quantcore.service import AGENT_LOG_STREAM, ServiceContext
 from quantcore.testing import Sandbox
 from quantcore.trading.killswitch import KillSwitch
-from quantcore.venues.base import OrderRequest
 from quantcore.venues.paper import PaperFees, PaperVenue
 from svc_autotrader.service import Autotrader
 from tests.trading.conftest import StaticPrices
@@ -48,7 +48,7 @@ async def test_an_open_loss_past_the_daily_limit_engages_the_kill_switch_once(
     ns = fresh.settings.bus_namespace
     svc = _autotrader(fresh, fresh_pool, fresh_redis, prices)
     prices.set("SOLUSDT", 100)
-    await svc.venue.place_orders([OrderRequest("g1", "SOLUSDT", "Buy", "Market", D("100"))])
+    await svc.venue.place_orders([OrderRequest("g1", "SOLUSDT", "buy", "market", D("100"))])
     prices.set("SOLUSDT", 96)  # 100 coins × -4 = -400 USDT open: 4 % of 10,000, under the limit
     assert not await svc.guard_daily_loss()
     assert not (await KillSwitch(fresh_redis, ns).state()).active

@@ -9,8 +9,10 @@ from decimal import Decimal
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from quantcore.venues.base import OrderRequest, VenueError
-from quantcore.venues.paper import PaperFees, PaperVenue, _funding_times
+from quantcore.errors import Rejected
+from quantcore.math.matching import funding_times as _funding_times
+from quantcore.model.trading import OrderRequest
+from quantcore.venues.paper import PaperFees, PaperVenue
 from tests.trading.conftest import StaticPrices
 
 FEES = PaperFees(taker_pct=0.1, maker_pct=0.02, slippage_pct=0.0, default_leverage=10)
@@ -22,25 +24,25 @@ def venue(pool: AsyncConnectionPool, prices: StaticPrices) -> PaperVenue:
 
 
 def limit(link: str, side: str, qty: str, price: str, **kw: object) -> OrderRequest:
-    return OrderRequest(link, "SOLUSDT", side, "Limit", D(qty), D(price), **kw)  # type: ignore[arg-type]
+    return OrderRequest(link, "SOLUSDT", side, "limit", D(qty), D(price), **kw)  # type: ignore[arg-type]
 
 
 async def test_resting_limit_fills_when_price_trades_through(fresh_pool, prices) -> None:
     prices.set("SOLUSDT", 100)
     v = venue(fresh_pool, prices)
     [o] = await v.place_orders(
-        [limit("a1", "Buy", "10", "95", stop_loss=D("90"), take_profit=D("110"))]
+        [limit("a1", "buy", "10", "95", stop_loss=D("90"), take_profit=D("110"))]
     )
-    assert o.status == "New" and not await v.positions()
+    assert o.status == "new" and not await v.positions()
     prices.set("SOLUSDT", 96)
     assert await v.match() == 0
     prices.set("SOLUSDT", 94.5)
     assert await v.match() == 1
     [pos] = await v.positions()
-    assert (pos.side, pos.size, pos.avg_price) == ("Buy", D("10"), D("95"))
+    assert (pos.side, pos.size, pos.avg_price) == ("buy", D("10"), D("95"))
     assert (pos.stop_loss, pos.take_profit) == (D("90"), D("110"))  # attached SL/TP moved on
     filled = await v.get_order("SOLUSDT", "a1")
-    assert filled is not None and filled.status == "Filled"
+    assert filled is not None and filled.status == "filled"
     assert filled.fee == D("10") * D("95") * D("0.0002")  # maker
 
 
@@ -49,9 +51,9 @@ async def test_take_profit_closes_with_pnl_after_fees(fresh_pool, prices) -> Non
     v = venue(fresh_pool, prices)
     start = datetime.now(UTC) - timedelta(seconds=1)
     [o] = await v.place_orders(
-        [OrderRequest("m1", "SOLUSDT", "Buy", "Market", D("2"), take_profit=D("110"))]
+        [OrderRequest("m1", "SOLUSDT", "buy", "market", D("2"), take_profit=D("110"))]
     )
-    assert o.status == "Filled" and o.avg_fill_price == D("100")
+    assert o.status == "filled" and o.avg_fill_price == D("100")
     prices.set("SOLUSDT", 111)
     assert await v.match() == 1
     assert await v.positions() == []
@@ -59,8 +61,8 @@ async def test_take_profit_closes_with_pnl_after_fees(fresh_pool, prices) -> Non
     fees = D("2") * D("100") * D("0.001") + D("2") * D("111") * D("0.001")
     assert closed.closed_pnl == D("2") * D("11") - fees
     assert closed.avg_exit_price == D("111")
-    kinds = [(e.exec_type, e.stop_order_type) for e in await v.executions(start)]
-    assert kinds == [("Trade", None), ("Trade", "TakeProfit")]
+    kinds = [(e.kind, e.trigger) for e in await v.executions(start)]
+    assert kinds == [("trade", None), ("trade", "take_profit")]
     eq = await v.equity()
     assert eq.balance == D("10000") + closed.closed_pnl and eq.unrealised_pnl == 0
 
@@ -69,7 +71,7 @@ async def test_stop_loss_short_and_trading_stop_moves_it(fresh_pool, prices) -> 
     prices.set("SOLUSDT", 100)
     v = venue(fresh_pool, prices)
     await v.place_orders(
-        [OrderRequest("s1", "SOLUSDT", "Sell", "Market", D("1"), stop_loss=D("105"))]
+        [OrderRequest("s1", "SOLUSDT", "sell", "market", D("1"), stop_loss=D("105"))]
     )
     await v.set_trading_stop("SOLUSDT", stop_loss=D("101"))
     prices.set("SOLUSDT", 102)
@@ -77,26 +79,26 @@ async def test_stop_loss_short_and_trading_stop_moves_it(fresh_pool, prices) -> 
     start = datetime.now(UTC) - timedelta(minutes=1)
     [closed] = await v.closed_pnl(start)
     assert closed.avg_exit_price == D("102") and closed.closed_pnl < 0
-    with pytest.raises(VenueError):
+    with pytest.raises(Rejected):
         await v.set_trading_stop("SOLUSDT", stop_loss=D("99"))  # no position any more
 
 
 async def test_liquidation_when_price_passes_the_liquidation_price(fresh_pool, prices) -> None:
     prices.set("SOLUSDT", 100)
     v = venue(fresh_pool, prices)
-    await v.place_orders([OrderRequest("l1", "SOLUSDT", "Buy", "Market", D("5"))])
+    await v.place_orders([OrderRequest("l1", "SOLUSDT", "buy", "market", D("5"))])
     [pos] = await v.positions()
     assert pos.liq_price == D("100") * (1 - (D(1) / 10 - D("0.005")))
     prices.set("SOLUSDT", 89)
     assert await v.match() == 1
     ex = await v.executions(datetime.now(UTC) - timedelta(minutes=1))
-    assert ex[-1].exec_type == "BustTrade" and ex[-1].price == pos.liq_price
+    assert ex[-1].kind == "liquidation" and ex[-1].price == pos.liq_price
 
 
 async def test_same_order_link_id_is_placed_once_even_concurrently(fresh_pool, prices) -> None:
     prices.set("SOLUSDT", 100)
     v1, v2 = venue(fresh_pool, prices), venue(fresh_pool, prices)
-    req = limit("dup-1", "Buy", "1", "90")
+    req = limit("dup-1", "buy", "1", "90")
     results = await asyncio.gather(
         v1.place_orders([req]), v2.place_orders([req]), v1.place_orders([req])
     )
@@ -111,25 +113,25 @@ async def test_insufficient_balance_rejects_and_reduce_only_needs_a_position(
 ) -> None:
     prices.set("SOLUSDT", 100)
     v = venue(fresh_pool, prices)
-    [big] = await v.place_orders([OrderRequest("big", "SOLUSDT", "Buy", "Market", D("2000"))])
-    assert big.status == "Rejected" and big.reject_reason and "110007" in big.reject_reason
+    [big] = await v.place_orders([OrderRequest("big", "SOLUSDT", "buy", "market", D("2000"))])
+    assert big.status == "rejected" and big.reject_reason and "110007" in big.reject_reason
     [ro] = await v.place_orders(
-        [OrderRequest("ro", "SOLUSDT", "Sell", "Market", D("1"), reduce_only=True)]
+        [OrderRequest("ro", "SOLUSDT", "sell", "market", D("1"), reduce_only=True)]
     )
-    assert ro.status == "Rejected"
+    assert ro.status == "rejected"
     # the rejection is remembered: the same id placed again is the same rejected order
-    [again] = await v.place_orders([OrderRequest("big", "SOLUSDT", "Buy", "Market", D("1"))])
-    assert again.duplicate and again.status == "Rejected"
+    [again] = await v.place_orders([OrderRequest("big", "SOLUSDT", "buy", "market", D("1"))])
+    assert again.duplicate and again.status == "rejected"
 
 
 async def test_amend_and_cancel(fresh_pool, prices) -> None:
     prices.set("SOLUSDT", 100)
     v = venue(fresh_pool, prices)
-    await v.place_orders([limit("c1", "Buy", "1", "90")])
+    await v.place_orders([limit("c1", "buy", "1", "90")])
     amended = await v.amend_order("SOLUSDT", "c1", price=D("91"), qty=D("2"))
     assert (amended.price, amended.qty) == (D("91"), D("2"))
     cancelled = await v.cancel_order("SOLUSDT", "c1")
-    assert cancelled is not None and cancelled.status == "Cancelled"
+    assert cancelled is not None and cancelled.status == "cancelled"
     prices.set("SOLUSDT", 80)
     assert await v.match() == 0 and await v.positions() == []
 
@@ -137,7 +139,7 @@ async def test_amend_and_cancel(fresh_pool, prices) -> None:
 async def test_funding_is_charged_at_each_boundary(fresh_pool, prices) -> None:
     prices.set("SOLUSDT", 100, funding_rate_pct=0.01)
     v = venue(fresh_pool, prices)
-    await v.place_orders([OrderRequest("f1", "SOLUSDT", "Buy", "Market", D("10"))])
+    await v.place_orders([OrderRequest("f1", "SOLUSDT", "buy", "market", D("10"))])
     async with fresh_pool.connection() as conn:
         await conn.execute(
             "UPDATE paper_positions SET last_funding_at = now() - interval '17 hours'"
@@ -155,3 +157,33 @@ def test_funding_boundaries() -> None:
         datetime(2026, 1, 1, 8, tzinfo=UTC), datetime(2026, 1, 1, 16, tzinfo=UTC),
         datetime(2026, 1, 2, 0, tzinfo=UTC)]  # fmt: skip
     assert _funding_times(t, t) == []
+
+
+async def test_adding_reducing_and_flipping_follow_the_matching_rules(fresh_pool, prices) -> None:
+    prices.set("SOLUSDT", 100)
+    v = venue(fresh_pool, prices)
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    market = lambda link, side, qty: OrderRequest(link, "SOLUSDT", side, "market", D(qty))  # noqa: E731
+    await v.place_orders([market("p1", "buy", "2")])
+    prices.set("SOLUSDT", 110)
+    await v.place_orders([market("p2", "buy", "2")])
+    [pos] = await v.positions()
+    assert (pos.side, pos.size, pos.avg_price) == ("buy", D(4), D(105))  # volume-weighted
+    prices.set("SOLUSDT", 120)
+    await v.place_orders([market("p3", "sell", "1")])
+    [pos] = await v.positions()
+    assert (pos.side, pos.size, pos.avg_price) == (
+        "buy",
+        D(3),
+        D(105),
+    )  # a reduce keeps the average
+    await v.place_orders([market("p4", "sell", "5")])
+    [pos] = await v.positions()
+    assert (pos.side, pos.size, pos.avg_price) == ("sell", D(2), D(120))  # flipped at the fill
+    [closed] = await v.closed_pnl(start)
+    assert (closed.qty, closed.avg_entry_price, closed.avg_exit_price) == (D(4), D(105), D(120))
+    # realised 4 × 15 = 60; of the flip's fee the closing 3 of 5 go to this close (pro rata),
+    # the other 2 of 5 to the short it opened
+    fees = (D(2) * 100 + D(2) * 110 + D(1) * 120 + D(3) * 120) * D("0.001")
+    assert closed.closed_pnl == D(60) - fees
+    assert pos.fees == D(2) * 120 * D("0.001")

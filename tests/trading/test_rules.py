@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -11,9 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quantcore.config import parse_trailing_ladder
-from quantcore.model.events import TradeSignalled
 from quantcore.trading import ladder, risk, sizing, stats, trailing
-from quantcore.trading.plan import InstrumentRules, PlanParams, plan_entry
 
 prices = st.floats(min_value=1e-4, max_value=1e6, allow_nan=False)
 STEPS = parse_trailing_ladder("10:0,20:10,50:30")
@@ -78,67 +74,6 @@ def test_size_from_equity_at_risk_and_cap() -> None:
     assert sizing.risk_qty(10_000, 1, 100, 100) == 0
     assert sizing.floor_to_step(1.2399, 0.01) == Decimal("1.23")
     assert sizing.round_to_tick(113_680.04, 0.1) == Decimal("113680.0")
-
-
-# --- SL/TP in the plan --------------------------------------------------------------------------
-
-
-def signal(direction: str = "long") -> TradeSignalled:
-    return TradeSignalled(
-        signal_id=uuid.uuid4(), time=datetime.now(UTC), cycle_id="c", symbol="SOLUSDT",
-        direction=direction, rank=1, score=100.4, entry_mode="conservative", entry_price=113_680,
-        stop_loss=100_000, take_profit=115_917.5, target_price=116_500, target_low=116_000,
-        target_high=117_000, price=110_000, imbalance=0.714, cluster_size_pct=159, success_rate=0.85,
-        oi_change_15m_pct=4, volume_ratio_5m=2, price_change_5m_pct=1.5, scanner="ranker", scanner_version="1",
-    )  # fmt: skip
-
-
-def params(**kw: object) -> PlanParams:
-    base = dict(entry_mode="conservative", entry_beyond_pct=2.0, ladder_orders=5, ladder_sizing="increasing",
-                ladder_range_pct=2.0, stop_beyond_pct=2.0, stop_default_wick_pct=5.0,
-                take_profit_front_run_pct=0.5, risk_per_trade_pct=1.0, leverage=5.0, max_trade_equity_pct=20.0)  # fmt: skip
-    base.update(kw)
-    return PlanParams(**base)  # type: ignore[arg-type]
-
-
-RULES = InstrumentRules(tick_size=0.1, qty_step=0.001, min_qty=0.001)
-
-
-def test_plan_worked_example_conservative_long() -> None:
-    # seeds: entry 116,000 × 0.98 = 113,680; TP centre 116,500 × 0.995 = 115,917.5;
-    # stop: 8 % wick (104,585.6) vs 2 % beyond the next cluster at 110,000 (107,800): the wider
-    p = plan_entry(
-        signal(),
-        {"wick_pct": 8, "next_cluster": {"low": 110_000, "high": 111_000}},
-        10_000,
-        RULES,
-        params(),
-    )
-    assert [o.price for o in p.orders] == [Decimal("113680.0")]
-    assert p.take_profit == Decimal("115917.5")
-    assert p.stop_loss == Decimal("104585.6")
-    # 100 at risk over 9,094.4 of stop distance → 0.010995... floored to the qty step
-    assert p.qty == Decimal("0.010")
-    assert p.side == "Buy" and p.margin == pytest.approx(0.010 * 113_680 / 5)
-
-
-def test_plan_uses_cluster_stop_when_wider_and_default_wick_when_unknown() -> None:
-    p = plan_entry(
-        signal(), {"next_cluster": {"low": 100_000, "high": 101_000}}, 10_000, RULES, params()
-    )
-    assert p.stop_loss == Decimal("98000.0")  # 2 % below 100,000 is wider than the 5 % default wick
-    assert p.detail["wick_pct"] == 5.0
-
-
-def test_plan_scaled_short_ladder() -> None:
-    s = signal("short").model_copy(update={"target_low": 100_000, "target_high": 101_000})
-    p = plan_entry(s, {"wick_pct": 3}, 10_000, RULES, params(entry_mode="scaled"))
-    assert p.side == "Sell" and len(p.orders) == 5
-    assert [o.ladder_index for o in p.orders] == [0, 1, 2, 3, 4]
-    assert p.orders[0].price == Decimal("101000.0") and p.orders[-1].price == Decimal("103020.0")
-    assert sum(o.qty for o in p.orders) == p.qty
-    assert p.stop_loss > max(o.price for o in p.orders)  # a short's stop sits above every rung
-    assert p.take_profit == Decimal("101002.5")  # centre 100,500 × 1.005
 
 
 # --- trailing ladder ----------------------------------------------------------------------------
@@ -271,7 +206,7 @@ def test_drawdown_bounds(pnls) -> None:
 
 
 def test_stops_go_on_the_tick_grid_away_from_the_price() -> None:
-    from svc_position_monitor.service import stop_on_tick
+    from quantcore.trading.monitor import stop_on_tick
 
     assert stop_on_tick("long", 100.037, 0.01) == Decimal("100.03")
     assert stop_on_tick("short", 100.031, 0.01) == Decimal("100.04")

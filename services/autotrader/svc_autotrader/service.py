@@ -3,17 +3,20 @@
 Per signal (consumer group `autotrader`: replicas share the stream, each signal goes to one):
 1. A signal already decided is not decided again (`autotrader_decisions`, key signal_id); a
    'traded' decision whose orders never reached the venue is resumed (crash recovery).
-2. Expired (older than SIGNAL_MAX_AGE_S), a major (TRADE_MAJORS), or stale heatmaps (older than
-   HEATMAP_MAX_AGE_S: a pre-trade refresh is requested and awaited PRE_TRADE_REFRESH_WAIT_S) →
-   skipped, with the reason.
-3. Plan: entry (conservative / aggressive / scaled ladder), stop, take-profit and size
-   (quantcore.trading.plan) from the venue's equity.
+2. Expired (older than SIGNAL_MAX_AGE_S), a major (TRADE_MAJORS) or the kill switch →
+   not traded, with the reason.
+3. The decision (quantcore.trading.decision.decide — the same function the ranker planned the
+   signal with) is made again with the venue's equity and instrument grid, on the market view
+   the signal carries. When that view is older than HEATMAP_MAX_AGE_S, a pre-trade refresh is
+   requested and its `heatmap.refreshed` event awaited on the bus (PRE_TRADE_REFRESH_WAIT_S at
+   most), the coin's levels are read again and the decision is made on the fresh view: the
+   new plan is traded, or the signal is dropped with the reason (target gone, plan refused).
 4. Risk guards under one database lock shared by all replicas (quantcore.trading.risk): the
    kill switch, daily loss limit, one position per coin, max open positions, margin caps.
-5. The trade (status 'pending') and its orders (status 'Created') are written, THEN placed at
-   the venue with orderLinkId = signal id (+ rung), THEN brought to the venue's state. A crash
+5. The trade (status 'pending') and its orders (status 'submitting') are written, THEN placed at
+   the venue with order_link_id = signal id (+ rung), THEN brought to the venue's state. A crash
    between the venue's accept and our write is healed by the redelivered signal or the
-   reconciler: placing the same orderLinkId again answers "already placed" (110072) and the
+   reconciler: placing the same order_link_id again answers "already placed" (110072) and the
    order is looked up — never a second order.
 Fills, stops and closes are the position monitor's job.
 """
@@ -32,26 +35,40 @@ from zoneinfo import ZoneInfo
 
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.bus import Delivery
+from quantcore.errors import ExternalError
 from quantcore.model.events import (
+    STREAM_HEATMAPS_REFRESHED,
     STREAM_REFRESH_REQUESTS,
     STREAM_SIGNALS,
     HeatmapRefreshRequested,
+    HeatmapsRefreshed,
     TradeSignalled,
 )
+from quantcore.model.plan import (
+    AccountState,
+    InstrumentRules,
+    MarketView,
+    PriceRange,
+    Refusal,
+    TradePlan,
+)
+from quantcore.model.trading import Order, OrderRequest, OrderStatus, OrderType, Side, TimeInForce
+from quantcore.scan import ranking
 from quantcore.scan.loop import every
+from quantcore.scan.rank_inputs import read_rank_inputs
 from quantcore.service import Service, ServiceContext
 from quantcore.store import trades as store
 from quantcore.trading import risk
+from quantcore.trading.decision import DecisionSettings, decide
 from quantcore.trading.guard import enforce_daily_loss
-from quantcore.trading.killswitch import KillSwitch
-from quantcore.trading.plan import EntryPlan, InstrumentRules, PlanParams, plan_entry
-from quantcore.venues.base import OrderRequest, VenueError, VenueOrder
+from quantcore.trading.killswitch import KillSwitch, KillSwitchState
 from quantcore.venues.factory import make_venue
 
 RISK_LOCK = 0x5EA1_7AD3  # pg advisory lock: one entry decision at a time across replicas
 RECONCILE_EVERY_S = 30.0
+EQUITY_REFRESH_S = 0.5  # the venue's equity is read in the background this often
+EQUITY_MAX_AGE_S = 2.0  # a signal sizes on equity at most this old, else reads it itself
 INSTRUMENTS_EVERY_S = 3600.0
-REFRESH_POLL_S = 0.5
 CONCURRENT_DECISIONS = 8
 
 
@@ -71,21 +88,20 @@ class Autotrader(Service):
         self.killswitch = KillSwitch(ctx.redis, s.bus_namespace)
         self.rules: dict[str, InstrumentRules] = {}
         self.rules_at = 0.0
-        self.params = PlanParams(
-            entry_mode=s.autotrader_entry_mode, entry_beyond_pct=s.entry_beyond_pct,
-            ladder_orders=s.ladder_orders, ladder_sizing=s.ladder_sizing,
-            ladder_range_pct=s.ladder_range_pct, stop_beyond_pct=s.stop_beyond_pct,
-            stop_default_wick_pct=s.stop_default_wick_pct,
-            take_profit_front_run_pct=s.take_profit_front_run_pct,
-            risk_per_trade_pct=s.risk_per_trade_pct, leverage=s.trade_leverage,
-            max_trade_equity_pct=s.max_trade_equity_pct,
-        )  # fmt: skip
+        self.decision = DecisionSettings.from_settings(s)
+        self.rank_params = ranking.RankParams.from_settings(s)
+        if "AUTOTRADER_ENTRY_MODE" in os.environ and "ENTRY_MODE" not in os.environ:
+            self.log.warning("AUTOTRADER_ENTRY_MODE is deprecated: it is read as ENTRY_MODE, the "
+                             "one entry mode of signals and orders", entry_mode=s.entry_mode)  # fmt: skip
         self.limits = risk.RiskLimits(
             max_open_positions=s.max_open_positions, max_trade_equity_pct=s.max_trade_equity_pct,
             max_total_equity_pct=s.max_total_equity_pct, daily_loss_limit_pct=s.daily_loss_limit_pct,
         )  # fmt: skip
         self.gate = asyncio.Semaphore(CONCURRENT_DECISIONS)
         self.leverage_set: set[str] = set()
+        self.equity_value: float | None = None
+        self.unrealised_value = 0.0  # of the open positions, with equity_value
+        self.equity_at: float | None = None
         self.status_info.update(venue=self.venue.name, decisions=0, traded=0)
 
     # --- per signal -----------------------------------------------------------------------------------
@@ -107,76 +123,134 @@ class Autotrader(Service):
             await self.decide(sig, correlation_id)
 
     async def decide(self, sig: TradeSignalled, correlation_id: str = "") -> None:
-        async with self.ctx.pool.connection() as conn:
-            earlier = await store.decision_of(conn, sig.signal_id)
+        earlier, ks = await asyncio.gather(self.decision_of(sig.signal_id), self.killswitch.state())
         if earlier is not None:
             if earlier["decision"] == "traded":
                 await self.resume(sig.signal_id)  # a crash may have left orders unplaced
             return
-        reason = await self.skip_reason(sig)
+        reason = self.skip_reason(sig, ks)
         if reason is not None:
             await self.record(sig, reason[0], reason[1])
             return
+        view = sig.market or view_of(sig)
+        refreshed = False
+        if await self.stale(view):
+            fresh = await self.refreshed_view(sig)
+            if isinstance(fresh, Refusal):
+                await self.record(sig, "skipped", f"{fresh.code}: {fresh.reason}",
+                                  {"market": view.model_dump(mode="json")})  # fmt: skip
+                return
+            view, refreshed = fresh, True
         try:
-            account = await self.venue.equity()
-            equity = float(account.equity)
-            plan = await self.plan(sig, equity)
-        except (VenueError, LookupError) as exc:
+            equity = await self.account_equity()
+            rules = await self.instrument(sig.symbol)
+        except (ExternalError, LookupError) as exc:
             await self.record(sig, "skipped", f"cannot plan: {exc}")
             return
-        trade_id = await self.commit_plan(
-            sig, plan, equity, correlation_id, unrealised=float(account.unrealised_pnl)
-        )
-        if trade_id is not None:
-            await self.place(sig.signal_id)
+        plan = decide(view, self.decision, AccountState(equity=equity), rules)
+        if isinstance(plan, Refusal):
+            await self.record(sig, "refused", f"{plan.code}: {plan.reason}",
+                              {"market": view.model_dump(mode="json"), "refreshed": refreshed})  # fmt: skip
+            return
+        trade_id = await self.commit_plan(sig, plan, view, equity, ks, correlation_id, refreshed)
+        if trade_id is None:
+            return
+        # the rows just committed are the requests: placed without reading them back
+        await self.place(sig.signal_id, self.requests(sig, plan))
+        await self.ctx.journal(
+            "entry_planned", f"{sig.direction} {sig.symbol}: {len(plan.orders)} order(s), "
+            f"qty {plan.qty}, SL {plan.stop_loss}, TP {plan.take_profit}", symbol=sig.symbol,
+            vertical="perps", signal_id=str(sig.signal_id), trade_id=str(trade_id),
+        )  # fmt: skip
 
-    async def skip_reason(self, sig: TradeSignalled) -> tuple[str, str] | None:
+    async def account_equity(self) -> float:
+        """The venue's equity, refreshed every EQUITY_REFRESH_S in the background (a signal
+        never waits for it unless it is older than EQUITY_MAX_AGE_S)."""
+        if self.equity_at is None or time.monotonic() - self.equity_at > EQUITY_MAX_AGE_S:
+            await self.equity_pass(0)
+        assert self.equity_value is not None
+        return self.equity_value
+
+    async def equity_pass(self, _cycle: int) -> None:
+        account = await self.venue.equity()
+        self.equity_value = float(account.equity)
+        self.unrealised_value = float(account.unrealised_pnl)  # the daily loss limit counts it
+        self.equity_at = time.monotonic()
+
+    def requests(self, sig: TradeSignalled, plan: TradePlan) -> list[OrderRequest]:
+        side = Side.BUY if plan.direction == "long" else Side.SELL
+        return [
+            OrderRequest(
+                store.order_link_id_for(sig.signal_id, o.ladder_index), sig.symbol, side,
+                OrderType.LIMIT, o.qty or Decimal(0), o.price, TimeInForce.GTC, False,
+                plan.stop_loss, plan.take_profit,
+            )
+            for o in plan.orders
+        ]  # fmt: skip
+
+    async def decision_of(self, signal_id: uuid.UUID) -> dict[str, Any] | None:
+        async with self.ctx.pool.connection() as conn:
+            return await store.decision_of(conn, signal_id)
+
+    def skip_reason(self, sig: TradeSignalled, ks: KillSwitchState) -> tuple[str, str] | None:
         s = self.ctx.settings
         age = (datetime.now(UTC) - sig.time).total_seconds()
         if age > s.signal_max_age_s:
             return "expired", f"signal is {age:.0f} s old (max {s.signal_max_age_s:.0f} s)"
         if sig.symbol in s.majors:
             return "skipped", f"{sig.symbol} is a major (TRADE_MAJORS): scanned, never traded"
-        ks = await self.killswitch.state()
         if ks.active:
             return "refused", f"kill switch engaged: {ks.reason}"
-        if not await self.fresh_heatmaps(sig.symbol):
-            return "skipped", (
-                f"heatmaps older than {s.heatmap_max_age_s:.0f} s and no refresh within "
-                f"{s.pre_trade_refresh_wait_s:.0f} s"
-            )
         return None
 
-    async def fresh_heatmaps(self, symbol: str) -> bool:
-        """Data older than HEATMAP_MAX_AGE_S is refreshed first: ask, then wait for it."""
-        s = self.ctx.settings
+    async def stale(self, view: MarketView) -> bool:
+        """The signal's data is older than HEATMAP_MAX_AGE_S (a hand-made signal without its
+        data time: the coin's oldest stored timeframe)."""
+        limit = self.ctx.settings.heatmap_max_age_s
+        if view.data_time is not None:
+            return (datetime.now(UTC) - view.data_time).total_seconds() > limit
         async with self.ctx.pool.connection() as conn:
-            age = await store.heatmap_age_s(conn, symbol)
-        if age is not None and age <= s.heatmap_max_age_s:
-            return True
+            age = await store.heatmap_age_s(conn, view.symbol)
+        return age is None or age > limit
+
+    async def refreshed_view(self, sig: TradeSignalled) -> MarketView | Refusal:
+        """Pre-trade refresh (SPEC §4): ask the liquidation collector, wait (bounded) for its
+        `heatmap.refreshed` event of this coin on the bus, re-read the coin's levels and make
+        its market view again — or say why the signal no longer holds."""
+        s = self.ctx.settings
+        after = await self.ctx.bus.last_id(STREAM_HEATMAPS_REFRESHED)
         await self.ctx.bus.publish(
             STREAM_REFRESH_REQUESTS,
-            HeatmapRefreshRequested(symbol=symbol, reason="pre_trade", requested_by=self.name),
+            HeatmapRefreshRequested(symbol=sig.symbol, reason="pre_trade", requested_by=self.name),
         )
-        deadline = time.monotonic() + s.pre_trade_refresh_wait_s
-        while time.monotonic() < deadline:
-            await asyncio.sleep(REFRESH_POLL_S)
-            async with self.ctx.pool.connection() as conn:
-                age = await store.heatmap_age_s(conn, symbol)
-            if age is not None and age <= s.heatmap_max_age_s:
-                return True
-        return False
-
-    async def plan(self, sig: TradeSignalled, equity: float) -> EntryPlan:
-        rules = await self.instrument(sig.symbol)
-        async with self.ctx.pool.connection() as conn:
-            inputs = await store.signal_trade_inputs(conn, sig.signal_id)
-        return plan_entry(sig, inputs, equity, rules, self.params)
+        done = await self.ctx.bus.wait_for(
+            STREAM_HEATMAPS_REFRESHED,
+            lambda e: isinstance(e, HeatmapsRefreshed) and e.symbol == sig.symbol,
+            s.pre_trade_refresh_wait_s, after,
+        )  # fmt: skip
+        if done is None:
+            return Refusal(symbol=sig.symbol, code="target_gone", reason=(
+                f"heatmaps older than {s.heatmap_max_age_s:.0f} s and no refresh within "
+                f"{s.pre_trade_refresh_wait_s:.0f} s"))  # fmt: skip
+        inputs = await read_rank_inputs(self.ctx.pool, [sig.symbol], datetime.now(UTC))
+        ev = ranking.rank(inputs, self.rank_params)
+        if not inputs.symbols or ev.direction[0] != sig.direction or not (ev.target_high[0] > 0):
+            now = "no levels" if not inputs.symbols else f"bias {ev.direction[0]}"
+            return Refusal(symbol=sig.symbol, code="target_gone", reason=(
+                f"after the refresh the {sig.direction} target "
+                f"{sig.target_low:g}..{sig.target_high:g} no longer holds ({now})"))  # fmt: skip
+        view = ranking.market_view(ev, inputs, self.rank_params, 0)
+        self.log.info("pre-trade refresh", symbol=sig.symbol, signal_id=str(sig.signal_id),
+                      target_before=[sig.target_low, sig.target_high],
+                      target_now=[view.target.low, view.target.high])  # fmt: skip
+        return view
 
     async def instrument(self, symbol: str) -> InstrumentRules:
         if symbol not in self.rules or time.monotonic() - self.rules_at > INSTRUMENTS_EVERY_S:
             self.rules = {
-                i.symbol: InstrumentRules(i.tick_size, i.qty_step, i.min_qty)
+                i.symbol: InstrumentRules(
+                    tick_size=i.tick_size, qty_step=i.qty_step, min_qty=i.min_qty
+                )
                 for i in await self.market.instruments()
             }
             self.rules_at = time.monotonic()
@@ -185,30 +259,40 @@ class Autotrader(Service):
         return self.rules[symbol]
 
     async def commit_plan(
-        self, sig: TradeSignalled, plan: EntryPlan, equity: float, correlation_id: str,
-        unrealised: float = 0.0,
+        self, sig: TradeSignalled, plan: TradePlan, view: MarketView, equity: float,
+        ks: KillSwitchState, correlation_id: str, refreshed: bool,
     ) -> uuid.UUID | None:  # fmt: skip
         """Risk guards and the trade + order rows, in one transaction under the shared lock."""
         venue = self.venue.name
         trade_id = store.trade_id_for(sig.signal_id)
-        ks = await self.killswitch.state()
-        async with self.ctx.pool.connection() as conn, conn.transaction():
+        plan_json = plan.model_dump(mode="json")
+        # pipelined: BEGIN + lock + (decided yet? exposure) in one round trip, the writes after
+        # the risk check and the COMMIT in one more: the shared lock is held about one round trip
+        #
+        # Committed without waiting for the WAL flush (synchronous_commit off): the rows are
+        # visible to every replica at once, and they are durable before this signal is acked
+        # on the bus, because record_orders' ordinary commit flushes the WAL up to itself. A
+        # database crash in between loses them together with the un-acked signal, which is
+        # redelivered and decided again; its orderLinkIds are the same, so the venue answers
+        # "already placed" — never a second order. (The flush was most of the signal → ack time.)
+        async with self.ctx.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit TO OFF")
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (RISK_LOCK,))
-            if await store.decision_of(conn, sig.signal_id) is not None:
+            exp = await store.exposure_unless_decided(conn, sig.signal_id, venue, self.day_start())
+            if exp is None:
                 return None  # another replica decided meanwhile
-            exp = await store.exposure(conn, venue, self.day_start())
             state = risk.RiskState(
                 equity=equity, open_symbols=exp.open_symbols, used_margin=exp.used_margin,
                 realised_today=exp.realised_today, kill_switch=ks.reason if ks.active else None,
-                unrealised=unrealised,
+                unrealised=self.unrealised_value,
             )  # fmt: skip
-            detail = {"plan": _plain(plan.detail), "orders": [
-                {"price": str(o.price), "qty": str(o.qty), "ladder_index": o.ladder_index} for o in plan.orders
-            ], "stop_loss": str(plan.stop_loss), "take_profit": str(plan.take_profit),
-                "exposure": {"open": sorted(exp.open_symbols), "used_margin": exp.used_margin,
-                             "realised_today": exp.realised_today}}  # fmt: skip
-            refusal = risk.refusal(state, self.limits, sig.symbol, plan.margin)
-            if refusal is not None:
+            detail = {"plan": plan_json, "market": view.model_dump(mode="json"), "refreshed": refreshed,
+                      "exposure": {"open": sorted(exp.open_symbols), "used_margin": exp.used_margin,
+                                   "realised_today": exp.realised_today}}  # fmt: skip
+            margin = plan.margin or 0.0
+            refusal = risk.refusal(state, self.limits, sig.symbol, margin)
+            if refusal is not None:  # nothing follows to flush it: this commit waits for it
+                await conn.execute("SET LOCAL synchronous_commit TO ON")
                 await self._record(conn, sig, "refused", refusal, None, detail)
                 self.log.info(
                     "entry refused", symbol=sig.symbol, signal_id=str(sig.signal_id), reason=refusal
@@ -219,30 +303,32 @@ class Autotrader(Service):
                 "agent_version": self.version, "scanner": sig.scanner, "scanner_version": sig.scanner_version,
                 "source": "auto", "venue": venue, "symbol": sig.symbol, "direction": sig.direction,
                 "entry_mode": plan.mode, "leverage": Decimal(str(plan.leverage)), "qty": plan.qty,
-                "margin": Decimal(str(round(plan.margin, 8))), "stop_loss": plan.stop_loss,
+                "margin": Decimal(str(round(margin, 8))), "stop_loss": plan.stop_loss,
                 "take_profit": plan.take_profit, "initial_stop_loss": plan.stop_loss, "status": "pending",
                 "correlation_id": correlation_id or None,
-                "metadata": {"score": sig.score, "rank": sig.rank, "plan": _plain(plan.detail)},
+                "metadata": {"score": sig.score, "rank": sig.rank, "plan": plan_json},
             })  # fmt: skip
+            side = Side.BUY if plan.direction == "long" else Side.SELL
             await store.insert_created_orders(conn, [
                 (store.order_link_id_for(sig.signal_id, o.ladder_index), venue, sig.signal_id, trade_id,
-                 sig.symbol, plan.side, "Limit", o.qty, o.price, "GTC", False, o.ladder_index,
-                 plan.stop_loss, plan.take_profit, "Created", self.agent_name)
+                 sig.symbol, side, OrderType.LIMIT, o.qty, o.price, TimeInForce.GTC, False,
+                 o.ladder_index, plan.stop_loss, plan.take_profit, OrderStatus.SUBMITTING,
+                 self.agent_name)
                 for o in plan.orders
             ])  # fmt: skip
             await self._record(conn, sig, "traded", None, trade_id, detail)
-        await self.ctx.journal(
-            "entry_planned", f"{sig.direction} {sig.symbol}: {len(plan.orders)} order(s), qty {plan.qty}, "
-            f"SL {plan.stop_loss}, TP {plan.take_profit}", symbol=sig.symbol, vertical="perps",
-            signal_id=str(sig.signal_id), trade_id=str(trade_id),
-        )  # fmt: skip
         return trade_id
 
-    async def place(self, signal_id: uuid.UUID) -> None:
-        """Send the trade's orders still in 'Created' to the venue and record its answer."""
+    async def place(self, signal_id: uuid.UUID, requests: list[OrderRequest] | None = None) -> None:
+        """Send the trade's orders still in 'submitting' to the venue and record its answer
+        (`requests`: the orders just written, so they need not be read back)."""
+        if requests:
+            await self.send(requests)
+            return
         async with self.ctx.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT * FROM orders WHERE signal_id = %s AND status = 'Created' ORDER BY ladder_index NULLS FIRST",
+                "SELECT * FROM orders WHERE signal_id = %s AND status = 'submitting' "
+                "ORDER BY ladder_index NULLS FIRST",
                 (signal_id,),
             )
             cols = [c.name for c in cur.description or []]
@@ -252,18 +338,21 @@ class Autotrader(Service):
         requests = [
             OrderRequest(
                 r["order_link_id"], r["symbol"], r["side"], r["order_type"], r["qty"], r["price"],
-                r["time_in_force"] or "GTC", r["reduce_only"], r["stop_loss"], r["take_profit"],
+                r["time_in_force"] or TimeInForce.GTC, r["reduce_only"], r["stop_loss"], r["take_profit"],
             )
             for r in rows
         ]  # fmt: skip
-        symbol = rows[0]["symbol"]
+        await self.send(requests)
+
+    async def send(self, requests: list[OrderRequest]) -> None:
+        symbol = requests[0].symbol
         if symbol not in self.leverage_set:  # once per coin and process: it does not change
             try:
                 await self.venue.set_leverage(
                     symbol, Decimal(str(self.ctx.settings.trade_leverage))
                 )
                 self.leverage_set.add(symbol)
-            except VenueError as exc:
+            except ExternalError as exc:
                 self.log.info("leverage not changed", symbol=symbol, error=str(exc)[:200])
         placed = await self.venue.place_orders(requests)
         if self.ctx.settings.autotrader_fault == "kill_after_place" and not any(
@@ -274,11 +363,11 @@ class Autotrader(Service):
             )  # testing hook: die between the venue and our write
         await self.record_orders(placed)
 
-    async def record_orders(self, placed: list[VenueOrder]) -> None:
+    async def record_orders(self, placed: list[Order]) -> None:
         async with self.ctx.pool.connection() as conn, conn.transaction():
             for o in placed:
                 await store.apply_venue_order(conn, o, self.agent_name)
-            rejected = [o for o in placed if o.status == "Rejected"]
+            rejected = [o for o in placed if o.status is OrderStatus.REJECTED]
             if placed and len(rejected) == len(placed):
                 await conn.execute(
                     "UPDATE trades SET status = 'cancelled', close_reason = 'cancelled', notes = %s, "
@@ -297,9 +386,11 @@ class Autotrader(Service):
     async def resume(self, signal_id: uuid.UUID) -> None:
         await self.place(signal_id)
 
-    async def record(self, sig: TradeSignalled, decision: str, reason: str) -> None:
+    async def record(
+        self, sig: TradeSignalled, decision: str, reason: str, detail: dict[str, Any] | None = None
+    ) -> None:
         async with self.ctx.pool.connection() as conn, conn.transaction():
-            await self._record(conn, sig, decision, reason, None, {})
+            await self._record(conn, sig, decision, reason, None, detail or {})
         self.log.info("signal not traded", symbol=sig.symbol, signal_id=str(sig.signal_id),
                       decision=decision, reason=reason)  # fmt: skip
         await self.ctx.journal(f"signal_{decision}", f"{sig.symbol}: {reason}", symbol=sig.symbol,
@@ -324,11 +415,11 @@ class Autotrader(Service):
     # --- reconciliation -------------------------------------------------------------------------------
 
     async def reconcile(self) -> int:
-        """Orders left in 'Created' (a crash between our write and the venue's answer): the
+        """Orders left in 'submitting' (a crash between our write and the venue's answer): the
         venue is asked; an order it holds is recorded, one it never got is placed while its
         signal is fresh, else cancelled with the trade."""
         async with self.ctx.pool.connection() as conn:
-            rows = await store.orders_in(conn, self.venue.name, ["Created"])
+            rows = await store.orders_in(conn, self.venue.name, [OrderStatus.SUBMITTING])
         stale_before = datetime.now(UTC) - timedelta(seconds=self.ctx.settings.signal_max_age_s)
         fixed = 0
         for signal_id in dict.fromkeys(r["signal_id"] for r in rows if r["signal_id"] is not None):
@@ -350,15 +441,15 @@ class Autotrader(Service):
     async def cancel_unplaced(self, signal_id: uuid.UUID) -> None:
         async with self.ctx.pool.connection() as conn, conn.transaction():
             await conn.execute(
-                "UPDATE orders SET status = 'Cancelled', reject_reason = 'never reached the venue', "
-                "updated_at = now() WHERE signal_id = %s AND status = 'Created'",
+                "UPDATE orders SET status = 'cancelled', reject_reason = 'never reached the venue', "
+                "updated_at = now() WHERE signal_id = %s AND status = 'submitting'",
                 (signal_id,),
             )
             await conn.execute(
                 "UPDATE trades SET status = 'cancelled', close_reason = 'cancelled', "
                 "notes = 'entry never reached the venue', updated_at = now() "
                 "WHERE signal_id = %s AND status = 'pending' AND NOT EXISTS "
-                "(SELECT 1 FROM orders WHERE signal_id = %s AND status <> 'Cancelled')",
+                "(SELECT 1 FROM orders WHERE signal_id = %s AND status <> 'cancelled')",
                 (signal_id, signal_id),
             )
         self.log.warning("unplaced orders cancelled", signal_id=str(signal_id))
@@ -395,18 +486,17 @@ class Autotrader(Service):
                 every(
                     RECONCILE_EVERY_S, stop, self.reconcile_pass, self.log, "reconcile", delay_s=0
                 ),
+                every(EQUITY_REFRESH_S, stop, self.equity_pass, self.log, "equity", delay_s=0),
             )
         finally:
             await self.venue.close()
             await self.market.aclose()
 
 
-def _plain(value: Any) -> Any:
-    """JSON-safe copy of a plan detail (Decimals and floats as numbers)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Decimal):
-        return float(value)
-    return value
+def view_of(sig: TradeSignalled) -> MarketView:
+    """The market view of a signal published without one (hand-made, or an older ranker):
+    its target, price and nothing else (default wick, no cluster stop; data time unknown)."""
+    return MarketView(
+        symbol=sig.symbol, direction=sig.direction, price=sig.price,
+        target=PriceRange(low=sig.target_low, high=sig.target_high),
+    )  # fmt: skip

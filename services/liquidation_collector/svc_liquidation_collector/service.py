@@ -21,11 +21,11 @@ from typing import ClassVar
 
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.adapters.coinglass.rest import CoinGlassHeatmaps
-from quantcore.adapters.errors import PermanentError
 from quantcore.backoff import Backoff, RepeatLog
 from quantcore.bus import Delivery
 from quantcore.collect.cycles import cycle_of, cycle_start, sleep_until
 from quantcore.config import ConfigError, Settings
+from quantcore.errors import PermanentError
 from quantcore.estimate.refresh import estimate_as_of, sync_inputs
 from quantcore.math.liqmodel import LeverageMix, ModelParams
 from quantcore.model.events import (

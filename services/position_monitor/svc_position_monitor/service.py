@@ -13,7 +13,7 @@ One leader (Redis lease, hot standbys) makes a pass every POSITION_MONITOR_INTER
 - positions nobody opened here (the owner's manual trades) are imported as agent 'manual';
 - every EQUITY_SNAPSHOT_INTERVAL_S: `equity_snapshots` for the account and each agent.
 Close requests (`trade.commands`, Telegram /close) are answered by any replica with a
-reduce-only market order whose orderLinkId comes from the request (never sent twice).
+reduce-only market order whose order_link_id comes from the request (never sent twice).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.bus import Delivery
+from quantcore.errors import ExternalError
 from quantcore.leader import LeaderLease
 from quantcore.model.events import (
     STREAM_POSITIONS,
@@ -36,12 +37,19 @@ from quantcore.model.events import (
     PositionOpened,
     PositionStopMoved,
 )
+from quantcore.model.trading import (
+    OPEN_STATUSES,
+    EntryOrder,
+    OrderRequest,
+    OrderType,
+    Position,
+)
 from quantcore.scan.loop import every
 from quantcore.service import Service, ServiceContext
 from quantcore.store import positions as pstore
 from quantcore.store import trades as tstore
-from quantcore.trading import trailing
-from quantcore.venues.base import OPEN_STATUSES, OrderRequest, VenueError, VenuePosition
+from quantcore.trading import monitor
+from quantcore.trading.monitor import PendingVerdict
 from quantcore.venues.factory import make_venue
 from quantcore.venues.paper import PaperVenue
 
@@ -50,19 +58,8 @@ MANUAL_AGENT = "manual"
 INSTRUMENTS_EVERY_S = 3600.0
 
 
-def stop_on_tick(direction: str, stop: float, tick: float) -> Decimal:
-    """A stop on the tick grid, rounded away from the price (down for a long, up for a short)."""
-    if tick <= 0:
-        return Decimal(str(round(stop, 10)))
-    steps = Decimal(str(stop)) / Decimal(str(tick))
-    rounded = steps.to_integral_value(
-        rounding=ROUND_FLOOR if direction == "long" else ROUND_CEILING
-    )
-    return rounded * Decimal(str(tick))
-
-
-def direction_of(side: str) -> str:
-    return "long" if side == "Buy" else "short"
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 class PositionMonitor(Service):
@@ -100,7 +97,7 @@ class PositionMonitor(Service):
         for t in trades:
             tracked.add(t["symbol"])
             pos = positions.get(t["symbol"])
-            if pos is not None and direction_of(pos.side) != t["direction"]:
+            if pos is not None and pos.direction != t["direction"]:
                 pos = None  # the opposite side is not this trade's position
             try:
                 if t["status"] == "pending":
@@ -109,15 +106,18 @@ class PositionMonitor(Service):
                     await self.on_gone(t)
                 else:
                     await self.on_open(t, pos)
-            except VenueError as exc:
+            except ExternalError as exc:
                 self.log.warning("venue refused a monitor action; next pass retries",
                                  trade_id=str(t["trade_id"]), symbol=t["symbol"], error=str(exc)[:300])  # fmt: skip
         for symbol, pos in positions.items():
             if symbol not in tracked:
                 await self.import_manual(pos)
         if time.monotonic() - self.last_equity_at >= self.ctx.settings.equity_snapshot_interval_s:
-            await self.snapshot_equity(len(positions))
-            self.last_equity_at = time.monotonic()
+            try:
+                await self.snapshot_equity(len(positions))
+                self.last_equity_at = time.monotonic()
+            except ExternalError as exc:
+                self.log.warning("equity snapshot skipped; next pass retries", error=str(exc)[:300])
         self.status_info["passes"] = int(self.status_info.get("passes", 0)) + 1
         self.status_info["open_positions"] = len(positions)
 
@@ -132,7 +132,7 @@ class PositionMonitor(Service):
             async with self.ctx.pool.connection() as conn, conn.transaction():
                 await tstore.apply_venue_order(conn, o, self.name)
 
-    async def on_pending(self, t: dict[str, Any], pos: VenuePosition | None) -> None:
+    async def on_pending(self, t: dict[str, Any], pos: Position | None) -> None:
         now = datetime.now(UTC)
         if pos is not None:
             async with self.ctx.pool.connection() as conn, conn.transaction():
@@ -148,41 +148,32 @@ class PositionMonitor(Service):
                 await self.publish_opened(t, pos)
             return
         entries = await self.entry_orders(t)
-        if any(o["filled_qty"] > 0 for o in entries):
+        age_s = (now - t["created_at"]).total_seconds()
+        verdict = monitor.pending_verdict(entries, age_s, self.ctx.settings.entry_timeout_s)
+        if verdict is PendingVerdict.FILLED_AND_CLOSED:
             await self.opened_and_closed(t, entries)  # filled, but no position: closed already
             return
-        expired = (now - t["created_at"]).total_seconds() > self.ctx.settings.entry_timeout_s
-        if expired:
+        if verdict is PendingVerdict.WAIT:
+            return
+        if verdict is PendingVerdict.EXPIRED:
             for o in entries:
-                if o["status"] in OPEN_STATUSES:
-                    await self.venue.cancel_order(t["symbol"], o["order_link_id"])
-        finals = all(o["status"] not in OPEN_STATUSES and o["status"] != "Created" for o in entries)
-        if entries and (expired or finals):
-            async with self.ctx.pool.connection() as conn, conn.transaction():
-                await conn.execute(
-                    "UPDATE trades SET status = 'cancelled', close_reason = 'cancelled', notes = %s, "
-                    "updated_at = now() WHERE trade_id = %s AND status = 'pending'",
-                    ("entry not filled within ENTRY_TIMEOUT_S" if expired else "entry orders ended unfilled",
-                     t["trade_id"]),
-                )  # fmt: skip
-                await pstore.log_action(conn, at=now, trade=t, action="cancelled", agent=self.name)
-            self.log.info(
-                "pending trade cancelled", trade_id=str(t["trade_id"]), symbol=t["symbol"]
-            )
+                if o.status in OPEN_STATUSES:
+                    await self.venue.cancel_order(t["symbol"], o.order_link_id)
+        note = (
+            "entry not filled within ENTRY_TIMEOUT_S"
+            if verdict is PendingVerdict.EXPIRED
+            else "entry orders ended unfilled"
+        )
+        async with self.ctx.pool.connection() as conn, conn.transaction():
+            await pstore.cancel_pending(conn, t["trade_id"], note)
+            await pstore.log_action(conn, at=now, trade=t, action="cancelled", agent=self.name)
+        self.log.info("pending trade cancelled", trade_id=str(t["trade_id"]), symbol=t["symbol"])
 
-    async def entry_orders(self, t: dict[str, Any]) -> list[dict[str, Any]]:
+    async def entry_orders(self, t: dict[str, Any]) -> list[EntryOrder]:
         async with self.ctx.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT order_link_id, status, filled_qty, avg_fill_price FROM orders "
-                "WHERE trade_id = %s AND NOT reduce_only",
-                (t["trade_id"],),
-            )
-            return [
-                {"order_link_id": r[0], "status": r[1], "filled_qty": r[2], "avg_fill_price": r[3]}
-                for r in await cur.fetchall()
-            ]
+            return await pstore.entry_orders(conn, t["trade_id"])
 
-    async def opened_and_closed(self, t: dict[str, Any], entries: list[dict[str, Any]]) -> None:
+    async def opened_and_closed(self, t: dict[str, Any], entries: list[EntryOrder]) -> None:
         """The entry filled and the position closed between two passes (a fast TP/SL): record
         the open from the fills, then the close from the venue's closed PnL."""
         since = t["created_at"] - timedelta(seconds=5)
@@ -192,9 +183,10 @@ class PositionMonitor(Service):
             if c.updated_at >= t["created_at"]
         ]:
             return  # the position is on its way (the venue lags): next pass
-        filled = [o for o in entries if o["filled_qty"] > 0 and o["avg_fill_price"] is not None]
-        qty = sum((o["filled_qty"] for o in filled), Decimal(0))
-        entry = sum((o["avg_fill_price"] * o["filled_qty"] for o in filled), Decimal(0)) / qty
+        filled = monitor.average_fill(entries)
+        if filled is None:
+            return
+        qty, entry = filled
         async with self.ctx.pool.connection() as conn, conn.transaction():
             await pstore.mark_open(conn, t["trade_id"], entry, qty, t["created_at"])
         opened = {
@@ -207,44 +199,42 @@ class PositionMonitor(Service):
         await self.publish_fill(opened, entry, qty)
         await self.on_gone(opened)
 
-    async def on_open(self, t: dict[str, Any], pos: VenuePosition) -> None:
+    async def on_open(self, t: dict[str, Any], pos: Position) -> None:
         s = self.ctx.settings
         entry = float(pos.avg_price)
         mark = float(pos.mark_price or pos.avg_price)
         lev = float(t["leverage"] or pos.leverage or 1)
-        now_pct = trailing.profit_pct(t["direction"], entry, mark, 1.0, "price")
-        best = max(float(t["max_favorable_pct"] or now_pct), now_pct)
-        worst = min(float(t["max_adverse_pct"] or now_pct), now_pct)
+        run = monitor.excursion(t["direction"], entry, mark, _opt(t["max_favorable_pct"]),
+                                _opt(t["max_adverse_pct"]))  # fmt: skip
         async with self.ctx.pool.connection() as conn:
-            await pstore.update_open(conn, t["trade_id"], pos.avg_price, pos.size, best, worst)
-        best_on_basis = best * lev if s.trailing_basis == "margin" else best
+            await pstore.update_open(
+                conn, t["trade_id"], pos.avg_price, pos.size, run.best_pct, run.worst_pct
+            )
         current = float(pos.stop_loss) if pos.stop_loss is not None else (
             float(t["stop_loss"]) if t["stop_loss"] is not None else None)  # fmt: skip
-        move = trailing.trailing_stop(t["direction"], entry, best_on_basis, current, s.trailing_steps,
-                                      lev, s.trailing_basis)  # fmt: skip
-        if move is None or not self._stop_valid(t["direction"], move.stop, mark):
+        update = monitor.trailing_update(
+            t["direction"], entry, mark, run.best_pct, current, s.trailing_steps, lev,
+            s.trailing_basis, await self.tick_size(t["symbol"]),
+        )  # fmt: skip
+        if update is None:
             return
-        # on the venue's price grid, rounded to the safe side (below for a long): the stop the
-        # venue will hold; a move that vanishes in the rounding is no move
-        new_stop = stop_on_tick(t["direction"], move.stop, await self.tick_size(t["symbol"]))
-        if current is not None and not trailing.tighter(t["direction"], float(new_stop), current):
-            return
-        await self.venue.set_trading_stop(t["symbol"], stop_loss=new_stop)
+        # the venue first: a stop recorded but not set would be a lie
+        await self.venue.set_trading_stop(t["symbol"], stop_loss=update.stop)
         now = datetime.now(UTC)
-        profit_now = trailing.profit_pct(t["direction"], entry, mark, lev, s.trailing_basis)
         async with self.ctx.pool.connection() as conn, conn.transaction():
-            await pstore.move_stop(conn, t["trade_id"], new_stop)
+            await pstore.move_stop(conn, t["trade_id"], update.stop)
             await pstore.log_action(
                 conn, at=now, trade=t, action="stop_moved", agent=self.name, price=mark,
-                old_stop=Decimal(str(current)) if current is not None else None, new_stop=new_stop,
-                profit_pct=best_on_basis, profit_basis=s.trailing_basis, ladder_step=move.step,
-                detail={"profit_now_pct": profit_now},
+                old_stop=Decimal(str(current)) if current is not None else None,
+                new_stop=update.stop, profit_pct=update.best_on_basis,
+                profit_basis=s.trailing_basis, ladder_step=update.step,
+                detail={"profit_now_pct": update.profit_now_pct},
             )  # fmt: skip
-        self.log.info("stop moved", symbol=t["symbol"], trade_id=str(t["trade_id"]), step=move.step,
-                      old_stop=current, new_stop=str(new_stop))  # fmt: skip
+        self.log.info("stop moved", symbol=t["symbol"], trade_id=str(t["trade_id"]), step=update.step,
+                      old_stop=current, new_stop=str(update.stop))  # fmt: skip
         await self.ctx.bus.publish(STREAM_POSITIONS, PositionStopMoved(
-            **self._common(t), old_stop=current, new_stop=float(new_stop), price=mark,
-            profit_pct=best_on_basis, profit_basis=s.trailing_basis, ladder_step=move.step,
+            **self._common(t), old_stop=current, new_stop=float(update.stop), price=mark,
+            profit_pct=update.best_on_basis, profit_basis=s.trailing_basis, ladder_step=update.step,
         ))  # fmt: skip
 
     async def tick_size(self, symbol: str) -> float:
@@ -252,11 +242,6 @@ class PositionMonitor(Service):
             self.ticks = {i.symbol: i.tick_size for i in await self.market.instruments()}
             self.ticks_at = time.monotonic()
         return self.ticks.get(symbol, 0.0)
-
-    @staticmethod
-    def _stop_valid(direction: str, stop: float, mark: float) -> bool:
-        """A stop on the wrong side of the price would close at once: wait for the next pass."""
-        return stop < mark if direction == "long" else stop > mark
 
     async def on_gone(self, t: dict[str, Any]) -> None:
         """The venue has no position any more: find how it closed and record the result."""
@@ -269,27 +254,21 @@ class PositionMonitor(Service):
             self.log.info("position gone but no closed PnL yet; next pass looks again",
                           symbol=t["symbol"], trade_id=str(t["trade_id"]))  # fmt: skip
             return
-        execs = await self.venue.executions(since, t["symbol"])
-        closing_side = "Sell" if t["direction"] == "long" else "Buy"
-        closing = [e for e in execs if e.side == closing_side and e.exec_type != "Funding"]
-        reason = "manual"
-        if any(e.exec_type == "BustTrade" for e in closing):
-            reason = "liquidation"
-        elif any(e.stop_order_type == "TakeProfit" for e in closing):
-            reason = "tp"
-        elif any(e.stop_order_type in ("StopLoss", "TrailingStop") for e in closing):
-            moved = t["initial_stop_loss"] is not None and t["stop_loss"] != t["initial_stop_loss"]
-            reason = "trailing_sl" if moved else "sl"
-        qty = sum((c.qty for c in closes), Decimal(0))
-        pnl = sum((c.closed_pnl for c in closes), Decimal(0))
-        exit_price = sum((c.avg_exit_price * c.qty for c in closes), Decimal(0)) / qty
-        entry = Decimal(t["entry_price"] or closes[0].avg_entry_price)
-        sign = 1 if t["direction"] == "long" else -1
-        pnl_price = float((exit_price / entry - 1) * 100 * sign)
-        lev = Decimal(t["leverage"] or closes[0].leverage or 1)
-        margin = entry * qty / lev
-        pnl_margin = float(pnl / margin * 100) if margin > 0 else 0.0
-        fees = sum((e.fee for e in execs), Decimal(0))
+        fills = await self.venue.executions(since, t["symbol"])
+        moved = t["initial_stop_loss"] is not None and t["stop_loss"] != t["initial_stop_loss"]
+        result = monitor.close_result(
+            t["direction"], closes, fills, stop_moved=moved,
+            entry=Decimal(t["entry_price"]) if t["entry_price"] is not None else None,
+            leverage=Decimal(t["leverage"]) if t["leverage"] else None,
+        )  # fmt: skip
+        reason, pnl, entry, lev = (
+            result.reason,
+            result.pnl_quote,
+            result.entry_price,
+            result.leverage,
+        )
+        exit_price, qty, fees = result.exit_price, result.qty, result.fees
+        pnl_price, pnl_margin = result.pnl_pct_price, result.pnl_pct_margin
         now = datetime.now(UTC)
         async with self.ctx.pool.connection() as conn, conn.transaction():
             done = await pstore.mark_closed(
@@ -307,8 +286,8 @@ class PositionMonitor(Service):
                     conn, t["scanner"], t["scanner_version"], t["venue"]
                 )
         for o in await self.entry_orders(t):  # unfilled ladder rungs die with the position
-            if o["status"] in OPEN_STATUSES:
-                await self.venue.cancel_order(t["symbol"], o["order_link_id"])
+            if o.status in OPEN_STATUSES:
+                await self.venue.cancel_order(t["symbol"], o.order_link_id)
         self.log.info("position closed", symbol=t["symbol"], trade_id=str(t["trade_id"]), reason=reason,
                       pnl_quote=str(pnl), pnl_pct_margin=round(pnl_margin, 3))  # fmt: skip
         await self.ctx.journal("position_closed", f"{t['direction']} {t['symbol']} closed ({reason}): "
@@ -320,12 +299,12 @@ class PositionMonitor(Service):
             pnl_pct_margin=pnl_margin, opened_at=t["opened_at"],
         ))  # fmt: skip
 
-    async def import_manual(self, pos: VenuePosition) -> None:
+    async def import_manual(self, pos: Position) -> None:
         now = datetime.now(UTC)
-        external = f"{pos.symbol}:{pos.raw.get('opened_at') or pos.raw.get('createdTime') or now.isoformat()}"
+        external = f"{pos.symbol}:{(pos.opened_at or now).isoformat()}"
         async with self.ctx.pool.connection() as conn, conn.transaction():
             trade_id = await pstore.import_manual(
-                conn, venue=self.venue.name, symbol=pos.symbol, direction=direction_of(pos.side),
+                conn, venue=self.venue.name, symbol=pos.symbol, direction=pos.direction,
                 entry=pos.avg_price, qty=pos.size, leverage=pos.leverage, stop=pos.stop_loss,
                 take_profit=pos.take_profit, external_id=external[:120], at=now,
             )  # fmt: skip
@@ -333,13 +312,13 @@ class PositionMonitor(Service):
             return
         self.log.info("manual position imported", symbol=pos.symbol, trade_id=str(trade_id))
         await self.ctx.bus.publish(STREAM_POSITIONS, PositionOpened(
-            trade_id=trade_id, time=now, symbol=pos.symbol, direction=direction_of(pos.side),
+            trade_id=trade_id, time=now, symbol=pos.symbol, direction=pos.direction,
             venue=self.venue.name, agent=MANUAL_AGENT, entry_price=float(pos.avg_price), qty=float(pos.size),
-            leverage=float(pos.leverage), stop_loss=float(pos.stop_loss) if pos.stop_loss else None,
+            leverage=float(pos.leverage or 1), stop_loss=float(pos.stop_loss) if pos.stop_loss else None,
             take_profit=float(pos.take_profit) if pos.take_profit else None,
         ))  # fmt: skip
 
-    async def publish_opened(self, t: dict[str, Any], pos: VenuePosition) -> None:
+    async def publish_opened(self, t: dict[str, Any], pos: Position) -> None:
         await self.publish_fill(t, pos.avg_price, pos.size, pos.leverage)
 
     async def publish_fill(
@@ -374,29 +353,21 @@ class PositionMonitor(Service):
             await pstore.write_equity(conn, at=now, venue=venue, agent="account", equity=eq.equity,
                                       balance=eq.balance, unrealised=eq.unrealised_pnl, start_equity=start,
                                       open_positions=open_positions)  # fmt: skip
-            cur = await conn.execute(
-                "SELECT agent, coalesce(sum(pnl_quote) FILTER (WHERE status = 'closed'), 0), "
-                "count(*) FILTER (WHERE status = 'open') FROM trades WHERE venue = %s GROUP BY agent",
-                (venue,),
-            )
-            for agent, realised, n_open in await cur.fetchall():
-                unreal = await self._unrealised_of(conn, agent)
-                await pstore.write_equity(conn, at=now, venue=venue, agent=agent,
-                                          equity=start + Decimal(realised) + unreal, balance=start + Decimal(realised),
-                                          unrealised=unreal, start_equity=start, open_positions=int(n_open))  # fmt: skip
-
-    async def _unrealised_of(self, conn: Any, agent: str) -> Decimal:
-        cur = await conn.execute(
-            "SELECT symbol FROM trades WHERE venue = %s AND agent = %s AND status = 'open'",
-            (self.venue.name, agent),
-        )
-        symbols = {r[0] for r in await cur.fetchall()}
-        if not symbols:
-            return Decimal(0)
-        return sum(
-            (p.unrealised_pnl for p in await self.venue.positions() if p.symbol in symbols),
-            Decimal(0),
-        )
+            books = await pstore.agent_books(conn, venue)
+        unrealised = {p.symbol: p.unrealised_pnl for p in await self.venue.positions()}
+        async with self.ctx.pool.connection() as conn, conn.transaction():
+            for book in books:
+                figures = [unrealised[sym] for sym in book.open_symbols if sym in unrealised]
+                known = [f for f in figures if f is not None]
+                if len(known) != len(figures):
+                    self.log.warning("agent equity not snapshotted: the venue did not give the "
+                                     "unrealised PnL of its positions", agent=book.agent)  # fmt: skip
+                    continue
+                unreal = sum(known, Decimal(0))
+                balance = start + book.realised
+                await pstore.write_equity(conn, at=now, venue=venue, agent=book.agent,
+                                          equity=balance + unreal, balance=balance, unrealised=unreal,
+                                          start_equity=start, open_positions=book.open_trades)  # fmt: skip
 
     # --- close requests -------------------------------------------------------------------------------
 
@@ -412,15 +383,15 @@ class PositionMonitor(Service):
                        if t["symbol"] == req.symbol and t["status"] == "pending"]  # fmt: skip
         for t in pending:
             for o in await self.entry_orders(t):
-                if o["status"] in OPEN_STATUSES:
-                    await self.venue.cancel_order(req.symbol, o["order_link_id"])
+                if o.status in OPEN_STATUSES:
+                    await self.venue.cancel_order(req.symbol, o.order_link_id)
         if not positions:
             self.log.info("close requested but no position", symbol=req.symbol, by=req.requested_by)
             return
         pos = positions[0]
         link = "close-" + uuid.uuid5(CLOSE_NAMESPACE, str(request_id)).hex[:30]
         [order] = await self.venue.place_orders([OrderRequest(
-            link, req.symbol, "Sell" if pos.side == "Buy" else "Buy", "Market", pos.size, reduce_only=True,
+            link, req.symbol, pos.side.opposite, OrderType.MARKET, pos.size, reduce_only=True,
         )])  # fmt: skip
         self.log.info("close order placed", symbol=req.symbol, by=req.requested_by, status=order.status,
                       duplicate=order.duplicate)  # fmt: skip

@@ -5,34 +5,37 @@ acting the moment it cannot; standbys poll and take over within about RANKER_LEA
 RANK_INTERVAL_S cycle is claimed once (WorkSplit "rank"), so even two leaders overlapping
 never write two ranking sets for one cycle. A cycle: read the latest levels of every coin × 9
 timeframes, prices, typical sizes, success rates and wicks → quantcore.math.universe.evaluate
-→ top N to `coin_rankings` → trigger check of the top coins → `signals` + `signal.trade`.
+→ top N to `coin_rankings` → trigger check of the top coins → the trade decision (quantcore.trading.decision) →
+`signals` + `signal.trade` carrying the typed plan (a refused plan is journalled, not signalled).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from quantcore.collect.cycles import cycle_start
 from quantcore.leader import LeaderLease
 from quantcore.math.universe import UniverseEvaluation
+from quantcore.math.values import clean
 from quantcore.model.events import STREAM_SIGNALS, TradeSignalled
-from quantcore.model.market import TIMEFRAMES
+from quantcore.model.plan import Refusal
 from quantcore.partition import WorkSplit
 from quantcore.scan import ranking
 from quantcore.scan.loop import every
+from quantcore.scan.rank_inputs import read_rank_inputs
 from quantcore.scan.registered import RegisteredScanner
 from quantcore.service import ServiceContext
 from quantcore.store import rankings as store
-from quantcore.store.levels import heatmap_symbols, latest_snapshots, read_levels_parallel
+from quantcore.store.levels import heatmap_symbols
 from quantcore.store.series import (
     candle_series,
-    latest_prices,
     open_interest_series,
-    price_array,
 )
+from quantcore.trading.decision import DecisionSettings, decide
 
 UNIVERSE_WINDOW = timedelta(hours=2)  # coins whose heatmaps were refreshed this recently
 SPIKE_WINDOW = timedelta(minutes=15)  # a spike row this recent is "the spike behind" a signal
@@ -56,6 +59,7 @@ class Ranker(RegisteredScanner):
         super().__init__(ctx)
         s = ctx.settings
         self.params = ranking.RankParams.from_settings(s)
+        self.decision = DecisionSettings.from_settings(s)
         self.split = WorkSplit(ctx.redis, s.bus_namespace, self.name, ctx.instance)
         self.lease = LeaderLease(
             ctx.redis, s.bus_namespace, self.name, ctx.instance, s.ranker_lease_s
@@ -67,25 +71,15 @@ class Ranker(RegisteredScanner):
             raise LeadershipLost("lease lost: not writing")
 
     def registry_params(self) -> dict[str, Any]:
-        return self.params.registry()
+        return self.params.registry() | {"decision": clean(asdict(self.decision))}
 
     # --- one cycle --------------------------------------------------------------------------------
 
     async def read_inputs(self, at: datetime) -> ranking.RankInputs:
         async with self.ctx.pool.connection() as conn:
             symbols = await heatmap_symbols(conn, at - UNIVERSE_WINDOW)
-            snaps = await latest_snapshots(conn, symbols)
         slices = max(1, min(READ_SLICES, self.ctx.settings.db_pool_max))
-        levels = await read_levels_parallel(self.ctx.pool, symbols, snaps, slices)
-        async with self.ctx.pool.connection() as conn:
-            prices = await latest_prices(conn, symbols)
-            typical = await store.typical_sizes(conn, symbols)
-            success, up, down = await store.pattern_arrays(conn, symbols, TIMEFRAMES)
-        return ranking.RankInputs(
-            levels=levels, price=price_array(prices, symbols, at),
-            price_time=[prices[s].time if s in prices else None for s in symbols],
-            typical=typical, success=success, wick_up=up, wick_down=down,
-        )  # fmt: skip
+        return await read_rank_inputs(self.ctx.pool, symbols, at, slices)
 
     async def rank_cycle(self, cycle: int) -> dict[str, Any]:
         """Rank, write the top N, check the trigger of the watched coins, signal. Returns
@@ -154,13 +148,24 @@ class Ranker(RegisteredScanner):
                 return False
             # this cycle's spike scan is stamped with the same boundary, or written moments later
             spike = await store.spike_seen(conn, symbol, at - SPIKE_WINDOW, at + SPIKE_WINDOW)
-        plan = ranking.plan_trade(ev, inputs, p, i)
-        target = (float(ev.target_low[i]) + float(ev.target_high[i])) / 2
+        view = ranking.market_view(ev, inputs, p, i)
+        plan = decide(view, self.decision)
+        if isinstance(plan, Refusal):
+            self.log.info("trigger fired, plan refused: no signal", symbol=symbol,
+                          direction=direction, code=plan.code, reason=plan.reason)  # fmt: skip
+            await self.ctx.journal(
+                "signal.refused", f"{direction} {symbol}: {plan.reason}", symbol=symbol,
+                vertical="perps", cycle_id=cycle_id, code=plan.code,
+                scanner_version=self.scanner_version,
+            )  # fmt: skip
+            return False
+        target = (view.target.low + view.target.high) / 2
+        entry, stop, tp = float(plan.entry), float(plan.stop_loss), float(plan.take_profit)
         row: dict[str, Any] = {
             "time": at, "signal_id": sid, "symbol": symbol, "direction": direction,
             "score": float(ev.score[i]), "rank": rank, "cycle_id": cycle_id,
-            "entry_mode": p.entry_mode, "entry_price": plan.entry, "stop_loss": plan.stop_loss,
-            "take_profit": plan.take_profit, "target_price": target,
+            "entry_mode": plan.mode, "entry_price": entry, "stop_loss": stop,
+            "take_profit": tp, "target_price": target,
             "price": float(inputs.price[i]), "imbalance": float(ev.ratio[i]),
             "cluster_size_pct": float(ev.size_pct[i]), "success_rate": float(ev.success[i]),
             "oi_change_15m_pct": tv.oi_15m_pct, "volume_ratio_5m": tv.volume_ratio_5m,
@@ -175,19 +180,20 @@ class Ranker(RegisteredScanner):
                     "thresholds": {"oi_pct": p.trigger_oi_pct, "volume_ratio": p.trigger_volume_ratio,
                                    "move_pct": p.trigger_move_pct},
                 },
-                "trade": plan.detail, "spike": spike,
+                "trade": {"market": view.model_dump(mode="json"), "plan": plan.model_dump(mode="json")},
+                "spike": spike,
             },
         }  # fmt: skip
         event = TradeSignalled(
             signal_id=sid, time=at, cycle_id=cycle_id, symbol=symbol, direction=direction,
-            rank=rank, score=row["score"], entry_mode=p.entry_mode, entry_price=plan.entry,
-            stop_loss=plan.stop_loss, take_profit=plan.take_profit, target_price=target,
-            target_low=float(ev.target_low[i]), target_high=float(ev.target_high[i]),
+            rank=rank, score=row["score"], entry_mode=plan.mode, entry_price=entry,
+            stop_loss=stop, take_profit=tp, target_price=target,
+            target_low=view.target.low, target_high=view.target.high,
             price=row["price"], imbalance=row["imbalance"],
             cluster_size_pct=row["cluster_size_pct"], success_rate=row["success_rate"],
             oi_change_15m_pct=tv.oi_15m_pct or 0.0, volume_ratio_5m=tv.volume_ratio_5m or 0.0,
             price_change_5m_pct=tv.price_change_5m_pct or 0.0, scanner=self.name,
-            scanner_version=self.scanner_version,
+            scanner_version=self.scanner_version, market=view, plan=plan,
         )  # fmt: skip
         row["inputs"]["event"] = event.model_dump(mode="json")  # the outbox copy
         self._check_lease()
@@ -197,7 +203,7 @@ class Ranker(RegisteredScanner):
             return False  # this cycle's signal exists: never published twice
         await self.publish_signal(event)
         self.log.info("trade signal", symbol=symbol, direction=direction, rank=rank,
-                      signal_id=str(sid), entry=plan.entry, stop=plan.stop_loss, tp=plan.take_profit)  # fmt: skip
+                      signal_id=str(sid), entry=entry, stop=stop, tp=tp)  # fmt: skip
         await self.ctx.journal(
             "signal.published", f"{direction} {symbol} (rank {rank}, score {row['score']:.1f})",
             symbol=symbol, vertical="perps", signal_id=str(sid), cycle_id=cycle_id,

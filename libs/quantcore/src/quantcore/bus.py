@@ -287,6 +287,40 @@ class Bus:
             error,
         )
 
+    async def last_id(self, stream: str) -> str:
+        """The id of the newest entry of a stream ("0-0" when empty): wait_for reads after it."""
+        entries = await self.redis.xrevrange(self.key(stream), count=1)
+        if not entries:
+            return "0-0"
+        mid = entries[0][0]
+        return mid.decode() if isinstance(mid, bytes) else str(mid)
+
+    async def wait_for(
+        self, stream: str, match: Callable[[Event], bool], timeout_s: float, after: str
+    ) -> Event | None:
+        """The first event appended after entry `after` that `match`es, or None after
+        `timeout_s`. A plain XREAD (no consumer group): every waiter sees every event, nothing
+        is acknowledged or taken from the stream's consumers. Undecodable entries are skipped."""
+        deadline = time.monotonic() + timeout_s
+        key = self.key(stream)
+        while (left := deadline - time.monotonic()) > 0:
+            got = cast(
+                list[tuple[bytes, list[Entry]]],
+                await self.redis.xread({key: after}, count=100, block=max(1, int(left * 1000))),
+            )
+            for _key, entries in got or []:
+                for mid, fields in entries:
+                    after = mid.decode() if isinstance(mid, bytes) else str(mid)
+                    try:
+                        env = Envelope.model_validate_json(fields[_FIELD])
+                        model = EVENT_TYPES.get(env.type)
+                        event = model.model_validate(env.payload) if model else None
+                    except (ValidationError, KeyError):
+                        continue
+                    if event is not None and match(event):
+                        return event
+        return None
+
     # --- pub/sub: best effort --------------------------------------------------------------------
 
     async def fanout(self, channel: str, event: Event) -> int:

@@ -392,8 +392,14 @@ class Settings(BaseSettings):
         ge=0,
         description="no second signal for a coin in the same direction within this many seconds",
     )
-    entry_mode: Literal["conservative", "aggressive"] = Field(
-        "conservative", description="conservative: beyond the cluster edge; aggressive: at the edge"
+    entry_mode: Literal["conservative", "aggressive", "scaled"] = Field(
+        "conservative",
+        validation_alias=_alias("ENTRY_MODE", "AUTOTRADER_ENTRY_MODE"),
+        description="the one entry mode of signals and orders: conservative (beyond the cluster "
+        "edge), aggressive (at the edge) or scaled (a ladder of limit orders)",
+    )
+    min_reward_risk: float = Field(
+        1.0, ge=0, description="a plan whose (TP - entry) / (entry - stop) is below this is refused"
     )
     entry_beyond_pct: float = Field(
         2.0, ge=0, description="conservative entry: this percent beyond the target cluster's edge"
@@ -620,10 +626,6 @@ class Settings(BaseSettings):
     )
     trade_majors: str = Field(
         "BTCUSDT,ETHUSDT", description="comma-separated coins the autotrader never trades"
-    )
-    autotrader_entry_mode: Literal["conservative", "aggressive", "scaled"] = Field(
-        "conservative",
-        description="conservative/aggressive: one limit order; scaled: a ladder of limit orders",
     )
     ladder_orders: int = Field(5, ge=2, le=20, description="scaled entry: number of limit orders")
     ladder_sizing: Literal["flat", "increasing", "decreasing"] = Field(

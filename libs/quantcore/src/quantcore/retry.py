@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from quantcore.adapters.errors import RateLimited, TemporaryError
 from quantcore.backoff import full_jitter
+from quantcore.errors import RateLimited, TemporaryError
 from quantcore.logging import get_logger
 
 T = TypeVar("T")

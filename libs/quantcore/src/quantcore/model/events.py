@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from quantcore.model.plan import MarketView, TradePlan
+
 
 class Event(BaseModel):
     """Base of every bus payload. NaN and infinities are refused (JSON has none; a NaN that
@@ -126,7 +128,7 @@ class TradeSignalled(Event):
     direction: Literal["long", "short"]
     rank: int = Field(ge=1)
     score: float
-    entry_mode: Literal["conservative", "aggressive"]
+    entry_mode: Literal["conservative", "aggressive", "scaled"]
     entry_price: float = Field(gt=0)
     stop_loss: float = Field(gt=0)
     take_profit: float = Field(gt=0)
@@ -142,6 +144,10 @@ class TradeSignalled(Event):
     price_change_5m_pct: float
     scanner: str
     scanner_version: str
+    # the decision's inputs and its plan (quantcore.trading.decision), typed: the autotrader
+    # re-runs the same decision on them (or on refreshed data) and never reads `signals.inputs`
+    market: MarketView | None = None
+    plan: TradePlan | None = None
 
 
 # --- trading (autotrader, position monitor) ----------------------------------------------------

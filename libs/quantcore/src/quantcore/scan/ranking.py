@@ -1,6 +1,6 @@
 """One ranking cycle's decisions: evaluate the universe (quantcore.math.universe), keep the
 top N with every number behind each score, and for the watched top coins check the trigger
-and plan the trade (quantcore.math.levels). Pure: the ranker service does the I/O, a backtest
+and read the market view the trade decision (quantcore.trading.decision) plans from. Pure: the ranker service does the I/O, a backtest
 can call the same functions."""
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quantcore.config import Settings
-from quantcore.math import clusters, imbalance, levels, spikes
+from quantcore.math import clusters, imbalance, spikes
 from quantcore.math.ranking import ScoreWeights
 from quantcore.math.universe import UniverseEvaluation, evaluate
 from quantcore.math.values import clean, num
+from quantcore.model.plan import MarketView, PriceRange
 from quantcore.store.levels import LatestLevels
 from quantcore.store.series import MinuteSeries
 
@@ -37,11 +38,6 @@ class RankParams:
     trigger_volume_ratio: float
     trigger_move_pct: float
     cooldown_s: float
-    entry_mode: Literal["conservative", "aggressive"]
-    entry_beyond_pct: float
-    take_profit_front_run_pct: float
-    stop_beyond_pct: float
-    stop_default_wick_pct: float
 
     @classmethod
     def from_settings(cls, s: Settings) -> RankParams:
@@ -52,9 +48,6 @@ class RankParams:
             merge_pct=s.cluster_merge_pct, top_n=s.rank_top_n, watch_top=s.rank_watch_top,
             trigger_oi_pct=s.trigger_oi_pct, trigger_volume_ratio=s.trigger_volume_ratio,
             trigger_move_pct=s.trigger_move_pct, cooldown_s=s.signal_cooldown_s,
-            entry_mode=s.entry_mode, entry_beyond_pct=s.entry_beyond_pct,
-            take_profit_front_run_pct=s.take_profit_front_run_pct,
-            stop_beyond_pct=s.stop_beyond_pct, stop_default_wick_pct=s.stop_default_wick_pct,
         )  # fmt: skip
 
     def registry(self) -> dict[str, Any]:
@@ -185,46 +178,34 @@ def fires(tv: TriggerValues, direction: str, p: RankParams) -> bool:
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class TradePlan:
-    entry: float
-    stop_loss: float
-    take_profit: float
-    detail: dict[str, Any]
-
-
-def plan_trade(ev: UniverseEvaluation, inputs: RankInputs, p: RankParams, i: int) -> TradePlan:
-    """Entry, stop and take-profit from the target cluster (quantcore.math.levels): the stop is
-    the wider of the wick stop (the target timeframe's max adverse wick) and the cluster stop
-    (beyond the nearest cluster on the other side of price, in the target's heatmap)."""
+def market_view(ev: UniverseEvaluation, inputs: RankInputs, p: RankParams, i: int) -> MarketView:
+    """What the trade decision (quantcore.trading.decision) reads about coin i: the target
+    cluster, the nearest cluster on the other side of price in the target's heatmap (for the
+    cluster stop), the target timeframe's max adverse wick, and when those levels were read."""
     direction: Direction = "long" if ev.direction[i] == "long" else "short"
     low, high = float(ev.target_low[i]), float(ev.target_high[i])
     price = float(inputs.price[i])
     t = int(ev.target_timeframe[i])
-    entry = levels.entry_price(direction, low, high, p.entry_mode, p.entry_beyond_pct)
-    tp = levels.take_profit(direction, low, high, p.take_profit_front_run_pct)
     wick_table = inputs.wick_down if direction == "long" else inputs.wick_up
     wick = num(wick_table[i, t]) if t >= 0 else None
-    wick_pct = wick if wick is not None and wick > 0 else p.stop_default_wick_pct
-    side = 1 if direction == "long" else -1
-    c = clusters.merge(inputs.levels.prices[i, t][None, :], inputs.levels.values[i, t][None, :],
-                       [price], p.merge_pct)  # fmt: skip
-    k = clusters.next_opposite(c, 0, side, price)
-    # beyond the whole opposite cluster: its far edge (low for a long's stop, high for a short's)
-    far = None if k < 0 else float(c.price_low[k] if side > 0 else c.price_high[k])
-    stop = levels.stop_loss(direction, entry, wick_pct, far, p.stop_beyond_pct)
-    detail = clean({
-        "entry_mode": p.entry_mode, "entry_beyond_pct": p.entry_beyond_pct,
-        "take_profit_front_run_pct": p.take_profit_front_run_pct,
-        "target": {"low": low, "high": high},
-        "wick_pct": wick_pct, "wick_source": "pattern" if wick_pct == wick else "default",
-        "wick_stop": levels.wick_stop(direction, entry, wick_pct),
-        "next_cluster": None if k < 0 else {
-            "low": c.price_low[k], "high": c.price_high[k], "value_usd": c.value[k]},
-        "cluster_stop": None if far is None else levels.cluster_stop(direction, far, p.stop_beyond_pct),
-        "stop_beyond_pct": p.stop_beyond_pct,
-    })  # fmt: skip
-    return TradePlan(entry, stop, tp, detail)
+    nxt = None
+    if t >= 0:
+        side = 1 if direction == "long" else -1
+        c = clusters.merge(inputs.levels.prices[i, t][None, :], inputs.levels.values[i, t][None, :],
+                           [price], p.merge_pct)  # fmt: skip
+        k = clusters.next_opposite(c, 0, side, price)
+        if k >= 0:
+            nxt = PriceRange(low=float(c.price_low[k]), high=float(c.price_high[k]),
+                             value_usd=num(c.value[k]))  # fmt: skip
+    # the coin's data is as old as its oldest timeframe (the autotrader's freshness limit)
+    times = [snap.time for (c, _), snap in inputs.levels.snapshots.items() if c == i]
+    return MarketView(
+        symbol=ev.symbols[i], direction=direction, price=price,
+        target=PriceRange(low=low, high=high, value_usd=num(ev.target_value[i])),
+        next_opposite=nxt, wick_pct=wick if wick is not None and wick > 0 else None,
+        data_time=min(times) if times else None,
+        timeframe=inputs.levels.timeframes[t] if t >= 0 else None,
+    )  # fmt: skip
 
 
 def signal_id(cycle_id: str, symbol: str) -> uuid.UUID:

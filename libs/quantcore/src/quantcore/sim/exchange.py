@@ -21,6 +21,10 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Literal
 
+from quantcore.math import matching
+from quantcore.model.trading import Side as OurSide
+from quantcore.model.trading import Trigger
+
 Side = Literal["Buy", "Sell"]
 StopKind = Literal["StopLoss", "TakeProfit"]
 TriggerBy = Literal["LastPrice", "MarkPrice", "IndexPrice"]
@@ -227,6 +231,11 @@ class SimAccount:
         return None
 
 
+def _ours(side: Side) -> OurSide:
+    """Bybit's side word (the simulator speaks Bybit's wire) → ours, for the matching rules."""
+    return OurSide.BUY if side == "Buy" else OurSide.SELL
+
+
 def _opposite(side: Side) -> Side:
     return "Sell" if side == "Buy" else "Buy"
 
@@ -358,9 +367,8 @@ class SimExchange:
 
     def _market_bound(self, inst: Instrument, side: Side, q: Quote) -> Decimal:
         """The worst price a taker fill may get now: last ± slippage, on the tick."""
-        if side == "Buy":
-            return inst.round_price(q.last * (ONE + self.fees.slippage), ROUND_CEILING)
-        return inst.round_price(q.last * (ONE - self.fees.slippage), ROUND_FLOOR)
+        price = matching.taker_price(_ours(side), q.last, self.fees.slippage)
+        return inst.round_price(price, ROUND_CEILING if side == "Buy" else ROUND_FLOOR)
 
     def _execute_new(self, acc: SimAccount, order: SimOrder, q: Quote, now_ms: int) -> None:
         inst = self.instruments[order.symbol]
@@ -369,7 +377,7 @@ class SimExchange:
             self._fill(acc, order, taker_price, maker=False, now_ms=now_ms)
             return
         assert order.price is not None
-        marketable = order.price >= q.last if order.side == "Buy" else order.price <= q.last
+        marketable = matching.marketable(_ours(order.side), order.price, q.last)
         if marketable:
             if order.time_in_force == "PostOnly":
                 self._cancel(order, now_ms, "CancelByUser", "EC_PostOnlyWillTakeLiquidity")
@@ -385,13 +393,12 @@ class SimExchange:
 
     def _check_margin(self, acc: SimAccount, p: OrderParams, base: Decimal) -> None:
         pos = acc.position(p.symbol)
-        opening = p.qty
-        if pos.size > 0 and pos.side != p.side:
-            opening = max(ZERO, p.qty - pos.size)
+        held = _ours(pos.side) if pos.side is not None else None
+        opening = matching.opening_qty(held, pos.size, _ours(p.side), p.qty)
         if opening == 0:
             return
         lev = self.leverage_of(acc, p.symbol)
-        cost = opening * base / lev + opening * base * self.fees.taker
+        cost = matching.order_cost(opening, base, lev, self.fees.taker)
         if cost > self.available(acc):
             raise ExchangeError(INSUFFICIENT_AVAILABLE, "ab not enough for new order")
 
@@ -434,7 +441,7 @@ class SimExchange:
             if order.stop_order_type:
                 order.qty = qty  # a Full TP/SL closes what the position holds when it fires
         rate = self.fees.maker if maker else self.fees.taker
-        fee = qty * price * rate
+        fee = matching.fee(qty, price, rate)
         acc.wallet -= fee
         acc.seq += 1
         closed = self._apply_to_position(acc, pos, order, qty, price, fee, now_ms)
@@ -478,21 +485,21 @@ class SimExchange:
         """Move the position by one fill; returns the size it closed (and books closed PnL)."""
         pos.updated_ms = now_ms
         pos.seq = acc.seq
-        if pos.size == 0 or pos.side == order.side:
+        held = _ours(pos.side) if pos.side is not None and pos.size > 0 else None
+        change = matching.apply_fill(held, pos.size, pos.avg_price, _ours(order.side), qty, price)
+        if change.closed_qty == 0:
             if pos.size == 0:
                 pos.side, pos.created_ms, pos.cur_realised_pnl = order.side, now_ms, ZERO
-            new_size = pos.size + qty
-            pos.avg_price = (pos.avg_price * pos.size + price * qty) / new_size
-            pos.size = new_size
+            pos.size, pos.avg_price = change.size, change.avg_price
             pos.open_fee += fee
             pos.cum_realised_pnl -= fee
             pos.cur_realised_pnl -= fee
             return ZERO
-        closed = min(qty, pos.size)
-        opened = qty - closed
-        close_fee = fee * closed / qty
+        closed = change.closed_qty
+        opened = change.size if change.flipped else ZERO
+        close_fee, open_fee = matching.split_fee(fee, closed, qty)
         open_part = pos.open_fee * closed / pos.size
-        gross = closed * (price - pos.avg_price) * pos.direction
+        gross = change.realised
         acc.wallet += gross
         pos.cum_realised_pnl += gross - close_fee
         pos.cur_realised_pnl += gross - close_fee
@@ -514,7 +521,6 @@ class SimExchange:
         if pos.size == 0:
             pos.side, pos.avg_price, pos.open_fee = None, ZERO, ZERO
             if opened > 0:
-                open_fee = fee - close_fee
                 pos.side, pos.size, pos.avg_price, pos.open_fee = (
                     order.side,
                     opened,
@@ -629,7 +635,8 @@ class SimExchange:
                 lo = hi = now = q.mark
             loss_side = order.stop_order_type == "StopLoss"
             falls = long == loss_side  # a long's SL and a short's TP fire on a fall
-            if (lo <= trig) if falls else (hi >= trig):
+            kind = Trigger.STOP_LOSS if loss_side else Trigger.TAKE_PROFIT
+            if matching.stop_reached(_ours(pos.side or "Buy"), kind, trig, lo, hi):
                 gapped = (now < trig) if falls else (now > trig)
                 fired.append((order, now if gapped else trig))
         if not fired:
@@ -767,9 +774,10 @@ class SimExchange:
         return q.mark if q is not None else fallback
 
     def unrealised(self, acc: SimAccount, pos: SimPosition) -> Decimal:
-        if pos.size == 0:
+        if pos.size == 0 or pos.side is None:
             return ZERO
-        return pos.size * (self.mark(pos.symbol, pos.avg_price) - pos.avg_price) * pos.direction
+        mark = self.mark(pos.symbol, pos.avg_price)
+        return matching.unrealised_pnl(_ours(pos.side), pos.size, pos.avg_price, mark)
 
     def position_im(self, acc: SimAccount, pos: SimPosition) -> Decimal:
         return pos.size * self.mark(pos.symbol, pos.avg_price) / self.leverage_of(acc, pos.symbol)
@@ -793,9 +801,7 @@ class SimExchange:
 
     def liq_price(self, acc: SimAccount, pos: SimPosition) -> Decimal | None:
         """Isolated-style estimate: entry·(1 ∓ 1/leverage ± MMR)."""
-        if pos.size == 0:
+        if pos.size == 0 or pos.side is None:
             return None
         lev = self.leverage_of(acc, pos.symbol)
-        if pos.direction > 0:
-            return pos.avg_price * (ONE - ONE / lev + MMR)
-        return pos.avg_price * (ONE + ONE / lev - MMR)
+        return matching.liquidation_price(_ours(pos.side), pos.avg_price, lev, MMR)

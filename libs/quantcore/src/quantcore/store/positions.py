@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from quantcore.model.trading import EntryOrder, OrderStatus
 from quantcore.trading.stats import track_record
 
 
@@ -167,7 +169,8 @@ async def refresh_scanner_stats(
 
 async def import_manual(
     conn: AsyncConnection[Any], *, venue: str, symbol: str, direction: str, entry: Decimal, qty: Decimal,
-    leverage: Decimal, stop: Decimal | None, take_profit: Decimal | None, external_id: str, at: datetime,
+    leverage: Decimal | None, stop: Decimal | None, take_profit: Decimal | None, external_id: str,
+    at: datetime,
 ) -> uuid.UUID | None:  # fmt: skip
     """A position the owner opened on the exchange: tracked as agent 'manual' so PnL is complete."""
     cur = await conn.execute(
@@ -208,3 +211,47 @@ async def start_equity(conn: AsyncConnection[Any], venue: str, agent: str) -> De
     )
     row = await cur.fetchone()
     return None if row is None or row[0] is None else Decimal(row[0])
+
+
+async def cancel_pending(conn: AsyncConnection[Any], trade_id: uuid.UUID, note: str) -> bool:
+    """A pending trade whose entry never filled → cancelled; False when it was not pending."""
+    cur = await conn.execute(
+        "UPDATE trades SET status = 'cancelled', close_reason = 'cancelled', notes = %s, "
+        "updated_at = now() WHERE trade_id = %s AND status = 'pending'",
+        (note, trade_id),
+    )
+    return cur.rowcount == 1
+
+
+async def entry_orders(conn: AsyncConnection[Any], trade_id: uuid.UUID) -> list[EntryOrder]:
+    """The trade's entry orders (not the reduce-only ones) as we last recorded them."""
+    cur = await conn.execute(
+        "SELECT order_link_id, status, filled_qty, avg_fill_price FROM orders "
+        "WHERE trade_id = %s AND NOT reduce_only ORDER BY ladder_index NULLS FIRST",
+        (trade_id,),
+    )
+    return [EntryOrder(r[0], OrderStatus(r[1]), r[2], r[3]) for r in await cur.fetchall()]
+
+
+@dataclass(frozen=True)
+class AgentBook:
+    agent: str
+    realised: Decimal  # closed trades' PnL, quote
+    open_trades: int
+    open_symbols: frozenset[str]
+
+
+async def agent_books(conn: AsyncConnection[Any], venue: str) -> list[AgentBook]:
+    """Each agent's realised PnL and open trades on the venue (for its equity snapshot)."""
+    cur = await conn.execute(
+        """
+        SELECT agent, coalesce(sum(pnl_quote) FILTER (WHERE status = 'closed'), 0),
+               count(*) FILTER (WHERE status = 'open'),
+               coalesce(array_agg(DISTINCT symbol) FILTER (WHERE status = 'open'), '{}')
+        FROM trades WHERE venue = %s GROUP BY agent ORDER BY agent
+        """,
+        (venue,),
+    )
+    return [
+        AgentBook(r[0], Decimal(r[1]), int(r[2]), frozenset(r[3])) for r in await cur.fetchall()
+    ]

@@ -1,7 +1,7 @@
 """The trade log: autotrader decisions, trades, orders and every order state change.
 
 Natural keys make every write idempotent: a decision per signal, a trade per signal (its id is
-derived from the signal id), an order per orderLinkId, an order event per (order, status, time).
+derived from the signal id), an order per order_link_id, an order event per (order, status, time).
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from quantcore.venues.base import VenueOrder
+from quantcore.model.trading import Order
 
 TRADE_NAMESPACE = uuid.UUID("5d0c7d64-8f0b-4a39-9d55-2a6b2f1f7c11")
 OPEN_TRADE_STATUSES = ("pending", "open")
@@ -29,7 +28,7 @@ def trade_id_for(signal_id: uuid.UUID) -> uuid.UUID:
 
 
 def order_link_id_for(signal_id: uuid.UUID, ladder_index: int | None = None) -> str:
-    """Bybit orderLinkId (≤ 36 chars): the signal id's 32 hex digits, 'e' for entry, the rung."""
+    """The order_link_id (≤ 36 chars, the venue's client order id): the signal id's 32 hex digits, 'e' for entry, the rung."""
     return f"{signal_id.hex}e{ladder_index or 0:02d}"
 
 
@@ -74,16 +73,6 @@ async def record_decision(
     return cur.rowcount == 1
 
 
-async def signal_trade_inputs(conn: AsyncConnection[Any], signal_id: uuid.UUID) -> dict[str, Any]:
-    """The ranker's trade-plan inputs of a signal (wick, next cluster), {} when unknown."""
-    cur = await conn.execute(
-        "SELECT inputs->'trade' FROM signals WHERE signal_id = %s ORDER BY time DESC LIMIT 1",
-        (signal_id,),
-    )
-    row = await cur.fetchone()
-    return dict(row[0]) if row and isinstance(row[0], dict) else {}
-
-
 async def heatmap_age_s(conn: AsyncConnection[Any], symbol: str) -> float | None:
     """Seconds since the OLDEST timeframe of a coin was refreshed (None: never)."""
     cur = await conn.execute(
@@ -120,6 +109,26 @@ async def exposure(conn: AsyncConnection[Any], venue: str, day_start: datetime) 
     return Exposure(frozenset(row[0]), float(row[1]), float(row[2]))
 
 
+async def exposure_unless_decided(
+    conn: AsyncConnection[Any], signal_id: uuid.UUID, venue: str, day_start: datetime
+) -> Exposure | None:
+    """`exposure`, or None when the signal already has a decision — one statement, so the
+    autotrader's shared risk lock is held for one round trip less."""
+    cur = await conn.execute(
+        """
+        SELECT coalesce(array_agg(DISTINCT symbol) FILTER (WHERE status IN ('pending', 'open')), '{}'),
+               coalesce(sum(margin) FILTER (WHERE status IN ('pending', 'open')), 0)::float8,
+               coalesce(sum(pnl_quote) FILTER (WHERE status = 'closed' AND closed_at >= %s), 0)::float8,
+               EXISTS (SELECT 1 FROM autotrader_decisions WHERE signal_id = %s)
+        FROM trades WHERE venue = %s AND (status IN ('pending', 'open') OR closed_at >= %s)
+        """,
+        (day_start, signal_id, venue, day_start),
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return None if row[3] else Exposure(frozenset(row[0]), float(row[1]), float(row[2]))
+
+
 # --- trades and orders --------------------------------------------------------------------------------
 
 
@@ -142,7 +151,7 @@ ORDER_COLUMNS = (
 
 
 async def insert_created_orders(conn: AsyncConnection[Any], rows: Sequence[Sequence[Any]]) -> None:
-    """Orders in state 'Created' — written BEFORE the venue call, so a crash after the venue
+    """Orders in state 'submitting' — written BEFORE the venue call, so a crash after the venue
     accepted them leaves a row to reconcile, never an orphan."""
     await conn.cursor().executemany(
         f"INSERT INTO orders ({', '.join(ORDER_COLUMNS)}) VALUES ({', '.join(['%s'] * len(ORDER_COLUMNS))}) "
@@ -151,22 +160,18 @@ async def insert_created_orders(conn: AsyncConnection[Any], rows: Sequence[Seque
     )
 
 
-def _jsonable(raw: dict[str, Any]) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, (Decimal, datetime)) else v) for k, v in raw.items()}
-
-
-async def apply_venue_order(conn: AsyncConnection[Any], o: VenueOrder, agent: str) -> bool:
+async def apply_venue_order(conn: AsyncConnection[Any], o: Order, agent: str) -> bool:
     """Bring our row of an order to the venue's state; record the change in order_events.
     Returns whether the status or fill changed."""
     cur = await conn.execute(
         """
         UPDATE orders SET venue_order_id = %s, status = %s, filled_qty = %s, avg_fill_price = %s,
-               fee = %s, reject_reason = coalesce(%s, reject_reason), updated_at = now(), raw = %s
+               fee = %s, reject_reason = coalesce(%s, reject_reason), updated_at = now()
         WHERE order_link_id = %s AND (status IS DISTINCT FROM %s OR filled_qty IS DISTINCT FROM %s
                                       OR venue_order_id IS DISTINCT FROM %s)
         """,
         (o.venue_order_id, o.status, o.filled_qty, o.avg_fill_price, o.fee, o.reject_reason,
-         Jsonb(_jsonable(o.raw)), o.order_link_id, o.status, o.filled_qty, o.venue_order_id),
+         o.order_link_id, o.status, o.filled_qty, o.venue_order_id),
     )  # fmt: skip
     if cur.rowcount == 0:
         return False

@@ -7,10 +7,10 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from quantcore.adapters.bybit.execution import make_bybit_venue
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.config import ConfigError, Settings
 from quantcore.venues.base import Venue
-from quantcore.venues.bybit import make_bybit_venue
 from quantcore.venues.paper import PaperFees, PaperVenue
 from quantcore.venues.prices import TickerPrices
 

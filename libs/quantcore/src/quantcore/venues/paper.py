@@ -1,4 +1,4 @@
-"""The paper venue: Bybit-like books kept in PostgreSQL, filled against live (or simulated) prices.
+"""The paper venue: Bybit-like books kept in PostgreSQL, in our vocabulary, filled against live (or simulated) prices.
 
 - Market orders fill at once at the price ± slippage, taker fee.
 - Limit orders that cross the price fill at once at the price (taker, as on an exchange);
@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,25 +25,30 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from quantcore.errors import Rejected, TemporaryError
 from quantcore.logging import get_logger
-from quantcore.venues.base import (
+from quantcore.math import matching
+from quantcore.model.trading import (
     AccountEquity,
     ClosedPnl,
-    Execution,
+    ExecKind,
+    Fill,
+    Order,
     OrderRequest,
-    VenueError,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    Trigger,
     VenueName,
-    VenueOrder,
-    VenuePosition,
 )
 from quantcore.venues.prices import PriceSource, Quote
 
 log = get_logger(component="venue.paper")
 ACCOUNT = "paper"
 PAPER_LOCK = 0x9A9E_7B00  # pg advisory lock of the paper venue's books
-FUNDING_EVERY = timedelta(hours=8)
-MAINTENANCE_MARGIN = Decimal("0.005")  # Bybit's lowest tier for most linear perps
 Row = dict[str, Any]
+OPEN = (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)  # paper orders never wait for a trigger
 
 
 @dataclass(frozen=True)
@@ -83,10 +88,12 @@ class PaperVenue:
 
     # --- orders -------------------------------------------------------------------------------------
 
-    async def place_orders(self, orders: Sequence[OrderRequest]) -> list[VenueOrder]:
+    async def place_orders(self, orders: Sequence[OrderRequest]) -> list[Order]:
         quotes = await self.prices.quotes()
-        out: list[VenueOrder] = []
-        async with self._locked() as conn:
+        out: list[Order] = []
+        # not waiting for the WAL flush: the caller's next ordinary commit flushes it; a database
+        # crash before that loses the order with the caller's own rows, and it is placed again
+        async with self._locked(durable=False) as conn:
             for req in orders:
                 existing = await self._order_row(conn, req.order_link_id)
                 if existing is not None:
@@ -104,18 +111,18 @@ class PaperVenue:
             reason = await self._margin_refusal(conn, req, q)
         elif await self._position(conn, req.symbol) is None:
             reason = "reduce-only order with no position"
-        row = await _insert_order(conn, req, "Rejected" if reason else "New", reason, now)
+        status = OrderStatus.REJECTED if reason else OrderStatus.NEW
+        row = await _insert_order(conn, req, status, reason, now)
         if reason or q is None:
             log.info("paper order rejected", order_link_id=req.order_link_id, reason=reason)
             return row
         last = Decimal(str(q.last))
-        crosses = req.order_type == "Market" or (
-            req.price is not None
-            and (req.price >= last if req.side == "Buy" else req.price <= last)
+        crosses = req.order_type is OrderType.MARKET or (
+            req.price is not None and matching.marketable(req.side, req.price, last)
         )
         if crosses:
-            slip = self._slip if req.order_type == "Market" else Decimal(0)
-            price = last * (1 + slip) if req.side == "Buy" else last * (1 - slip)
+            slip = self._slip if req.order_type is OrderType.MARKET else Decimal(0)
+            price = matching.taker_price(req.side, last, slip)
             row = await self._fill(conn, row, price, self._taker, now)
         return row
 
@@ -123,8 +130,16 @@ class PaperVenue:
         self, conn: AsyncConnection[Any], req: OrderRequest, q: Quote
     ) -> str | None:
         price = req.price if req.price is not None else Decimal(str(q.last))
+        pos = await self._position(conn, req.symbol)
+        opening = matching.opening_qty(
+            Side(pos["side"]) if pos is not None else None,
+            pos["size"] if pos is not None else Decimal(0),
+            req.side, req.qty,
+        )  # fmt: skip
+        if opening == 0:
+            return None
         lev = await self._leverage(conn, req.symbol)
-        needed = req.qty * price / lev
+        needed = matching.order_cost(opening, price, lev, self._taker)
         available = await self._available(conn)
         if needed > available:
             return (
@@ -132,16 +147,16 @@ class PaperVenue:
             )
         return None
 
-    async def get_order(self, symbol: str, order_link_id: str) -> VenueOrder | None:
+    async def get_order(self, symbol: str, order_link_id: str) -> Order | None:
         async with self.pool.connection() as conn:
             row = await self._order_row(conn, order_link_id)
         return None if row is None or row["symbol"] != symbol else _order(row)
 
-    async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
+    async def open_orders(self, symbol: str | None = None) -> list[Order]:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
-                "SELECT * FROM paper_orders WHERE status IN ('New', 'PartiallyFilled') "
+                "SELECT * FROM paper_orders WHERE status IN ('new', 'partially_filled') "
                 "AND (%s::text IS NULL OR symbol = %s) ORDER BY created_at",
                 (symbol, symbol),
             )
@@ -154,13 +169,13 @@ class PaperVenue:
         *,
         qty: Decimal | None = None,
         price: Decimal | None = None,
-    ) -> VenueOrder:
+    ) -> Order:
         async with self._locked() as conn:
             row = await self._order_row(conn, order_link_id)
             if row is None or row["symbol"] != symbol:
-                raise VenueError(f"order {order_link_id} not found", 110001)
-            if row["status"] not in ("New", "PartiallyFilled"):
-                raise VenueError(f"order {order_link_id} is {row['status']}, cannot amend", 110001)
+                raise Rejected(f"order {order_link_id} not found", 110001)
+            if row["status"] not in OPEN:
+                raise Rejected(f"order {order_link_id} is {row['status']}, cannot amend", 110001)
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
                 "UPDATE paper_orders SET qty = COALESCE(%s, qty), price = COALESCE(%s, price), "
@@ -171,12 +186,12 @@ class PaperVenue:
             assert updated is not None
             return _order(updated)
 
-    async def cancel_order(self, symbol: str, order_link_id: str) -> VenueOrder | None:
+    async def cancel_order(self, symbol: str, order_link_id: str) -> Order | None:
         async with self._locked() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
-                "UPDATE paper_orders SET status = 'Cancelled', updated_at = %s "
-                "WHERE order_link_id = %s AND symbol = %s AND status IN ('New', 'PartiallyFilled') "
+                "UPDATE paper_orders SET status = 'cancelled', updated_at = %s "
+                "WHERE order_link_id = %s AND symbol = %s AND status IN ('new', 'partially_filled') "
                 "RETURNING *",
                 (_now(), order_link_id, symbol),
             )
@@ -197,7 +212,7 @@ class PaperVenue:
                 (stop_loss, take_profit, _now(), symbol),
             )
             if result.rowcount == 0:
-                raise VenueError(f"can not set tp/sl/ts for zero position ({symbol})", 10001)
+                raise Rejected(f"can not set tp/sl/ts for zero position ({symbol})", 10001)
 
     async def set_leverage(self, symbol: str, leverage: Decimal) -> None:
         async with self._locked() as conn:
@@ -207,7 +222,7 @@ class PaperVenue:
                 (symbol, leverage),
             )
 
-    async def positions(self, symbol: str | None = None) -> list[VenuePosition]:
+    async def positions(self, symbol: str | None = None) -> list[Position]:
         quotes = await self.prices.quotes()
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
@@ -217,7 +232,7 @@ class PaperVenue:
             )
             return [_position(r, quotes.get(r["symbol"])) for r in await cur.fetchall()]
 
-    async def executions(self, since: datetime, symbol: str | None = None) -> list[Execution]:
+    async def executions(self, since: datetime, symbol: str | None = None) -> list[Fill]:
         async with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
@@ -225,7 +240,7 @@ class PaperVenue:
                 "AND (%s::text IS NULL OR symbol = %s) ORDER BY time",
                 (since, symbol, symbol),
             )
-            return [_execution(r) for r in await cur.fetchall()]
+            return [_fill(r) for r in await cur.fetchall()]
 
     async def closed_pnl(self, since: datetime, symbol: str | None = None) -> list[ClosedPnl]:
         async with self.pool.connection() as conn:
@@ -241,9 +256,11 @@ class PaperVenue:
         quotes = await self.prices.quotes()
         async with self.pool.connection() as conn:
             balance = await self._balance(conn)
-            unrealised = sum(
-                (p.unrealised_pnl for p in await self._all_positions(conn, quotes)), Decimal(0)
-            )
+            open_positions = await self._all_positions(conn, quotes)
+        unpriced = [p.symbol for p in open_positions if p.unrealised_pnl is None]
+        if unpriced:
+            raise TemporaryError(f"no current price for {', '.join(unpriced)}: equity unknown")
+        unrealised = sum((p.unrealised_pnl or Decimal(0) for p in open_positions), Decimal(0))
         return AccountEquity(
             equity=balance + unrealised, balance=balance, unrealised_pnl=unrealised
         )
@@ -262,18 +279,19 @@ class PaperVenue:
         async with self._locked() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
-                "SELECT * FROM paper_orders WHERE status IN ('New', 'PartiallyFilled') ORDER BY created_at"
+                "SELECT * FROM paper_orders WHERE status IN ('new', 'partially_filled') "
+                "ORDER BY created_at"
             )
             for row in await cur.fetchall():
                 q = quotes.get(row["symbol"])
-                if q is None or row["order_type"] != "Limit":
+                if q is None or row["order_type"] != OrderType.LIMIT:
                     continue
                 last, price = Decimal(str(q.last)), row["price"]
-                if (row["side"] == "Buy" and last <= price) or (
-                    row["side"] == "Sell" and last >= price
+                if (row["side"] == Side.BUY and last <= price) or (
+                    row["side"] == Side.SELL and last >= price
                 ):
                     if row["reduce_only"] and await self._position(conn, row["symbol"]) is None:
-                        await _set_status(conn, row["order_link_id"], "Cancelled", now)
+                        await _set_status(conn, row["order_link_id"], OrderStatus.CANCELLED, now)
                         continue
                     await self._fill(conn, row, price, self._maker, now)
                     made += 1
@@ -288,44 +306,43 @@ class PaperVenue:
     async def _trigger(
         self, conn: AsyncConnection[Any], pos: Row, last: Decimal, now: datetime
     ) -> int:
-        long = pos["side"] == "Buy"
+        held = Side(pos["side"])
         sl, tp = pos["stop_loss"], pos["take_profit"]
         liq = _liq_price(pos)
-        kind: str | None = None
-        if sl is not None and (last <= sl if long else last >= sl):
-            kind = "StopLoss"
-        elif tp is not None and (last >= tp if long else last <= tp):
-            kind = "TakeProfit"
-        elif last <= liq if long else last >= liq:
-            kind = "Liquidation"
-        if kind is None:
+        trigger: Trigger | None = None
+        if sl is not None and matching.stop_reached(held, Trigger.STOP_LOSS, sl, last, last):
+            trigger = Trigger.STOP_LOSS
+        elif tp is not None and matching.stop_reached(held, Trigger.TAKE_PROFIT, tp, last, last):
+            trigger = Trigger.TAKE_PROFIT
+        elif not matching.liquidated(held, liq, last):
             return 0
-        side = "Sell" if long else "Buy"
-        if kind == "Liquidation":
-            price, exec_type, stop_type = liq, "BustTrade", None
+        side = held.opposite
+        if trigger is None:
+            price, kind = liq, ExecKind.LIQUIDATION
         else:
-            price = last * (1 - self._slip) if long else last * (1 + self._slip)
-            exec_type, stop_type = "Trade", kind
+            price = matching.taker_price(side, last, self._slip)
+            kind = ExecKind.TRADE
         await self._apply(
             conn, pos["symbol"], side, pos["size"], price, self._taker, now,
-            venue_order_id=str(uuid.uuid4()), order_link_id=None,
-            exec_type=exec_type, stop_order_type=stop_type,
+            venue_order_id=str(uuid.uuid4()), order_link_id=None, kind=kind, trigger=trigger,
         )  # fmt: skip
         log.info(
-            "paper position closed by the venue", symbol=pos["symbol"], kind=kind, price=str(price)
-        )
+            "paper position closed by the venue", symbol=pos["symbol"], kind=str(kind),
+            trigger=str(trigger), price=str(price),
+        )  # fmt: skip
         return 1
 
     async def _fund(self, conn: AsyncConnection[Any], symbol: str, q: Quote, now: datetime) -> int:
         pos = await self._position(conn, symbol)
         if pos is None or q.funding_rate_pct is None:
             return 0
-        boundaries = _funding_times(pos["last_funding_at"], now)
+        boundaries = matching.funding_times(pos["last_funding_at"], now)
         if not boundaries:
             return 0
         rate = Decimal(str(q.funding_rate_pct)) / 100
-        sign = 1 if pos["side"] == "Buy" else -1  # longs pay a positive rate
-        fee = pos["size"] * Decimal(str(q.mark)) * rate * sign * len(boundaries)
+        fee = matching.funding_fee(
+            Side(pos["side"]), pos["size"], Decimal(str(q.mark)), rate, len(boundaries)
+        )
         await conn.execute(
             "UPDATE paper_positions SET fees = fees + %s, last_funding_at = %s, updated_at = %s "
             "WHERE symbol = %s",
@@ -334,7 +351,7 @@ class PaperVenue:
         await self._add_balance(conn, -fee, now)
         await _insert_execution(
             conn, str(uuid.uuid4()), None, symbol, pos["side"], Decimal(str(q.mark)), pos["size"],
-            fee, "Funding", None, boundaries[-1],
+            fee, ExecKind.FUNDING, None, boundaries[-1],
         )  # fmt: skip
         return 1
 
@@ -355,13 +372,13 @@ class PaperVenue:
         fee = await self._apply(
             conn, order["symbol"], order["side"], qty, price, fee_rate, now,
             venue_order_id=order["venue_order_id"], order_link_id=order["order_link_id"],
-            exec_type="Trade", stop_order_type=None,
+            kind=ExecKind.TRADE, trigger=None,
             stop_loss=order["stop_loss"], take_profit=order["take_profit"],
         )  # fmt: skip
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
             """
-            UPDATE paper_orders SET status = 'Filled', filled_qty = qty, avg_fill_price = %s,
+            UPDATE paper_orders SET status = 'filled', filled_qty = qty, avg_fill_price = %s,
                    fee = fee + %s, updated_at = %s
             WHERE order_link_id = %s RETURNING *
             """,
@@ -383,27 +400,33 @@ class PaperVenue:
         *,
         venue_order_id: str,
         order_link_id: str | None,
-        exec_type: str,
-        stop_order_type: str | None,
+        kind: ExecKind,
+        trigger: Trigger | None,
         stop_loss: Decimal | None = None,
         take_profit: Decimal | None = None,
     ) -> Decimal:
         """Book one execution on the position; returns its fee."""
-        fee = qty * price * fee_rate
+        fee = matching.fee(qty, price, fee_rate)
         await _insert_execution(
-            conn, venue_order_id, order_link_id, symbol, side, price, qty, fee, exec_type,
-            stop_order_type, now,
+            conn, venue_order_id, order_link_id, symbol, side, price, qty, fee, kind, trigger, now,
         )  # fmt: skip
         await self._add_balance(conn, -fee, now)
         pos = await self._position(conn, symbol)
-        if pos is None or pos["side"] == side:
-            await self._increase(conn, symbol, side, qty, price, fee, now, stop_loss, take_profit)
+        change = matching.apply_fill(
+            Side(pos["side"]) if pos is not None else None,
+            pos["size"] if pos is not None else Decimal(0),
+            pos["avg_price"] if pos is not None else Decimal(0),
+            Side(side), qty, price,
+        )  # fmt: skip
+        if pos is None or change.closed_qty == 0:
+            await self._increase(
+                conn, symbol, side, change.size, change.avg_price, fee, now, stop_loss, take_profit
+            )
             return fee
-        closing = min(qty, pos["size"])
-        sign = 1 if pos["side"] == "Buy" else -1
-        realised = (price - pos["avg_price"]) * closing * sign
+        closing, realised = change.closed_qty, change.realised
+        close_fee, open_fee = matching.split_fee(fee, closing, qty)
         await self._add_balance(conn, realised, now)
-        remaining = pos["size"] - closing
+        remaining = change.size if not change.flipped else Decimal(0)
         if remaining > 0:
             await conn.execute(
                 """
@@ -425,15 +448,16 @@ class PaperVenue:
                 """,
                 (
                     venue_order_id, symbol, side, closed_qty, pos["avg_price"], avg_exit,
-                    pos["realised_pnl"] + realised - pos["fees"] - fee, pos["leverage"],
+                    pos["realised_pnl"] + realised - pos["fees"] - close_fee, pos["leverage"],
                     pos["opened_at"], now,
                 ),
             )  # fmt: skip
             await conn.execute("DELETE FROM paper_positions WHERE symbol = %s", (symbol,))
-        if qty > closing:  # a larger opposite order flips the position
+        if change.flipped:  # a larger opposite order flips the position
             await self._increase(
-                conn, symbol, side, qty - closing, price, Decimal(0), now, stop_loss, take_profit
-            )
+                conn, symbol, side, change.size, change.avg_price, open_fee, now, stop_loss,
+                take_profit,
+            )  # fmt: skip
         return fee
 
     async def _increase(
@@ -441,13 +465,15 @@ class PaperVenue:
         conn: AsyncConnection[Any],
         symbol: str,
         side: str,
-        qty: Decimal,
-        price: Decimal,
+        size: Decimal,
+        avg_price: Decimal,
         fee: Decimal,
         now: datetime,
         stop_loss: Decimal | None,
         take_profit: Decimal | None,
     ) -> None:
+        """Open the position or add to it: `size` and `avg_price` are its new figures
+        (matching.apply_fill), `fee` the fill's."""
         lev = await self._leverage(conn, symbol)
         await conn.execute(
             """
@@ -455,22 +481,21 @@ class PaperVenue:
                                          fees, last_funding_at, opened_at, updated_at)
             VALUES (%(s)s, %(side)s, %(q)s, %(p)s, %(lev)s, %(sl)s, %(tp)s, %(fee)s, %(now)s, %(now)s, %(now)s)
             ON CONFLICT (symbol) DO UPDATE SET
-                avg_price = (paper_positions.avg_price * paper_positions.size + %(p)s * %(q)s)
-                            / (paper_positions.size + %(q)s),
-                size = paper_positions.size + %(q)s,
+                avg_price = %(p)s,
+                size = %(q)s,
                 fees = paper_positions.fees + %(fee)s,
                 stop_loss = COALESCE(%(sl)s, paper_positions.stop_loss),
                 take_profit = COALESCE(%(tp)s, paper_positions.take_profit),
                 updated_at = %(now)s
             """,
-            {"s": symbol, "side": side, "q": qty, "p": price, "lev": lev, "sl": stop_loss,
+            {"s": symbol, "side": side, "q": size, "p": avg_price, "lev": lev, "sl": stop_loss,
              "tp": take_profit, "fee": fee, "now": now},
         )  # fmt: skip
 
     # --- account ------------------------------------------------------------------------------------
 
-    def _locked(self) -> _Locked:
-        return _Locked(self)
+    def _locked(self, durable: bool = True) -> _Locked:
+        return _Locked(self, durable)
 
     async def _ensure_account(self, conn: AsyncConnection[Any]) -> None:
         if self._account_ready:
@@ -504,7 +529,7 @@ class PaperVenue:
             SELECT COALESCE((SELECT sum(size * avg_price / leverage) FROM paper_positions), 0)
                  + COALESCE((SELECT sum((o.qty - o.filled_qty) * o.price / COALESCE(l.leverage, %s))
                              FROM paper_orders o LEFT JOIN paper_leverage l USING (symbol)
-                             WHERE o.status IN ('New', 'PartiallyFilled') AND NOT o.reduce_only), 0)
+                             WHERE o.status IN ('new', 'partially_filled') AND NOT o.reduce_only), 0)
             """,
             (Decimal(str(self.fees.default_leverage)),),
         )
@@ -534,21 +559,24 @@ class PaperVenue:
 
     async def _all_positions(
         self, conn: AsyncConnection[Any], quotes: dict[str, Quote]
-    ) -> list[VenuePosition]:
+    ) -> list[Position]:
         return [_position(r, quotes.get(r["symbol"])) for r in await self._position_rows(conn)]
 
 
 class _Locked:
     """`async with venue._locked() as conn`: a transaction holding the account row lock."""
 
-    def __init__(self, venue: PaperVenue) -> None:
+    def __init__(self, venue: PaperVenue, durable: bool = True) -> None:
         self.venue = venue
+        self.durable = durable
 
     async def __aenter__(self) -> AsyncConnection[Any]:
         self._cm = self.venue.pool.connection()
         conn = await self._cm.__aenter__()
         self._tx = conn.transaction()
         await self._tx.__aenter__()
+        if not self.durable:
+            await conn.execute("SET LOCAL synchronous_commit TO OFF")
         # an advisory lock, not a row lock: it also serialises the very first calls, when the
         # account row is not committed yet (FOR UPDATE on an invisible row locks nothing)
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (PAPER_LOCK,))
@@ -604,74 +632,65 @@ async def _insert_execution(
     price: Decimal,
     qty: Decimal,
     fee: Decimal,
-    exec_type: str,
-    stop_order_type: str | None,
+    kind: ExecKind,
+    trigger: Trigger | None,
     at: datetime,
 ) -> None:
     await conn.execute(
         """
         INSERT INTO paper_executions (exec_id, time, venue_order_id, order_link_id, symbol, side, price,
-                                      qty, fee, exec_type, stop_order_type)
+                                      qty, fee, kind, trigger)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         """,
         (str(uuid.uuid4()), at, venue_order_id, order_link_id, symbol, side, price, qty, fee,
-         exec_type, stop_order_type),
+         kind, trigger),
     )  # fmt: skip
 
 
-def _funding_times(since: datetime, now: datetime) -> list[datetime]:
-    """Funding boundaries (00/08/16 UTC) in (since, now]."""
-    start = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    t = start.replace(hour=start.hour - start.hour % 8)
-    out = []
-    while t <= now:
-        if t > since:
-            out.append(t)
-        t += FUNDING_EVERY
-    return out
-
-
 def _liq_price(pos: Row) -> Decimal:
-    """Isolated-margin estimate: the price where the loss eats the margin down to maintenance."""
-    move: Decimal = 1 / Decimal(pos["leverage"]) - MAINTENANCE_MARGIN
-    avg = Decimal(pos["avg_price"])
-    return avg * (1 - move) if pos["side"] == "Buy" else avg * (1 + move)
+    return matching.liquidation_price(
+        Side(pos["side"]), Decimal(pos["avg_price"]), Decimal(pos["leverage"])
+    )
 
 
-def _order(r: Row, duplicate: bool = False) -> VenueOrder:
-    return VenueOrder(
+def _order(r: Row, duplicate: bool = False) -> Order:
+    return Order(
         order_link_id=r["order_link_id"], venue_order_id=r["venue_order_id"], symbol=r["symbol"],
-        side=r["side"], order_type=r["order_type"], qty=r["qty"], price=r["price"],
-        status=r["status"], filled_qty=r["filled_qty"], avg_fill_price=r["avg_fill_price"],
+        side=Side(r["side"]), order_type=OrderType(r["order_type"]), qty=r["qty"], price=r["price"],
+        status=OrderStatus(r["status"]), filled_qty=r["filled_qty"], avg_fill_price=r["avg_fill_price"],
         fee=r["fee"], reduce_only=r["reduce_only"], created_at=r["created_at"],
         updated_at=r["updated_at"], stop_loss=r["stop_loss"], take_profit=r["take_profit"],
         reject_reason=r["reject_reason"], duplicate=duplicate,
     )  # fmt: skip
 
 
-def _position(r: Row, q: Quote | None) -> VenuePosition:
+def _position(r: Row, q: Quote | None) -> Position:
     mark = _d(q.mark) if q is not None else None
-    sign = 1 if r["side"] == "Buy" else -1
-    unrealised = (mark - r["avg_price"]) * r["size"] * sign if mark is not None else Decimal(0)
-    return VenuePosition(
-        symbol=r["symbol"], side=r["side"], size=r["size"], avg_price=r["avg_price"],
+    unrealised = (
+        matching.unrealised_pnl(Side(r["side"]), r["size"], r["avg_price"], mark)
+        if mark is not None
+        else None
+    )
+    return Position(
+        symbol=r["symbol"], side=Side(r["side"]), size=r["size"], avg_price=r["avg_price"],
         mark_price=mark, leverage=r["leverage"], unrealised_pnl=unrealised,
         stop_loss=r["stop_loss"], take_profit=r["take_profit"], liq_price=_liq_price(r),
-        updated_at=r["updated_at"], raw={"opened_at": r["opened_at"].isoformat(), "fees": str(r["fees"])},
+        updated_at=r["updated_at"], opened_at=r["opened_at"], fees=r["fees"],
     )  # fmt: skip
 
 
-def _execution(r: Row) -> Execution:
-    return Execution(
+def _fill(r: Row) -> Fill:
+    return Fill(
         exec_id=r["exec_id"], venue_order_id=r["venue_order_id"], order_link_id=r["order_link_id"],
-        symbol=r["symbol"], side=r["side"], price=r["price"], qty=r["qty"], fee=r["fee"],
-        time=r["time"], exec_type=r["exec_type"], stop_order_type=r["stop_order_type"],
+        symbol=r["symbol"], side=Side(r["side"]), price=r["price"], qty=r["qty"], fee=r["fee"],
+        time=r["time"], kind=ExecKind(r["kind"]),
+        trigger=Trigger(r["trigger"]) if r["trigger"] is not None else None,
     )  # fmt: skip
 
 
 def _closed(r: Row) -> ClosedPnl:
     return ClosedPnl(
-        venue_order_id=r["venue_order_id"], symbol=r["symbol"], side=r["side"], qty=r["qty"],
+        venue_order_id=r["venue_order_id"], symbol=r["symbol"], side=Side(r["side"]), qty=r["qty"],
         avg_entry_price=r["avg_entry_price"], avg_exit_price=r["avg_exit_price"],
         closed_pnl=r["closed_pnl"], leverage=r["leverage"], created_at=r["created_at"],
         updated_at=r["updated_at"],

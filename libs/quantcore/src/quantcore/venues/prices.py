@@ -10,7 +10,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from quantcore.adapters.bybit.rest import BybitMarketData
+from quantcore.logging import get_logger
 from quantcore.model.market import Ticker
+
+log = get_logger(component="prices")
 
 
 @dataclass(frozen=True)
@@ -30,21 +33,45 @@ def quote_of(t: Ticker) -> Quote:
 
 
 class TickerPrices:
-    """All linear tickers through the public market-data adapter, cached `max_age_s`."""
+    """All linear tickers through the public market-data adapter, cached `max_age_s`. Quotes up
+    to `max_age_s` + `stale_s` old are served at once while one refresh runs behind them, so
+    a caller (an order at the paper venue) never waits for the REST call while prices flow."""
 
-    def __init__(self, market: BybitMarketData, max_age_s: float = 1.0) -> None:
+    def __init__(
+        self, market: BybitMarketData, max_age_s: float = 1.0, stale_s: float | None = None
+    ) -> None:
         self.market = market
         self.max_age_s = max_age_s
+        self.stale_s = max_age_s if stale_s is None else stale_s
         self._cache: dict[str, Quote] = {}
         self._at = 0.0
         self._lock = asyncio.Lock()
+        self._behind: asyncio.Task[None] | None = None
 
     async def quotes(self) -> dict[str, Quote]:
+        age = time.monotonic() - self._at
+        if self._cache and age <= self.max_age_s:
+            return self._cache
+        if self._cache and age <= self.max_age_s + self.stale_s:
+            if self._behind is None or self._behind.done():
+                self._behind = asyncio.create_task(self._refresh_behind())
+            return self._cache
         async with self._lock:
             if time.monotonic() - self._at > self.max_age_s:
-                self._cache = {t.symbol: quote_of(t) for t in await self.market.tickers()}
-                self._at = time.monotonic()
+                await self._refresh()
             return self._cache
+
+    async def _refresh(self) -> None:
+        self._cache = {t.symbol: quote_of(t) for t in await self.market.tickers()}
+        self._at = time.monotonic()
+
+    async def _refresh_behind(self) -> None:
+        try:
+            async with self._lock:
+                if time.monotonic() - self._at > self.max_age_s:
+                    await self._refresh()
+        except Exception as exc:  # the next caller past the stale window refreshes itself
+            log.warning("ticker refresh failed", error=str(exc)[:300])
 
 
 class NoPrice(Exception):

@@ -22,7 +22,7 @@ from quantcore.adapters.bybit.schemas import (
     QUOTE,
     TRADING,
 )
-from quantcore.adapters.errors import BadPayload
+from quantcore.errors import BadPayload
 from quantcore.model.market import (
     Candle,
     FundingRate,
@@ -137,8 +137,13 @@ def as_mapping(value: Any, what: str) -> Mapping[str, Any]:
 def result_of(payload: Any, kind: str) -> Mapping[str, Any]:
     """`result` of a successful envelope. pybit already raised for retCode != 0; anything else
     that is not a proper envelope is a bad payload."""
-    if not isinstance(payload, Mapping) or payload.get("retCode") != 0:
-        raise BadPayload(kind, snippet(payload), "not a successful Bybit envelope")
+    if not isinstance(payload, Mapping):
+        raise BadPayload(kind, snippet(payload), "not a Bybit envelope (not a JSON object)")
+    code = payload.get("retCode")
+    if code not in (0, "0") or isinstance(code, bool):  # "0": some recorders store it as text
+        raise BadPayload(
+            kind, snippet(payload), f"not a successful Bybit envelope (retCode {code!r})"
+        )
     result = payload.get("result")
     if not isinstance(result, Mapping):
         raise BadPayload(kind, snippet(payload), "envelope has no result object")

@@ -1,52 +1,29 @@
-"""Bybit v5 public REST market data through pybit (sync, so it runs on a small thread pool).
-
-Every call takes a token from one shared bucket and goes through quantcore.retry; pybit's own
-retries are off so waits are not doubled. pybit's exceptions become adapter errors here.
+"""Bybit v5 public REST market data, through the one Bybit HTTP client (`http.BybitHttp`: its
+session, its bucket, its `translate()`); reads retry TemporaryError with quantcore.retry.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pybit.exceptions import (  # type: ignore[import-untyped]
-    FailedRequestError,
-    InvalidRequestError,
-)
-from pybit.unified_trading import HTTP  # type: ignore[import-untyped]
-
 from quantcore.adapters.bybit import parse
+from quantcore.adapters.bybit.http import BybitHttp
 from quantcore.adapters.bybit.schemas import (
     CATEGORY,
     FUNDING_LIMIT,
     INSTRUMENTS_LIMIT,
-    IP_BAN_WAIT_S,
     KLINE_INTERVALS,
     KLINE_LIMIT,
-    LIMIT_RESET_HEADER,
     OPEN_INTEREST_INTERVALS,
     OPEN_INTEREST_LIMIT,
-    RATE_LIMIT_CODES,
-    SERVER_BUSY_CODES,
 )
-from quantcore.adapters.errors import (
-    AdapterError,
-    BadPayload,
-    OnBad,
-    PermanentError,
-    RateLimited,
-    TemporaryError,
-    report_bad,
-)
+from quantcore.errors import BadPayload, OnBad, PermanentError, report_bad
 from quantcore.logging import get_logger
 from quantcore.model.market import Candle, FundingRate, Instrument, OpenInterestPoint, Ticker
 from quantcore.ratelimit import TokenBucket
-from quantcore.retry import RetryPolicy, retry_with
+from quantcore.retry import RetryPolicy
 
 log = get_logger(component="bybit.rest")
 T = TypeVar("T")
@@ -58,68 +35,6 @@ def _ms(t: datetime) -> int:
     if t.tzinfo is None:
         raise ValueError("datetime must be timezone-aware (UTC)")
     return int(t.timestamp() * 1000)
-
-
-def _header(headers: Any, name: str) -> str | None:
-    if headers is None:
-        return None
-    try:
-        value = headers.get(name)
-    except AttributeError:
-        return None
-    return str(value) if value is not None else None
-
-
-def _reset_wait(headers: Any, now_ms: int) -> float | None:
-    """Seconds until X-Bapi-Limit-Reset-Timestamp (clamped: our clock may be off)."""
-    raw = _header(headers, LIMIT_RESET_HEADER)
-    if raw is None or not raw.isdigit():
-        return None
-    return min(60.0, max(0.0, (int(raw) - now_ms) / 1000))
-
-
-def _retry_after(headers: Any) -> float | None:
-    raw = _header(headers, "Retry-After")
-    try:
-        return max(0.0, float(raw)) if raw is not None else None
-    except ValueError:
-        return None
-
-
-def translate(exc: BaseException, now_ms: int | None = None) -> AdapterError | None:
-    """pybit / requests failure → adapter error (None: not a venue failure, let it propagate)."""
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    if isinstance(exc, InvalidRequestError):  # retCode != 0 on an HTTP 200
-        code, msg = exc.status_code, f"Bybit retCode {exc.status_code}: {exc.message}"
-        if code in RATE_LIMIT_CODES:
-            wait = _reset_wait(exc.resp_headers, now_ms)
-            return RateLimited(DEFAULT_WAIT_S if wait is None else wait, msg)
-        if code in SERVER_BUSY_CODES:
-            return TemporaryError(msg)
-        return PermanentError(msg)
-    if isinstance(exc, FailedRequestError):  # HTTP status != 200, or a body that is not JSON
-        status, msg = exc.status_code, f"Bybit HTTP {exc.status_code}: {exc.message}"
-        if status == 403:
-            return RateLimited(IP_BAN_WAIT_S, msg)
-        if status == 429:
-            wait = _retry_after(exc.resp_headers)
-            if wait is None:
-                wait = _reset_wait(exc.resp_headers, now_ms)
-            return RateLimited(DEFAULT_WAIT_S if wait is None else wait, msg)
-        if status >= 500 or status in (408, 409):  # pybit reports an undecodable body as 409
-            return TemporaryError(msg)
-        return PermanentError(msg)
-    if isinstance(exc, OSError):  # requests' ConnectionError / Timeout derive from IOError
-        return TemporaryError(f"Bybit unreachable: {type(exc).__name__}: {exc}"[:300])
-    return None
-
-
-def new_session(base_url: str, timeout_s: float) -> Any:
-    # max_retries=1 is one attempt: pybit's loop runs `max_retries` times and sends nothing at 0
-    session = HTTP(testnet=False, timeout=timeout_s, max_retries=1, return_response_headers=False)
-    session.endpoint = base_url.rstrip("/")
-    session.retry_codes = set()  # 10006 would otherwise sleep inside pybit, then fail anyway
-    return session
 
 
 class BybitMarketData:
@@ -137,33 +52,18 @@ class BybitMarketData:
         max_workers: int = 8,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = new_session(self.base_url, timeout_s)
-        self._bucket = TokenBucket(rate_per_s, burst)
+        self._http = BybitHttp(
+            self.base_url, rate_per_s, timeout_s=timeout_s, burst=burst,
+            retry_policy=retry_policy or RetryPolicy(), max_workers=max_workers, name="bybit-rest",
+        )  # fmt: skip
         self._on_bad = on_bad
-        self._retry = retry_policy or RetryPolicy()
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="bybit-rest")
 
     @property
     def bucket(self) -> TokenBucket:
-        return self._bucket
+        return self._http.bucket
 
     async def _get(self, method: str, **params: Any) -> Any:
-        call: Callable[..., Any] = getattr(self._http, method)
-
-        async def once() -> Any:
-            await self._bucket.acquire()
-            loop = asyncio.get_running_loop()
-            try:
-                return await loop.run_in_executor(self._pool, functools.partial(call, **params))
-            except Exception as exc:
-                err = translate(exc)
-                if err is None:
-                    raise
-                if isinstance(err, RateLimited):
-                    self._bucket.pause(err.retry_after_s)
-                raise err from exc
-
-        return await retry_with(self._retry, once, f"bybit {method}")
+        return await self._http.read(method, **params)
 
     async def _parse(self, fn: Callable[..., parse.Parsed[T]], *args: Any) -> parse.Parsed[T]:
         try:
@@ -266,10 +166,7 @@ class BybitMarketData:
             raise
 
     async def aclose(self) -> None:
-        client = getattr(self._http, "client", None)
-        if client is not None:
-            await asyncio.get_running_loop().run_in_executor(self._pool, client.close)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        await self._http.aclose()
 
 
 async def _backwards(

@@ -17,10 +17,6 @@ KLINE_LIMIT = 1000  # kline: 1..1000
 OPEN_INTEREST_LIMIT = 200  # open-interest: 1..200
 FUNDING_LIMIT = 200  # funding/history: 1..200
 
-RATE_LIMIT_CODES = frozenset({10006})  # "Too many visits"
-SERVER_BUSY_CODES = frozenset({10000, 10016})  # "Server Timeout", "Server error"
-LIMIT_RESET_HEADER = "X-Bapi-Limit-Reset-Timestamp"  # ms epoch when the UID window resets
-IP_BAN_WAIT_S = 600.0  # HTTP 403: IP limit breached, docs say stop for >= 10 minutes
 
 # Bybit kline interval → (our Candle.interval, length; None = calendar month)
 KLINE_INTERVALS: dict[str, tuple[str, timedelta | None]] = {

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import pybit.unified_trading as pybit_ut  # type: ignore[import-untyped]
 
 from quantcore.adapters.bybit import parse
-from quantcore.adapters.errors import OnBad, report_bad
+from quantcore.errors import OnBad, report_bad
 from quantcore.logging import get_logger
 from quantcore.model.market import Candle, LiquidationEvent, Ticker
 

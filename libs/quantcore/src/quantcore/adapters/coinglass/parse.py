@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ValidationError
 
-from quantcore.adapters.errors import BadPayload
+from quantcore.errors import BadPayload
 from quantcore.model.market import Heatmap, HeatmapLevel, Timeframe
 
 HEATMAP = "heatmap"

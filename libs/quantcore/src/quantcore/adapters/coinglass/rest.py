@@ -16,7 +16,7 @@ from quantcore.adapters.coinglass.schemas import (
     RATE_WINDOW_S,
     TEMPORARY_CODES,
 )
-from quantcore.adapters.errors import (
+from quantcore.errors import (
     BadPayload,
     OnBad,
     PermanentError,

@@ -1,54 +1,46 @@
-"""The pybit venues: Bybit testnet and live (or the simulator, same wire), behind `Venue`.
+"""Bybit execution: the testnet and live venues (or the simulator, same wire), behind `Venue`.
 
-pybit is synchronous, so every call runs on a small thread pool, after a token from one shared
-bucket (BYBIT_TRADE_RATE_PER_S). pybit's own retries are off. Reads retry transient failures;
-writes never retry on their own (an order's idempotency is its orderLinkId: placing again
-after VenueUnavailable is safe and answers duplicate=True).
-
-Error mapping (Bybit retCode / HTTP status → venue errors):
-- transport failures, HTTP 5xx/429/403/408, 10000/10016 (server), 10006 (rate limit),
-  10002 (recv window) → VenueUnavailable
-- auth and permissions (10003, 10004, 10005, 10007-10010, 10027, 10028, 100028) → VenueError
-- anything else for one order (10001 params, 110xxx) → OrderRejected (`place_orders` turns
-  it into a 'Rejected' order instead, see there)
+Calls go through the one Bybit HTTP client (`http.BybitHttp`: a signed pybit session, one bucket
+BYBIT_TRADE_RATE_PER_S, the one `translate()` into quantcore.errors). Reads retry
+TemporaryError; writes never retry on their own (an order's idempotency is its orderLinkId:
+placing again after a TemporaryError is safe and answers duplicate=True). Payloads are parsed
+and translated into our vocabulary in `private`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
-from pybit.exceptions import (  # type: ignore[import-untyped]
-    FailedRequestError,
-    InvalidRequestError,
-)
-from pybit.unified_trading import HTTP  # type: ignore[import-untyped]
 from pydantic import BaseModel
 
-from quantcore.adapters.errors import BadPayload, OnBad, TemporaryError, report_bad
+from quantcore.adapters.bybit import private as wire
+from quantcore.adapters.bybit.http import BybitHttp
 from quantcore.config import LIVE_CONFIRMATION_PHRASE, ConfigError, Settings, env_name
+from quantcore.errors import (
+    BadPayload,
+    ExternalError,
+    OnBad,
+    Rejected,
+    TemporaryError,
+    report_bad,
+)
 from quantcore.logging import get_logger
-from quantcore.ratelimit import TokenBucket
-from quantcore.retry import RetryPolicy, retry_with
-from quantcore.venues import bybit_schemas as wire
-from quantcore.venues.base import (
+from quantcore.model.trading import (
     AccountEquity,
     ClosedPnl,
-    Execution,
-    OrderRejected,
+    Fill,
+    Order,
     OrderRequest,
-    VenueError,
+    OrderStatus,
+    OrderType,
+    Position,
     VenueName,
-    VenueOrder,
-    VenuePosition,
-    VenueUnavailable,
 )
+from quantcore.retry import RetryPolicy
 
 log = get_logger(component="venue.bybit")
 T = TypeVar("T")
@@ -70,8 +62,6 @@ DUPLICATE_LINK_ID = 110072
 ORDER_NOT_FOUND = 110001
 LEVERAGE_NOT_MODIFIED = 110043
 NOT_MODIFIED = 34040
-UNAVAILABLE_CODES = frozenset({10000, 10002, 10006, 10016, 10019})
-AUTH_CODES = frozenset({10003, 10004, 10005, 10007, 10008, 10009, 10010, 10027, 10028, 100028})
 
 
 def _fmt(value: Decimal) -> str:
@@ -84,29 +74,6 @@ def _ms(t: datetime) -> int:
     if t.tzinfo is None:
         raise ValueError("datetime must be timezone-aware (UTC)")
     return int(t.timestamp() * 1000)
-
-
-def translate(exc: BaseException) -> VenueError | None:
-    """pybit / requests failure → venue error (None: not a venue failure, let it propagate)."""
-    if isinstance(exc, InvalidRequestError):
-        code = int(exc.status_code)
-        msg = f"Bybit retCode {code}: {exc.message}"
-        if code in UNAVAILABLE_CODES:
-            return VenueUnavailable(msg, code)
-        if code in AUTH_CODES:
-            return VenueError(msg, code)
-        return OrderRejected(msg, code)
-    if isinstance(exc, FailedRequestError):
-        status = int(exc.status_code)
-        msg = f"Bybit HTTP {status}: {exc.message}"
-        if status >= 500 or status in (403, 408, 409, 429):  # 409: pybit's undecodable body
-            return VenueUnavailable(msg, status)
-        return VenueError(msg, status)
-    if isinstance(exc, OSError):  # requests' ConnectionError / Timeout derive from IOError
-        return VenueUnavailable(f"Bybit unreachable: {type(exc).__name__}: {exc}"[:300])
-    if isinstance(exc, TemporaryError):
-        return VenueUnavailable(str(exc))
-    return None
 
 
 class BybitVenue:
@@ -128,60 +95,31 @@ class BybitVenue:
     ) -> None:
         self.name: VenueName = name
         self.endpoint = endpoint.rstrip("/")
-        # max_retries=1 is one attempt: pybit's loop runs `max_retries` times
-        self._http = HTTP(
-            testnet=name == "testnet",
-            api_key=api_key,
-            api_secret=api_secret,
-            recv_window=recv_window_ms,
-            timeout=timeout_s,
-            max_retries=1,
-        )
-        self._http.endpoint = self.endpoint
-        self._http.retry_codes = set()  # 10002/10006 would sleep inside pybit
-        self._bucket = TokenBucket(rate_per_s)
-        self._retry = retry_policy or RetryPolicy(attempts=3, base_s=0.5, max_s=5.0)
+        self._http = BybitHttp(
+            self.endpoint, rate_per_s, api_key=api_key, api_secret=api_secret,
+            testnet=name == "testnet", recv_window_ms=recv_window_ms, timeout_s=timeout_s,
+            retry_policy=retry_policy or RetryPolicy(attempts=3, base_s=0.5, max_s=5.0),
+            max_workers=max_workers, name="bybit-venue",
+        )  # fmt: skip
         self._on_bad = on_bad
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="bybit-venue")
 
     def __repr__(self) -> str:  # never the keys
         return f"BybitVenue({self.name!r}, endpoint={self.endpoint!r})"
 
     # --- plumbing ------------------------------------------------------------------------------------
     async def _call(self, method: str, **params: Any) -> Any:
-        """One attempt; raises a VenueError subclass for every venue failure."""
-        call: Callable[..., Any] = getattr(self._http, method)
-        await self._bucket.acquire()
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._pool, functools.partial(call, **params))
-        except Exception as exc:
-            err = translate(exc)
-            if err is None:
-                raise
-            if err.code == 10006 or err.code == 429:
-                self._bucket.pause(1.0)
-            raise err from exc
+        """One attempt (a write); raises a quantcore.errors type for every venue failure."""
+        return await self._http.call(method, **params)
 
     async def _read(self, method: str, **params: Any) -> Any:
-        """A read: transient failures are retried (as TemporaryError inside retry_with)."""
-
-        async def once() -> Any:
-            try:
-                return await self._call(method, **params)
-            except VenueUnavailable as exc:
-                raise _Transient(exc) from exc
-
-        try:
-            return await retry_with(self._retry, once, f"bybit {method}")
-        except _Transient as exc:
-            raise exc.error from exc
+        """A read: TemporaryError is retried."""
+        return await self._http.read(method, **params)
 
     async def _page_rows(
         self, method: str, model: type[M], kind: str, params: dict[str, Any], limit: int
-    ) -> list[tuple[M, dict[str, Any]]]:
+    ) -> list[M]:
         """Every page of a cursor-paged list; bad rows are reported and skipped."""
-        out: list[tuple[M, dict[str, Any]]] = []
+        out: list[M] = []
         cursor, seen = "", set()
         for _ in range(MAX_PAGES):
             query = dict(params, limit=limit)
@@ -192,7 +130,7 @@ class BybitVenue:
             bad: list[BadPayload] = []
             for raw in raw_rows:
                 try:
-                    out.append((wire.parse(model, raw, kind), raw))
+                    out.append(wire.parse(model, raw, kind))
                 except BadPayload as exc:
                     bad.append(exc)
             await report_bad(self._on_bad, bad, f"bybit-{self.name}")
@@ -208,23 +146,23 @@ class BybitVenue:
             return parse(payload)
         except BadPayload as exc:
             await report_bad(self._on_bad, [exc], f"bybit-{self.name}")
-            raise VenueError(f"bad Bybit {method} reply: {exc.reason}") from exc
+            raise
 
     # --- orders -------------------------------------------------------------------------------------------
     @staticmethod
     def _order_params(req: OrderRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
             "symbol": req.symbol,
-            "side": req.side,
-            "orderType": req.order_type,
+            "side": wire.BYBIT_SIDE[req.side],
+            "orderType": wire.BYBIT_ORDER_TYPE[req.order_type],
             "qty": _fmt(req.qty),
             "positionIdx": 0,
             "orderLinkId": req.order_link_id,
         }
-        if req.order_type == "Limit":
+        if req.order_type is OrderType.LIMIT:
             assert req.price is not None  # OrderRequest checks it
             params["price"] = _fmt(req.price)
-            params["timeInForce"] = req.time_in_force
+            params["timeInForce"] = wire.BYBIT_TIME_IN_FORCE[req.time_in_force]
         if req.reduce_only:
             params["reduceOnly"] = True
         if req.stop_loss is not None or req.take_profit is not None:
@@ -235,14 +173,14 @@ class BybitVenue:
                 params["takeProfit"] = _fmt(req.take_profit)
         return params
 
-    async def place_orders(self, orders: Sequence[OrderRequest]) -> list[VenueOrder]:
+    async def place_orders(self, orders: Sequence[OrderRequest]) -> list[Order]:
         """Place orders: order/create for one, order/create-batch (≤ 10 per request) for more.
 
         Idempotent on order_link_id: Bybit's 110072 becomes a lookup, returned with
         duplicate=True. An order the venue refuses (params, balance, reduce-only rule, ...) comes
-        back with status 'Rejected' and `reject_reason` "<retCode>: <retMsg>"; the call raises
-        only when the whole request failed (VenueUnavailable: transport, 5xx, rate limit —
-        orders of an earlier batch of the same call may exist; VenueError: auth). Results are in
+        back with status rejected and `reject_reason` "<retCode>: <retMsg>"; the call raises
+        only when the whole request failed (TemporaryError: transport, 5xx, rate limit —
+        orders of an earlier batch of the same call may exist; AuthError: keys). Results are in
         the order of `orders`.
         """
         if not orders:
@@ -252,15 +190,15 @@ class BybitVenue:
             raise ValueError("order_link_id must be unique within one place_orders call")
         if len(orders) == 1:
             return [await self._place_one(orders[0])]
-        out: list[VenueOrder] = []
+        out: list[Order] = []
         for start in range(0, len(orders), BATCH_LIMIT):
             out.extend(await self._place_batch(orders[start : start + BATCH_LIMIT]))
         return out
 
-    async def _place_one(self, req: OrderRequest) -> VenueOrder:
+    async def _place_one(self, req: OrderRequest) -> Order:
         try:
             payload = await self._call("place_order", category=CATEGORY, **self._order_params(req))
-        except OrderRejected as exc:
+        except Rejected as exc:
             if exc.code == DUPLICATE_LINK_ID:
                 return await self._existing(req)
             return _rejected(req, exc.code, str(exc).removeprefix(f"Bybit retCode {exc.code}: "))
@@ -271,7 +209,7 @@ class BybitVenue:
             return _acknowledged(req, "")
         return await self._after_ack(req, ack.orderId)
 
-    async def _place_batch(self, batch: Sequence[OrderRequest]) -> list[VenueOrder]:
+    async def _place_batch(self, batch: Sequence[OrderRequest]) -> list[Order]:
         request = [self._order_params(r) for r in batch]
         payload = await self._call("place_batch_order", category=CATEGORY, request=request)
         try:
@@ -282,7 +220,7 @@ class BybitVenue:
             return [await self._existing(r, duplicate=False) for r in batch]
         if len(result.items) != len(batch):
             log.warning("batch reply length differs", sent=len(batch), got=len(result.items))
-        out: list[VenueOrder] = []
+        out: list[Order] = []
         for k, req in enumerate(batch):
             if k >= len(result.items):
                 out.append(await self._existing(req, duplicate=False))
@@ -296,29 +234,29 @@ class BybitVenue:
                 out.append(_rejected(req, code.code, code.msg))
         return out
 
-    async def _after_ack(self, req: OrderRequest, order_id: str) -> VenueOrder:
-        """The order as the venue holds it now; the request as 'New' when the lookup fails
+    async def _after_ack(self, req: OrderRequest, order_id: str) -> Order:
+        """The order as the venue holds it now; the request as new when the lookup fails
         (the create was acknowledged: the order exists)."""
         try:
             found = await self.get_order(req.symbol, req.order_link_id)
-        except VenueError as exc:
+        except ExternalError as exc:
             log.warning("order lookup after create failed", link=req.order_link_id, error=str(exc))
             found = None
         return found if found is not None else _acknowledged(req, order_id)
 
-    async def _existing(self, req: OrderRequest, *, duplicate: bool = True) -> VenueOrder:
+    async def _existing(self, req: OrderRequest, *, duplicate: bool = True) -> Order:
         found = await self.get_order(req.symbol, req.order_link_id)
         if found is None:
             if duplicate:
-                raise VenueUnavailable(
+                raise TemporaryError(
                     f"Bybit says order_link_id {req.order_link_id} is a duplicate but does not "
                     "list it (older than its 500 recent orders?)",
                     DUPLICATE_LINK_ID,
                 )
-            raise VenueUnavailable(f"cannot tell whether {req.order_link_id} was placed")
+            raise TemporaryError(f"cannot tell whether {req.order_link_id} was placed")
         return _with(found, duplicate=duplicate)
 
-    async def get_order(self, symbol: str, order_link_id: str) -> VenueOrder | None:
+    async def get_order(self, symbol: str, order_link_id: str) -> Order | None:
         """Open or recently closed (Bybit keeps 500) order by order_link_id."""
         found = await self._page_rows(
             "get_open_orders",
@@ -327,12 +265,12 @@ class BybitVenue:
             {"category": CATEGORY, "symbol": symbol, "orderLinkId": order_link_id},
             ORDER_LIMIT,
         )
-        for row, raw in found:
+        for row in found:
             if row.orderLinkId == order_link_id:
-                return wire.to_order(row, raw)
+                return wire.to_order(row)
         return None
 
-    async def open_orders(self, symbol: str | None = None) -> list[VenueOrder]:
+    async def open_orders(self, symbol: str | None = None) -> list[Order]:
         """Open regular orders (orderFilter=Order: position TP/SL conditionals are not
         listed; they show on `positions()` as stop_loss / take_profit)."""
         params: dict[str, Any] = {"category": CATEGORY, "openOnly": 0, "orderFilter": "Order"}
@@ -343,7 +281,11 @@ class BybitVenue:
         found = await self._page_rows(
             "get_open_orders", wire.OrderRow, "order", params, ORDER_LIMIT
         )
-        return [wire.to_order(row, raw) for row, raw in found if row.orderStatus != "Untriggered"]
+        return [
+            wire.to_order(row)
+            for row in found
+            if row.orderStatus is not OrderStatus.TRIGGER_PENDING
+        ]
 
     async def amend_order(
         self,
@@ -352,9 +294,9 @@ class BybitVenue:
         *,
         qty: Decimal | None = None,
         price: Decimal | None = None,
-    ) -> VenueOrder:
+    ) -> Order:
         """Amend an open order; an amend that changes nothing returns the order as it is.
-        Raises OrderRejected (110001) when the order is not open any more."""
+        Raises Rejected (110001) when the order is not open any more."""
         params: dict[str, Any] = {
             "category": CATEGORY,
             "symbol": symbol,
@@ -366,22 +308,22 @@ class BybitVenue:
             params["price"] = _fmt(price)
         try:
             await self._call("amend_order", **params)
-        except OrderRejected as exc:
+        except Rejected as exc:
             if not (exc.code == 10001 and "not modified" in str(exc).lower()):
                 raise
         found = await self.get_order(symbol, order_link_id)
         if found is None:
-            raise VenueUnavailable(f"order {order_link_id} amended but not listed")
+            raise TemporaryError(f"order {order_link_id} amended but not listed")
         return found
 
-    async def cancel_order(self, symbol: str, order_link_id: str) -> VenueOrder | None:
+    async def cancel_order(self, symbol: str, order_link_id: str) -> Order | None:
         """Cancel an open order. Returns the order (status Cancelled, or its final status when
         it had already finished), None when the venue does not know it."""
         try:
             await self._call(
                 "cancel_order", category=CATEGORY, symbol=symbol, orderLinkId=order_link_id
             )
-        except OrderRejected as exc:
+        except Rejected as exc:
             if exc.code != ORDER_NOT_FOUND:
                 raise
         return await self.get_order(symbol, order_link_id)
@@ -407,7 +349,7 @@ class BybitVenue:
             params["takeProfit"] = _fmt(take_profit)
         try:
             await self._call("set_trading_stop", **params)
-        except OrderRejected as exc:
+        except Rejected as exc:
             if exc.code != NOT_MODIFIED:
                 raise
 
@@ -418,11 +360,11 @@ class BybitVenue:
             await self._call(
                 "set_leverage", category=CATEGORY, symbol=symbol, buyLeverage=lev, sellLeverage=lev
             )
-        except OrderRejected as exc:
+        except Rejected as exc:
             if exc.code != LEVERAGE_NOT_MODIFIED:
                 raise
 
-    async def positions(self, symbol: str | None = None) -> list[VenuePosition]:
+    async def positions(self, symbol: str | None = None) -> list[Position]:
         """Open positions (flat rows are dropped)."""
         params: dict[str, Any] = {"category": CATEGORY}
         if symbol is not None:
@@ -432,37 +374,37 @@ class BybitVenue:
         found = await self._page_rows(
             "get_positions", wire.PositionRow, "position", params, POSITION_LIMIT
         )
-        out = [wire.to_position(row, raw) for row, raw in found]
+        out = [wire.to_position(row) for row in found]
         return [p for p in out if p is not None]
 
-    async def executions(self, since: datetime, symbol: str | None = None) -> list[Execution]:
+    async def executions(self, since: datetime, symbol: str | None = None) -> list[Fill]:
         """Fills at or after `since`, oldest first (all execTypes: Trade, Funding, ...)."""
         found = await self._windowed(
             "get_executions", wire.ExecutionRow, "execution", since, symbol
         )
-        rows: dict[str, tuple[wire.ExecutionRow, dict[str, Any]]] = {}
-        for row, raw in reversed(found):  # pages are newest first
+        rows: dict[str, wire.ExecutionRow] = {}
+        for row in reversed(found):  # pages are newest first
             if row.execTime >= since:
-                rows.setdefault(row.execId, (row, raw))
-        ordered = sorted(rows.values(), key=lambda r: (r[0].execTime, r[0].seq or 0))  # stable
-        return [wire.to_execution(row, raw) for row, raw in ordered]
+                rows.setdefault(row.execId, row)
+        ordered = sorted(rows.values(), key=lambda r: (r.execTime, r.seq or 0))  # stable
+        return [wire.to_fill(row) for row in ordered]
 
     async def closed_pnl(self, since: datetime, symbol: str | None = None) -> list[ClosedPnl]:
         """Closed-PnL records created at or after `since`, oldest first."""
         found = await self._windowed(
             "get_closed_pnl", wire.ClosedPnlRow, "closed_pnl", since, symbol
         )
-        out = [wire.to_closed_pnl(r, raw) for r, raw in reversed(found) if r.createdTime >= since]
+        out = [wire.to_closed_pnl(r) for r in reversed(found) if r.createdTime >= since]
         return sorted(out, key=lambda c: c.created_at)  # stable: ties keep the venue's order
 
     async def _windowed(
         self, method: str, model: type[M], kind: str, since: datetime, symbol: str | None
-    ) -> list[tuple[M, dict[str, Any]]]:
+    ) -> list[M]:
         """Walk 7-day windows from `since` to now (the last one is asked with startTime only,
         so the venue's own clock bounds it)."""
         now = datetime.now(UTC)
         start = since
-        out: list[tuple[M, dict[str, Any]]] = []
+        out: list[M] = []
         while True:
             params: dict[str, Any] = {"category": CATEGORY, "startTime": _ms(start)}
             last = start + WINDOW > now
@@ -489,40 +431,31 @@ class BybitVenue:
         )
 
     async def close(self) -> None:
-        client = getattr(self._http, "client", None)
-        if client is not None:
-            await asyncio.get_running_loop().run_in_executor(self._pool, client.close)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        await self._http.aclose()
 
 
-class _Transient(TemporaryError):
-    def __init__(self, error: VenueUnavailable) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _acknowledged(req: OrderRequest, order_id: str) -> VenueOrder:
+def _acknowledged(req: OrderRequest, order_id: str) -> Order:
     now = datetime.now(UTC)
-    return VenueOrder(
+    return Order(
         order_link_id=req.order_link_id, venue_order_id=order_id, symbol=req.symbol,
-        side=req.side, order_type=req.order_type, qty=req.qty, price=req.price, status="New",
+        side=req.side, order_type=req.order_type, qty=req.qty, price=req.price, status=OrderStatus.NEW,
         filled_qty=Decimal(0), avg_fill_price=None, fee=Decimal(0), reduce_only=req.reduce_only,
         created_at=now, updated_at=now, stop_loss=req.stop_loss, take_profit=req.take_profit,
     )  # fmt: skip
 
 
-def _rejected(req: OrderRequest, code: int | None, message: str) -> VenueOrder:
+def _rejected(req: OrderRequest, code: int | None, message: str) -> Order:
     now = datetime.now(UTC)
-    return VenueOrder(
+    return Order(
         order_link_id=req.order_link_id, venue_order_id="", symbol=req.symbol, side=req.side,
-        order_type=req.order_type, qty=req.qty, price=req.price, status="Rejected",
+        order_type=req.order_type, qty=req.qty, price=req.price, status=OrderStatus.REJECTED,
         filled_qty=Decimal(0), avg_fill_price=None, fee=Decimal(0), reduce_only=req.reduce_only,
         created_at=now, updated_at=now, stop_loss=req.stop_loss, take_profit=req.take_profit,
         reject_reason=message if code is None else f"{code}: {message}",
     )  # fmt: skip
 
 
-def _with(order: VenueOrder, *, duplicate: bool) -> VenueOrder:
+def _with(order: Order, *, duplicate: bool) -> Order:
     return replace(order, duplicate=duplicate)
 
 

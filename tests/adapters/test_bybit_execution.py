@@ -24,10 +24,11 @@ import pytest
 from pybit.exceptions import InvalidRequestError
 from pybit.unified_trading import HTTP
 
+from quantcore.adapters.bybit.execution import BybitVenue, make_bybit_venue, trade_endpoint
 from quantcore.config import LIVE_CONFIRMATION_PHRASE, ConfigError, Settings
+from quantcore.errors import AuthError, TemporaryError
+from quantcore.model.trading import OrderRequest
 from quantcore.sim import Market, MarketConfig
-from quantcore.venues.base import OrderRequest, VenueError, VenueUnavailable
-from quantcore.venues.bybit import BybitVenue, make_bybit_venue, trade_endpoint
 from svc_simulator.faults import Faults
 from svc_simulator.server import DEFAULT_ACCOUNTS, SimServer
 
@@ -474,11 +475,11 @@ async def venue(sim: Sim) -> Any:
     await v.close()
 
 
-def req(link: str, side: str = "Buy", **kw: Any) -> OrderRequest:
+def req(link: str, side: str = "buy", **kw: Any) -> OrderRequest:
     fields: dict[str, Any] = {
         "symbol": SYMBOL,
         "side": side,
-        "order_type": "Market",
+        "order_type": "market",
         "qty": Decimal("0.1"),
     }
     fields.update(kw)
@@ -489,17 +490,17 @@ async def test_venue_places_one_and_many_and_is_idempotent(venue: BybitVenue, si
     tick = eth_tick(sim)
     low = tick_down(sim.last() * Decimal("0.9"), tick)
     (one,) = await venue.place_orders([req("v-0")])
-    assert (one.status, one.filled_qty, one.duplicate) == ("Filled", Decimal("0.1"), False)
+    assert (one.status, one.filled_qty, one.duplicate) == ("filled", Decimal("0.1"), False)
     assert one.fee > 0 and one.avg_fill_price is not None and one.price is None
     ladder = [
-        req(f"v-{k}", order_type="Limit", price=low - k * tick, stop_loss=low - 100 * tick)
+        req(f"v-{k}", order_type="limit", price=low - k * tick, stop_loss=low - 100 * tick)
         for k in range(1, 13)
     ]
     placed = await venue.place_orders(ladder)  # two batches: 10 + 2
     assert [o.order_link_id for o in placed] == [r.order_link_id for r in ladder]
-    assert all(o.status == "New" and not o.duplicate and o.venue_order_id for o in placed)
+    assert all(o.status == "new" and not o.duplicate and o.venue_order_id for o in placed)
     assert placed[0].price == low - tick and placed[0].stop_loss == low - 100 * tick
-    again = await venue.place_orders([*ladder[:2], req("v-new", order_type="Limit", price=low)])
+    again = await venue.place_orders([*ladder[:2], req("v-new", order_type="limit", price=low)])
     assert [o.duplicate for o in again] == [True, True, False]
     assert again[0].venue_order_id == placed[0].venue_order_id
     (dup_one,) = await venue.place_orders([req("v-0")])
@@ -510,15 +511,15 @@ async def test_venue_places_one_and_many_and_is_idempotent(venue: BybitVenue, si
 
 async def test_venue_reports_rejections_per_order(venue: BybitVenue, sim: Sim) -> None:
     results = await venue.place_orders([
-        req("r-1", side="Sell", reduce_only=True),  # no position to reduce
+        req("r-1", side="sell", reduce_only=True),  # no position to reduce
         req("r-2", qty=Decimal("0.1234567")),  # off the qty step
         req("r-3"),
     ])  # fmt: skip
-    assert [o.status for o in results] == ["Rejected", "Rejected", "Filled"]
+    assert [o.status for o in results] == ["rejected", "rejected", "filled"]
     assert results[0].reject_reason is not None and results[0].reject_reason.startswith("110017")
     assert results[1].reject_reason is not None and results[1].reject_reason.startswith("10001")
     (single,) = await venue.place_orders([req("r-4", qty=Decimal(50))])
-    assert single.status == "Rejected" and single.reject_reason is not None
+    assert single.status == "rejected" and single.reject_reason is not None
     assert single.reject_reason == "110007: ab not enough for new order"
     assert await venue.get_order(SYMBOL, "r-4") is None
 
@@ -526,15 +527,15 @@ async def test_venue_reports_rejections_per_order(venue: BybitVenue, sim: Sim) -
 async def test_venue_amend_cancel_and_lookups(venue: BybitVenue, sim: Sim) -> None:
     tick = eth_tick(sim)
     low = tick_down(sim.last() * Decimal("0.9"), tick)
-    await venue.place_orders([req("c-1", order_type="Limit", price=low)])
+    await venue.place_orders([req("c-1", order_type="limit", price=low)])
     amended = await venue.amend_order(SYMBOL, "c-1", qty=Decimal("0.3"), price=low - tick)
-    assert (amended.qty, amended.price, amended.status) == (Decimal("0.3"), low - tick, "New")
+    assert (amended.qty, amended.price, amended.status) == (Decimal("0.3"), low - tick, "new")
     same = await venue.amend_order(SYMBOL, "c-1", price=low - tick)  # nothing to change
     assert same.price == low - tick
     cancelled = await venue.cancel_order(SYMBOL, "c-1")
-    assert cancelled is not None and cancelled.status == "Cancelled" and not cancelled.is_open
+    assert cancelled is not None and cancelled.status == "cancelled" and not cancelled.is_open
     again = await venue.cancel_order(SYMBOL, "c-1")
-    assert again is not None and again.status == "Cancelled"
+    assert again is not None and again.status == "cancelled"
     assert await venue.cancel_order(SYMBOL, "never-placed") is None
     assert await venue.get_order(SYMBOL, "never-placed") is None
 
@@ -549,7 +550,7 @@ async def test_venue_positions_stops_executions_pnl_equity(venue: BybitVenue, si
     assert before.equity == before.balance == WALLET and before.currency == "USDT"
     await venue.place_orders([req("p-1", qty=Decimal("2"))])
     (pos,) = await venue.positions()
-    assert (pos.symbol, pos.side, pos.size, pos.leverage) == (SYMBOL, "Buy", Decimal(2), Decimal(4))
+    assert (pos.symbol, pos.side, pos.size, pos.leverage) == (SYMBOL, "buy", Decimal(2), Decimal(4))
     assert pos.stop_loss is None and pos.liq_price is not None and pos.liq_price < pos.avg_price
     stop = tick_down(last * Decimal("0.98"), tick)
     await venue.set_trading_stop(
@@ -564,12 +565,12 @@ async def test_venue_positions_stops_executions_pnl_equity(venue: BybitVenue, si
     sim.move(stop - 5 * tick)
     assert await venue.positions() == []
     fills = await venue.executions(since, SYMBOL)
-    assert [(f.order_link_id, f.stop_order_type) for f in fills] == [
+    assert [(f.order_link_id, f.trigger) for f in fills] == [
         ("p-1", None),
-        (None, "StopLoss"),
+        (None, "stop_loss"),
     ]
     (pnl,) = await venue.closed_pnl(since)
-    assert pnl.side == "Sell" and pnl.qty == Decimal(2) and pnl.leverage == Decimal(4)
+    assert pnl.side == "sell" and pnl.qty == Decimal(2) and pnl.leverage == Decimal(4)
     fees = sum((f.fee for f in fills), start=Decimal(0))
     assert pnl.closed_pnl == pytest.approx(
         (pnl.avg_exit_price - pnl.avg_entry_price) * 2 - fees, abs=Decimal("1e-6")
@@ -583,23 +584,23 @@ async def test_venue_positions_stops_executions_pnl_equity(venue: BybitVenue, si
 
 async def test_venue_errors(sim: Sim) -> None:
     wrong = make_bybit_venue(venue_settings(sim, "nobody", "nothing"), "testnet")
-    with pytest.raises(VenueError) as err:
+    with pytest.raises(AuthError) as err:
         await wrong.equity()
     assert err.value.code == 10003 and not err.value.retryable
     await wrong.close()
     down = BybitVenue("testnet", endpoint="http://127.0.0.1:9", api_key="k", api_secret="s")
-    with pytest.raises(VenueUnavailable):
+    with pytest.raises(TemporaryError):
         await down.place_orders([req("x-1")])
     await down.close()
     venue = make_bybit_venue(venue_settings(sim, *sim.account()), "testnet")
     assert sim.post("/sim/faults", content="http_5xx=1").status_code == 200
     try:
-        with pytest.raises(VenueUnavailable):
+        with pytest.raises(TemporaryError):
             await venue.place_orders([req("x-2")])
     finally:
         assert sim.post("/sim/faults", content="").status_code == 200
     (placed,) = await venue.place_orders([req("x-2")])  # the retry after the outage
-    assert placed.status == "Filled" and not placed.duplicate
+    assert placed.status == "filled" and not placed.duplicate
     await venue.close()
 
 
@@ -624,6 +625,7 @@ async def test_live_venue_builds_only_when_confirmed(sim: Sim) -> None:
         _env_file=None,  # type: ignore[call-arg]
         trading_mode="live", live_trading_confirm=LIVE_CONFIRMATION_PHRASE,
         bybit_api_key=key, bybit_api_secret=secret, timescale_db_pass="a-real-password",
+        timescale_db_app_pass="another-real-password",
         bybit_testnet_api_key="other", bybit_testnet_api_secret="other",
         bybit_endpoint_trade=sim.base,
     )  # fmt: skip

@@ -1,34 +1,86 @@
-"""Bybit v5 private payloads (linear, unified account) as typed models, and their mapping to
-the venue dataclasses. Pure: no I/O. Field names are Bybit's (docs/v5/order/create-order.mdx,
+"""Bybit v5 private payloads (linear, unified account) as typed models, and their translation
+into our vocabulary (`quantcore.model.trading`): Bybit's words stop here. Pure: no I/O. Field names are Bybit's (docs/v5/order/create-order.mdx,
 batch-place.mdx, open-order.mdx, execution.mdx; position/position.mdx, close-pnl.mdx;
 account/wallet-balance.mdx). Numbers arrive as strings; Bybit writes "" or "0" for an unset
 price, and "UNKNOWN" / "" for a stopOrderType that is not a stop.
 
 Nothing from the wire is trusted: a payload that does not fit raises `BadPayload` (a
-PermanentError of the adapters) with the reason and a snippet.
+PermanentError of quantcore.errors) with the reason and a snippet. A figure we use that the venue
+left out is a rejection, never a zero: a filled order without an average price, an order
+without its cumulative fee, an open position without its entry price.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
-from quantcore.adapters.errors import BadPayload
-from quantcore.venues.base import (
+from quantcore.adapters.bybit.parse import reason, snippet
+from quantcore.errors import BadPayload
+from quantcore.model.trading import (
     AccountEquity,
     ClosedPnl,
-    Execution,
-    VenueOrder,
-    VenuePosition,
+    ExecKind,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    TimeInForce,
+    Trigger,
 )
 
 M = TypeVar("M", bound=BaseModel)
-SNIPPET = 500
-NOT_A_STOP = frozenset({"", "UNKNOWN"})
+
+# --- Bybit's words → ours (docs/v5/enum.mdx: side, orderStatus, execType, stopOrderType) ---------
+SIDES = {"Buy": Side.BUY, "Sell": Side.SELL}
+ORDER_TYPES = {"Market": OrderType.MARKET, "Limit": OrderType.LIMIT}
+ORDER_STATUSES = {
+    "Created": OrderStatus.NEW,  # accepted by the system, not yet by the matching engine
+    "New": OrderStatus.NEW,
+    "Active": OrderStatus.NEW,  # a triggered conditional, now a live order
+    "Triggered": OrderStatus.NEW,
+    "Untriggered": OrderStatus.TRIGGER_PENDING,
+    "PartiallyFilled": OrderStatus.PARTIALLY_FILLED,
+    "Filled": OrderStatus.FILLED,
+    "Cancelled": OrderStatus.CANCELLED,
+    "PartiallyFilledCanceled": OrderStatus.CANCELLED,  # filled_qty says how much filled
+    "Deactivated": OrderStatus.CANCELLED,  # a conditional cancelled before it triggered
+    "Rejected": OrderStatus.REJECTED,
+}
+EXEC_KINDS = {
+    "Trade": ExecKind.TRADE,
+    "Funding": ExecKind.FUNDING,
+    "BustTrade": ExecKind.LIQUIDATION,
+    "AdlTrade": ExecKind.ADL,
+    "Settle": ExecKind.SETTLEMENT,
+    "Delivery": ExecKind.SETTLEMENT,
+}
+TRIGGERS: dict[str, Trigger | None] = {
+    "": None,
+    "UNKNOWN": None,  # a plain order
+    "TakeProfit": Trigger.TAKE_PROFIT,
+    "PartialTakeProfit": Trigger.TAKE_PROFIT,
+    "StopLoss": Trigger.STOP_LOSS,
+    "PartialStopLoss": Trigger.STOP_LOSS,
+    "TrailingStop": Trigger.TRAILING_STOP,
+    "Stop": Trigger.CONDITIONAL,
+    "tpslOrder": Trigger.CONDITIONAL,
+    "OcoOrder": Trigger.CONDITIONAL,
+    "BidirectionalTpslOrder": Trigger.CONDITIONAL,
+    "MmRateClose": Trigger.CONDITIONAL,
+}
 
 
 # --- field types ------------------------------------------------------------------------------------
@@ -57,9 +109,13 @@ def _price_or_none(raw: Any) -> Decimal | None:
     return None if value is None or value == 0 else value
 
 
-def _zero_if_empty(raw: Any) -> Decimal:
-    value = _optional(raw)
-    return Decimal(0) if value is None else value
+def _word(table: dict[str, Any], what: str) -> Any:
+    def parse(raw: Any) -> Any:
+        if not isinstance(raw, str) or raw not in table:
+            raise ValueError(f"unknown Bybit {what} {raw!r}")
+        return table[raw]
+
+    return BeforeValidator(parse)
 
 
 def _time(raw: Any) -> datetime:
@@ -76,9 +132,21 @@ def _time(raw: Any) -> datetime:
 Num = Annotated[Decimal, BeforeValidator(_decimal)]
 OptNum = Annotated[Decimal | None, BeforeValidator(_optional)]
 Price = Annotated[Decimal | None, BeforeValidator(_price_or_none)]
-NumOrZero = Annotated[Decimal, BeforeValidator(_zero_if_empty)]
 Time = Annotated[datetime, BeforeValidator(_time)]
-SideStr = Literal["Buy", "Sell"]
+# ours → Bybit's, for requests
+BYBIT_SIDE = {ours: theirs for theirs, ours in SIDES.items()}
+BYBIT_ORDER_TYPE = {ours: theirs for theirs, ours in ORDER_TYPES.items()}
+BYBIT_TIME_IN_FORCE = {
+    TimeInForce.GTC: "GTC",
+    TimeInForce.IOC: "IOC",
+    TimeInForce.FOK: "FOK",
+    TimeInForce.POST_ONLY: "PostOnly",
+}
+WireSide = Annotated[Side, _word(SIDES, "side")]
+WireOrderType = Annotated[OrderType, _word(ORDER_TYPES, "orderType")]
+WireStatus = Annotated[OrderStatus, _word(ORDER_STATUSES, "orderStatus")]
+WireExecKind = Annotated[ExecKind, _word(EXEC_KINDS, "execType")]
+WireTrigger = Annotated[Trigger | None, _word(TRIGGERS, "stopOrderType")]
 
 
 class _Wire(BaseModel):
@@ -124,26 +192,32 @@ class BatchResult(_Wire):
 
 
 class OrderRow(_Wire):
-    """result.list[] of order/realtime."""
+    """result.list[] of order/realtime. avgPrice is "" (UTA) or "0" (classic) until a fill."""
 
     orderId: str
     orderLinkId: str = ""
     symbol: str
-    side: SideStr
-    orderType: str
-    price: Price = None
+    side: WireSide
+    orderType: WireOrderType
+    price: Price
     qty: Num
-    orderStatus: str
-    avgPrice: Price = None
-    cumExecQty: NumOrZero = Decimal(0)
-    cumExecFee: NumOrZero = Decimal(0)
-    stopOrderType: str = ""
+    orderStatus: WireStatus
+    avgPrice: Price
+    cumExecQty: Num
+    cumExecFee: Num
+    stopOrderType: WireTrigger = None
     takeProfit: Price = None
     stopLoss: Price = None
     reduceOnly: bool = False
     rejectReason: str = ""
     createdTime: Time
     updatedTime: Time
+
+    @model_validator(mode="after")
+    def _filled_has_price(self) -> OrderRow:
+        if self.cumExecQty > 0 and self.avgPrice is None:
+            raise ValueError(f"cumExecQty {self.cumExecQty} filled but no avgPrice")
+        return self
 
 
 class OrderPage(_Wire):
@@ -155,17 +229,29 @@ class PositionRow(_Wire):
     """result.list[] of position/list; side "" (or "None") and size "0" when flat."""
 
     symbol: str
-    side: str = ""
+    side: str
     size: Num
-    avgPrice: NumOrZero = Decimal(0)
+    avgPrice: OptNum
     markPrice: Price = None
     leverage: OptNum = None
-    unrealisedPnl: NumOrZero = Decimal(0)
+    unrealisedPnl: OptNum  # "" → None (unknown), never 0
     takeProfit: Price = None
     stopLoss: Price = None
     liqPrice: Price = None
     positionIdx: int = 0
+    createdTime: Time | None = None  # first time a position was created on this symbol
+    openTime: Time | None = None  # this position's open time, where Bybit sends it
     updatedTime: Time
+
+    @model_validator(mode="after")
+    def _open_is_complete(self) -> PositionRow:
+        if self.size <= 0:
+            return self
+        if self.side not in SIDES:
+            raise ValueError(f"size {self.size} open but side is {self.side!r}")
+        if self.avgPrice is None or self.avgPrice <= 0:
+            raise ValueError(f"size {self.size} open but no avgPrice")
+        return self
 
 
 class PositionPage(_Wire):
@@ -180,13 +266,13 @@ class ExecutionRow(_Wire):
     orderId: str
     orderLinkId: str = ""
     symbol: str
-    side: SideStr
+    side: WireSide
     execPrice: Num
     execQty: Num
-    execFee: NumOrZero = Decimal(0)
+    execFee: Num
     execTime: Time
-    execType: str = "Trade"
-    stopOrderType: str = ""
+    execType: WireExecKind
+    stopOrderType: WireTrigger = None
     seq: int | None = None  # cross sequence: orders fills of the same execTime
 
 
@@ -200,7 +286,7 @@ class ClosedPnlRow(_Wire):
 
     orderId: str
     symbol: str
-    side: SideStr
+    side: WireSide
     qty: Num
     closedSize: OptNum = None
     avgEntryPrice: Num
@@ -218,9 +304,9 @@ class ClosedPnlPage(_Wire):
 
 class WalletCoin(_Wire):
     coin: str
-    equity: NumOrZero = Decimal(0)
-    walletBalance: NumOrZero = Decimal(0)
-    unrealisedPnl: NumOrZero = Decimal(0)
+    equity: Num
+    walletBalance: Num
+    unrealisedPnl: Num
 
 
 class WalletAccount(_Wire):
@@ -236,25 +322,11 @@ class WalletPage(_Wire):
 
 
 # --- parsing ----------------------------------------------------------------------------------------------
-def snippet(raw: Any) -> str:
-    try:
-        text = json.dumps(raw, separators=(",", ":"), default=str)
-    except (TypeError, ValueError):
-        text = repr(raw)
-    return text[:SNIPPET]
-
-
-def _reason(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
-    )[:300]
-
-
 def parse(model: type[M], raw: Any, kind: str) -> M:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise BadPayload(kind, snippet(raw), _reason(exc)) from None
+        raise BadPayload(kind, snippet(raw), reason(exc)) from None
 
 
 def result_of(payload: Any, kind: str) -> Any:
@@ -277,17 +349,16 @@ def batch_result(payload: Any) -> BatchResult:
     return parsed
 
 
-# --- to the venue dataclasses ------------------------------------------------------------------------------
-def to_order(row: OrderRow, raw: dict[str, Any], *, duplicate: bool = False) -> VenueOrder:
-    order_type: Literal["Market", "Limit"] = "Market" if row.orderType == "Market" else "Limit"
-    return VenueOrder(
+# --- to our records -----------------------------------------------------------------------------------------
+def to_order(row: OrderRow, *, duplicate: bool = False) -> Order:
+    return Order(
         order_link_id=row.orderLinkId,
         venue_order_id=row.orderId,
         symbol=row.symbol,
         side=row.side,
-        order_type=order_type,
+        order_type=row.orderType,
         qty=row.qty,
-        price=row.price if order_type == "Limit" else None,
+        price=row.price if row.orderType is OrderType.LIMIT else None,
         status=row.orderStatus,
         filled_qty=row.cumExecQty,
         avg_fill_price=row.avgPrice,
@@ -299,33 +370,31 @@ def to_order(row: OrderRow, raw: dict[str, Any], *, duplicate: bool = False) -> 
         take_profit=row.takeProfit,
         reject_reason=None if row.rejectReason in ("", "EC_NoError") else row.rejectReason,
         duplicate=duplicate,
-        raw=raw,
     )
 
 
-def to_position(row: PositionRow, raw: dict[str, Any]) -> VenuePosition | None:
-    """None for a flat row (size 0 / side '')."""
-    if row.size <= 0 or row.side not in ("Buy", "Sell"):
+def to_position(row: PositionRow) -> Position | None:
+    """None for a flat row (size 0); an open row is complete (the row's validator saw to it)."""
+    if row.size <= 0 or row.avgPrice is None:
         return None
-    side: SideStr = "Buy" if row.side == "Buy" else "Sell"
-    return VenuePosition(
+    return Position(
         symbol=row.symbol,
-        side=side,
+        side=SIDES[row.side],
         size=row.size,
         avg_price=row.avgPrice,
         mark_price=row.markPrice,
-        leverage=row.leverage if row.leverage is not None else Decimal(0),
+        leverage=row.leverage,
         unrealised_pnl=row.unrealisedPnl,
         stop_loss=row.stopLoss,
         take_profit=row.takeProfit,
         liq_price=row.liqPrice,
         updated_at=row.updatedTime,
-        raw=raw,
+        opened_at=row.openTime or row.createdTime,
     )
 
 
-def to_execution(row: ExecutionRow, raw: dict[str, Any]) -> Execution:
-    return Execution(
+def to_fill(row: ExecutionRow) -> Fill:
+    return Fill(
         exec_id=row.execId,
         venue_order_id=row.orderId,
         order_link_id=row.orderLinkId or None,
@@ -335,13 +404,12 @@ def to_execution(row: ExecutionRow, raw: dict[str, Any]) -> Execution:
         qty=row.execQty,
         fee=row.execFee,
         time=row.execTime,
-        exec_type=row.execType,
-        stop_order_type=None if row.stopOrderType in NOT_A_STOP else row.stopOrderType,
-        raw=raw,
+        kind=row.execType,
+        trigger=row.stopOrderType,
     )
 
 
-def to_closed_pnl(row: ClosedPnlRow, raw: dict[str, Any]) -> ClosedPnl:
+def to_closed_pnl(row: ClosedPnlRow) -> ClosedPnl:
     return ClosedPnl(
         venue_order_id=row.orderId,
         symbol=row.symbol,
@@ -350,10 +418,9 @@ def to_closed_pnl(row: ClosedPnlRow, raw: dict[str, Any]) -> ClosedPnl:
         avg_entry_price=row.avgEntryPrice,
         avg_exit_price=row.avgExitPrice,
         closed_pnl=row.closedPnl,
-        leverage=row.leverage if row.leverage is not None else Decimal(0),
+        leverage=row.leverage,
         created_at=row.createdTime,
         updated_at=row.updatedTime,
-        raw=raw,
     )
 
 
@@ -368,13 +435,17 @@ def to_equity(page: WalletPage, coin: str = "USDT") -> AccountEquity:
             return AccountEquity(row.equity, row.walletBalance, row.unrealisedPnl, coin)
     if account.totalEquity is None or account.totalWalletBalance is None:
         raise BadPayload("wallet_balance", "", f"no {coin} row and no account totals")
-    upl = account.totalPerpUPL if account.totalPerpUPL is not None else Decimal(0)
-    return AccountEquity(account.totalEquity, account.totalWalletBalance, upl, coin)
+    if account.totalPerpUPL is None:
+        raise BadPayload("wallet_balance", "", f"no {coin} row and no totalPerpUPL")
+    return AccountEquity(
+        account.totalEquity, account.totalWalletBalance, account.totalPerpUPL, coin
+    )
 
 
-def rows(page_raw: Any, kind: str) -> list[dict[str, Any]]:
-    """The raw list items of a page (kept on the dataclasses as `raw`)."""
-    items = page_raw.get("list") if isinstance(page_raw, dict) else None
+def rows(page: Any, kind: str) -> list[Any]:
+    """The items of a page's result.list, each to be parsed on its own (one bad row is skipped
+    and reported, the others go through)."""
+    items = page.get("list") if isinstance(page, dict) else None
     if not isinstance(items, list):
-        raise BadPayload(kind, snippet(page_raw), "result.list missing")
-    return [i if isinstance(i, dict) else {} for i in items]
+        raise BadPayload(kind, snippet(page), "result.list missing")
+    return items

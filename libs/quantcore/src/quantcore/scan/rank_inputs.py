@@ -1,0 +1,35 @@
+"""Reading what a ranking needs for some coins (the ranker every cycle for all of them, the
+autotrader for one coin after a pre-trade refresh): one implementation of the read."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from quantcore.model.market import TIMEFRAMES
+from quantcore.scan.ranking import RankInputs
+from quantcore.store import rankings as store
+from quantcore.store.levels import latest_snapshots, read_levels_parallel
+from quantcore.store.series import latest_prices, price_array
+
+
+async def read_rank_inputs(
+    pool: AsyncConnectionPool[Any], symbols: Sequence[str], at: datetime, slices: int = 1
+) -> RankInputs:
+    """The latest levels (all timeframes), prices, typical sizes, success rates and wicks."""
+    symbols = list(symbols)
+    async with pool.connection() as conn:
+        snaps = await latest_snapshots(conn, symbols)
+    levels = await read_levels_parallel(pool, symbols, snaps, slices)
+    async with pool.connection() as conn:
+        prices = await latest_prices(conn, symbols)
+        typical = await store.typical_sizes(conn, symbols)
+        success, up, down = await store.pattern_arrays(conn, symbols, TIMEFRAMES)
+    return RankInputs(
+        levels=levels, price=price_array(prices, symbols, at),
+        price_time=[prices[s].time if s in prices else None for s in symbols],
+        typical=typical, success=success, wick_up=up, wick_down=down,
+    )  # fmt: skip

@@ -1,0 +1,71 @@
+"""0035: rows written in Bybit's words before it are rewritten into ours; `orders` loses its
+venue payload column."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import psycopg
+
+from quantcore.db import conninfo
+from quantcore.migrations import migrate
+from quantcore.testing import Infra, sandbox
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "db" / "migrations"
+
+
+def test_bybit_words_in_old_rows_become_ours(infra: Infra, tmp_path: Path) -> None:
+    before = tmp_path / "before"
+    before.mkdir()
+    for f in sorted(MIGRATIONS.glob("*.sql")):
+        if int(f.name[:4]) < 35:
+            shutil.copy(f, before / f.name)
+    with sandbox(infra, "vocab", run_migrations=False) as sb:
+        migrate(sb.settings, before)
+        with psycopg.connect(conninfo(sb.settings), autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO orders (order_link_id, venue, symbol, side, order_type, qty, "
+                "time_in_force, status, agent, raw) VALUES "
+                "('a', 'paper', 'BTCUSDT', 'Buy', 'Limit', 1, 'PostOnly', 'Created', 'x', '{\"k\": 1}'), "
+                "('b', 'paper', 'BTCUSDT', 'Sell', 'Market', 1, NULL, 'PartiallyFilledCanceled', 'x', '{}')"
+            )
+            conn.execute(
+                "INSERT INTO order_events (time, order_link_id, status) VALUES "
+                "('2026-01-01', 'b', 'PartiallyFilledCanceled'), ('2026-01-01', 'b', 'Cancelled'), "
+                "('2026-01-02', 'a', 'New')"
+            )
+            conn.execute(
+                "INSERT INTO paper_executions (exec_id, time, venue_order_id, symbol, side, price, "
+                "qty, fee, exec_type, stop_order_type) VALUES "
+                "('e1', now(), 'v', 'BTCUSDT', 'Sell', 1, 1, 0, 'BustTrade', NULL), "
+                "('e2', now(), 'v', 'BTCUSDT', 'Sell', 1, 1, 0, 'Trade', 'StopLoss')"
+            )
+        migrate(sb.settings, MIGRATIONS)
+        with psycopg.connect(conninfo(sb.settings)) as conn:
+            orders = conn.execute(
+                "SELECT order_link_id, side, order_type, time_in_force, status FROM orders "
+                "ORDER BY 1"
+            ).fetchall()
+            assert orders == [
+                ("a", "buy", "limit", "post_only", "submitting"),
+                ("b", "sell", "market", None, "cancelled"),
+            ]
+            events = conn.execute(
+                "SELECT order_link_id, status FROM order_events ORDER BY 1, 2"
+            ).fetchall()
+            assert events == [("a", "new"), ("b", "cancelled")]  # two Bybit words, one of ours
+            fills = conn.execute(
+                "SELECT exec_id, side, kind, trigger FROM paper_executions ORDER BY 1"
+            ).fetchall()
+            assert fills == [
+                ("e1", "sell", "liquidation", None),
+                ("e2", "sell", "trade", "stop_loss"),
+            ]
+            columns = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_name = 'orders'"
+                ).fetchall()
+            }
+            assert "raw" not in columns and "status" in columns
