@@ -83,11 +83,13 @@ class WalletScores:
     prior_roi: float  # population mean of the capped per-position return
 
 
-def position_pnl(status: Sequence[str], realized: F, unrealized: F) -> F:
-    """Realised PnL of closed positions. A resolved position not yet redeemed still shows its
-    result as unrealised: a loser left unredeemed is a loss (never silently a zero)."""
-    st = np.asarray(status)
-    pending = (st == "REDEEMABLE") | (st == "REDEEMABLE_LOST")
+# resolved but not yet redeemed: the result still sits in the unrealised PnL
+PENDING_STATUSES = ("REDEEMABLE", "REDEEMABLE_LOST")
+
+
+def position_pnl(pending: B, realized: F, unrealized: F) -> F:
+    """Realised PnL of closed positions. A resolved position not yet redeemed (`pending`)
+    still shows its result as unrealised: a loser left unredeemed is a loss, never a zero."""
     out: F = np.where(pending, realized + np.nan_to_num(unrealized), realized).astype(np.float64)
     return out
 

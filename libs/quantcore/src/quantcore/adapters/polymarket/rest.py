@@ -146,7 +146,7 @@ class PolymarketClient:
         self._retry = retry_policy or RetryPolicy()
         self._buckets: dict[str, TokenBucket] = {}
         for key, per_window in RATE_LIMITS.items():
-            rate = max(per_window * rate_scale / RATE_WINDOW_S, 0.1)
+            rate = max(per_window * rate_scale / RATE_WINDOW_S, 0.1)  # > 1 only for the simulator
             self._buckets[key] = TokenBucket(rate, max(1.0, min(rate, 50.0)))
 
     def _base(self, host: Host) -> str:
