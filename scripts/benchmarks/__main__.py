@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 from quantcore.testing import resolve_infra, sandbox
-from scripts.benchmarks import bus, collect, db, grafana, rank, trade
+from scripts.benchmarks import bus, collect, db, grafana, poly, rank, trade
 from scripts.benchmarks.report import Group, Metric, table, write
 
 GROUPS: list[Group] = [
@@ -30,6 +30,7 @@ GROUPS: list[Group] = [
     rank.SCAN_GROUP,
     trade.GROUP,
     grafana.GROUP,
+    poly.GROUP,
 ]
 
 GROUP_BUDGET_S = 60.0

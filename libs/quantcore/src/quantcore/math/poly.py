@@ -118,13 +118,14 @@ def early_entries(trades: TradesIn, hours: float, points: float) -> B:
     n = trades.time.size
     if n == 0:
         return np.zeros(0, dtype=bool)
-    order = np.lexsort((trades.time, trades.token))
+    # one float sort key: token code * span + seconds since the first fill (exact: < 2**53)
+    t0 = float(trades.time.min())
+    span = float(trades.time.max() - t0 + 1.0) + hours * HOUR + 1.0
+    raw_key = trades.token.astype(np.float64) * span + (trades.time - t0)
+    order = np.argsort(raw_key, kind="stable")
+    key = raw_key[order]
     tok = trades.token[order]
-    t = trades.time[order].astype(np.float64)
     p = trades.price[order].astype(np.float64)
-    # price path key: a token offset keeps searchsorted inside the token's own segment
-    span = float(t.max() - t.min() + 1.0) + hours * HOUR + 1.0
-    key = tok.astype(np.float64) * span + (t - t.min())
     later = np.searchsorted(key, key + hours * HOUR, side="left")  # first fill ≥ X h later
     seg_end = np.searchsorted(tok, tok, side="right")
     # segmented suffix maximum: walk backwards, lifting each new token by 2 (prices ≤ 1)
@@ -183,8 +184,13 @@ def score_wallets(
     # two-sided: a wallet that bought more than one outcome of the same market (quotes both)
     n_m = int(trades.market.max()) + 1 if trades.market.size else 1
     n_t = int(trades.token.max()) + 1 if trades.token.size else 1
-    wmt = np.unique((tw * n_m + trades.market) * n_t + trades.token)
-    wm, tokens_in = np.unique(wmt // n_t, return_counts=True)
+    # distinct (wallet, market, token), then tokens per (wallet, market): one sort, run lengths
+    wmt = np.sort((tw * n_m + trades.market) * n_t + trades.token)
+    wmt = wmt[np.r_[True, wmt[1:] != wmt[:-1]]] if wmt.size else wmt
+    wm_all = wmt // n_t
+    starts = np.flatnonzero(np.r_[True, wm_all[1:] != wm_all[:-1]]) if wm_all.size else wm_all
+    wm = wm_all[starts]
+    tokens_in = np.diff(np.r_[starts, wm_all.size])
     markets_n = np.bincount(wm // n_m, minlength=n_wallets)
     both = np.bincount(wm // n_m, weights=tokens_in > 1, minlength=n_wallets)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -211,44 +217,6 @@ def score_wallets(
         trades_per_day=per_day, two_sided_share=two_sided, label=label.astype(str),
         score=score, is_smart=smart, prior_roi=prior,
     )  # fmt: skip
-
-
-def naive_score_wallets(
-    positions: PositionsIn, trades: TradesIn, n_wallets: int, now: float, params: HunterParams
-) -> list[tuple[float, bool]]:
-    """Baseline for the benchmark: the same ROI / shrink / smart rule, one wallet at a time in
-    plain Python loops (no early-entry scan). Returns (shrunk_roi, is_smart) per wallet."""
-    p = params
-    out: list[tuple[float, bool]] = []
-    cutoff = now - p.window_days * DAY
-    pw, pc, pp, pt = (
-        positions.wallet.tolist(),
-        positions.cost.tolist(),
-        positions.pnl.tolist(),
-        positions.closed_at.tolist(),
-    )
-    tw, tt = trades.wallet.tolist(), trades.time.tolist()
-    rets = [
-        min(max(x / c if c > 0 else 0.0, -1.0), p.return_cap)
-        for c, x, t in zip(pc, pp, pt, strict=True)
-        if t >= cutoff
-    ]
-    prior = sum(rets) / len(rets) if rets else 0.0
-    for w in range(n_wallets):
-        rows = [
-            (c, x) for ww, c, x, t in zip(pw, pc, pp, pt, strict=True) if ww == w and t >= cutoff
-        ]
-        fills = [t for ww, t in zip(tw, tt, strict=True) if ww == w]
-        n = len(rows)
-        cost = sum(c for c, _ in rows)
-        pnl = sum(x for _, x in rows)
-        roi = pnl / cost if cost else 0.0
-        capped = sum(min(max(x / c if c > 0 else 0.0, -1.0), p.return_cap) for c, x in rows)
-        shrunk = (capped + p.shrink_k * prior) / (n + p.shrink_k)
-        days = max((max(fills) - min(fills)) / DAY, 1.0) if fills else 1.0
-        bot = len(fills) / days >= p.bot_trades_per_day
-        out.append((shrunk, n >= p.min_sample and roi >= p.min_roi and not bot))
-    return out  # fmt: skip
 
 
 # --- sync clusters ----------------------------------------------------------------------------

@@ -215,29 +215,34 @@ class HunterData:
     trades: TradesIn
 
 
-def _hash60(expr: str) -> str:
-    """A 60-bit integer code of a text id, computed by the server (dense codes are made in
-    NumPy; 60 bits make a collision between two of a million ids a ~1e-6 event)."""
-    return f"('x' || substr(md5({expr}), 1, 15))::bit(60)::int8"
+def _hash64(expr: str) -> str:
+    """A 64-bit integer code of a text id, computed by the server (dense codes are made in
+    NumPy; 64 bits make a collision between two of a million ids a ~1e-7 event)."""
+    return f"hashtextextended({expr}, 0)"
 
 
+# one fixed-width record per fill, all fills in one bytea (a plain aggregate: no sort, no
+# per-wallet hash table, one message): wallet, token, market as 64-bit hashes, buy, price, time
+_FILL = np.dtype(
+    [("w", ">i8"), ("tok", ">i8"), ("mk", ">i8"), ("buy", ">i4"), ("price", ">f8"), ("t", ">f8")]
+)
 _TRADES_SQL = f"""
-SELECT {packed(_hash60("token_id"), "int8", "time")} AS tok,
-       {packed(_hash60("condition_id"), "int8", "time")} AS mk,
-       {packed("(side = 'BUY')::int4", "int4", "time")} AS buy,
-       {packed("price", "float8", "time")} AS price,
-       {packed("extract(epoch FROM time)", "float8", "time")} AS t,
-       wallet
+SELECT string_agg(
+    int8send({_hash64("wallet")}) || int8send({_hash64("token_id")}) || int8send({_hash64("condition_id")})
+    || int4send((side = 'BUY')::int4) || float8send(price) || float8send(date_part('epoch', time)),
+    ''::bytea)
 FROM poly_trades WHERE time >= %s AND time < %s
-GROUP BY wallet
+"""
+_TRADE_WALLETS_SQL = f"""
+SELECT wallet, {_hash64("wallet")} FROM (SELECT DISTINCT wallet FROM poly_trades WHERE time >= %s AND time < %s) w
 """
 
 _POSITIONS_SQL = f"""
-SELECT {packed("cost_usd", "float8", "token_id")} AS cost,
-       {packed("realized_pnl_usd", "float8", "token_id")} AS realized,
-       {packed("coalesce(unrealized_pnl_usd, 0)", "float8", "token_id")} AS unrealized,
-       {packed("(status = ANY(%(pending)s))::int4", "int4", "token_id")} AS pending,
-       {packed("extract(epoch FROM coalesce(end_date, observed_at))", "float8", "token_id")} AS closed_at,
+SELECT {packed("cost_usd", "float8", None)} AS cost,
+       {packed("realized_pnl_usd", "float8", None)} AS realized,
+       {packed("coalesce(unrealized_pnl_usd, 0)", "float8", None)} AS unrealized,
+       {packed("(status = ANY(%(pending)s))::int4", "int4", None)} AS pending,
+       {packed("date_part('epoch', coalesce(end_date, observed_at))", "float8", None)} AS closed_at,
        wallet
 FROM poly_positions
 WHERE status = ANY(%(closed)s) AND coalesce(end_date, observed_at) >= %(since)s
@@ -248,33 +253,37 @@ GROUP BY wallet
 async def load_hunter_data(
     conn: AsyncConnection[Any], since: datetime, until: datetime
 ) -> HunterData:
-    """Closed positions and fills of every wallet since `since`, as NumPy columns: one row per
-    wallet comes back (values packed per wallet by the server), not one per fill."""
+    """Closed positions and fills of every wallet since `since`, as NumPy columns. The fills
+    come back as one bytea of fixed-width records (not a row per fill); positions packed per
+    wallet. Nothing is sorted by the server: the scoring sorts what needs an order itself."""
     async with conn.cursor(binary=True) as cur:
         await cur.execute(_TRADES_SQL, (since, until))
-        trade_rows = await cur.fetchall()
+        blob = (await cur.fetchone() or (None,))[0]
+        await cur.execute(_TRADE_WALLETS_SQL, (since, until))
+        trade_wallets = await cur.fetchall()
         await cur.execute(
             _POSITIONS_SQL,
             {"pending": list(PENDING_STATUSES), "closed": list(CLOSED_STATUSES), "since": since},
         )
         pos_rows = await cur.fetchall()
-    names = sorted({r[-1] for r in trade_rows} | {r[-1] for r in pos_rows})
+    names = sorted({r[0] for r in trade_wallets} | {r[-1] for r in pos_rows})
     index = {w: i for i, w in enumerate(names)}
-    t = unpack(
-        [(index[r[-1]], *r[:-1]) for r in trade_rows], ["w"],
-        [("tok", "int8"), ("mk", "int8"), ("buy", "int4"), ("price", "float8"), ("t", "float8")],
-    )  # fmt: skip
+    fills = np.frombuffer(bytes(blob or b""), dtype=_FILL)
+    hashes = np.array([r[1] for r in trade_wallets], dtype=np.int64)
+    hash_index = np.array([index[r[0]] for r in trade_wallets], dtype=np.int64)
+    order = np.argsort(hashes)
+    wallet_of_fill = hash_index[order][np.searchsorted(hashes[order], fills["w"].astype(np.int64))]
     p = unpack(
         [(index[r[-1]], *r[:-1]) for r in pos_rows], ["w"],
         [("cost", "float8"), ("realized", "float8"), ("unrealized", "float8"), ("pending", "int4"), ("closed_at", "float8")],
     )  # fmt: skip
     trades = TradesIn(
-        wallet=t["w"].astype(np.int64),
-        token=np.unique(t["tok"], return_inverse=True)[1].astype(np.int64),
-        market=np.unique(t["mk"], return_inverse=True)[1].astype(np.int64),
-        buy=t["buy"].astype(bool),
-        price=t["price"].astype(np.float64),
-        time=t["t"].astype(np.float64),
+        wallet=wallet_of_fill.astype(np.int64),
+        token=np.unique(fills["tok"], return_inverse=True)[1].astype(np.int64),
+        market=np.unique(fills["mk"], return_inverse=True)[1].astype(np.int64),
+        buy=fills["buy"].astype(bool),
+        price=fills["price"].astype(np.float64),
+        time=fills["t"].astype(np.float64),
     )
     positions = PositionsIn(
         wallet=p["w"].astype(np.int64),
