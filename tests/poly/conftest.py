@@ -13,6 +13,7 @@ from quantcore.adapters.polymarket.rest import PolymarketClient, PolymarketUrls
 from quantcore.retry import RetryPolicy
 from quantcore.sim.poly import PolyWorld, build_world
 from svc_simulator import polymarket as sim_poly
+from tests.adapters.conftest import bad, fake  # noqa: F401 (fixtures for tests/poly)
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

@@ -5,8 +5,8 @@ Data API (v2 routes + v1 leaderboard and holders) under /data.
 Gamma markets alternate the two versions (v1 JSON-encoded strings, v2 `positionIds`); Data API
 v2 replies are snake_case inside `{data, pagination}` with opaque, expiring cursors. Ground
 truth (each wallet's kind, the planted clusters) is served at /sim/poly/truth for tests only.
-Faults: POST /sim/poly/faults {"html": n, "expire_cursors": bool} makes the next n replies a
-Cloudflare-style HTML page / every cursor stale.
+Faults: POST /sim/poly/faults {"html": n, "expire_cursors": m} makes the next n replies a
+Cloudflare-style HTML page and the next m cursors stale.
 """
 
 from __future__ import annotations
@@ -51,7 +51,11 @@ def _offset(request: web.Request, cursor: str | None, filters: str) -> int:
         raise web.HTTPBadRequest(
             text='{"error":"invalid cursor"}', content_type="application/json"
         ) from exc
-    if f != filters or request.app[FAULTS].get("expire_cursors") or time.time() - at > CURSOR_TTL_S:
+    faults = request.app[FAULTS]
+    if faults.get("expire_cursors", 0) > 0:
+        faults["expire_cursors"] -= 1
+        raise web.HTTPBadRequest(text='{"error":"cursor expired"}', content_type="application/json")
+    if f != filters or time.time() - at > CURSOR_TTL_S:
         raise web.HTTPBadRequest(text='{"error":"cursor expired"}', content_type="application/json")
     return offset
 
