@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 from psycopg_pool import AsyncConnectionPool
 
+from quantcore import dashboards as dash
 from quantcore.adapters.polymarket.rest import PolymarketClient
 from quantcore.collect import poly as collect
 from quantcore.config import Settings
@@ -105,3 +106,24 @@ async def test_pipeline(
             await conn.execute("SELECT count(*) FROM hybrid_signals WHERE symbol <> 'BTCUSDT'")
         ).fetchone()
         assert n is not None and n[0] == 0
+
+        # every panel of the Polymarket dashboard, as Grafana would send it, as its read-only role
+        [board] = [
+            d
+            for d in dash.load_dashboards(dash.default_folder())
+            if d.uid == "whalestack-polymarket"
+        ]
+        rng = dash.TimeRange.last(timedelta(days=2), now=NOW + timedelta(hours=1))
+        empty = []
+        await conn.execute("SET ROLE grafana_reader")
+        for q in board.queries:
+            sql = dash.render(q.raw_sql, {}, rng, timescaledb=False, max_points=q.max_points)
+            cur = await conn.execute(sql)  # type: ignore[arg-type]
+            assert cur.description is not None
+            assert (
+                dash.result_problems(q, [(c.name, c.type_code) for c in cur.description]) == []
+            ), q.name
+            if not await cur.fetchall():
+                empty.append(q.title)
+        await conn.execute("RESET ROLE")
+        assert empty == []
