@@ -100,7 +100,7 @@ async def test_pipeline(
             (NOW - timedelta(minutes=5),),
         )
         hybrid = await scan.hybrids(conn, NOW, timedelta(minutes=60), VERSION)
-        assert any(sym == "BTCUSDT" and "oi_spike" in reasons for _, sym, reasons in hybrid)
+        assert any(h.symbol == "BTCUSDT" and "oi_spike" in h.reasons for h in hybrid)
         # nothing without a spike: an unrelated symbol's spike does not make hybrids
         n = await (
             await conn.execute("SELECT count(*) FROM hybrid_signals WHERE symbol <> 'BTCUSDT'")

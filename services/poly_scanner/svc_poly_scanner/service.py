@@ -9,6 +9,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+from quantcore.model.events import STREAM_POLY_SIGNALS, HybridSignalFired, PolySignalFired
 from quantcore.scan import poly as scan
 from quantcore.scan.loop import every
 from quantcore.scan.registered import RegisteredScanner
@@ -47,10 +48,36 @@ class PolyScanner(RegisteredScanner):
             await scan.link_markets(conn)
             fired = await scan.run_oracle(conn, now, scan.oracle_params(s), s.poly_fee_rate_bps, v)
             hybrid = await scan.hybrids(conn, now, timedelta(minutes=s.poly_hybrid_window_min), v)
+        # rows first, then the events (the broadcaster de-duplicates a re-published one)
+        await self.publish(fired, hybrid)
         self.status_info.update(
             wallets=len(hunt.wallets), smart=len(hunt.ranked_smart()), clusters=len(clusters),
             signals=len(fired), hybrids=len(hybrid),
         )  # fmt: skip
+
+    async def publish(self, fired: list[scan.FiredSignal], hybrid: list[scan.HybridFound]) -> None:
+        v = self.scanner_version
+        events = [
+            PolySignalFired(
+                time=f.time, condition_id=f.condition_id, token_id=f.token_id, question=f.question,
+                outcome=f.outcome, market_price=f.market_price, implied_prob=f.implied_prob, edge=f.edge,
+                criteria_met=f.criteria_met, criteria_total=len(f.checklist),
+                passed=sorted(k for k, c in f.checklist.items() if c["ok"]), smart_wallets=len(f.smart_wallets),
+                suggested_size_usd=f.suggested_size_usd, scanner=self.name, scanner_version=v,
+            )
+            for f in fired
+        ] + [
+            HybridSignalFired(
+                time=datetime.now(UTC), signal_time=h.signal.time, condition_id=h.signal.condition_id,
+                token_id=h.signal.token_id, question=h.signal.question, outcome=h.signal.outcome,
+                symbol=h.symbol, reasons=h.reasons, perp_rank=h.perp_rank, edge=h.signal.edge,
+                criteria_met=h.signal.criteria_met, criteria_total=h.signal.criteria_total,
+                scanner=self.name, scanner_version=v,
+            )
+            for h in hybrid
+        ]  # fmt: skip
+        if events:
+            await self.ctx.bus.publish_many(STREAM_POLY_SIGNALS, events)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.register()

@@ -138,10 +138,13 @@ class FiredSignal:
     token_id: str
     outcome: str
     question: str
+    market_price: float
+    implied_prob: float
     edge: float
     criteria_met: int
     suggested_size_usd: float
     checklist: dict[str, Any]
+    smart_wallets: tuple[str, ...]
 
 
 async def run_oracle(
@@ -211,19 +214,10 @@ async def run_oracle(
             result.suggested_size_usd, SCANNER, version, m.source,
             store.jsonb({**asdict(inputs), "book_at": book_at, "params": asdict(params)}),
         ))  # fmt: skip
-        fired.append(
-            FiredSignal(
-                now,
-                cond,
-                token,
-                outcome,
-                m.question,
-                result.edge,
-                result.criteria_met,
-                result.suggested_size_usd,
-                checklist,
-            )
-        )
+        fired.append(FiredSignal(
+            now, cond, token, outcome, m.question, float(ask or 0.0), result.implied_prob, result.edge,
+            result.criteria_met, result.suggested_size_usd, checklist, wallets,
+        ))  # fmt: skip
     await store.write_signals(conn, rows)
     return fired
 
@@ -239,25 +233,33 @@ async def link_markets(conn: AsyncConnection[Any]) -> int:
     return len(links)
 
 
+@dataclass
+class HybridFound:
+    signal: store.StoredSignal
+    symbol: str
+    reasons: list[str]
+    perp_rank: int | None
+
+
 async def hybrids(
     conn: AsyncConnection[Any], now: datetime, window: timedelta, version: str, top_n: int = 10
-) -> list[tuple[str, str, list[str]]]:
+) -> list[HybridFound]:
     """A poly signal of the last window is hybrid when its linked perp spiked (OI or volume)
     between the window before it and now, or ranks in the latest perps top N. Re-checked
-    every cycle, so a spike just after the signal still makes it hybrid."""
-    out = []
+    every cycle, so a spike just after the signal still makes it hybrid (rows are idempotent)."""
+    out: list[HybridFound] = []
     rows = []
-    for sig_time, cond, token in await store.recent_signals(conn, now - window):
-        symbol = await store.linked_symbol(conn, cond)
+    for sig in await store.recent_signals(conn, now - window):
+        symbol = await store.linked_symbol(conn, sig.condition_id)
         if symbol is None:
             continue
         reasons, rank, inputs = await store.perp_activity(
-            conn, symbol, sig_time - window, now, top_n
+            conn, symbol, sig.time - window, now, top_n
         )
         if not reasons:
             continue
-        rows.append((now, cond, token, sig_time, symbol, reasons, rank, SCANNER, version,
+        rows.append((now, sig.condition_id, sig.token_id, sig.time, symbol, reasons, rank, SCANNER, version,
                      store.jsonb({**inputs, "window_min": window.total_seconds() / 60})))  # fmt: skip
-        out.append((cond, symbol, reasons))
+        out.append(HybridFound(sig, symbol, reasons, rank))
     await store.write_hybrid(conn, rows)
     return out

@@ -478,14 +478,26 @@ async def unlinked_markets(
     return [(r[0], r[1], r[2], list(r[3])) for r in await cur.fetchall()]
 
 
-async def recent_signals(
-    conn: AsyncConnection[Any], since: datetime
-) -> list[tuple[datetime, str, str]]:
-    cur = await conn.execute(
-        "SELECT time, condition_id, token_id FROM poly_signals WHERE time >= %s ORDER BY time",
+@dataclass
+class StoredSignal:
+    time: datetime
+    condition_id: str
+    token_id: str
+    question: str
+    outcome: str
+    edge: float
+    criteria_met: int
+    criteria_total: int
+
+
+async def recent_signals(conn: AsyncConnection[Any], since: datetime) -> list[StoredSignal]:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """SELECT time, condition_id, token_id, question, outcome, edge, criteria_met, criteria_total
+           FROM poly_signals WHERE time >= %s ORDER BY time""",
         (since,),
     )
-    return [(r[0], r[1], r[2]) for r in await cur.fetchall()]
+    return [StoredSignal(**r) for r in await cur.fetchall()]
 
 
 async def linked_symbol(conn: AsyncConnection[Any], condition_id: str) -> str | None:
