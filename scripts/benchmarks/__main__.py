@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 from quantcore.testing import resolve_infra, sandbox
-from scripts.benchmarks import bus, collect, db, grafana, poly, rank, trade
+from scripts.benchmarks import backtest, bus, collect, db, grafana, model, poly, rank, trade
 from scripts.benchmarks.report import Group, Metric, table, write
 
 GROUPS: list[Group] = [
@@ -30,6 +30,9 @@ GROUPS: list[Group] = [
     rank.SCAN_GROUP,
     trade.GROUP,
     grafana.GROUP,
+    backtest.GROUP,
+    model.GROUP,
+    model.REFRESH_GROUP,
     poly.GROUP,
 ]
 

@@ -6,9 +6,10 @@
 - Refresh requests (`heatmap.refresh_requests`, consumer group: one replica handles each)
   refresh one coin at once and answer with `heatmap.refreshed`.
 - Freshness per coin × timeframe × source is upserted in `liquidation_refreshes`.
-- Source: CoinGlass (with a key) or the simulator, both through the CoinGlass adapter. The
-  estimate model (no CoinGlass, real Bybit data) is a later issue: that setting is refused at
-  start with a message saying so, never silently replaced.
+- Source: CoinGlass (with a key) or the simulator, both through the CoinGlass adapter; or,
+  without a CoinGlass key on real data (HEATMAP_SOURCE=model / estimate), the key-free
+  estimate (quantcore.math.liqmodel) from public Bybit candles and open interest, fetched
+  into heatmap_inputs as each coin is refreshed (the first refresh backfills a year).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from quantcore.adapters.errors import PermanentError
 from quantcore.bus import Delivery
 from quantcore.collect.cycles import cycle_of, cycle_start, sleep_until
 from quantcore.config import ConfigError, Settings
+from quantcore.estimate.refresh import estimate_as_of, sync_inputs
+from quantcore.math.liqmodel import LeverageMix, ModelParams
 from quantcore.model.events import (
     STREAM_HEATMAPS_REFRESHED,
     STREAM_REFRESH_REQUESTS,
@@ -33,6 +36,7 @@ from quantcore.model.events import (
 from quantcore.model.market import TIMEFRAMES, Heatmap
 from quantcore.partition import WorkSplit, split_work
 from quantcore.service import Service, ServiceContext
+from quantcore.store.heatmap_inputs import mark_partial
 from quantcore.store.heatmaps import write_heatmaps
 
 CONCURRENT_COINS = 8
@@ -50,12 +54,11 @@ class LiquidationCollector(Service):
 
     @classmethod
     def check_settings(cls, settings: Settings) -> None:
-        if settings.effective_heatmap_source == "estimate":
-            raise ConfigError(
-                "HEATMAP_SOURCE: no heatmap source available (DATA_SOURCE=bybit without "
-                "COINGLASS_API_KEY needs the estimate model, which is not built yet); set "
-                "COINGLASS_API_KEY, or DATA_SOURCE=sim"
-            )
+        if settings.heatmap_leverage_mix:
+            try:
+                LeverageMix.parse(settings.heatmap_leverage_mix)
+            except ValueError as exc:
+                raise ConfigError(f"HEATMAP_LEVERAGE_MIX: {exc}") from None
         if settings.heatmap_source == "coinglass":
             settings.require("coinglass_api_key", why="for HEATMAP_SOURCE=coinglass")
 
@@ -74,8 +77,11 @@ class LiquidationCollector(Service):
         )  # fmt: skip
         self.split = WorkSplit(ctx.redis, s.bus_namespace, self.name, ctx.instance)
         self.base_coin: dict[str, str] = {}
+        self.max_leverage: dict[str, float] = {}  # instrument info: the model's leverage cap
         self.timeframes = [t for t in TIMEFRAMES if not (self.source == "coinglass" and t == "14d")]
         self.gate = asyncio.Semaphore(CONCURRENT_COINS)
+        mix = LeverageMix.parse(s.heatmap_leverage_mix) if s.heatmap_leverage_mix else LeverageMix()
+        self.model_params = ModelParams(mix=mix)
 
     async def _reject_bybit(self, kind: str, raw: str, reason: str) -> None:
         await self.ctx.bus.reject("bybit", kind, raw, reason)
@@ -93,6 +99,7 @@ class LiquidationCollector(Service):
                 self.base_coin = {
                     i.symbol: i.base_coin for i in instruments if i.quote_coin == "USDT"
                 }
+                self.max_leverage = {i.symbol: i.max_leverage for i in instruments}
                 self.status_info["coins"] = len(self.base_coin)
                 self.status = "ok"
                 return
@@ -110,6 +117,8 @@ class LiquidationCollector(Service):
         if base is None:
             self.log.warning("refresh of a coin outside the universe ignored", symbol=symbol)
             return 0
+        if self.source == "estimate":
+            return await self.refresh_estimate(symbol, trigger)
         wanted = [t for t in (timeframes or self.timeframes) if t in self.timeframes]
         async with self.gate:
             started = time.monotonic()
@@ -136,6 +145,61 @@ class LiquidationCollector(Service):
                 written = await write_heatmaps(
                     conn, maps, at, trigger, self.ctx.instance, duration_ms
                 )
+        await self.ctx.bus.publish(
+            STREAM_HEATMAPS_REFRESHED,
+            HeatmapsRefreshed(
+                symbol=symbol, source=self.source, time=at, timeframes=[m.timeframe for m in maps],
+                level_count=sum(len(m.levels) for m in maps), trigger=trigger,
+            ),
+        )  # fmt: skip
+        return written
+
+    async def refresh_estimate(self, symbol: str, trigger: str) -> int:
+        """The key-free estimate of one coin: fetch its missing inputs from the public
+        endpoints, estimate all nine timeframes, store them (flagged partial when the inputs
+        do not cover them)."""
+        async with self.gate:
+            started = time.monotonic()
+            at = datetime.now(UTC)
+            async with self.ctx.pool.connection() as conn:
+                synced = await sync_inputs(
+                    self.market, conn, symbol, at, self.ctx.settings.data_source
+                )
+                est = await estimate_as_of(conn, [symbol], at, self.model_params, self.max_leverage)
+            if synced.errors:
+                self.log.warning(
+                    "heatmap inputs: fetch failed, estimating from what is stored",
+                    symbol=symbol, errors=list(synced.errors),
+                )  # fmt: skip
+            if synced.empty:
+                self.log.info(
+                    "heatmap inputs: the venue returned nothing new", symbol=symbol,
+                    series=list(synced.empty),
+                )  # fmt: skip
+            if est.intervals[0] == 0:
+                self.log.warning("heatmap estimate: no inputs stored for the coin", symbol=symbol)
+                raise RefreshFailed(f"{symbol}: no inputs for the estimate")
+            maps = est.heatmaps
+            if not maps:
+                self.log.warning(
+                    "heatmap estimate: no levels (no open interest known)", symbol=symbol,
+                    intervals=int(est.intervals[0]),
+                )  # fmt: skip
+                raise RefreshFailed(f"{symbol}: the estimate has no levels")
+            partial = est.partial(0)
+            if partial:
+                self.log.info(
+                    "heatmap estimate from partial inputs", symbol=symbol,
+                    history_days=round(float(est.grid.covered_s[0]) / 86_400, 2),
+                    intervals=int(est.intervals[0]), without_oi=int(est.without_oi[0]),
+                    fetched=synced.intervals,
+                )  # fmt: skip
+            duration_ms = int((time.monotonic() - started) * 1000)
+            async with self.ctx.pool.connection() as conn, conn.transaction():
+                written = await write_heatmaps(
+                    conn, maps, at, trigger, self.ctx.instance, duration_ms
+                )
+                await mark_partial(conn, symbol, "estimate", at, partial)
         await self.ctx.bus.publish(
             STREAM_HEATMAPS_REFRESHED,
             HeatmapsRefreshed(

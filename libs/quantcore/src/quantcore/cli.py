@@ -7,9 +7,12 @@ quant health <service>     exit 0 when this host's instance is alive (compose he
 quant status [--json]      services, last heartbeats, stream lags, dead letters
 quant services             list the services this install knows
 quant config               show the effective settings (secrets as set / not set)
+quant top / positions / pnl [today|7d|30d|all] / scanners   the owner's queries
 quant pause [--reason ..]  engage the kill switch: no new entries (open positions still managed)
 quant resume               release the kill switch
 quant close SYMBOL         close the open position of SYMBOL at market (via the position monitor)
+quant backtest --tape sim|db|bybit --days N --strategy NAME [--sweep K=V1,V2 ..] [--walk-forward K]
+quant heatmap-eval --seed N  the key-free heatmap estimate scored against the simulator's truth
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ def _parse_scale(values: Sequence[str]) -> dict[str, int]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from quantcore.db import app_login_env
     from quantcore.fleet import Fleet
     from quantcore.migrations import MigrationError, migrate
     from quantcore.registry import service_names
@@ -105,7 +109,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"starting {', '.join(f'{s}×{scale.get(s, 1)}' for s in services)} "
         f"(data: {settings.data_source}, trading: {settings.trading_mode}); Ctrl-C stops all"
     )
-    fleet = Fleet(services, scale, restart=not args.no_restart)
+    # migrate ran as the owner (TIMESCALE_DB_USER); the services connect as the app login
+    fleet = Fleet(services, scale, restart=not args.no_restart, env=app_login_env(settings))
     return asyncio.run(fleet.run(duration_s=args.duration))
 
 
@@ -143,6 +148,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     _configure_cli_logging(settings, "backfill")
     symbols = [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None
     try:
+        if args.heatmap_inputs:
+            return asyncio.run(_backfill_inputs(settings, symbols, args.concurrency))
         return asyncio.run(_backfill(settings, args.days, symbols, args.concurrency))
     except KeyboardInterrupt:
         print("backfill: interrupted; run it again to resume where it stopped", file=sys.stderr)
@@ -205,6 +212,54 @@ async def _backfill(
         await pool.close()
 
 
+async def _backfill_inputs(settings: Settings, symbols: list[str] | None, concurrency: int) -> int:
+    """The heatmap estimate's inputs of every coin (a year of 4-h and 3 days of 5-min candles
+    and open interest), resumable: each coin continues from its newest stored interval."""
+    from datetime import UTC, datetime
+
+    from tqdm import tqdm
+
+    from quantcore.adapters.bybit.rest import BybitMarketData
+    from quantcore.db import open_pool
+    from quantcore.estimate.refresh import sync_inputs
+
+    client = BybitMarketData(settings.bybit_rest_url, settings.bybit_rate_per_s)
+    pool = await open_pool(settings)
+    try:
+        if symbols is None:
+            symbols = sorted(i.symbol for i in await client.instruments() if i.quote_coin == "USDT")
+        now = datetime.now(UTC)
+        gate = asyncio.Semaphore(concurrency)
+        failed: list[str] = []
+        with tqdm(total=len(symbols), unit="coin", desc="heatmap inputs") as bar:
+
+            async def one(symbol: str) -> int:
+                async with gate, pool.connection() as conn:
+                    try:
+                        res = await sync_inputs(client, conn, symbol, now, settings.data_source)
+                    except Exception as exc:
+                        failed.append(symbol)
+                        tqdm.write(f"{symbol}: {exc}")
+                        return 0
+                    finally:
+                        bar.update()
+                    for err in res.errors:
+                        tqdm.write(f"{symbol}: fetch failed: {err}")
+                    if res.errors:
+                        failed.append(symbol)
+                    return res.intervals
+
+            written = sum(await asyncio.gather(*(one(s) for s in symbols)))
+        print(f"backfill: {written} heatmap input intervals written for {len(symbols)} coins")
+        if failed:
+            print(f"backfill: incomplete for {', '.join(failed)}; run again", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        await client.aclose()
+        await pool.close()
+
+
 def cmd_services(args: argparse.Namespace) -> int:
     from quantcore.registry import load_service, service_names
 
@@ -221,40 +276,210 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _trading_command(settings: Settings, action: str, args: argparse.Namespace) -> str:
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}%"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.6g}"
+
+
+async def _control_command(settings: Settings, args: argparse.Namespace) -> str:
+    """Every owner command goes through `quantcore.control` (as Telegram's do): same data,
+    same journal entries, same kill-switch state; only the rendering here is plain text."""
     from redis.asyncio import Redis
 
     from quantcore.bus import Bus
-    from quantcore.model.events import STREAM_TRADE_COMMANDS, PositionCloseRequested
+    from quantcore.control import ControlSurface, bus_journal, parse_period, parse_symbol
+    from quantcore.db import open_pool
     from quantcore.trading.killswitch import KillSwitch
 
     redis = Redis.from_url(settings.redis_url())
+    pool = await open_pool(settings)
     try:
-        ks = KillSwitch(redis, settings.bus_namespace)
-        if action == "pause":
-            await ks.engage(args.reason, by="cli")
-            state = await ks.state()
-            return f"kill switch engaged ({state.reason}): no new entries until `quant resume`"
-        if action == "resume":
-            was = await ks.release()
-            return "kill switch released: entries allowed" if was else "kill switch was not engaged"
         bus = Bus(redis, settings.bus_namespace, source="cli")
-        symbol = args.symbol.upper()
-        await bus.publish(
-            STREAM_TRADE_COMMANDS, PositionCloseRequested(symbol=symbol, requested_by="cli")
-        )
-        return f"close of {symbol} requested: the position monitor closes it at market"
+        surface = ControlSurface(settings, pool, bus, KillSwitch(redis, settings.bus_namespace),
+                                 bus_journal(bus, "cli"))  # fmt: skip
+        action = args.command
+        if action == "pause":
+            st = await surface.pause(args.reason, by="cli")
+            return f"kill switch engaged ({st.reason}): no new entries until `quant resume`"
+        if action == "resume":
+            was = await surface.resume(by="cli")
+            return "kill switch released: entries allowed" if was else "kill switch was not engaged"
+        if action == "close":
+            out = await surface.close(parse_symbol(args.symbol), by="cli")
+            if not out.requested:
+                return f"no open position in {out.symbol}: nothing to close"
+            return f"close of {out.symbol} requested: the position monitor closes it at market"
+        if action == "top":
+            rows = await surface.top(args.n)
+            if not rows:
+                return "no ranking yet"
+            head = f"top {len(rows)} at {rows[0].time:%Y-%m-%d %H:%M} UTC"
+            return "\n".join([head] + [
+                f"{r.rank:>3}. {r.symbol:<14} {r.direction or '-':<5} score {r.score:6.1f}  "
+                f"price {_num(r.price)} -> {_num(r.target_price)}" for r in rows])  # fmt: skip
+        if action == "positions":
+            pos = await surface.positions()
+            if not pos:
+                return "no open positions"
+            return "\n".join([f"{len(pos)} open position(s)"] + [
+                f"{p.symbol:<14} {p.direction:<5} {(p.leverage or 1):g}x entry {_num(p.entry_price)} "
+                f"now {_num(p.price)} {_pct(p.pnl_pct)} ({_pct(p.pnl_pct_margin)} on margin) "
+                f"SL {_num(p.stop_loss)} TP {_num(p.take_profit)} {p.venue}" for p in pos])  # fmt: skip
+        if action == "pnl":
+            r = await surface.pnl(parse_period(args.period))
+            m = r.summary
+            rate = f", {m.win_rate_pct:.0f}% win rate" if m.win_rate_pct is not None else ""
+            lines = [f"PnL {r.period}: {m.trades} closed trades ({m.wins} won, {m.losses} lost{rate})",
+                     f"realised {m.pnl_quote:+,.2f} USDT, average {_pct(m.avg_pnl_pct)} per trade, "
+                     f"{_pct(m.sum_pnl_pct_margin)} on margin (sum)"]  # fmt: skip
+            if m.best_symbol:
+                lines.append(f"best {m.best_symbol} {_pct(m.best_pct)}, "
+                             f"worst {m.worst_symbol} {_pct(m.worst_pct)}")  # fmt: skip
+            if r.equity is not None:
+                lines.append(f"equity {r.equity.start:,.2f} -> {r.equity.end:,.2f} USDT "
+                             f"({_pct(r.equity.pct)})")  # fmt: skip
+            return "\n".join(lines)
+        if action == "scanners":
+            rows2 = await surface.scanners()
+            if not rows2:
+                return "no scanner has signals or trades yet"
+            return "\n".join(["scanners by realised PnL"] + [
+                f"{i:>2}. {r.scanner} {r.scanner_version or ''}: {r.signals} signals, {r.trades} trades, "
+                f"win {'-' if r.win_rate_pct is None else f'{r.win_rate_pct:.0f}%'}, "
+                f"avg {_pct(r.avg_pnl_pct)}, {r.pnl_quote:+,.2f} USDT"
+                for i, r in enumerate(rows2, start=1)])  # fmt: skip
+        raise ValueError(f"unknown control command {action}")
     finally:
+        await pool.close()
         await redis.aclose()
 
 
-def cmd_trading(args: argparse.Namespace) -> int:
+def cmd_control(args: argparse.Namespace) -> int:
+    from quantcore.control import ControlError
+
     settings = _settings()
     try:
-        print(asyncio.run(_trading_command(settings, args.command, args)))
+        print(asyncio.run(_control_command(settings, args)))
+    except ControlError as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from quantcore.backtest.app import Options, backtest
+    from quantcore.backtest.engine import Costs
+    from quantcore.backtest.runner import BadInput, default_workers, parse_grid, parse_settings
+    from quantcore.backtest.tapes import TapeError
+    from quantcore.db import conninfo
+
+    if args.list:
+        from quantcore.strategies import load_strategy, strategy_names
+
+        for name in strategy_names():
+            cls = load_strategy(name)
+            fields = ", ".join(
+                f"{k}={f.default!r}" for k, f in cls.params_model.model_fields.items()
+            )
+            print(f"{name} v{cls.version}: {cls.description} ({fields})")
+        return 0
+    try:
+        if not args.strategy:
+            raise BadInput("--strategy is required (quant backtest --list shows them)")
+        opts = Options(
+            strategy=args.strategy, tape=args.tape, days=args.days,
+            settings=parse_settings(args.set or []), grid=parse_grid(args.sweep or []),
+            walk_forward=args.walk_forward or 0, objective=args.objective,
+            symbols=[s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None,
+            coins=args.coins, seed=args.seed,
+            end=datetime.fromisoformat(args.end).replace(tzinfo=UTC) if args.end else None,
+            max_gap=args.max_gap,
+            costs=Costs(commission=args.commission, slippage=args.slippage, size=args.size),
+            workers=args.workers or default_workers(),
+            report_dir=Path(args.report_dir) if args.report_dir else None,
+            write_db=not args.no_db,
+        )  # fmt: skip
+    except (BadInput, ValueError) as exc:
+        print(f"backtest: {exc}", file=sys.stderr)
+        return 2
+    needs_db = opts.write_db or opts.tape != "sim"
+    info = conninfo(_settings()) if needs_db else None
+    try:
+        return asyncio.run(backtest(opts, info))
+    except (BadInput, TapeError) as exc:
+        print(f"backtest: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("backtest: interrupted; a sweep resumes where it stopped", file=sys.stderr)
+        return 130
+
+
+def cmd_heatmap_eval(args: argparse.Namespace) -> int:
+    """The key-free estimate against the simulator's ground truth (no database, no settings);
+    with --stored-source, a stored source's heatmaps against the liquidations recorded after
+    them (the database; simulated or real data alike)."""
+    if args.stored_source:
+        return asyncio.run(_stored_realised(_settings(), args))
+    from quantcore.estimate.evaluate import evaluate, fmt, fmt_realised
+    from quantcore.math.liqmodel import LeverageMix, ModelParams
+
+    params = ModelParams(mix=LeverageMix.parse(args.leverage_mix)) if args.leverage_mix else None
+    res = evaluate(
+        args.seed, coins=args.coins, history_days=args.history_days, live_hours=args.live_hours,
+        params=params, top=args.top, tol_pct=args.tol_pct, realised_hours=args.realised_hours,
+    )  # fmt: skip
+    print(
+        f"heatmap-eval: seed {res.seed}, {res.coins} coins x 9 timeframes, top {args.top} "
+        f"clusters per coin x timeframe, within ±{args.tol_pct:g} % of a true one"
+    )
+    print(f"  model  {fmt(res.model)}")
+    print(f"  naive  {fmt(res.naive)}")
+    for name, s in {**res.by_group, **res.by_timeframe}.items():
+        print(f"    {name:>6}  {fmt(s)}")
+    if res.realised_hours > 0:
+        print(
+            f"against the liquidations of the next {res.realised_hours:g} h (top 10 clusters of "
+            f"the 1y heatmap per coin, ±{args.tol_pct:g} %):"
+        )
+        print(f"  model  {fmt_realised(res.realised_model)}")
+        print(f"  naive  {fmt_realised(res.realised_naive)}")
+    return 0
+
+
+async def _stored_realised(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from psycopg import AsyncConnection
+
+    from quantcore.db import conninfo
+    from quantcore.estimate.evaluate import REALISED_TOP, fmt_realised
+    from quantcore.math import heatmap_eval as he
+    from quantcore.store.heatmap_eval import after_snapshots
+
+    at = datetime.now(UTC) - timedelta(hours=args.realised_hours)
+    async with await AsyncConnection.connect(conninfo(settings)) as conn:
+        coins = await after_snapshots(conn, args.stored_source, "1y", at, args.realised_hours)
+    total = he.Realised(0, 0, 0.0, 0.0)
+    for c in coins:
+        pk = he.peaks(c.level_price, c.level_value, c.price, top=REALISED_TOP)
+        reached = he.reach_times(pk.price, c.candle_start_s, c.candle_low, c.candle_high)
+        total = total + he.realised(
+            pk.price, reached, c.liq_time_s, c.liq_price, c.liq_value, tol_pct=args.tol_pct
+        )
+    print(
+        f"heatmap-eval: source {args.stored_source}, {len(coins)} coins, 1y heatmaps of "
+        f"{args.realised_hours:g} h ago against the liquidations recorded since: "
+        f"{fmt_realised(total)}"
+    )
     return 0
 
 
@@ -282,14 +507,71 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--days", type=float, default=30.0, help="how far back (max 366)")
     backfill.add_argument("--symbols", help="comma-separated symbols (default: the whole universe)")
     backfill.add_argument("--concurrency", type=int, default=4, help="coins fetched at once")
+    backfill.add_argument(
+        "--heatmap-inputs", action="store_true",
+        help="instead: the key-free heatmap estimate's inputs (4-h/5-min candles + open interest)",
+    )  # fmt: skip
     backfill.set_defaults(fn=cmd_backfill)
+    top = sub.add_parser("top", help="the latest ranking's top coins")
+    top.add_argument("-n", type=int, default=10)
+    top.set_defaults(fn=cmd_control)
+    sub.add_parser("positions", help="open positions with PnL %%").set_defaults(fn=cmd_control)
+    pnl = sub.add_parser("pnl", help="realised PnL: today | 7d | 30d | all")
+    pnl.add_argument("period", nargs="?", default="today")
+    pnl.set_defaults(fn=cmd_control)
+    sub.add_parser("scanners", help="scanner leaderboard").set_defaults(fn=cmd_control)
     pause = sub.add_parser("pause", help="kill switch: block new entries at once")
-    pause.add_argument("--reason", default="paused by the owner (quant pause)")
-    pause.set_defaults(fn=cmd_trading)
-    sub.add_parser("resume", help="release the kill switch").set_defaults(fn=cmd_trading)
+    pause.add_argument("--reason", default=None, help="why (default: 'paused by the owner')")
+    pause.set_defaults(fn=cmd_control)
+    sub.add_parser("resume", help="release the kill switch").set_defaults(fn=cmd_control)
     close = sub.add_parser("close", help="close the open position of SYMBOL at market")
     close.add_argument("symbol")
-    close.set_defaults(fn=cmd_trading)
+    close.set_defaults(fn=cmd_control)
+    bt = sub.add_parser("backtest", help="backtest a strategy on a tape (sweeps, walk-forward)")
+    bt.add_argument("--strategy", help="strategy name (--list shows them)")
+    bt.add_argument("--list", action="store_true", help="list strategies and their settings")
+    bt.add_argument("--tape", default="sim", help="sim (seeded, offline) | db | bybit")
+    bt.add_argument("--days", type=float, default=30.0, help="window length in days")
+    bt.add_argument("--set", action="append", metavar="NAME=VALUE", help="a strategy setting")
+    bt.add_argument(
+        "--sweep", nargs="+", metavar="NAME=V1,V2", help="grid axes: run every combination"
+    )
+    bt.add_argument(
+        "--walk-forward", type=int, nargs="?", const=4, metavar="K",
+        help="K folds (default 4): fit on window k, score on window k+1",
+    )  # fmt: skip
+    bt.add_argument("--objective", default="sharpe", help="what a fit maximises")
+    bt.add_argument("--symbols", help="comma-separated coins (default: all on the tape)")
+    bt.add_argument("--coins", type=int, default=3, help="sim tape: number of coins")
+    bt.add_argument("--seed", type=int, default=42, help="sim tape: market seed")
+    bt.add_argument("--end", help="database tapes: window end, UTC ISO time (default now)")
+    bt.add_argument("--max-gap", type=int, default=0, help="missing candles tolerated per gap")
+    bt.add_argument("--commission", type=float, default=0.00055, help="per side, fraction")
+    bt.add_argument("--slippage", type=float, default=0.0, help="per market fill, fraction")
+    bt.add_argument("--size", type=float, default=1.0, help="position size, fraction of equity")
+    bt.add_argument("--workers", type=int, help="processes for sweeps (default: up to 4)")
+    bt.add_argument("--report-dir", help="where reports go (default ./reports)")
+    bt.add_argument("--no-db", action="store_true", help="do not store runs in the database")
+    bt.set_defaults(fn=cmd_backtest)
+    ev = sub.add_parser(
+        "heatmap-eval", help="score the key-free heatmap estimate against the simulator's truth"
+    )
+    ev.add_argument("--seed", type=int, default=7, help="simulator seed")
+    ev.add_argument(
+        "--stored-source", help="instead: score this stored source (estimate, coinglass, sim) "
+        "against the liquidations recorded in the database after its snapshots",
+    )  # fmt: skip
+    ev.add_argument("--coins", type=int, default=60)
+    ev.add_argument("--history-days", type=float, default=3.0, help="1-minute history built")
+    ev.add_argument("--live-hours", type=float, default=0.0, help="live market run after it")
+    ev.add_argument("--top", type=int, default=5, help="top clusters per coin x timeframe")
+    ev.add_argument("--tol-pct", type=float, default=1.0, help="match tolerance, percent")
+    ev.add_argument(
+        "--realised-hours", type=float, default=6.0,
+        help="then run the market on and score against its liquidations (0: skip)",
+    )  # fmt: skip
+    ev.add_argument("--leverage-mix", help="leverage:share:hold_days,... (default: the model's)")
+    ev.set_defaults(fn=cmd_heatmap_eval)
     sub.add_parser("services", help="list known services").set_defaults(fn=cmd_services)
     sub.add_parser("config", help="show effective settings (secrets hidden)").set_defaults(
         fn=cmd_config

@@ -1,0 +1,321 @@
+"""The backtest engine: a strategy's per-bar decisions → trades and a mark-to-market equity
+curve, on a simulated clock that cannot look ahead.
+
+Rules (what the README calls "our engine assumes"):
+- A decision is taken at a bar's close and filled at the **next** bar's open (never the same
+  bar). A decision on the last bar is not filled.
+- One position at a time per coin. An entry decision on the side already held is ignored; the
+  opposite side closes the position and opens the new one at the same open (a reversal).
+- Size: `size` × equity at the fill, commission included, like most libraries:
+  units = size × equity / (fill × (1 + commission)). Commission is a fraction of notional,
+  charged at entry and at exit. Slippage moves every market fill (entries, signal exits,
+  stops, the final close) against us; a take-profit fills at its price.
+- Stop-loss / take-profit are set from the fill price and watched from the fill bar on, on
+  the bars' high and low. When a bar opens beyond a level the fill is that open. When one bar
+  touches both, the **stop** fills (we cannot know the order inside a bar: assume the worse).
+  A stop hit during bar j lets a decision at bar j's close open a new position at j + 1.
+- Funding (perpetuals): at each settlement while the position is open at that bar's close,
+  longs pay rate × notional at that close, shorts receive it (negative rates the reverse).
+- Open at the end of the tape: closed at the last bar's close.
+- Leverage and liquidation are not modelled here (size ≤ 1); that is the venue's matching
+  engine's job once the backtester runs on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from quantcore.strategies.base import Bars, SignalFrame
+
+F = NDArray[np.float64]
+I64 = NDArray[np.int64]
+I8 = NDArray[np.int8]
+
+EXIT_REASONS = ("signal", "reverse", "stop_loss", "take_profit", "end")
+_SEARCH_BLOCK = 256
+
+
+@dataclass(frozen=True)
+class Costs:
+    commission: float = 0.00055  # per side, fraction of notional (Bybit taker 0.055 %)
+    slippage: float = 0.0  # fraction of price, against us on market fills
+    size: float = 1.0  # fraction of equity per position
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.commission < 0.1:
+            raise ValueError(f"commission {self.commission} must be in [0, 0.1)")
+        if not 0 <= self.slippage < 0.1:
+            raise ValueError(f"slippage {self.slippage} must be in [0, 0.1)")
+        if not 0 < self.size <= 1:
+            raise ValueError(f"size {self.size} must be in (0, 1] (no leverage in this engine)")
+
+
+@dataclass(frozen=True)
+class Trades:
+    """Closed trades of one coin, one array per column, in entry order. Bar indices refer to
+    the tape; `pnl_pct` is the change of equity over the trade (after fees and funding)."""
+
+    side: I8
+    entry_bar: I64  # the fill bar (its open)
+    exit_bar: I64  # the bar the exit filled in (its open for signals, intrabar for SL/TP)
+    entry_price: F
+    exit_price: F
+    units: F
+    sl: F  # NaN: none
+    tp: F
+    reason: list[str]
+    pnl_pct: F
+    return_pct: F  # on price, side-adjusted, before costs
+    fees: F  # in equity units (start = 1)
+    funding: F
+    equity_before: F
+
+    def __len__(self) -> int:
+        return int(self.side.shape[0])
+
+
+@dataclass(frozen=True)
+class Result:
+    symbol: str
+    start_s: I64  # bar open times
+    interval_s: int
+    equity: F  # at each bar's close, start = 1
+    position: I8  # side held at each bar's close
+    trades: Trades
+    costs: Costs = field(default_factory=Costs)
+
+    @property
+    def final_return_pct(self) -> float:
+        return float((self.equity[-1] - 1) * 100) if self.equity.size else 0.0
+
+
+def _stop_bar(side: int, lo: F, h: F, sl: float, tp: float, start: int, stop: int) -> int:
+    """The first bar in [start, stop) whose range touches the stop or the target (NaN levels
+    never do), else stop; scanned in growing blocks so a short trade costs little."""
+    adverse, favour = (lo, h) if side > 0 else (h, lo)
+    sign = 1.0 if side > 0 else -1.0
+    a, block = start, _SEARCH_BLOCK
+    with np.errstate(invalid="ignore"):
+        while a < stop:
+            b = min(stop, a + block)
+            m = (sign * (adverse[a:b] - sl) <= 0) | (sign * (favour[a:b] - tp) >= 0)
+            if m.any():
+                return a + int(m.argmax())
+            a, block = b, block * 2
+    return stop
+
+
+def _levels_unused(x: F | None) -> bool:
+    return x is None or not np.isfinite(x).any()
+
+
+def run(
+    bars: Bars, frame: SignalFrame, costs: Costs = Costs(), vectorised: bool | None = None
+) -> Result:
+    """Simulate one coin. See the module docstring for the rules. A strategy without stops,
+    targets or exit flags (always-in-market reversals such as the SMA cross) takes the
+    vectorised path; `vectorised=False` forces the trade-by-trade loop (the suite checks both
+    give the same result)."""
+    n = len(bars)
+    if len(frame) != n:
+        raise ValueError(f"{bars.symbol}: {len(frame)} decisions for {n} bars")
+    simple = (
+        _levels_unused(frame.sl_pct)
+        and _levels_unused(frame.tp_pct)
+        and (frame.exit is None or not frame.exit.any())
+    )
+    if vectorised is None:
+        vectorised = simple
+    if vectorised:
+        if not simple:
+            raise ValueError("the vectorised path takes no stops, targets or exit flags")
+        return _run_reversals(bars, frame, costs)
+    return _run_loop(bars, frame, costs)
+
+
+def _run_reversals(bars: Bars, frame: SignalFrame, costs: Costs) -> Result:
+    """Entries and reversals only: every trade ends at the next opposite decision's fill (or
+    at the last close). Each trade multiplies equity by a factor that does not depend on the
+    equity itself (size, fees and funding are all proportional to it), so the whole run is a
+    cumulative product: no loop over trades."""
+    n = len(bars)
+    o, c = bars.open, bars.close
+    comm, slip, size = costs.commission, costs.slippage, costs.size
+    idx = np.flatnonzero(frame.entry)
+    sides = frame.entry[idx].astype(np.int64)
+    keep = np.ones(idx.size, dtype=np.bool_)
+    keep[1:] = sides[1:] != sides[:-1]  # the side already held: ignored
+    d, s = idx[keep], sides[keep]
+    live = d < n - 1  # a decision on the last bar is not filled
+    d, s = d[live], s[live]
+    k = d.size
+    equity = np.ones(n)
+    position = np.zeros(n, dtype=np.int8)
+    if k == 0:
+        return _run_loop(bars, SignalFrame(entry=np.zeros(n, dtype=np.int8)), costs)
+    f = d + 1
+    fill = o[f] * (1 + s * slip)
+    x_bar = np.append(f[1:], n - 1).astype(np.int64)
+    exit_px = np.append(o[f[1:]], c[n - 1]) * (1 - s * slip)
+    held_to = np.append(f[1:], n)
+    u = size / (fill * (1 + comm))  # units per unit of equity at the fill
+    # funding per unit held, settled at each close; cum[j] = paid over closes 0..j−1
+    paid_at = np.nan_to_num(bars.funding) * c if bars.funding is not None else np.zeros(n)
+    cum = np.concatenate([[0.0], np.cumsum(paid_at)])
+    fund_rel = s * u * (cum[held_to] - cum[f])
+    g = 1 + s * u * (exit_px - fill) - comm * u * (fill + exit_px) - fund_rel
+    eq_after = np.cumprod(g)
+    eq_before = np.concatenate([[1.0], eq_after[:-1]])
+    j = np.arange(f[0], n)
+    t = np.searchsorted(f, j, side="right") - 1
+    equity[j] = eq_before[t] * (
+        1 - comm * u[t] * fill[t] + s[t] * u[t] * (c[j] - fill[t])
+        - s[t] * u[t] * (cum[j + 1] - cum[f[t]])
+    )  # fmt: skip
+    equity[n - 1] = eq_after[-1]
+    position[j] = s[t]
+    trades = Trades(
+        side=s.astype(np.int8), entry_bar=f.astype(np.int64), exit_bar=x_bar, entry_price=fill,
+        exit_price=exit_px, units=u * eq_before, sl=np.full(k, np.nan), tp=np.full(k, np.nan),
+        reason=["reverse"] * (k - 1) + ["end"], pnl_pct=(g - 1) * 100,
+        return_pct=s * (exit_px / fill - 1) * 100, fees=comm * u * (fill + exit_px) * eq_before,
+        funding=fund_rel * eq_before, equity_before=eq_before,
+    )  # fmt: skip
+    return Result(bars.symbol, bars.start_s, bars.interval_s, equity, position, trades, costs)
+
+
+def _run_loop(bars: Bars, frame: SignalFrame, costs: Costs) -> Result:
+    n = len(bars)
+    o, h, lo, c = bars.open, bars.high, bars.low, bars.close
+    entry = frame.entry
+    comm, slip, size = costs.commission, costs.slippage, costs.size
+    longs = np.flatnonzero(entry > 0)
+    shorts = np.flatnonzero(entry < 0)
+    anys = np.flatnonzero(entry != 0)
+    exits = np.flatnonzero(frame.exit) if frame.exit is not None else np.empty(0, np.int64)
+    funding_bars = (
+        np.flatnonzero(np.nan_to_num(bars.funding) != 0) if bars.funding is not None else None
+    )
+    sl_pct, tp_pct = frame.sl_pct, frame.tp_pct
+
+    def next_at(idx: I64, j: int) -> int:
+        k = int(np.searchsorted(idx, j))
+        return int(idx[k]) if k < idx.size else n
+
+    cols: dict[str, list[float]] = {k: [] for k in (
+        "side", "entry_bar", "exit_bar", "entry_price", "exit_price", "units", "sl", "tp",
+        "pnl_pct", "return_pct", "fees", "funding", "equity_before")}  # fmt: skip
+    reasons: list[str] = []
+    equity = np.empty(n)
+    position = np.zeros(n, dtype=np.int8)
+    eq = 1.0
+    filled = 0  # equity[:filled] is written
+    cursor = 0  # the next decision bar to consider
+    while True:
+        d = next_at(anys, cursor)
+        if d + 1 >= n:
+            break
+        side = int(entry[d])
+        f_i = d + 1
+        fill = o[f_i] * (1 + side * slip)
+        units = size * eq / (fill * (1 + comm))
+        entry_fee = comm * units * fill
+        sl = fill * (1 - side * sl_pct[d] / 100) if sl_pct is not None else np.nan
+        tp = fill * (1 + side * tp_pct[d] / 100) if tp_pct is not None else np.nan
+        # the first decision that ends the trade: the opposite side or an exit flag, at a bar's
+        # close (filled at the next open)
+        opp = next_at(shorts if side > 0 else longs, f_i)
+        ex = next_at(exits, f_i) if exits.size else n
+        decided = min(opp, ex)
+        # a stop or target inside bars f_i..decided (a stop in bar `decided` precedes the
+        # decision at its close)
+        watch_to = min(decided + 1, n)
+        has_sl, has_tp = bool(np.isfinite(sl)), bool(np.isfinite(tp))
+        s_hit = _stop_bar(side, lo, h, sl, tp, f_i, watch_to) if has_sl or has_tp else watch_to
+        if s_hit < watch_to:
+            x_i = s_hit
+            later = x_i > f_i  # the fill bar opens at the fill itself: no gap there
+            gap_sl = later and has_sl and (o[x_i] <= sl if side > 0 else o[x_i] >= sl)
+            gap_tp = later and has_tp and (o[x_i] >= tp if side > 0 else o[x_i] <= tp)
+            touched_sl = has_sl and (lo[x_i] <= sl if side > 0 else h[x_i] >= sl)
+            if gap_sl or (touched_sl and not gap_tp):  # both inside one bar: the stop first
+                exit_px = (o[x_i] if gap_sl else sl) * (1 - side * slip)
+                reason = "stop_loss"
+            else:
+                exit_px = o[x_i] if gap_tp else tp
+                reason = "take_profit"
+            held_to = x_i  # open at the closes of f_i..x_i−1
+            cursor = x_i
+        elif decided < n - 1:
+            x_i = decided + 1
+            exit_px = o[x_i] * (1 - side * slip)
+            reason = "reverse" if decided == opp and decided != ex else "signal"
+            held_to = x_i  # open at the closes of f_i..decided
+            cursor = decided if reason == "reverse" else decided + 1
+        else:
+            x_i = n - 1
+            exit_px = c[x_i] * (1 - side * slip)
+            reason = "end"
+            held_to = n  # closed at the last close itself
+            cursor = n
+        # funding over the closes the position was open at
+        fund = 0.0
+        if funding_bars is not None and bars.funding is not None:
+            a = int(np.searchsorted(funding_bars, f_i))
+            b = int(np.searchsorted(funding_bars, held_to))
+            if b > a:
+                fb = funding_bars[a:b]
+                fund = float(side * units * np.dot(bars.funding[fb], c[fb]))
+        exit_fee = comm * units * exit_px
+        gross = side * units * (exit_px - fill)
+        eq_before = eq
+        eq = eq + gross - entry_fee - exit_fee - fund
+        # equity curve: flat until the fill bar, marked to market while open
+        equity[filled:f_i] = eq_before
+        held = slice(f_i, min(held_to, n))
+        equity[held] = eq_before - entry_fee + side * units * (c[held] - fill)
+        if funding_bars is not None and bars.funding is not None and fund != 0.0:
+            stop = min(held_to, n)
+            paid = np.zeros(stop - f_i)
+            fb = funding_bars[(funding_bars >= f_i) & (funding_bars < held_to)]
+            paid[fb - f_i] = side * units * bars.funding[fb] * c[fb]
+            equity[held] -= np.cumsum(paid)
+        position[held] = side
+        filled = min(held_to, n)  # from here on flat at `eq` (or the next trade's marks)
+        if reason == "end":
+            equity[n - 1] = eq  # closed at that close, exit fee paid
+        for k, v in (
+            ("side", side), ("entry_bar", f_i), ("exit_bar", x_i), ("entry_price", fill),
+            ("exit_price", exit_px), ("units", units), ("sl", sl), ("tp", tp),
+            ("pnl_pct", (eq / eq_before - 1) * 100),
+            ("return_pct", side * (exit_px / fill - 1) * 100),
+            ("fees", entry_fee + exit_fee), ("funding", fund), ("equity_before", eq_before),
+        ):  # fmt: skip
+            cols[k].append(float(v))
+        reasons.append(reason)
+    equity[filled:] = eq
+    trades = Trades(
+        side=np.asarray(cols["side"], dtype=np.int8),
+        entry_bar=np.asarray(cols["entry_bar"], dtype=np.int64),
+        exit_bar=np.asarray(cols["exit_bar"], dtype=np.int64),
+        reason=reasons,
+        **{
+            k: np.asarray(cols[k])
+            for k in (
+                "entry_price",
+                "exit_price",
+                "units",
+                "sl",
+                "tp",
+                "pnl_pct",
+                "return_pct",
+                "fees",
+                "funding",
+                "equity_before",
+            )
+        },
+    )
+    return Result(bars.symbol, bars.start_s, bars.interval_s, equity, position, trades, costs)

@@ -1,0 +1,157 @@
+"""SQL of the backtester: the database tapes (1-min candles, open interest, as stored by the
+collectors or `quant backfill`) and the `backtest_runs` / `backtest_trades` tables."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from psycopg import AsyncConnection
+
+from quantcore.db import copy_rows
+
+F = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class StoredCandles:
+    symbol: str
+    start_s: I64
+    ohlcv: F  # (5, n)
+    oi_time_s: I64
+    oi: F
+
+
+async def tape_symbols(
+    conn: AsyncConnection[Any], start: datetime, end: datetime, source: str | None
+) -> list[str]:
+    """Symbols with 1-min candles in [start, end) (of one source, or any)."""
+    cur = await conn.execute(
+        "SELECT DISTINCT symbol FROM ohlcv WHERE interval = '1m' AND time >= %s AND time < %s"
+        " AND (%s::text IS NULL OR source = %s) ORDER BY symbol",
+        (start, end, source, source),
+    )
+    return [r[0] for r in await cur.fetchall()]
+
+
+async def load_candles(
+    conn: AsyncConnection[Any], symbol: str, start: datetime, end: datetime, source: str | None
+) -> StoredCandles:
+    """A coin's 1-min candles in [start, end) and its open interest snapshots up to `end`."""
+    cur = await conn.execute(
+        """
+        SELECT extract(epoch FROM time)::int8, open::float8, high::float8, low::float8,
+               close::float8, volume::float8
+        FROM ohlcv
+        WHERE symbol = %s AND interval = '1m' AND time >= %s AND time < %s
+          AND (%s::text IS NULL OR source = %s)
+        ORDER BY time
+        """,
+        (symbol, start, end, source, source),
+    )
+    rows = await cur.fetchall()
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 6)
+    cur = await conn.execute(
+        """
+        SELECT extract(epoch FROM time)::int8, coalesce(open_interest, open_interest_value)::float8
+        FROM market_snapshots
+        WHERE symbol = %s AND time >= %s AND time <= %s
+          AND coalesce(open_interest, open_interest_value) IS NOT NULL
+        ORDER BY time
+        """,
+        (symbol, start, end),
+    )
+    oi = np.array(await cur.fetchall(), dtype=np.float64).reshape(-1, 2)
+    return StoredCandles(
+        symbol=symbol, start_s=arr[:, 0].astype(np.int64), ohlcv=arr[:, 1:].T.copy(),
+        oi_time_s=oi[:, 0].astype(np.int64), oi=oi[:, 1].copy(),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    strategy: str
+    version: str
+    params: dict[str, Any]
+    params_hash: str
+    tape: str
+    tape_spec: dict[str, Any]
+    symbols: list[str]
+    window_start: datetime
+    window_end: datetime
+    sweep_id: str | None
+    fold: int
+    phase: str
+    commission: float
+    slippage: float
+    size: float
+    metrics: dict[str, Any]
+    report_path: str | None = None
+
+
+TradeRow = tuple[
+    str, int, str, str, datetime, datetime, float, float, float | None, float | None, str,
+    float, float, float, float,
+]  # fmt: skip
+TRADE_COLUMNS = (
+    "run_id", "seq", "symbol", "side", "entry_time", "exit_time", "entry_price", "exit_price",
+    "stop_loss", "take_profit", "exit_reason", "pnl_pct", "return_pct", "fees_pct", "funding_pct",
+)  # fmt: skip
+METRIC_COLUMNS = (
+    "trades", "win_rate_pct", "avg_win_pct", "avg_loss_pct", "reward_risk", "profit_factor",
+    "pnl_pct", "max_drawdown_pct", "sharpe", "sortino", "exposure_pct", "trades_per_day",
+    "fees_pct", "funding_pct", "days", "warning",
+)  # fmt: skip
+
+
+async def write_run(conn: AsyncConnection[Any], run: RunRow, trades: Sequence[TradeRow]) -> None:
+    """One run and its trades in one transaction: all of it or nothing."""
+    cols = (
+        "run_id", "strategy", "version", "params", "params_hash", "tape", "tape_spec", "symbols",
+        "window_start", "window_end", "sweep_id", "fold", "phase", "commission", "slippage",
+        "size", "report_path", *METRIC_COLUMNS,
+    )  # fmt: skip
+    values = (
+        run.run_id, run.strategy, run.version, json.dumps(run.params), run.params_hash,
+        run.tape, json.dumps(run.tape_spec), run.symbols, run.window_start, run.window_end,
+        run.sweep_id, run.fold, run.phase, run.commission, run.slippage, run.size,
+        run.report_path, *(run.metrics[c] for c in METRIC_COLUMNS),
+    )  # fmt: skip
+    async with conn.transaction():
+        await conn.execute(
+            f"INSERT INTO backtest_runs ({', '.join(cols)}) VALUES ({', '.join(['%s'] * len(cols))})",
+            values,
+        )
+        if trades:
+            await copy_rows(conn, "backtest_trades", TRADE_COLUMNS, list(trades))
+
+
+async def done_points(
+    conn: AsyncConnection[Any], sweep_id: str
+) -> dict[tuple[str, int, str], dict[str, Any]]:
+    """The sweep's finished points: (params_hash, fold, phase) → their metrics."""
+    cur = await conn.execute(
+        f"SELECT params_hash, fold, phase, params, {', '.join(METRIC_COLUMNS)}"
+        " FROM backtest_runs WHERE sweep_id = %s",
+        (sweep_id,),
+    )
+    out: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for row in await cur.fetchall():
+        out[(row[0], row[1], row[2])] = {
+            "params": row[3],
+            **dict(zip(METRIC_COLUMNS, row[4:], strict=True)),
+        }
+    return out
+
+
+async def set_report_path(conn: AsyncConnection[Any], run_id: str, path: str) -> None:
+    await conn.execute(
+        "UPDATE backtest_runs SET report_path = %s WHERE run_id = %s", (path, run_id)
+    )

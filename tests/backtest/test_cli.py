@@ -1,0 +1,162 @@
+"""`quant backtest` end to end against the sandbox database: a run, a sweep (parallel,
+resumable), walk-forward, the database tape, and refused input (exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from quantcore.backtest.tapes import sim_tape
+from quantcore.cli import main
+from quantcore.db import conninfo
+from quantcore.testing import Sandbox
+
+Quant = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def inproc(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The same command in this process (the sandbox's settings are in the environment):
+    cheaper than a fresh interpreter for the many refusal cases."""
+    code = main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+
+def _count(box: Sandbox, sql: str = "SELECT count(*) FROM backtest_runs", *params: object) -> int:
+    with psycopg.connect(conninfo(box.settings)) as conn:
+        row = conn.execute(sql, params).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_a_run_prints_the_table_and_stores_run_trades_and_report(
+    quant: Quant, box: Sandbox, tmp_path: Path
+) -> None:
+    before = _count(box)
+    p = quant("backtest", "--tape", "sim", "--days", "1", "--coins", "2", "--strategy", "sma_cross",
+              "--set", "fast=5", "--set", "slow=20", "--report-dir", str(tmp_path))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "portfolio" in p.stdout and "Sharpe" in p.stdout
+    assert _count(box) == before + 1
+    with psycopg.connect(conninfo(box.settings)) as conn:
+        run_id, trades, path, params = conn.execute(
+            "SELECT run_id, trades, report_path, params FROM backtest_runs ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()  # type: ignore[misc]
+        stored = conn.execute(
+            "SELECT count(*) FROM backtest_trades WHERE run_id = %s", (run_id,)
+        ).fetchone()
+    assert params["fast"] == 5 and trades > 30 and stored == (trades,)
+    html = Path(path).read_text()
+    assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
+    assert {f.name for f in Path(path).parent.iterdir()} >= {
+        "equity.png",
+        "drawdown.png",
+        "monthly.png",
+        "trades.png",
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--strategy", "no_such"], "unknown strategy 'no_such'"),
+        (
+            ["--strategy", "sma_cross", "--set", "fast=0"],
+            "fast: Input should be greater than or equal to 1",
+        ),
+        (
+            ["--strategy", "sma_cross", "--set", "fast=50", "--set", "slow=20"],
+            "fast (50) must be below slow (20)",
+        ),
+        (["--strategy", "sma_cross", "--set", "nope=1"], "nope: Extra inputs are not permitted"),
+        (
+            ["--strategy", "sma_cross", "--sweep", "fast=5,0"],
+            "fast: Input should be greater than or equal to 1",
+        ),
+        (["--strategy", "sma_cross", "--days", "0"], "--days must be in (0, 3660]"),
+        (
+            ["--strategy", "sma_cross", "--tape", "db", "--end", "2001-01-01T00:00"],
+            "no 1-min candles",
+        ),
+        (
+            ["--strategy", "sma_cross", "--tape", "bybit", "--end", "2001-01-01T00:00"],
+            "no 1-min candles from bybit",
+        ),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(
+    capsys: pytest.CaptureFixture[str], box: Sandbox, tmp_path: Path, args: list[str], message: str
+) -> None:
+    before = (_count(box), _count(box, "SELECT count(*) FROM backtest_trades"))
+    p = inproc(
+        capsys, "backtest", "--days", "0.5", "--coins", "1", "--report-dir", str(tmp_path), *args
+    )
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert message in p.stderr
+    assert (_count(box), _count(box, "SELECT count(*) FROM backtest_trades")) == before
+    assert not list(tmp_path.iterdir())  # no report either
+
+
+def _store_tape(box: Sandbox, symbol: str, drop: int | None = None) -> datetime:
+    bars = sim_tape(0.5, seed=5, coins=1)[0]
+    rows = [
+        (datetime.fromtimestamp(int(t), UTC), symbol, "1m", float(o), float(h), float(lo), float(c), float(v), "sim")
+        for i, (t, o, h, lo, c, v) in enumerate(zip(bars.start_s, bars.open, bars.high, bars.low, bars.close, bars.volume, strict=True))
+        if i != drop
+    ]  # fmt: skip
+    with psycopg.connect(conninfo(box.settings)) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO ohlcv (time, symbol, interval, open, high, low, close, volume, source)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", rows,
+        )  # fmt: skip
+    return datetime.fromtimestamp(int(bars.close_s[-1]), UTC)
+
+
+def test_database_tape_and_a_gap_in_it(
+    capsys: pytest.CaptureFixture[str], box: Sandbox, tmp_path: Path
+) -> None:
+    end = _store_tape(box, "DBTAPEUSDT")
+    args = ["backtest", "--tape", "db", "--days", "0.5", "--end", end.strftime("%Y-%m-%dT%H:%M"),
+            "--strategy", "sma_cross", "--report-dir", str(tmp_path)]  # fmt: skip
+    p = inproc(capsys, *args, "--symbols", "DBTAPEUSDT")
+    assert p.returncode == 0, p.stderr
+    assert "DBTAPEUSDT" in p.stdout
+    _store_tape(box, "GAPPYUSDT", drop=100)
+    before = _count(box)
+    p = inproc(capsys, *args, "--symbols", "GAPPYUSDT")
+    assert p.returncode == 2 and "GAPPYUSDT: gap of 1 missing candle(s)" in p.stderr
+    assert _count(box) == before
+    p = inproc(capsys, *args, "--symbols", "GAPPYUSDT", "--max-gap", "1")  # tolerated when asked
+    assert p.returncode == 0, p.stderr
+
+
+def test_sweep_runs_in_parallel_and_resumes(quant: Quant, box: Sandbox, tmp_path: Path) -> None:
+    args = ["backtest", "--tape", "sim", "--days", "1", "--coins", "1", "--seed", "3",
+            "--strategy", "sma_cross", "--sweep", "fast=5,8", "slow=20,40", "--workers", "2",
+            "--report-dir", str(tmp_path)]  # fmt: skip
+    p = quant(*args)
+    assert p.returncode == 0, p.stderr
+    assert "sweep 4 points" in p.stderr and "4/4" in p.stderr  # the progress bar
+    sweep_rows = "SELECT count(*) FROM backtest_runs WHERE sweep_id IS NOT NULL AND tape_spec->>'seed' = '3' AND phase = 'full'"
+    assert _count(box, sweep_rows) == 4
+    again = quant(*args)
+    assert again.returncode == 0, again.stderr
+    assert _count(box, sweep_rows) == 4  # resumed: nothing re-run, nothing doubled
+    assert "4/4" in again.stderr and "2/4" not in again.stderr
+
+
+def test_walk_forward_reports_out_of_sample(
+    capsys: pytest.CaptureFixture[str], box: Sandbox, tmp_path: Path
+) -> None:
+    p = inproc(capsys, "backtest", "--tape", "sim", "--days", "2", "--coins", "1", "--seed", "4",
+              "--strategy", "sma_cross", "--sweep", "fast=5,10", "--set", "slow=30",
+              "--walk-forward", "3", "--workers", "1", "--report-dir", str(tmp_path))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "out of sample" in p.stdout and "fold 2 test" in p.stdout
+    fit = "SELECT count(*) FROM backtest_runs WHERE tape_spec->>'seed' = '4' AND phase = %s"
+    assert _count(box, fit, "fit") == 6 and _count(box, fit, "test") == 3
