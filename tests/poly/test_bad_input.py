@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
@@ -14,6 +16,7 @@ from quantcore.adapters.errors import TemporaryError
 from quantcore.adapters.polymarket.rest import PolymarketClient, PolymarketUrls
 from quantcore.collect import poly as collect
 from quantcore.config import Settings
+from quantcore.db import conninfo
 from quantcore.retry import RetryPolicy
 from quantcore.scan import poly as scan
 from quantcore.store import poly as store
@@ -114,3 +117,30 @@ async def test_wallet_with_no_closed_positions(
         ).fetchall()
     assert nobody not in result.wallets  # nothing to score: no row, no invented zero
     assert stored == [(fresh, "unproven", None, 0)]
+
+
+async def test_backfill_by_hand_resumes_and_fills(
+    fresh: Any,
+    poly_sim: PolySim,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from urllib.parse import urlparse
+
+    from svc_poly_collector import backfill
+
+    for k, v in fresh.env.items():
+        monkeypatch.setenv(k, v)
+    url = urlparse(poly_sim.url)
+    monkeypatch.setenv("SIM_HOST", url.hostname or "127.0.0.1")
+    monkeypatch.setenv("SIM_PORT", str(url.port))
+    await backfill.main(restart=False, wallets=5)
+    out = capsys.readouterr().out
+    assert f"markets: {len(poly_sim.world.markets)} rows in 1 pages, done=True" in out
+    async with await psycopg.AsyncConnection.connect(conninfo(fresh.settings)) as conn:
+        synced = await (
+            await conn.execute(
+                "SELECT count(*) FROM poly_wallets WHERE history_synced_at IS NOT NULL"
+            )
+        ).fetchone()
+    assert synced == (5,)
