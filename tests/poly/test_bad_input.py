@@ -144,3 +144,17 @@ async def test_backfill_by_hand_resumes_and_fills(
             )
         ).fetchone()
     assert synced == (5,)
+
+
+async def test_a_cursor_the_api_ignores_ends_the_walk(
+    fresh_pool: AsyncConnectionPool, fake: FakeVenue
+) -> None:
+    good = json.loads((RECORDED / "crates/gamma_market.json").read_text())
+    fake.routes["/gamma/markets/keyset"] = lambda q: Reply(
+        body={"markets": [good], "next_cursor": "same"}
+    )
+    client = PolymarketClient(PolymarketUrls.single(fake.url), retry_policy=RetryPolicy(attempts=1))
+    prog = await collect.collect_markets(fresh_pool, client, NOW)
+    await client.aclose()
+    assert prog.done and prog.pages == 2  # first page, then the page whose cursor did not move
+    assert await count(fresh_pool, "poly_markets") == 1

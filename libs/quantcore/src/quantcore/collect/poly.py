@@ -49,12 +49,15 @@ async def walk_resumable(
                 log.warning("cursor expired, restarting the walk", task=task, pages=prog.pages)
                 prog = store.Progress(task, None, 0, 0, False)
                 page = await fetch(None)
+            stuck = page.next_cursor is not None and page.next_cursor == prog.cursor
+            if stuck:  # the API ignored the cursor (seen on Gamma keyset, Polymarket/agents#227)
+                log.warning("cursor did not advance, walk ended", task=task, pages=prog.pages)
             async with pool.connection() as conn:
                 written = await write(conn, page.items)
                 prog.pages += 1
                 prog.rows += written
-                prog.cursor = page.next_cursor
-                prog.done = page.next_cursor is None
+                prog.cursor = None if stuck else page.next_cursor
+                prog.done = prog.cursor is None
                 await store.save_progress(conn, prog)
             bar.update(1)
             if prog.done:
