@@ -49,15 +49,17 @@ def test_quant_up_hunts_wallets_clusters_signals_and_hybrids(box: Any, tmp_path:
         wallets = len(kinds)
 
         def synced() -> bool:
-            done = fleet.scalar(
-                "SELECT count(*) FROM poly_wallets WHERE history_synced_at IS NOT NULL"
-            )
-            scored = fleet.scalar(
-                f"SELECT count(*) FROM poly_wallet_scores WHERE time = {LATEST} AND closed_positions > 0"
-            )
-            return done >= 0.9 * wallets and scored >= 0.5 * wallets
+            found, done = fleet.sql("SELECT count(*), count(history_synced_at) FROM poly_wallets")[
+                0
+            ]
+            return found >= 0.9 * wallets and done == found
 
+        # every candidate's history is in, then a whole scan must start after that moment
         eventually(synced, timeout=240, interval=2)
+        seen = fleet.scalar("SELECT now()")
+        eventually(
+            lambda: fleet.scalar(f"SELECT {LATEST} > %s", seen) is True, timeout=120, interval=1
+        )
         eventually(
             lambda: fleet.scalar("SELECT count(*) FROM hybrid_signals") > 0, timeout=120, interval=2
         )
