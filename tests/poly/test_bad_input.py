@@ -12,11 +12,11 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from quantcore.adapters.errors import TemporaryError
 from quantcore.adapters.polymarket.rest import PolymarketClient, PolymarketUrls
 from quantcore.collect import poly as collect
 from quantcore.config import Settings
 from quantcore.db import conninfo
+from quantcore.errors import TemporaryError
 from quantcore.retry import RetryPolicy
 from quantcore.scan import poly as scan
 from quantcore.store import poly as store

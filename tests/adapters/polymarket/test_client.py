@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from quantcore.adapters.errors import PermanentError, TemporaryError
 from quantcore.adapters.polymarket.rest import CursorExpired, PolymarketClient, PolymarketUrls
+from quantcore.errors import PermanentError, TemporaryError
 from tests.adapters.conftest import FAST, BadLog
 from tests.adapters.fake_venue import FakeVenue, Reply
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from quantcore.adapters.errors import BadPayload
 from quantcore.adapters.polymarket import parse
+from quantcore.errors import BadPayload
 
 RECORDED = Path("/work/shared/recorded/nautilus-polymarket")
 pytestmark = pytest.mark.skipif(not RECORDED.exists(), reason="recorded payloads not mounted")

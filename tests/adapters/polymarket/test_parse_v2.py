@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from quantcore.adapters.errors import BadPayload
 from quantcore.adapters.polymarket import parse
+from quantcore.errors import BadPayload
 
 W = "0x" + "ab" * 20
 C = "0x" + "cd" * 32

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 from psycopg_pool import AsyncConnectionPool
 from tqdm import tqdm
 
-from quantcore.adapters.errors import AdapterError, BadPayload
 from quantcore.adapters.polymarket.parse import Page
 from quantcore.adapters.polymarket.rest import CursorExpired, PolymarketClient
+from quantcore.errors import BadPayload, ExternalError
 from quantcore.logging import get_logger
 from quantcore.model.poly import PolyBook
 from quantcore.store import poly as store
@@ -86,7 +86,7 @@ async def collect_books(pool: AsyncConnectionPool, client: PolymarketClient) -> 
             books.append(await client.book(token))
         except BadPayload:
             continue  # already dead-lettered by the client
-        except AdapterError as exc:
+        except ExternalError as exc:
             log.warning("book not fetched", token=token[:20], error=str(exc)[:200])
     async with pool.connection() as conn:
         return await store.write_books(conn, books, client.source)
@@ -174,6 +174,6 @@ async def sync_wallets(
         try:
             await sync_wallet(pool, client, w, now)
             done += 1
-        except AdapterError as exc:
+        except ExternalError as exc:
             log.warning("wallet history not fetched", wallet=w, error=str(exc)[:200])
     return done

@@ -18,8 +18,8 @@ from typing import Any, Generic, Literal, TypeVar, cast
 
 from pydantic import ValidationError
 
-from quantcore.adapters.errors import BadPayload
 from quantcore.adapters.polymarket.schemas import CLOB_END_CURSOR
+from quantcore.errors import BadPayload
 from quantcore.model.poly import (
     Activity,
     BookLevel,

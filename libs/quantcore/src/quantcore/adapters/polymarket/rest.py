@@ -13,14 +13,6 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from quantcore.adapters.errors import (
-    BadPayload,
-    OnBad,
-    PermanentError,
-    RateLimited,
-    TemporaryError,
-    report_bad,
-)
 from quantcore.adapters.polymarket import parse
 from quantcore.adapters.polymarket.parse import Page
 from quantcore.adapters.polymarket.schemas import (
@@ -33,6 +25,14 @@ from quantcore.adapters.polymarket.schemas import (
     RATE_LIMITS,
     RATE_WINDOW_S,
     V2_MAX_CONDITIONS,
+)
+from quantcore.errors import (
+    BadPayload,
+    OnBad,
+    PermanentError,
+    RateLimited,
+    TemporaryError,
+    report_bad,
 )
 from quantcore.logging import get_logger
 from quantcore.model.poly import (
