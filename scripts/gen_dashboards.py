@@ -1,4 +1,4 @@
-"""Generate grafana/dashboards/*.json (Trading, Scanners, System) from the panel list below.
+"""Generate grafana/dashboards/*.json (Trading, Scanners, System, Polymarket) from the panel list below.
 
     uv run python scripts/gen_dashboards.py
 
@@ -1140,6 +1140,130 @@ system_rows: list[list[Panel]] = [
     ],
 ]
 
+# --- Polymarket ------------------------------------------------------------------------------
+
+LATEST_SCORES = "(SELECT max(time) FROM poly_wallet_scores)"
+LATEST_CLUSTERS = "(SELECT max(time) FROM poly_clusters)"
+
+poly_rows: list[list[Panel]] = [
+    [
+        Panel(
+            "Smart wallets",
+            "table",
+            f"""
+            SELECT s.wallet, s.score, s.roi * 100 AS roi_pct, s.shrunk_roi * 100 AS shrunk_roi_pct,
+                   s.closed_positions, s.win_streak, s.early_share * 100 AS early_pct,
+                   (SELECT c.cluster_id FROM poly_cluster_members c
+                    WHERE c.wallet = s.wallet AND c.time = {LATEST_CLUSTERS} LIMIT 1) AS cluster_id
+            FROM poly_wallet_scores s
+            WHERE s.time = {LATEST_SCORES} AND s.is_smart
+            ORDER BY s.score DESC
+            LIMIT 50
+            """,
+            w=16,
+            h=10,
+            description="Latest hunter scan: smart wallets (30-day realised ROI over a minimum "
+            "sample, not bots or market makers), best shrunk score first.",
+            cols=[
+                Col("roi_pct", PCT, "ROI %", 1, color_by_sign=True),
+                Col("shrunk_roi_pct", PCT, "shrunk ROI %", 1, color_by_sign=True),
+                Col("early_pct", PCT, "early entries %", 0),
+                Col("score", "none", "score", 3),
+            ],
+        ),
+        Panel(
+            "Wallets by label",
+            "bargauge",
+            f"""
+            SELECT label, count(*) AS wallets FROM poly_wallet_scores
+            WHERE time = {LATEST_SCORES} GROUP BY label ORDER BY label
+            """,
+            w=8,
+            h=10,
+            description="smart / ordinary / unproven (too few closed positions) / bot / "
+            "market_maker (cannot be copied).",
+        ),
+    ],
+    [
+        Panel(
+            "Poly signals",
+            "table",
+            """
+            SELECT time, question, outcome, market_price, implied_prob, edge * 100 AS edge_pts,
+                   criteria_met, criteria_total, suggested_size_usd,
+                   array_to_string(ARRAY(SELECT key FROM jsonb_each(checklist)
+                                         WHERE (value ->> 'ok')::boolean ORDER BY key), ', ') AS passed,
+                   cardinality(smart_wallets) AS smart_wallets, cluster_id
+            FROM poly_signals
+            WHERE $__timeFilter(time)
+            ORDER BY time DESC
+            LIMIT 100
+            """,
+            w=24,
+            h=9,
+            description="Signal oracle: edge = smart wallets' implied probability − ask − fee; "
+            "passed = the checklist criteria that held.",
+            cols=[
+                Col("edge_pts", "none", "edge (points)", 1, color_by_sign=True),
+                Col("suggested_size_usd", "currencyUSD", "size", 0),
+            ],
+        ),
+    ],
+    [
+        Panel(
+            "Hybrid signals",
+            "table",
+            """
+            SELECT h.time, h.symbol, array_to_string(h.reasons, ', ') AS reasons, h.perp_rank,
+                   s.question, s.outcome, s.edge * 100 AS edge_pts
+            FROM hybrid_signals h
+            JOIN poly_signals s ON s.condition_id = h.condition_id AND s.token_id = h.token_id
+                               AND s.time = h.poly_signal_time
+            WHERE $__timeFilter(h.time)
+            ORDER BY h.time DESC
+            LIMIT 50
+            """,
+            w=12,
+            h=8,
+            description="Poly signals whose linked perp spiked (OI / volume) or ranks top 10.",
+        ),
+        Panel(
+            "Sync clusters",
+            "table",
+            f"""
+            SELECT cluster_id, size, density, cardinality(markets) AS markets,
+                   array_to_string(members, ', ') AS members
+            FROM poly_clusters
+            WHERE time = {LATEST_CLUSTERS}
+            ORDER BY size DESC, density DESC
+            LIMIT 30
+            """,
+            w=12,
+            h=8,
+            description="Wallets that repeatedly trade the same outcome within minutes "
+            "(graph density above the setting).",
+        ),
+    ],
+    [
+        Panel(
+            "Polymarket data freshness",
+            "table",
+            """
+            SELECT 'trades' AS data, max(time) AS latest, extract(epoch FROM now() - max(time)) AS age_s FROM poly_trades
+            UNION ALL SELECT 'books', max(time), extract(epoch FROM now() - max(time)) FROM poly_prices
+            UNION ALL SELECT 'markets', max(updated_at), extract(epoch FROM now() - max(updated_at)) FROM poly_markets
+            UNION ALL SELECT 'wallet histories', max(history_synced_at),
+                             extract(epoch FROM now() - max(history_synced_at)) FROM poly_wallets
+            UNION ALL SELECT 'wallet scores', max(time), extract(epoch FROM now() - max(time)) FROM poly_wallet_scores
+            """,
+            w=24,
+            h=7,
+            cols=[Col("age_s", "s", "age", 0)],
+        ),
+    ],
+]
+
+
 DASHBOARDS = {
     "trading.json": dashboard(
         "whalestack-trading",
@@ -1164,6 +1288,15 @@ DASHBOARDS = {
         [],
         "now-6h",
         "Service heartbeats, stream backlogs and dead letters, data freshness, broadcasts, errors.",
+    ),
+    "polymarket.json": dashboard(
+        "whalestack-polymarket",
+        "Polymarket",
+        poly_rows,
+        [],
+        "now-24h",
+        "Smart wallets leaderboard, wallet labels, signals with their checklist, hybrid signals, "
+        "sync clusters, data freshness.",
     ),
 }
 

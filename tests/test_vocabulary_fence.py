@@ -12,7 +12,14 @@ from quantcore.model import trading
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "libs" / "quantcore" / "src" / "quantcore"
-ALLOWED = (SRC / "adapters" / "bybit", SRC / "sim", ROOT / "services" / "simulator")
+# Polymarket's adapter speaks Polymarket's own wire, which shares a few field names
+# (`avgPrice`) with Bybit's; its payloads also stop there.
+ALLOWED = (
+    SRC / "adapters" / "bybit",
+    SRC / "adapters" / "polymarket",
+    SRC / "sim",
+    ROOT / "services" / "simulator",
+)
 BYBIT_WORD = re.compile(
     r"""["'](Buy|Sell|New|Created|PartiallyFilled|PartiallyFilledCanceled|Filled|Cancelled|Rejected|"""
     r"""Untriggered|Triggered|Deactivated|Trade|Funding|BustTrade|AdlTrade|StopLoss|TakeProfit|"""

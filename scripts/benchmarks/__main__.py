@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 from quantcore.testing import resolve_infra, sandbox
-from scripts.benchmarks import backtest, bus, collect, db, grafana, model, rank, trade
+from scripts.benchmarks import backtest, bus, collect, db, grafana, model, poly, rank, trade
 from scripts.benchmarks.report import Group, Metric, table, write
 
 GROUPS: list[Group] = [
@@ -33,6 +33,7 @@ GROUPS: list[Group] = [
     backtest.GROUP,
     model.GROUP,
     model.REFRESH_GROUP,
+    poly.GROUP,
 ]
 
 GROUP_BUDGET_S = 60.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -167,6 +168,33 @@ def test_signals_become_trades_that_trail_and_close(
         assert {v for v, _ in entries} == {venue} and all(oid for _, oid in entries)
         if venue == "paper":
             assert fleet.scalar("SELECT count(*) FROM paper_orders") == len(tradable)
+        # one correlation id follows each signal: its order, trade, position events and the
+        # log lines and journal entries of every service that touched it
+        cid = fleet.scalar("SELECT correlation_id FROM trades WHERE status = 'closed' LIMIT 1")
+        assert (
+            cid
+            and fleet.scalar("SELECT signal_id::text FROM trades WHERE correlation_id = %s", cid)
+            == cid
+        )
+        services_logging = {
+            m.group(1)
+            for m in re.finditer(r"^(\w+)\.\d+\s*\|.*$", fleet.log(), re.M)
+            if cid in m.group(0)
+        }
+        assert {"autotrader", "position_monitor"} <= services_logging, services_logging
+        journaled = {
+            a
+            for (a,) in fleet.sql(
+                "SELECT DISTINCT agent FROM agent_logs WHERE correlation_id = %s", cid
+            )
+        }
+        assert {"autotrader", "position_monitor"} <= journaled, journaled
+        assert (
+            fleet.scalar(
+                "SELECT count(*) FROM position_monitor_logs WHERE correlation_id = %s", cid
+            )
+            >= 2
+        )
         print(f"\ntrading e2e ({venue}): decisions {decisions}, closed {[(c[0], c[2], round(float(c[7]), 3)) for c in closed]}, "
               f"stop moves {moves}, scanner stats {stats}, equity {equity}")  # fmt: skip
 

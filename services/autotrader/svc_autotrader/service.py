@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.bus import Delivery
 from quantcore.errors import ExternalError
+from quantcore.logging import correlation
 from quantcore.model.events import (
     STREAM_HEATMAPS_REFRESHED,
     STREAM_REFRESH_REQUESTS,
@@ -120,7 +121,8 @@ class Autotrader(Service):
 
     async def _decide_limited(self, sig: TradeSignalled, correlation_id: str) -> None:
         async with self.gate:
-            await self.decide(sig, correlation_id)
+            with correlation(correlation_id):  # each signal of a batch keeps its own id
+                await self.decide(sig, correlation_id)
 
     async def decide(self, sig: TradeSignalled, correlation_id: str = "") -> None:
         earlier, ks = await asyncio.gather(self.decision_of(sig.signal_id), self.killswitch.state())

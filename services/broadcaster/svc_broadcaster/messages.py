@@ -12,6 +12,8 @@ from typing import Any, Literal
 from quantcore.config import Settings
 from quantcore.model.events import (
     Event,
+    HybridSignalFired,
+    PolySignalFired,
     PositionClosed,
     PositionOpened,
     PositionStopMoved,
@@ -20,8 +22,16 @@ from quantcore.model.events import (
 
 Channel = Literal["telegram", "x", "email", "sms"]
 CHANNELS: tuple[Channel, ...] = ("telegram", "x", "email", "sms")
-Kind = Literal["signal", "entry", "stop_moved", "exit", "daily"]
-KINDS: tuple[Kind, ...] = ("signal", "entry", "stop_moved", "exit", "daily")
+Kind = Literal["signal", "entry", "stop_moved", "exit", "daily", "poly_signal", "hybrid"]
+KINDS: tuple[Kind, ...] = (
+    "signal",
+    "entry",
+    "stop_moved",
+    "exit",
+    "daily",
+    "poly_signal",
+    "hybrid",
+)
 
 # every template may use these; each kind adds its own (KIND_FIELDS)
 COMMON_FIELDS = frozenset({"mode", "affiliate", "time"})
@@ -50,6 +60,14 @@ KIND_FIELDS: dict[str, frozenset[str]] = {
         "pnl_pct_margin", "open_positions", "best", "worst",
     }),
     "digest": frozenset({"count", "lines", "kinds"}),
+    "poly_signal": frozenset({
+        "question", "outcome", "price", "implied", "edge", "criteria", "passed", "smart_wallets",
+        "size", "scanner", "scanner_version",
+    }),
+    "hybrid": frozenset({
+        "question", "outcome", "symbol", "reasons", "perp_rank", "edge", "criteria", "scanner",
+        "scanner_version",
+    }),
 }  # fmt: skip
 
 
@@ -172,6 +190,31 @@ def from_event(event: Event, event_id: uuid.UUID, settings: Settings) -> Message
             "held": held or "-",
         }  # fmt: skip
         return Message("exit", f"exit:{event.trade_id}", event_id, event.score, fields, cid)
+    if isinstance(event, PolySignalFired | HybridSignalFired):
+        criteria = f"{event.criteria_met}/{event.criteria_total}"
+        score = 100.0 * event.criteria_met / event.criteria_total
+        base = {
+            **_provenance(event.scanner, event.scanner_version), "question": event.question,
+            "outcome": event.outcome, "edge": f"{event.edge * 100:+.1f} pts", "criteria": criteria,
+            "time": _time(event.time), "mode": mode_banner(settings.trading_mode, data_source),
+        }  # fmt: skip
+        key = f"{event.condition_id}:{event.token_id}"
+        if isinstance(event, PolySignalFired):
+            fields = {
+                **base, "price": f"{event.market_price:.3f}", "implied": f"{event.implied_prob:.2f}",
+                "passed": ", ".join(event.passed), "smart_wallets": str(event.smart_wallets),
+                "size": f"{event.suggested_size_usd:,.0f} USD",
+            }  # fmt: skip
+            sig_key = f"poly_signal:{key}:{event.time.isoformat()}"
+            return Message(
+                "poly_signal", sig_key, event_id, score, fields, sig_key, vertical="poly"
+            )
+        fields = {
+            **base, "symbol": event.symbol, "reasons": ", ".join(event.reasons),
+            "perp_rank": str(event.perp_rank) if event.perp_rank is not None else "-",
+        }  # fmt: skip
+        hyb_key = f"hybrid:{key}:{event.signal_time.isoformat()}:{event.symbol}"
+        return Message("hybrid", hyb_key, event_id, score, fields, hyb_key, vertical="poly")
     return None
 
 

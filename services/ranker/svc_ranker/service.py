@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from quantcore.collect.cycles import cycle_start
 from quantcore.leader import LeaderLease
+from quantcore.logging import correlation
 from quantcore.math.universe import UniverseEvaluation
 from quantcore.math.values import clean
 from quantcore.model.events import STREAM_SIGNALS, TradeSignalled
@@ -128,8 +129,11 @@ class Ranker(RegisteredScanner):
             tv = values[symbol]
             if direction == "neutral" or not ranking.fires(tv, direction, self.params):
                 continue
-            if await self.signal(ev, inputs, i, rank, tv, at, cycle_id):
-                published += 1
+            # the signal's id is its correlation id from here on: the ranker's own log lines
+            # and journal entries about it, the autotrader's order, the trade, the messages
+            with correlation(str(ranking.signal_id(cycle_id, symbol))):
+                if await self.signal(ev, inputs, i, rank, tv, at, cycle_id):
+                    published += 1
         return published
 
     async def signal(

@@ -13,7 +13,7 @@ from aiohttp import web
 from quantcore.logging import get_logger
 from quantcore.sim import Market
 from quantcore.sim.exchange import SimExchange
-from svc_simulator import bybit_private, bybit_rest, coinglass, hooks
+from svc_simulator import bybit_private, bybit_rest, coinglass, hooks, polymarket
 from svc_simulator.bybit_ws import PUSH_INTERVAL_S, Hub
 from svc_simulator.clock import SimClock
 from svc_simulator.faults import Faults
@@ -90,6 +90,7 @@ class SimServer:
         bybit_rest.add_routes(app)
         bybit_private.add_routes(app)
         coinglass.add_routes(app)
+        polymarket.add_routes(app)
         hooks.add_routes(app)
         app.router.add_get("/v5/public/linear", self.hub.handle)
         self.app = app

@@ -482,12 +482,12 @@ class Settings(BaseSettings):
         description="folder of your own <channel>.toml message templates; each file found there replaces the shipped one",
     )
     broadcast_telegram_events: str = Field(
-        "signal,entry,stop_moved,exit,daily",
-        description="events sent to Telegram (signal, entry, stop_moved, exit, daily)",
+        "signal,entry,stop_moved,exit,daily,poly_signal,hybrid",
+        description="events sent to Telegram (signal, entry, stop_moved, exit, daily, poly_signal, hybrid)",
     )
     broadcast_x_events: str = Field("signal,exit,daily", description="events posted on X")
     broadcast_email_events: str = Field(
-        "signal,entry,exit,daily", description="events sent by email"
+        "signal,entry,exit,daily,poly_signal,hybrid", description="events sent by email"
     )
     broadcast_sms_events: str = Field("signal,exit", description="events sent by SMS")
     broadcast_telegram_min_score: float = Field(
@@ -696,6 +696,91 @@ class Settings(BaseSettings):
         None, description="Polymarket wallet key (live copy trading)"
     )
     poly_risk_cap: float = Field(0.10, gt=0, le=1, description="max share of poly equity exposed")
+    poly_collect_interval_s: float = Field(
+        60.0,
+        gt=0,
+        description="seconds between poly_collector cycles (markets, books, feed, wallets)",
+    )
+    poly_markets_interval_s: float = Field(
+        900.0, gt=0, description="seconds between full Gamma market crawls"
+    )
+    poly_wallet_sync_batch: int = Field(
+        50, ge=1, description="wallet histories (positions + trades) fetched per collector cycle"
+    )
+    poly_wallet_resync_h: float = Field(
+        6.0, gt=0, description="hours before a wallet's history is fetched again"
+    )
+    poly_rate_scale: float = Field(
+        0.5, gt=0, le=1, description="share of Polymarket's documented rate limits we use"
+    )
+    poly_scan_interval_s: float = Field(
+        300.0, gt=0, description="seconds between poly_scanner cycles (hunter, clusters, oracle)"
+    )
+    poly_window_days: float = Field(
+        30.0, gt=0, description="hunter: days of closed positions scored"
+    )
+    poly_smart_min_roi: float = Field(
+        0.30, description="hunter: realised ROI (PnL / cost, ratio) a smart wallet needs"
+    )
+    poly_smart_min_sample: int = Field(
+        8, ge=1, description="hunter: closed positions a smart wallet needs in the window"
+    )
+    poly_shrink_k: float = Field(
+        20.0,
+        ge=0,
+        description="hunter: pseudo-positions at the population mean (shrinks small samples)",
+    )
+    poly_return_cap: float = Field(
+        1.0, gt=0, description="hunter: one position's return counts at most this much in the score"
+    )
+    poly_early_hours: float = Field(6.0, ge=0, description="hunter: entry ≥ X h before a move")
+    poly_early_points: float = Field(
+        0.15, gt=0, lt=1, description="hunter: … of ≥ Y probability points (early entry)"
+    )
+    poly_bot_trades_per_day: float = Field(
+        150.0, gt=0, description="hunter: fills per active day that make a wallet a bot"
+    )
+    poly_mm_two_sided_share: float = Field(
+        0.5, gt=0, le=1, description="hunter: share of markets bought on both sides: market maker"
+    )
+    poly_cluster_window_s: float = Field(
+        600.0, gt=0, description="clusters: same market and side within this many seconds"
+    )
+    poly_cluster_min_together: int = Field(
+        3, ge=1, description="clusters: market sides two wallets must share to be linked"
+    )
+    poly_cluster_density: float = Field(
+        0.5, ge=0, lt=1, description="clusters: a group is a cluster above this graph density"
+    )
+    poly_oracle_window_h: float = Field(
+        6.0, gt=0, description="oracle: hours of smart flow considered"
+    )
+    poly_signal_min_criteria: int = Field(
+        5, ge=1, le=7, description="oracle: checklist criteria (of 7) needed to fire"
+    )
+    poly_min_liquidity_usd: float = Field(
+        1000.0, ge=0, description="oracle: market liquidity floor"
+    )
+    poly_max_spread: float = Field(
+        0.05, gt=0, description="oracle: widest spread (probability points)"
+    )
+    poly_max_chase: float = Field(
+        0.05, ge=0, description="oracle: ask at most this far above the smart entries"
+    )
+    poly_fee_rate_bps: float = Field(
+        0.0, ge=0, description="oracle: taker fee rate when the CLOB fee-rate is not stored"
+    )
+    poly_kelly_fraction: float = Field(0.25, gt=0, le=1, description="oracle: share of full Kelly")
+    poly_bankroll_usd: float = Field(1000.0, gt=0, description="oracle: bankroll Kelly sizes from")
+    poly_max_signal_usd: float = Field(
+        100.0, ge=0, description="oracle: cap of a signal's suggested size"
+    )
+    poly_hybrid_window_min: float = Field(
+        60.0, gt=0, description="hybrid: minutes around a poly signal a perp spike counts"
+    )
+    poly_hybrid_boost: float = Field(
+        0.0, ge=0, description="hybrid: perps score boost of a coin with a hybrid signal (0 = off)"
+    )
 
     # ---------------------------------------------------------------------------------------
     @model_validator(mode="before")
@@ -775,6 +860,11 @@ class Settings(BaseSettings):
     @property
     def sim_http_url(self) -> str:
         return f"http://{self.sim_host}:{self.sim_port}"
+
+    @property
+    def poly_sim(self) -> bool:
+        """Polymarket reads go to the simulator's copies unless DATA_SOURCE is a real venue."""
+        return self.data_source == "sim"
 
     @property
     def bybit_rest_url(self) -> str:

@@ -150,6 +150,60 @@ class TradeSignalled(Event):
     plan: TradePlan | None = None
 
 
+# --- Polymarket (poly_scanner) ------------------------------------------------------------------
+
+STREAM_POLY_SIGNALS = "poly.signals"
+
+
+@register
+class PolySignalFired(Event):
+    """The signal oracle fired for a market outcome (the `poly_signals` row, with every input,
+    is written before this is published)."""
+
+    TYPE: ClassVar[str] = "poly.signal"
+    time: datetime
+    condition_id: str
+    token_id: str
+    question: str
+    outcome: str
+    market_price: float = Field(ge=0, le=1)
+    implied_prob: float = Field(ge=0, le=1)
+    edge: float
+    criteria_met: int = Field(ge=0)
+    criteria_total: int = Field(ge=1)
+    passed: list[str]
+    smart_wallets: int = Field(ge=0)
+    suggested_size_usd: float = Field(ge=0)
+    scanner: str
+    scanner_version: str
+
+    @property
+    def conviction(self) -> float:
+        """0..100: share of the checklist that held (routing compares it with min scores)."""
+        return 100.0 * self.criteria_met / self.criteria_total
+
+
+@register
+class HybridSignalFired(Event):
+    """A poly signal whose linked perp spiked or ranks top 10 (`hybrid_signals` row written)."""
+
+    TYPE: ClassVar[str] = "poly.hybrid"
+    time: datetime
+    signal_time: datetime
+    condition_id: str
+    token_id: str
+    question: str
+    outcome: str
+    symbol: str = Field(pattern=r"^[A-Z0-9]{2,30}$")
+    reasons: list[str]
+    perp_rank: int | None = None
+    edge: float
+    criteria_met: int = Field(ge=0)
+    criteria_total: int = Field(ge=1)
+    scanner: str
+    scanner_version: str
+
+
 # --- trading (autotrader, position monitor) ----------------------------------------------------
 
 STREAM_POSITIONS = "positions"

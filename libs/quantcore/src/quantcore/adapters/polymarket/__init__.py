@@ -1,0 +1,1 @@
+"""Polymarket adapter: Gamma, CLOB public reads, Data API v2 → quantcore.model.poly."""

@@ -1,0 +1,1 @@
+"""Polymarket collector: markets, books, trade feed, candidate wallets and their histories."""

@@ -1,0 +1,1 @@
+"""Polymarket scanner: wallet hunter, sync clusters, signal oracle, hybrid signals."""

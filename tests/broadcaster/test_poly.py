@@ -1,0 +1,77 @@
+"""Poly and hybrid signals through the broadcaster: templates of every channel, and the real
+Telegram client against the fake Bot API (sent once, however often the event is delivered)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from quantcore.bus import Bus
+from quantcore.config import Settings
+from quantcore.model.events import STREAM_POLY_SIGNALS, HybridSignalFired, PolySignalFired
+from quantcore.testing import Sandbox
+from svc_broadcaster import templates
+from svc_broadcaster.messages import from_event
+from tests.broadcaster.conftest import make_broadcaster, rows, running, telegram_settings
+from tests.conftest import aeventually
+from tests.fakes.telegram import FakeTelegram
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+COND = "0x" + "ab" * 32
+
+
+def poly_signal(**over: Any) -> PolySignalFired:
+    values: dict[str, Any] = {
+        "time": NOW, "condition_id": COND, "token_id": "123", "question": "Will BTC be above 120k on Friday?",
+        "outcome": "Yes", "market_price": 0.47, "implied_prob": 0.66, "edge": 0.19, "criteria_met": 6,
+        "criteria_total": 7, "passed": ["liquidity_and_spread", "smart_wallets_same_side"], "smart_wallets": 4,
+        "suggested_size_usd": 90.0, "scanner": "poly_scanner", "scanner_version": "1.0.0+abc",
+    }  # fmt: skip
+    values.update(over)
+    return PolySignalFired(**values)
+
+
+def hybrid() -> HybridSignalFired:
+    return HybridSignalFired(
+        time=NOW, signal_time=NOW - timedelta(minutes=5), condition_id=COND, token_id="123",
+        question="Will BTC be above 120k on Friday?", outcome="Yes", symbol="BTCUSDT",
+        reasons=["oi_spike", "top10"], perp_rank=3, edge=0.19, criteria_met=6, criteria_total=7,
+        scanner="poly_scanner", scanner_version="1.0.0+abc",
+    )  # fmt: skip
+
+
+def test_poly_kinds_render_on_every_channel() -> None:
+    settings = Settings()
+    msgs = [
+        from_event(poly_signal(), uuid.uuid4(), settings),
+        from_event(hybrid(), uuid.uuid4(), settings),
+    ]
+    for channel in ("telegram", "x", "email", "sms"):
+        tpl = templates.load(channel, None)  # type: ignore[arg-type]
+        for m in msgs:
+            assert m is not None and m.vertical == "poly"
+            text = tpl.render(m.kind, m.fields, "").text
+            assert "$" not in text and len(text) <= templates.MAX_LENGTH[channel]
+            assert "BTC" in text and "+19.0 pts" in text
+    sig, hyb = msgs
+    assert sig is not None and sig.dedup_key == f"poly_signal:{COND}:123:{NOW.isoformat()}"
+    assert sig.score is not None and round(sig.score, 1) == 85.7
+    assert hyb is not None and hyb.dedup_key.endswith(":BTCUSDT")
+
+
+async def test_poly_and_hybrid_signals_reach_telegram_once(
+    fresh: Sandbox, fresh_pool: Any, fresh_redis: Any, bbus: Bus, telegram: FakeTelegram
+) -> None:
+    svc = make_broadcaster(fresh, fresh_pool, fresh_redis, **telegram_settings(telegram))
+    async with running(svc):
+        await bbus.publish(STREAM_POLY_SIGNALS, poly_signal())
+        await bbus.publish(STREAM_POLY_SIGNALS, poly_signal())  # re-published: not sent again
+        await bbus.publish(STREAM_POLY_SIGNALS, hybrid())
+        await aeventually(lambda: len(telegram.sent()) >= 2)
+    texts = [c.params["text"] for c in telegram.sent()]
+    assert len(texts) == 2
+    assert any("<b>Polymarket: Yes</b>" in t and "edge <b>+19.0 pts</b>" in t for t in texts)
+    assert any("<b>Hybrid: BTCUSDT</b>" in t and "oi_spike, top10" in t for t in texts)
+    sent = await rows(fresh_pool, "SELECT count(*) FROM broadcasts WHERE status = 'sent'")
+    assert sent == [(2,)]
