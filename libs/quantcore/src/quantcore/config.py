@@ -360,6 +360,23 @@ class Settings(BaseSettings):
         ge=0,
         description="trigger: price must have moved more than this percent in 5 min, in the bias direction",
     )
+    trigger_mode: Literal["coin", "fixed"] = Field(
+        "coin",
+        description="coin: each trigger threshold is TRIGGER_PERCENTILE of the coin's own history, "
+        "never below the fixed numbers above; fixed: the numbers above for every coin",
+    )
+    trigger_percentile: float = Field(
+        95.0, gt=0, lt=100, description="coin trigger: percentile of the coin's own history"
+    )
+    trigger_history_min: int = Field(
+        1440,
+        ge=61,
+        le=10080,
+        description="coin trigger: minutes of history each threshold is taken from",
+    )
+    trigger_min_samples: int = Field(
+        60, ge=1, description="coin trigger: fewer history samples than this → the fixed number"
+    )
     signal_cooldown_s: float = Field(
         3600.0,
         ge=0,
