@@ -154,6 +154,12 @@ class Settings(BaseSettings):
         "",
         description='injected faults, e.g. "http_429=0.05,http_5xx=0.02,ws_drop_per_min=0.5" (empty = none)',
     )
+    sim_scenario: str = Field(
+        "",
+        description="empty: the default market (hunts under way on the coins the strategy likes best "
+        'when it opens); "hunt:SYM1,SYM2": also a hunt planted on these coins, pushing in the first '
+        'live minutes; "quiet": no hunts planted at the opening (whales act as they happen to)',
+    )
 
     # --- exchange and data vendors ---------------------------------------------------------
     bybit_endpoint_rest: str | None = Field(

@@ -1,8 +1,11 @@
 """Whales: the actors the strategy hunts with.
 
 A hunt: build open interest quietly (BUILD), push price towards the largest mature
-liquidation cluster with a burst of volume (PUSH), take profit 0.5–1 % before the cluster and
-let price reverse (EXIT). A fake pump: a short build and a fast push towards a young cluster
+liquidation cluster on the heavy side of the book (the side the strategy's imbalance points
+to) with a burst of volume (PUSH), take profit 0.5–1 % before the cluster and let price
+reverse (EXIT). Whales go where the liquidity is: a coin's chance of a campaign grows with how
+lopsided its book is (`appetite`), and the burst that opens a push beats the coin's own 5-min
+noise (the strategy's trigger judges it against the coin's history). A fake pump: a short build and a fast push towards a young cluster
 (levels of the last 24 h) that stalls halfway and dumps below where it started (FAIL) — the
 12h/24h trap of the owner's notes.
 """
@@ -23,9 +26,13 @@ F64 = NDArray[np.float64]
 IDLE, BUILD, PUSH, EXIT, FAKE_PUSH, FAIL = range(6)
 PHASE_NAMES = ("idle", "build", "push", "exit", "fake_push", "fail")
 FAKE_SHARE = 0.3  # share of campaigns that are fake pumps
-MEAN_IDLE_S = 30 * 3600.0  # mean wait between campaigns on an alt
+MEAN_IDLE_S = 10 * 3600.0  # mean wait between campaigns on an alt of average appetite
 MAJOR_IDLE_FACTOR = 3.0  # BTC/ETH see fewer campaigns
 BURST_S = 300  # the push opens with a burst this long (the strategy's 5-min trigger)
+BURST_MIN_MOVE = 0.02  # the burst moves price at least this much (log) in BURST_S …
+BURST_NOISE_SIGMAS = 3.5  # … and at least this many of the coin's 5-min σ
+BURST_MAX_SHARE = 0.5  # … but covers at most this share of the way to take-profit
+DAY_S = 86_400.0
 CampaignKind = Literal["hunt", "fake"]
 
 
@@ -64,7 +71,7 @@ class Campaign:
 @dataclass(frozen=True)
 class WhaleEffect:
     drift: F64  # log-price drift per second
-    volume: F64  # traded-volume multiplier
+    volume: F64  # 1 + the whales' own volume in units of the coin's base volume
     long_flow: F64  # multiplier of new long positions (followers)
     short_flow: F64
     notional: F64  # whale position (USD), part of open interest
@@ -73,11 +80,21 @@ class WhaleEffect:
 class WhaleDesk:
     """Campaign state of every coin; `step` runs once per block."""
 
-    def __init__(self, rng: np.random.Generator, majors: NDArray[np.bool_], enabled: bool = True):
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        majors: NDArray[np.bool_],
+        enabled: bool = True,
+        daily_vol: F64 | None = None,
+    ):
         n = majors.size
         self.rng = rng
         self.enabled = enabled
         self.mean_idle = np.where(majors, MEAN_IDLE_S * MAJOR_IDLE_FACTOR, MEAN_IDLE_S)
+        vol = np.zeros(n) if daily_vol is None else np.asarray(daily_vol, dtype=np.float64)
+        self.burst_move = np.maximum(
+            BURST_MIN_MOVE, BURST_NOISE_SIGMAS * vol * math.sqrt(BURST_S / DAY_S)
+        )
         self.phase = np.zeros(n, np.int64)
         self.direction = np.zeros(n, np.int64)
         self.phase_end = np.zeros(n, np.int64)
@@ -97,41 +114,70 @@ class WhaleDesk:
         return PHASE_NAMES[int(self.phase[coin])]
 
     def step(
-        self, now: int, seconds: float, logp: F64, oi_usd: F64, find: TargetFinder
+        self,
+        now: int,
+        seconds: float,
+        logp: F64,
+        oi_usd: F64,
+        find: TargetFinder,
+        appetite: F64 | None = None,
     ) -> WhaleEffect:
+        """One block: phase changes, new campaigns (chance per coin × `appetite`), the effect."""
         n = logp.size
         if self.enabled:
             for c in np.nonzero(self.phase != IDLE)[0]:
                 self._transition(int(c), now, float(logp[c]))
             idle = self.phase == IDLE
-            start = idle & (self.rng.random(n) < -np.expm1(-seconds / self.mean_idle))
+            chance = -np.expm1(-seconds / self.mean_idle)
+            if appetite is not None:
+                chance = chance * appetite
+            start = idle & (self.rng.random(n) < chance)
             for c in np.nonzero(start)[0]:
                 self._begin(int(c), now, float(logp[c]), float(oi_usd[c]), find)
         return self._effect(now, seconds)
 
+    def plant(
+        self, c: int, now: int, logp: float, oi: float, find: TargetFinder, push_at: int
+    ) -> Campaign | None:
+        """Start a hunt on coin c now whose push begins at `push_at` (a scenario, or the hunts
+        under way when the live market opens). None when the coin is busy or has no target."""
+        if not self.enabled or self.phase[c] != IDLE or push_at <= now:
+            return None
+        return self._begin(c, now, logp, oi, find, kind="hunt", build_s=float(push_at - now))
+
     # --- state machine --------------------------------------------------------------------------
-    def _begin(self, c: int, now: int, logp: float, oi: float, find: TargetFinder) -> None:
+    def _begin(
+        self,
+        c: int,
+        now: int,
+        logp: float,
+        oi: float,
+        find: TargetFinder,
+        kind: CampaignKind | None = None,
+        build_s: float | None = None,
+    ) -> Campaign | None:
         rng = self.rng
-        kind: CampaignKind = "fake" if rng.random() < FAKE_SHARE else "hunt"
+        if kind is None:
+            kind = "fake" if rng.random() < FAKE_SHARE else "hunt"
         target = find(c, kind)
         if target is None or target.value < 0.002 * oi:
-            return
+            return None
         d = target.direction
         cluster_log = math.log(target.price)
         front_run = rng.uniform(0.005, 0.01)
         tp_log = cluster_log - d * front_run
         distance = d * (tp_log - logp)
         if distance <= 0.004:
-            return
+            return None
         self.direction[c] = d
         self.origin_log[c] = logp
         self.tp_log[c] = tp_log
         if kind == "hunt":
-            build_s = rng.uniform(10, 25) * 60
+            build_s = rng.uniform(10, 25) * 60 if build_s is None else build_s
             goal = rng.uniform(0.06, 0.14) * oi
             self.planned_push_s[c] = rng.uniform(0.5, 4.0) * 3600
         else:
-            build_s = rng.uniform(5, 12) * 60
+            build_s = rng.uniform(5, 12) * 60 if build_s is None else build_s
             goal = rng.uniform(0.04, 0.10) * oi
             self.planned_push_s[c] = rng.uniform(5, 15) * 60
         self.phase[c] = BUILD
@@ -153,6 +199,7 @@ class WhaleDesk:
         )
         self.active[c] = campaign
         self.log.append(campaign)
+        return campaign
 
     def _transition(self, c: int, now: int, logp: float) -> None:
         rng = self.rng
@@ -177,9 +224,11 @@ class WhaleDesk:
             else:
                 self.phase[c] = PUSH
                 self.speed[c] = distance / push_s
-                # Open with a burst: > 1 % in 5 minutes unless the target is closer than that.
+                # Open with a burst beyond the coin's own 5-min noise (and > 1.5 %), unless
+                # the target is closer than that.
                 self.burst_speed[c] = min(
-                    max(3 * self.speed[c], 0.012 / BURST_S), 0.4 * distance / BURST_S
+                    max(3 * self.speed[c], self.burst_move[c] / BURST_S),
+                    BURST_MAX_SHARE * distance / BURST_S,
                 )
                 self.phase_end[c] = now + int(2 * push_s)
             self.burst_end[c] = now + BURST_S
