@@ -613,8 +613,9 @@ class Market:
 
     def _plant_opening(self) -> None:
         """Hunts under way when the live market opens: first on the scenario's coins, then on
-        the `opening_hunts` coins (not majors) the strategy likes best; pushes staggered from
-        OPENING_PUSH_S after the start."""
+        the `opening_hunts` coins (not majors) the strategy likes best (a campaign under way
+        there is re-planned into the new hunt); pushes staggered from OPENING_PUSH_S around
+        the start."""
         cfg = self.config
         rng = np.random.default_rng([cfg.seed, 5])
         push = self.start + int(rng.integers(*OPENING_PUSH_S))
@@ -628,7 +629,13 @@ class Market:
         for c in np.argsort(-np.nan_to_num(appeal, nan=-np.inf)):
             if planted == cfg.opening_hunts or not np.isfinite(appeal[c]):
                 break
-            if not self.majors[c] and self.plant_hunt(int(c), push - self.now) is not None:
+            if self.majors[c]:
+                continue
+            campaign = self.whales.replan(
+                int(c), self.now, float(self.price.logp[c]), float(self.oi_usd[c]),
+                self._find_target, push,
+            )  # fmt: skip
+            if campaign is not None:
                 planted += 1
                 push += OPENING_GAP_S
 

@@ -64,7 +64,7 @@ class Campaign:
     timeframe: str
     push_started: int | None = None
     ended: int | None = None
-    outcome: str | None = None  # take_profit, timeout, failed
+    outcome: str | None = None  # take_profit, timeout, failed, replanned
     best: float | None = None  # furthest price reached in the campaign's direction
 
 
@@ -144,6 +144,29 @@ class WhaleDesk:
         if not self.enabled or self.phase[c] != IDLE or push_at <= now:
             return None
         return self._begin(c, now, logp, oi, find, kind="hunt", build_s=float(push_at - now))
+
+    def replan(
+        self, c: int, now: int, logp: float, oi: float, find: TargetFinder, push_at: int
+    ) -> Campaign | None:
+        """Like `plant`, but a campaign under way on the coin is given up for the new hunt (its
+        position is kept and built on). None, and nothing changed, when the book has no target."""
+        if not self.enabled or push_at <= now:
+            return None
+        if self.phase[c] == IDLE:
+            return self.plant(c, now, logp, oi, find, push_at)
+        held, old = float(self.notional[c]), self.active[c]
+        phase = int(self.phase[c])
+        self.phase[c] = IDLE
+        campaign = self.plant(c, now, logp, oi, find, push_at)
+        if campaign is None:
+            self.phase[c] = phase
+            self.active[c] = old
+            return None
+        if old is not None:
+            old.ended, old.outcome = now, old.outcome or "replanned"
+        self.notional[c] = held
+        self.notional_goal[c] += held
+        return campaign
 
     # --- state machine --------------------------------------------------------------------------
     def _begin(
