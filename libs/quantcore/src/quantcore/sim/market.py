@@ -19,7 +19,7 @@ import math
 import time as _time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -586,7 +586,36 @@ class Market:
             found = cluster(lv.price[sel], lv.value[sel], age[sel])
             if found is not None and (best is None or found[1] > best.value):
                 best = Target(found[0], found[1], direction, found[2])
+        if best is not None and kind == "hunt":
+            oi_bar, move_bar, volume_bar = self._recent_bars(c)
+            best = replace(best, oi_bar=oi_bar, move_bar=move_bar, volume_bar=volume_bar)
         return best
+
+    def _recent_bars(self, c: int) -> tuple[float, float, float]:
+        """p95 of coin c's 15-min OI changes and |5-min moves| (fractions) and 5-min volume
+        ratios over its last day and its last 4 hours (the higher of the two): what is
+        ordinary on this coin. Zeros without an hour of candles."""
+        m = self.now // 60 - 1
+        close = self.fine.span(CLOSE, m - 1440, m)[c].astype(np.float64)
+        if close.size < 61:
+            return 0.0, 0.0, 0.0
+        oi = self.fine.span(OI, m - 1440, m)[c].astype(np.float64)
+        quote = self.fine.span(TURNOVER, m - 1440, m)[c].astype(np.float64)
+        cum = np.concatenate(([0.0], np.cumsum(quote)))
+        end = np.arange(60, quote.size + 1)
+        hour5 = (cum[end] - cum[end - 60]) / 12
+        with np.errstate(invalid="ignore", divide="ignore"):
+            series = (
+                oi[15:] / oi[:-15] - 1,
+                np.abs(close[5:] / close[:-5] - 1),
+                (cum[end] - cum[end - 5]) / hour5,
+            )
+        bars = []
+        for x in series:
+            x = x[np.isfinite(x)]
+            bars.append(max(float(np.percentile(x[-240:], 95)), float(np.percentile(x, 95)))
+                        if x.size else 0.0)  # fmt: skip
+        return bars[0], bars[1], bars[2]
 
     def appeal(self, c: int) -> float:
         """How much the strategy would like coin c's book, roughly as the ranker scores it

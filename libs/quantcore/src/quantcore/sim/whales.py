@@ -33,6 +33,11 @@ BURST_MIN_MOVE = 0.02  # the burst moves price at least this much (log) in BURST
 BURST_NOISE_SIGMAS = 3.5  # … and at least this many of the coin's 5-min σ
 BURST_MAX_SHARE = 0.5  # … but covers at most this share of the way to take-profit
 DAY_S = 86_400.0
+STAND_OUT = 1.5  # a hunt's OI build and burst beat the coin's own recent p95 by this factor
+BURST_VOLUME = 3.5  # the burst's volume (1 + the whales' own, in base volumes) at least …
+BURST_VOLUME_PER_BAR = 2.5  # … and this × the coin's p95 5-min volume ratio
+MAX_BURST_VOLUME = 10.0
+MAX_GOAL = 0.35  # a whale's position is at most this share of the coin's open interest
 CampaignKind = Literal["hunt", "fake"]
 
 
@@ -44,6 +49,11 @@ class Target:
     value: float
     direction: int  # +1: price goes up to liquidate shorts; -1: down to liquidate longs
     timeframe: str  # the shortest heatmap timeframe that holds the cluster's levels
+    # the coin's own recent bars (p95 of its 15-min OI changes, |5-min moves|, 5-min volume
+    # ratios): a hunt beats them so it stands out on this coin, not only on an average one
+    oi_bar: float = 0.0
+    move_bar: float = 0.0
+    volume_bar: float = 0.0
 
 
 TargetFinder = Callable[[int, CampaignKind], Target | None]
@@ -101,6 +111,8 @@ class WhaleDesk:
         self.burst_end = np.zeros(n, np.int64)
         self.speed = np.zeros(n)  # |drift| of the current phase (log/s)
         self.burst_speed = np.zeros(n)
+        self.campaign_burst = np.zeros(n)  # the current push's burst move (log) and volume
+        self.burst_volume = np.full(n, BURST_VOLUME)
         self.tp_log = np.zeros(n)
         self.origin_log = np.zeros(n)
         self.notional = np.zeros(n)
@@ -197,7 +209,9 @@ class WhaleDesk:
         self.tp_log[c] = tp_log
         if kind == "hunt":
             build_s = rng.uniform(10, 25) * 60 if build_s is None else build_s
-            goal = rng.uniform(0.06, 0.14) * oi
+            # the 15-min OI change at the push is about goal × 15 min / build: above the bar
+            stand_out = STAND_OUT * target.oi_bar * max(1.0, build_s / 900)
+            goal = max(rng.uniform(0.06, 0.14), min(stand_out, MAX_GOAL)) * oi
             self.planned_push_s[c] = rng.uniform(0.5, 4.0) * 3600
         else:
             build_s = rng.uniform(5, 12) * 60 if build_s is None else build_s
@@ -208,6 +222,10 @@ class WhaleDesk:
         self.notional_goal[c] = goal
         self.notional_rate[c] = goal / build_s
         self.speed[c] = 0.1 * distance / self.planned_push_s[c]
+        self.campaign_burst[c] = max(float(self.burst_move[c]), STAND_OUT * target.move_bar)
+        self.burst_volume[c] = min(
+            max(BURST_VOLUME, 1 + BURST_VOLUME_PER_BAR * target.volume_bar), MAX_BURST_VOLUME
+        )
         campaign = Campaign(
             coin=c,
             kind=kind,
@@ -250,7 +268,7 @@ class WhaleDesk:
                 # Open with a burst beyond the coin's own 5-min noise (and > 1.5 %), unless
                 # the target is closer than that.
                 self.burst_speed[c] = min(
-                    max(3 * self.speed[c], self.burst_move[c] / BURST_S),
+                    max(3 * self.speed[c], self.campaign_burst[c] / BURST_S),
                     BURST_MAX_SHARE * distance / BURST_S,
                 )
                 self.phase_end[c] = now + int(2 * push_s)
@@ -303,7 +321,8 @@ class WhaleDesk:
         )
         volume = np.ones(phase.size)
         volume[phase == BUILD] = 1.6
-        volume[phase == PUSH] = np.where(in_burst[phase == PUSH], 3.5, 1.8)
+        push = phase == PUSH
+        volume[push] = np.where(in_burst[push], self.burst_volume[push], 1.8)
         volume[phase == FAKE_PUSH] = 3.0
         volume[phase == EXIT] = np.where(self.notional[phase == EXIT] > 0, 2.0, 1.2)
         volume[phase == FAIL] = 1.6
