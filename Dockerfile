@@ -11,7 +11,7 @@
 
 # Builder and runtime MUST use the same Python image: the venv's interpreter is a symlink to
 # /usr/local/bin/python3.11 and its scripts carry /app/.venv/bin/python shebangs.
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11.15-slim-bookworm
 
 # --- manifests: only the files that decide the dependency set -----------------------------
 # Copies every workspace member and deletes all but its pyproject.toml, so the dependency layer

@@ -74,6 +74,33 @@ async def test_publish_then_consume_typed_event_with_envelope(bus: Bus) -> None:
     assert info[0]["pending"] == 0  # acked after the handler returned
 
 
+async def test_each_message_of_a_batch_keeps_its_own_correlation_id(bus: Bus) -> None:
+    """Events published while a batch handler works on one message carry that message's
+    correlation id (Delivery.bound), not a made-up one for the batch."""
+    inbox, outbox = _stream(), _stream()
+    relayed: list[Delivery] = []
+
+    async def relay(ds: list[Delivery]) -> None:
+        for d in ds:
+            with d.bound():
+                await bus.publish(outbox, _event(d.event.detail["i"]))  # type: ignore[attr-defined]
+
+    async def collect(ds: list[Delivery]) -> None:
+        relayed.extend(ds)
+
+    first = bus.consumer(inbox, "g", "c1", relay)
+    second = bus.consumer(outbox, "g", "c1", collect)
+    await first.ensure_group()
+    await second.ensure_group()
+    for i in range(5):
+        await bus.publish(inbox, _event(i), correlation_id=f"corr-{i}")
+    assert await first.poll_once(block_ms=1000) == 5  # one batch of five
+    assert await second.poll_once(block_ms=1000) == 5
+    assert {d.event.detail["i"]: d.envelope.correlation_id for d in relayed} == {  # type: ignore[attr-defined]
+        i: f"corr-{i}" for i in range(5)
+    }
+
+
 async def test_malformed_messages_are_dead_lettered_and_consumer_keeps_going(
     bus: Bus, redis: Redis
 ) -> None:

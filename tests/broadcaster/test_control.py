@@ -3,6 +3,9 @@ long polling against the fake); anyone else gets nothing."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from quantcore.bus import Bus
 from quantcore.model.events import STREAM_TRADE_COMMANDS, Envelope
+from quantcore.service import AGENT_LOG_STREAM
 from quantcore.testing import Sandbox
 from quantcore.trading.killswitch import KillSwitch
 from tests.broadcaster.conftest import ADMIN_ID, make_broadcaster, running, telegram_settings
@@ -23,6 +27,7 @@ EARLIER_TODAY = max(NOW - timedelta(minutes=30), NOW.replace(hour=0, minute=0, s
 
 
 async def seed(pool: AsyncConnectionPool) -> None:
+    beat_now = datetime.now(UTC)  # not NOW: the module may be imported long before this runs
     async with pool.connection() as conn, conn.transaction():
         for svc, inst, status, age in [
             ("ranker", "r-1", "ok", 2),
@@ -31,7 +36,13 @@ async def seed(pool: AsyncConnectionPool) -> None:
             await conn.execute(
                 "INSERT INTO service_heartbeats (service, instance, status, started_at, beat_at, version) "
                 "VALUES (%s, %s, %s, %s, %s, '1.0.0')",
-                (svc, inst, status, NOW - timedelta(hours=1), NOW - timedelta(seconds=age)),
+                (
+                    svc,
+                    inst,
+                    status,
+                    beat_now - timedelta(hours=1),
+                    beat_now - timedelta(seconds=age),
+                ),
             )
         for cycle, at in (("old", NOW - timedelta(minutes=5)), ("new", NOW - timedelta(minutes=1))):
             for rank in range(1, 11):
@@ -167,3 +178,83 @@ async def test_a_refused_token_neither_crashes_the_service_nor_stops_it_trying(
     finally:
         stop.set()
         await task
+
+
+async def test_telegram_pause_and_quant_pause_do_the_same_thing(
+    fresh: Sandbox, fresh_pool: Any, fresh_redis: Any, bbus: Bus, telegram: FakeTelegram
+) -> None:
+    """One control surface: `/pause` on Telegram and `quant pause` leave the same kill-switch
+    state and the same journal entry (only who asked differs); so do resume and close."""
+    await seed(fresh_pool)
+    svc = make_broadcaster(fresh, fresh_pool, fresh_redis, **telegram_settings(telegram))
+    ks = KillSwitch(fresh_redis, fresh.settings.bus_namespace)
+    journal_key = f"{fresh.settings.bus_namespace}:stream:{AGENT_LOG_STREAM}"
+    commands_key = f"{fresh.settings.bus_namespace}:stream:{STREAM_TRADE_COMMANDS}"
+
+    async def journal() -> list[tuple[str, str, str, str]]:
+        out = []
+        for _, f in await fresh_redis.xrange(journal_key):
+            e = Envelope.model_validate_json(f[b"e"])
+            p = e.payload
+            out.append((p["event_type"], p["level"], p["message"], p["detail"].get("by", "")))
+        return out
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "quantcore.cli", *args],
+                              env={**os.environ, **fresh.env}, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+
+    async def ask(text: str) -> str:
+        before = len(telegram.sent(ADMIN_ID))
+        telegram.push_message(ADMIN_ID, text)
+        await aeventually(lambda: len(telegram.sent(ADMIN_ID)) > before, timeout=20)
+        return str(telegram.sent(ADMIN_ID)[-1].params["text"])
+
+    async with running(svc):
+        await aeventually(lambda: telegram.named("getUpdates"), timeout=20)
+        assert "Paused" in await ask("/pause")
+        by_telegram = await ks.state()
+        assert "Resumed" in await ask("/resume")
+        assert "Close of <b>BTCUSDT</b> requested" in await ask("/close BTCUSDT")
+        assert "No open position in SOLUSDT" in await ask("/close SOLUSDT")
+
+    done = cli("pause")
+    assert done.returncode == 0, done.stderr
+    by_cli = await ks.state()
+    assert cli("resume").returncode == 0
+    assert cli("close", "btcusdt").returncode == 0
+    nothing = cli("close", "SOLUSDT")
+    assert nothing.returncode == 0 and "no open position in SOLUSDT" in nothing.stdout
+    bad = cli("close", "not a symbol!")
+    assert bad.returncode == 2 and "not a symbol" in bad.stderr
+
+    # the same state: active, the same default reason; only `by` differs
+    assert by_telegram.active and by_cli.active
+    assert by_telegram.reason == by_cli.reason == "paused by the owner"
+    assert (by_telegram.by, by_cli.by) == (f"telegram:{ADMIN_ID}", "cli")
+    assert not (await ks.state()).active
+
+    # the same journal entries, in the same order, from both front ends
+    tg = f"telegram:{ADMIN_ID}"
+    entries = await aeventually(lambda: journal_if(journal, 6), timeout=10)
+    same = [(t, lv, m.replace(tg, "WHO").replace("cli", "WHO"), by) for t, lv, m, by in entries]
+    assert [s[:3] for s in same[:3]] == [s[:3] for s in same[3:]]
+    assert [s[0] for s in same[:3]] == [
+        "killswitch.engaged",
+        "killswitch.released",
+        "position.close_requested",
+    ]
+    assert [e[3] for e in entries] == [tg, tg, tg, "cli", "cli", "cli"]
+
+    # each close request reached the position monitor's stream once, SOLUSDT never
+    requested = [Envelope.model_validate_json(f[b"e"]).payload
+                 for _, f in await fresh_redis.xrange(commands_key)]  # fmt: skip
+    assert [(p["symbol"], p["requested_by"]) for p in requested] == [
+        ("BTCUSDT", tg),
+        ("BTCUSDT", "cli"),
+    ]
+
+
+async def journal_if(read: Any, n: int) -> list[tuple[str, str, str, str]] | None:
+    rows: list[tuple[str, str, str, str]] = await read()
+    return rows if len(rows) >= n else None

@@ -31,6 +31,7 @@ from quantcore.testing import Infra, Sandbox, sandbox
 from tests.conftest import eventually
 from tests.e2e.harness import running_fleet
 from tests.e2e.signals import TIGHT, make_signal, publish, tickers
+from tests.helpers.grafana import run_panel_query, variables_for
 from tests.helpers.trading_seed import seed_paper_trading
 from tests.test_rollups import ROLLUPS, rollup_mismatches
 
@@ -164,42 +165,6 @@ def seeded_dashboard_db(
 
 
 # --- running a panel the way Grafana does ------------------------------------------------------
-
-
-def variables_for(
-    conn: psycopg.Connection[tuple[Any, ...]], d: dash.Dashboard, rng: dash.TimeRange, pick: str
-) -> dict[str, dash.Variable]:
-    """Run each query variable (as the reader) and select "All" (pick='all') or the first option."""
-    out: dict[str, dash.Variable] = {}
-    for v in d.variables:
-        rows = conn.execute(dash.render(v.raw_sql, out, rng, timescaledb=False)).fetchall()
-        options = tuple(str(r[0]) for r in rows)
-        if v.include_all and pick == "all":
-            value: str | tuple[str, ...] = dash.ALL_VALUE
-        elif v.multi:
-            value = options[:1]
-        else:
-            value = options[0] if options else ""
-        out[v.name] = dash.Variable(v.name, value, options, v.multi, v.include_all, v.all_value)
-    return out
-
-
-def run_panel_query(
-    conn: psycopg.Connection[tuple[Any, ...]],
-    q: dash.PanelQuery,
-    variables: dict[str, dash.Variable],
-    rng: dash.TimeRange,
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """(problems, rows): the SQL fails, or its columns are not what the panel expects."""
-    sql = dash.render(q.raw_sql, variables, rng, timescaledb=False, max_points=q.max_points)
-    try:
-        cur = conn.execute(sql)
-    except psycopg.Error as exc:
-        return [f"query failed: {exc}\n{sql}"], []
-    if cur.description is None:
-        return ["query returned no result set"], []
-    columns = [(c.name, c.type_code) for c in cur.description]
-    return dash.result_problems(q, columns), cur.fetchall()
 
 
 def _dashboard(uid: str) -> dash.Dashboard:

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import html
-import re
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from psycopg_pool import AsyncConnectionPool
 from telegram import BotCommand, Update
 from telegram.constants import ParseMode
 from telegram.ext import (
@@ -27,13 +23,9 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
-from quantcore.bus import Bus
 from quantcore.config import Settings
+from quantcore.control import ControlError, ControlSurface, parse_period, parse_symbol
 from quantcore.logging import get_logger
-from quantcore.model.events import STREAM_TRADE_COMMANDS, PositionCloseRequested
-from quantcore.service import ALIVE
-from quantcore.trading.killswitch import KillSwitch
-from svc_broadcaster import queries
 from svc_broadcaster.channels.telegram import bot_urls
 from svc_broadcaster.messages import fmt_pct, fmt_price, mode_banner
 
@@ -49,9 +41,6 @@ COMMANDS = [
     ("resume", "allow new entries again"),
     ("close", "close a position: /close SYMBOL"),
 ]
-PERIODS = ("today", "7d", "30d", "all")
-SYMBOL = re.compile(r"^[A-Z0-9]{2,30}$")
-Journal = Callable[..., Awaitable[None]]
 
 
 def esc(value: object) -> str:
@@ -64,29 +53,20 @@ def _ago(then: datetime, now: datetime) -> str:
 
 
 class Control:
-    """The command answers (HTML), independent of Telegram so they are easy to read and test."""
+    """Telegram's rendering (HTML) of the control surface's answers; no logic of its own, so
+    `/pause` here and `quant pause` do the same thing."""
 
-    def __init__(self, settings: Settings, pool: AsyncConnectionPool, bus: Bus,
-                 killswitch: KillSwitch, journal: Journal) -> None:  # fmt: skip
-        self.s = settings
-        self.pool = pool
-        self.bus = bus
-        self.killswitch = killswitch
-        self.journal = journal
-
-    def _day_start(self, now: datetime) -> datetime:
-        local = now.astimezone(ZoneInfo(self.s.timezone))
-        return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+    def __init__(self, surface: ControlSurface) -> None:
+        self.surface = surface
+        self.s = surface.s
 
     async def status(self) -> str:
-        now = datetime.now(UTC)
-        ks = await self.killswitch.state()
-        async with self.pool.connection() as conn:
-            beats = await queries.heartbeats(conn)
-        mode = mode_banner(self.s.trading_mode, self.s.data_source) or "LIVE"
+        st = await self.surface.status()
+        ks = st.killswitch
+        mode = mode_banner(st.trading_mode, st.data_source) or "LIVE"
         lines = [
             f"<b>Whale Stack</b> · {esc(mode)}",
-            f"Trading: {esc(self.s.trading_mode)} · data: {esc(self.s.data_source)}",
+            f"Trading: {esc(st.trading_mode)} · data: {esc(st.data_source)}",
             "Kill switch: "
             + (
                 f"<b>ENGAGED</b> ({esc(ks.reason or '-')}, by {esc(ks.by or '-')})"
@@ -94,21 +74,19 @@ class Control:
                 else "off (entries allowed)"
             ),
             "",
-            f"<b>Services</b> ({len(beats)} instances)",
+            f"<b>Services</b> ({len(st.heartbeats)} instances)",
         ]
-        ttl = timedelta(seconds=self.s.heartbeat_ttl_s)
-        for b in beats:
-            alive = b.status in ALIVE and now - b.beat_at <= ttl
+        for b in st.heartbeats:
+            alive = st.alive(b)
             icon = "✅" if alive and b.status == "ok" else "⚠️" if alive else "❌"
             lines.append(f"{icon} {esc(b.service)} <code>{esc(b.instance)}</code> "
-                         f"{esc(b.status)} · {_ago(b.beat_at, now)}")  # fmt: skip
-        if not beats:
+                         f"{esc(b.status)} · {_ago(b.beat_at, st.now)}")  # fmt: skip
+        if not st.heartbeats:
             lines.append("no heartbeats recorded")
         return "\n".join(lines)
 
     async def top(self) -> str:
-        async with self.pool.connection() as conn:
-            rows = await queries.top(conn, 10)
+        rows = await self.surface.top(10)
         if not rows:
             return "No ranking yet."
         lines = [f"<b>Top {len(rows)}</b> · {rows[0].time:%Y-%m-%d %H:%M} UTC"]
@@ -119,8 +97,7 @@ class Control:
         return "\n".join(lines)
 
     async def positions(self) -> str:
-        async with self.pool.connection() as conn:
-            rows = await queries.open_positions(conn)
+        rows = await self.surface.positions()
         if not rows:
             return "No open positions."
         lines = [f"<b>Open positions</b> ({len(rows)})"]
@@ -134,14 +111,12 @@ class Control:
         return "\n".join(lines)
 
     async def pnl(self, period: str) -> str:
-        if period not in PERIODS:
+        try:
+            r = await self.surface.pnl(parse_period(period))
+        except ControlError:
             return "Usage: /pnl today | 7d | 30d | all"
-        now = datetime.now(UTC)
-        since = queries.period_start(period, now, self._day_start(now))
-        async with self.pool.connection() as conn:
-            p = await queries.pnl(conn, since)
-            eq = await queries.equity_change(conn, self.s.trading_mode, since)
-        lines = [f"<b>PnL · {period}</b>",
+        p, eq = r.summary, r.equity
+        lines = [f"<b>PnL · {r.period}</b>",
                  f"Closed trades: {p.trades} ({p.wins} won, {p.losses} lost"
                  + (f", {p.win_rate_pct:.0f}% win rate)" if p.win_rate_pct is not None else ")"),
                  f"Realised: <b>{p.pnl_quote:+,.2f} USDT</b> · average {fmt_pct(p.avg_pnl_pct)} per trade "
@@ -154,8 +129,7 @@ class Control:
         return "\n".join(lines)
 
     async def scanners(self) -> str:
-        async with self.pool.connection() as conn:
-            rows = await queries.scanner_leaderboard(conn)
+        rows = await self.surface.scanners()
         if not rows:
             return "No scanner has signals or trades yet."
         lines = ["<b>Scanners</b> (by realised PnL)"]
@@ -167,29 +141,22 @@ class Control:
         return "\n".join(lines)
 
     async def pause(self, reason: str, by: str) -> str:
-        await self.killswitch.engage(reason or "telegram /pause", by)
-        state = await self.killswitch.state()
-        await self.journal("killswitch.engaged", f"kill switch engaged by {by}: {state.reason}",
-                           level="warning", by=by)  # fmt: skip
+        state = await self.surface.pause(reason, by)
         return f"⏸ Paused: no new entries. Reason: {esc(state.reason or '-')}. Open positions stay managed."
 
     async def resume(self, by: str) -> str:
-        was = await self.killswitch.release()
-        await self.journal("killswitch.released", f"kill switch released by {by}", by=by)
+        was = await self.surface.resume(by)
         return "▶️ Resumed: new entries allowed." if was else "▶️ Was not paused; entries allowed."
 
     async def close(self, symbol: str, by: str) -> str:
-        symbol = symbol.upper()
-        if not SYMBOL.match(symbol):
+        try:
+            sym = parse_symbol(symbol)
+        except ControlError:
             return "Usage: /close SYMBOL (e.g. /close BTCUSDT)"
-        async with self.pool.connection() as conn:
-            if not await queries.has_open_position(conn, symbol):
-                return f"No open position in {esc(symbol)}."
-        await self.bus.publish(STREAM_TRADE_COMMANDS,
-                               PositionCloseRequested(symbol=symbol, requested_by=by))  # fmt: skip
-        await self.journal("position.close_requested", f"close of {symbol} requested by {by}",
-                           symbol=symbol, vertical="perps", by=by)  # fmt: skip
-        return f"Close of <b>{esc(symbol)}</b> requested; you will see the exit when it fills."
+        out = await self.surface.close(sym, by)
+        if not out.requested:
+            return f"No open position in {esc(sym)}."
+        return f"Close of <b>{esc(sym)}</b> requested; you will see the exit when it fills."
 
 
 class TelegramControl:

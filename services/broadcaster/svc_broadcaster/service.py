@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from quantcore.bus import Consumer, Delivery
 from quantcore.config import Settings
+from quantcore.control import ControlSurface
 from quantcore.leader import LeaderLease
 from quantcore.model.events import STREAM_POSITIONS, STREAM_SIGNALS
 from quantcore.service import Service, ServiceContext
+from quantcore.store import control as control_q
 from quantcore.trading.killswitch import KillSwitch
-from svc_broadcaster import messages, outbox, queries, routing, templates
+from svc_broadcaster import messages, outbox, routing, templates
 from svc_broadcaster.channels import Sender, build_senders
 from svc_broadcaster.channels.telegram import TelegramSender, send_html
 from svc_broadcaster.control import Control, TelegramControl
@@ -63,7 +66,7 @@ class Broadcaster(Service):
             for ch, sender in self.senders.items()
         }  # fmt: skip
         self.killswitch = KillSwitch(ctx.redis, s.bus_namespace)
-        self.control = Control(s, ctx.pool, ctx.bus, self.killswitch, ctx.journal)
+        self.control = Control(ControlSurface(s, ctx.pool, ctx.bus, self.killswitch, ctx.journal))
         self.lease = LeaderLease(ctx.redis, s.bus_namespace, "broadcaster-control", ctx.instance,
                                  s.broadcast_control_lease_s)  # fmt: skip
         self.intake_count = 0
@@ -75,7 +78,8 @@ class Broadcaster(Service):
         items: list[outbox.NewItem] = []
         for d in deliveries:
             msg = messages.from_event(d.event, d.envelope.id, self.ctx.settings)
-            if msg is not None:
+            if msg is not None:  # the message keeps the id of the signal/trade it tells of
+                msg = dataclasses.replace(msg, correlation_id=d.envelope.correlation_id)
                 items += routing.route(msg, self.routes)
         await self.enqueue(items)
 
@@ -126,14 +130,14 @@ class Broadcaster(Service):
             )
             if await cur.fetchone() is not None:
                 return 0
-            p = await queries.pnl(conn, start, end)
+            p = await control_q.pnl(conn, start, end)
             figures: dict[str, Any] = {
-                "signals": await queries.signal_count(conn, start, end),
+                "signals": await control_q.signal_count(conn, start, end),
                 "trades_closed": p.trades, "wins": p.wins, "losses": p.losses,
                 "win_rate": messages.fmt_pct(p.win_rate_pct, signed=False),
                 "pnl_quote": f"{p.pnl_quote:+,.2f}",
                 "pnl_pct_margin": messages.fmt_pct(p.sum_pnl_pct_margin),
-                "open_positions": await queries.open_count(conn),
+                "open_positions": await control_q.open_count(conn),
                 "best": f"{p.best_symbol} {messages.fmt_pct(p.best_pct)}" if p.best_symbol else "-",
                 "worst": f"{p.worst_symbol} {messages.fmt_pct(p.worst_pct)}" if p.worst_symbol else "-",
             }  # fmt: skip

@@ -63,6 +63,11 @@ class Delivery:
     event: Event
     attempt: int
 
+    def bound(self) -> contextlib.AbstractContextManager[str]:
+        """Bind this message's correlation id (logs, events published) while a batch handler
+        works on it: `for d in deliveries: with d.bound(): ...`."""
+        return correlation(self.envelope.correlation_id)
+
 
 Entry = tuple[Any, dict[bytes, bytes]]
 Handler = Callable[[list[Delivery]], Awaitable[None]]
@@ -377,8 +382,12 @@ class Consumer:
             return done
 
     async def _handle(self, deliveries: list[Delivery]) -> None:
-        cid = deliveries[0].envelope.correlation_id if len(deliveries) == 1 else None
-        with correlation(cid):
+        # One message: its own id. A batch: each message's id is bound by the handler around
+        # its own work (Delivery.bound); no made-up id for the batch as a whole.
+        if len(deliveries) == 1:
+            with deliveries[0].bound():
+                await self.handler(deliveries)
+        else:
             await self.handler(deliveries)
         await self.bus.redis.xack(self.key, self.group, *[d.message_id for d in deliveries])
         self.handled += len(deliveries)

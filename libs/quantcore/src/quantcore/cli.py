@@ -7,6 +7,7 @@ quant health <service>     exit 0 when this host's instance is alive (compose he
 quant status [--json]      services, last heartbeats, stream lags, dead letters
 quant services             list the services this install knows
 quant config               show the effective settings (secrets as set / not set)
+quant top / positions / pnl [today|7d|30d|all] / scanners   the owner's queries
 quant pause [--reason ..]  engage the kill switch: no new entries (open positions still managed)
 quant resume               release the kill switch
 quant close SYMBOL         close the open position of SYMBOL at market (via the position monitor)
@@ -77,6 +78,7 @@ def _parse_scale(values: Sequence[str]) -> dict[str, int]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from quantcore.db import app_login_env
     from quantcore.fleet import Fleet
     from quantcore.migrations import MigrationError, migrate
     from quantcore.registry import service_names
@@ -105,7 +107,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"starting {', '.join(f'{s}×{scale.get(s, 1)}' for s in services)} "
         f"(data: {settings.data_source}, trading: {settings.trading_mode}); Ctrl-C stops all"
     )
-    fleet = Fleet(services, scale, restart=not args.no_restart)
+    # migrate ran as the owner (TIMESCALE_DB_USER); the services connect as the app login
+    fleet = Fleet(services, scale, restart=not args.no_restart, env=app_login_env(settings))
     return asyncio.run(fleet.run(duration_s=args.duration))
 
 
@@ -221,37 +224,96 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _trading_command(settings: Settings, action: str, args: argparse.Namespace) -> str:
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}%"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.6g}"
+
+
+async def _control_command(settings: Settings, args: argparse.Namespace) -> str:
+    """Every owner command goes through `quantcore.control` (as Telegram's do): same data,
+    same journal entries, same kill-switch state; only the rendering here is plain text."""
     from redis.asyncio import Redis
 
     from quantcore.bus import Bus
-    from quantcore.model.events import STREAM_TRADE_COMMANDS, PositionCloseRequested
+    from quantcore.control import ControlSurface, bus_journal, parse_period, parse_symbol
+    from quantcore.db import open_pool
     from quantcore.trading.killswitch import KillSwitch
 
     redis = Redis.from_url(settings.redis_url())
+    pool = await open_pool(settings)
     try:
-        ks = KillSwitch(redis, settings.bus_namespace)
-        if action == "pause":
-            await ks.engage(args.reason, by="cli")
-            state = await ks.state()
-            return f"kill switch engaged ({state.reason}): no new entries until `quant resume`"
-        if action == "resume":
-            was = await ks.release()
-            return "kill switch released: entries allowed" if was else "kill switch was not engaged"
         bus = Bus(redis, settings.bus_namespace, source="cli")
-        symbol = args.symbol.upper()
-        await bus.publish(
-            STREAM_TRADE_COMMANDS, PositionCloseRequested(symbol=symbol, requested_by="cli")
-        )
-        return f"close of {symbol} requested: the position monitor closes it at market"
+        surface = ControlSurface(settings, pool, bus, KillSwitch(redis, settings.bus_namespace),
+                                 bus_journal(bus, "cli"))  # fmt: skip
+        action = args.command
+        if action == "pause":
+            st = await surface.pause(args.reason, by="cli")
+            return f"kill switch engaged ({st.reason}): no new entries until `quant resume`"
+        if action == "resume":
+            was = await surface.resume(by="cli")
+            return "kill switch released: entries allowed" if was else "kill switch was not engaged"
+        if action == "close":
+            out = await surface.close(parse_symbol(args.symbol), by="cli")
+            if not out.requested:
+                return f"no open position in {out.symbol}: nothing to close"
+            return f"close of {out.symbol} requested: the position monitor closes it at market"
+        if action == "top":
+            rows = await surface.top(args.n)
+            if not rows:
+                return "no ranking yet"
+            head = f"top {len(rows)} at {rows[0].time:%Y-%m-%d %H:%M} UTC"
+            return "\n".join([head] + [
+                f"{r.rank:>3}. {r.symbol:<14} {r.direction or '-':<5} score {r.score:6.1f}  "
+                f"price {_num(r.price)} -> {_num(r.target_price)}" for r in rows])  # fmt: skip
+        if action == "positions":
+            pos = await surface.positions()
+            if not pos:
+                return "no open positions"
+            return "\n".join([f"{len(pos)} open position(s)"] + [
+                f"{p.symbol:<14} {p.direction:<5} {(p.leverage or 1):g}x entry {_num(p.entry_price)} "
+                f"now {_num(p.price)} {_pct(p.pnl_pct)} ({_pct(p.pnl_pct_margin)} on margin) "
+                f"SL {_num(p.stop_loss)} TP {_num(p.take_profit)} {p.venue}" for p in pos])  # fmt: skip
+        if action == "pnl":
+            r = await surface.pnl(parse_period(args.period))
+            m = r.summary
+            rate = f", {m.win_rate_pct:.0f}% win rate" if m.win_rate_pct is not None else ""
+            lines = [f"PnL {r.period}: {m.trades} closed trades ({m.wins} won, {m.losses} lost{rate})",
+                     f"realised {m.pnl_quote:+,.2f} USDT, average {_pct(m.avg_pnl_pct)} per trade, "
+                     f"{_pct(m.sum_pnl_pct_margin)} on margin (sum)"]  # fmt: skip
+            if m.best_symbol:
+                lines.append(f"best {m.best_symbol} {_pct(m.best_pct)}, "
+                             f"worst {m.worst_symbol} {_pct(m.worst_pct)}")  # fmt: skip
+            if r.equity is not None:
+                lines.append(f"equity {r.equity.start:,.2f} -> {r.equity.end:,.2f} USDT "
+                             f"({_pct(r.equity.pct)})")  # fmt: skip
+            return "\n".join(lines)
+        if action == "scanners":
+            rows2 = await surface.scanners()
+            if not rows2:
+                return "no scanner has signals or trades yet"
+            return "\n".join(["scanners by realised PnL"] + [
+                f"{i:>2}. {r.scanner} {r.scanner_version or ''}: {r.signals} signals, {r.trades} trades, "
+                f"win {'-' if r.win_rate_pct is None else f'{r.win_rate_pct:.0f}%'}, "
+                f"avg {_pct(r.avg_pnl_pct)}, {r.pnl_quote:+,.2f} USDT"
+                for i, r in enumerate(rows2, start=1)])  # fmt: skip
+        raise ValueError(f"unknown control command {action}")
     finally:
+        await pool.close()
         await redis.aclose()
 
 
-def cmd_trading(args: argparse.Namespace) -> int:
+def cmd_control(args: argparse.Namespace) -> int:
+    from quantcore.control import ControlError
+
     settings = _settings()
     try:
-        print(asyncio.run(_trading_command(settings, args.command, args)))
+        print(asyncio.run(_control_command(settings, args)))
+    except ControlError as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 1
@@ -283,13 +345,21 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--symbols", help="comma-separated symbols (default: the whole universe)")
     backfill.add_argument("--concurrency", type=int, default=4, help="coins fetched at once")
     backfill.set_defaults(fn=cmd_backfill)
+    top = sub.add_parser("top", help="the latest ranking's top coins")
+    top.add_argument("-n", type=int, default=10)
+    top.set_defaults(fn=cmd_control)
+    sub.add_parser("positions", help="open positions with PnL %").set_defaults(fn=cmd_control)
+    pnl = sub.add_parser("pnl", help="realised PnL: today | 7d | 30d | all")
+    pnl.add_argument("period", nargs="?", default="today")
+    pnl.set_defaults(fn=cmd_control)
+    sub.add_parser("scanners", help="scanner leaderboard").set_defaults(fn=cmd_control)
     pause = sub.add_parser("pause", help="kill switch: block new entries at once")
-    pause.add_argument("--reason", default="paused by the owner (quant pause)")
-    pause.set_defaults(fn=cmd_trading)
-    sub.add_parser("resume", help="release the kill switch").set_defaults(fn=cmd_trading)
+    pause.add_argument("--reason", default=None, help="why (default: 'paused by the owner')")
+    pause.set_defaults(fn=cmd_control)
+    sub.add_parser("resume", help="release the kill switch").set_defaults(fn=cmd_control)
     close = sub.add_parser("close", help="close the open position of SYMBOL at market")
     close.add_argument("symbol")
-    close.set_defaults(fn=cmd_trading)
+    close.set_defaults(fn=cmd_control)
     sub.add_parser("services", help="list known services").set_defaults(fn=cmd_services)
     sub.add_parser("config", help="show effective settings (secrets hidden)").set_defaults(
         fn=cmd_config

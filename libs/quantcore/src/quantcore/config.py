@@ -35,6 +35,10 @@ LIVE_CONFIRMATION_PHRASE = "I accept real-money trading"
 
 # Placeholder password used by compose and local runs when no `.env` exists. Refused in live mode.
 DEV_DB_PASSWORD = "whalestack-local-only"  # noqa: S105 - a known placeholder, refused when live
+# The same for the services' application login and Grafana's read-only login (compose defaults).
+DEV_APP_DB_PASSWORD = "whalestack-app-local-only"  # noqa: S105 - a known placeholder
+DEV_GRAFANA_RO_PASSWORD = "grafana-ro-local-only"  # noqa: S105 - a known placeholder
+DEV_PASSWORDS = frozenset({DEV_DB_PASSWORD, DEV_APP_DB_PASSWORD, DEV_GRAFANA_RO_PASSWORD})
 
 
 class ConfigError(Exception):
@@ -79,6 +83,17 @@ class Settings(BaseSettings):
         description="database password (refused in live mode if left at the dev default)",
     )
     timescale_db_name: str = Field("whalestack", description="database name")
+    timescale_db_app_user: str = Field(
+        "whalestack_app",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="application login the services connect as (compose, `quant up`): reads "
+        "and writes the tables, but is no superuser and cannot create roles, databases or "
+        "tables; `quant migrate` (as TIMESCALE_DB_USER, the owner) creates / updates it",
+    )
+    timescale_db_app_pass: SecretStr | None = Field(
+        SecretStr(DEV_APP_DB_PASSWORD),
+        description="its password; empty: a local-only default, which live mode refuses",
+    )
     db_pool_min: int = Field(1, ge=1, description="connections kept open per service")
     db_pool_max: int = Field(5, ge=1, description="connections at most per service")
     db_connect_timeout_s: float = Field(
@@ -712,6 +727,21 @@ class Settings(BaseSettings):
                 )
             if self.timescale_db_pass.get_secret_value() == DEV_DB_PASSWORD:
                 raise ValueError("TRADING_MODE=live needs TIMESCALE_DB_PASS set to a real password")
+            passwords = {
+                "timescale_db_pass": self.timescale_db_pass,
+                "timescale_db_app_pass": self.app_db_password(),
+                "grafana_ro_pass": self.grafana_ro_pass,
+            }
+            defaults = [
+                env_name(n)
+                for n, value in passwords.items()
+                if value is not None and value.get_secret_value() in DEV_PASSWORDS
+            ]
+            if defaults:
+                raise ValueError(
+                    "TRADING_MODE=live refuses the local-only default password of "
+                    + " and ".join(defaults)
+                )
         if self.trading_mode == "testnet":
             missing = [
                 n
@@ -785,6 +815,13 @@ class Settings(BaseSettings):
         if self.redis_pass is not None and self.redis_pass.get_secret_value():
             auth = f":{self.redis_pass.get_secret_value()}@"
         return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
+
+    def app_db_password(self) -> SecretStr:
+        """TIMESCALE_DB_APP_PASS, or the local-only default when it is empty."""
+        value = self.timescale_db_app_pass
+        if value is None or not value.get_secret_value():
+            return SecretStr(DEV_APP_DB_PASSWORD)
+        return value
 
     def secret_values(self) -> list[str]:
         """Every non-empty secret value, for the log redactor."""

@@ -34,6 +34,15 @@ def conninfo(settings: Settings, dbname: str | None = None) -> str:
     )
 
 
+def app_login_env(settings: Settings) -> dict[str, str]:
+    """TIMESCALE_DB_USER / TIMESCALE_DB_PASS that point a service process at the application
+    login (`quant up` passes them to its children; compose sets them per container)."""
+    return {
+        "TIMESCALE_DB_USER": settings.timescale_db_app_user,
+        "TIMESCALE_DB_PASS": settings.app_db_password().get_secret_value(),
+    }
+
+
 def wait_for_database(settings: Settings) -> None:
     """Block until the database accepts connections (compose starts services in parallel)."""
     deadline = time.monotonic() + settings.db_connect_timeout_s

@@ -45,6 +45,7 @@ class Fleet:
         restart: bool = True,
         grace_s: float = 20.0,
         color: bool | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.members = [
             Member(name, i + 1, COLORS[n % len(COLORS)])
@@ -52,6 +53,7 @@ class Fleet:
             for i in range(max(scale.get(name, 1), 0))
         ]
         self.restart = restart
+        self.env = env or {}  # on top of this process's environment (e.g. the app login)
         self.grace_s = grace_s
         self.color = sys.stdout.isatty() if color is None else color
         self.width = max((len(m.label) for m in self.members), default=8)
@@ -71,7 +73,8 @@ class Fleet:
             self._print(member, line.decode("utf-8", "replace").rstrip("\n"))
 
     async def _start(self, member: Member) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED="1", QUANT_REPLICA=str(member.replica))
+        env = dict(os.environ, **self.env)
+        env.update(PYTHONUNBUFFERED="1", QUANT_REPLICA=str(member.replica))
         member.proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from pydantic import SecretStr
 
 from quantcore.config import Settings
 from quantcore.db import conninfo, wait_for_database
@@ -111,12 +113,14 @@ def migrate(settings: Settings, folder: Path | None = None) -> list[str]:
             if unknown:
                 log.warning("database has migrations this checkout does not know", versions=unknown)
             ensure_reader_login(conn, settings)
+            ensure_app_login(conn, settings)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
     return applied_now
 
 
 READER_ROLE = "grafana_reader"  # created by 0008_grafana_reader.sql
+WRITER_ROLE = "whalestack_writer"  # created by 0017_app_role.sql
 
 
 def ensure_reader_login(conn: psycopg.Connection[tuple[object, ...]], settings: Settings) -> bool:
@@ -126,23 +130,63 @@ def ensure_reader_login(conn: psycopg.Connection[tuple[object, ...]], settings: 
     """
     if settings.grafana_ro_pass is None:
         return False
-    has_reader = conn.execute(
-        "SELECT 1 FROM pg_roles WHERE rolname = %s", (READER_ROLE,)
-    ).fetchone()
-    if not has_reader:
-        return False  # 0008 not applied (a folder without it): no role to join
-    user = settings.grafana_ro_user
+    done = _ensure_login(
+        conn, settings.grafana_ro_user, settings.grafana_ro_pass, READER_ROLE, "GRAFANA_RO_USER"
+    )
+    if done:
+        ident = sql.Identifier(settings.grafana_ro_user)
+        role_ddl(
+            conn, sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident)
+        )
+        role_ddl(conn, sql.SQL("ALTER ROLE {} SET statement_timeout = '30s'").format(ident))
+        log.info(
+            "grafana read-only login ready", role=settings.grafana_ro_user, member_of=READER_ROLE
+        )
+    return done
+
+
+def ensure_app_login(conn: psycopg.Connection[tuple[object, ...]], settings: Settings) -> bool:
+    """Create or update the services' login (TIMESCALE_DB_APP_USER / TIMESCALE_DB_APP_PASS) as a
+    member of whalestack_writer: reads and writes the tables, creates no role, database or table.
+    Returns False when 0017 (the writer role) is not in the migrations folder."""
+    if settings.timescale_db_app_user == settings.timescale_db_user:
+        raise MigrationError(
+            "TIMESCALE_DB_APP_USER must differ from TIMESCALE_DB_USER (the owner migrate runs as)"
+        )
+    done = _ensure_login(
+        conn,
+        settings.timescale_db_app_user,
+        settings.app_db_password(),
+        WRITER_ROLE,
+        "TIMESCALE_DB_APP_USER",
+    )
+    if done:
+        log.info(
+            "application login ready", role=settings.timescale_db_app_user, member_of=WRITER_ROLE
+        )
+    return done
+
+
+def _ensure_login(
+    conn: psycopg.Connection[tuple[object, ...]],
+    user: str,
+    secret: SecretStr,
+    group: str,
+    setting: str,
+) -> bool:
+    """A LOGIN role `user` with this password, unprivileged, member of `group` (False when the
+    migration creating `group` is not in this folder)."""
+    if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (group,)).fetchone():
+        return False
     ident = sql.Identifier(user)
-    password = sql.Literal(settings.grafana_ro_pass.get_secret_value())
+    password = sql.Literal(secret.get_secret_value())
     found = conn.execute(
         "SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls "
         "FROM pg_roles WHERE rolname = %s",
         (user,),
     ).fetchone()
     if found and found[0]:
-        raise MigrationError(
-            f"GRAFANA_RO_USER={user} is a privileged role; Grafana needs a login of its own"
-        )
+        raise MigrationError(f"{setting}={user} is a privileged role; it needs a login of its own")
     if found is None:
         try:
             with conn.transaction():
@@ -153,17 +197,38 @@ def ensure_reader_login(conn: psycopg.Connection[tuple[object, ...]], settings: 
                 )
         except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
             pass  # created at the same moment by a runner on another database
-    conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(ident, password))
-    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READER_ROLE), ident))
-    conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(ident))
-    conn.execute(sql.SQL("ALTER ROLE {} SET statement_timeout = '30s'").format(ident))
-    log.info("grafana read-only login ready", role=user, member_of=READER_ROLE)
+    role_ddl(conn, sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(ident, password))
+    member = conn.execute("SELECT pg_has_role(%s, %s, 'member')", (user, group)).fetchone()
+    if not (member and member[0]):
+        role_ddl(conn, sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), ident))
     return True
 
 
-def _apply(conn: psycopg.Connection[tuple[object, ...]], mig: Migration) -> str:
-    import time
+# Roles are cluster-wide while advisory locks are per database: runners migrating two databases
+# of one server at once (test runs, benchmarks) can update the same role row together, which
+# PostgreSQL answers with "tuple concurrently updated". The statements are idempotent: retry.
+_ROLE_RACES = (
+    psycopg.errors.InternalError_,
+    psycopg.errors.UniqueViolation,
+    psycopg.errors.DuplicateObject,
+    psycopg.errors.SerializationFailure,
+)
 
+
+def role_ddl(conn: psycopg.Connection[tuple[object, ...]], statement: sql.Composed) -> None:
+    """Run one idempotent role statement (autocommit), retrying a concurrent update of the role."""
+    for attempt in range(5):
+        try:
+            with conn.transaction():
+                conn.execute(statement)
+            return
+        except _ROLE_RACES:
+            if attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def _apply(conn: psycopg.Connection[tuple[object, ...]], mig: Migration) -> str:
     started = time.perf_counter()
     try:
         with conn.transaction():

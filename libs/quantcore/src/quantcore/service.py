@@ -68,18 +68,33 @@ class ServiceContext:
         **detail: Any,
     ) -> None:
         """Record a decision/incident in `agent_logs` (through the bus and the journal service)."""
-        await self.bus.publish(
-            AGENT_LOG_STREAM,
-            AgentLogRecorded(
-                agent=self.agent,
-                level=level,
-                event_type=event_type,
-                message=message,
-                symbol=symbol,
-                vertical=vertical,
-                detail=detail,
-            ),
-        )
+        await publish_journal(self.bus, self.agent, event_type, message, level, symbol, vertical,
+                              **detail)  # fmt: skip
+
+
+async def publish_journal(
+    bus: Bus,
+    agent: str,
+    event_type: str,
+    message: str,
+    level: LogLevel = "info",
+    symbol: str | None = None,
+    vertical: Literal["perps", "poly", "system"] = "system",
+    **detail: Any,
+) -> None:
+    """Publish one `agent_logs` entry as `agent` (services through `ctx.journal`, the CLI directly)."""
+    await bus.publish(
+        AGENT_LOG_STREAM,
+        AgentLogRecorded(
+            agent=agent,
+            level=level,
+            event_type=event_type,
+            message=message,
+            symbol=symbol,
+            vertical=vertical,
+            detail=detail,
+        ),
+    )
 
 
 class Service(ABC):

@@ -13,8 +13,9 @@ from numpy.typing import NDArray
 
 from quantcore.math import clusters, imbalance
 from quantcore.math.ranking import cluster_size_pct
-from quantcore.scan.values import num
-from quantcore.store.levels import LatestLevels, Snapshot
+from quantcore.math.values import num
+from quantcore.store.clusters import ClusterValues
+from quantcore.store.levels import LatestLevels
 
 F = NDArray[np.float64]
 I = NDArray[np.int64]  # noqa: E741 - conventional short alias
@@ -69,47 +70,6 @@ def scan(levels: LatestLevels, price: F, merge_pct: float) -> ClusterScan:
     return ClusterScan(levels, np.asarray(price, dtype=np.float64), c, r, target)
 
 
-CLUSTER_COLUMNS = (
-    "time", "symbol", "timeframe", "side", "price_low", "price_high", "center", "value_usd",
-    "level_count", "ref_price", "distance_pct", "size_pct_of_typical", "source", "levels_time",
-    "scanner", "scanner_version",
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ClusterValues:
-    """The numbers of a scan's liquidation_clusters rows, column by column (NaN = NULL)."""
-
-    snapshots: list[Snapshot]  # the heatmaps clustered
-    group: I  # per cluster, the index into snapshots of the heatmap it came from
-    side: NDArray[np.int8]  # +1 short, −1 long (SIDE_NAME)
-    price_low: F
-    price_high: F
-    center: F
-    value: F
-    level_count: I
-    ref_price: F
-    distance_pct: F
-    size_pct: F  # NaN where the coin has no typical size
-
-    def __len__(self) -> int:
-        return int(self.group.size)
-
-    def of_symbols(self, symbols: set[str]) -> ClusterValues:
-        """The clusters of these coins only (their heatmaps renumbered)."""
-        keep_snap = np.array([sn.symbol in symbols for sn in self.snapshots], dtype=bool)
-        kept = np.flatnonzero(keep_snap)
-        mask = keep_snap[self.group] if self.group.size else np.zeros(0, dtype=bool)
-        return ClusterValues(
-            snapshots=[self.snapshots[k] for k in kept.tolist()],
-            group=np.searchsorted(kept, self.group[mask]).astype(np.int64),
-            side=self.side[mask], price_low=self.price_low[mask],
-            price_high=self.price_high[mask], center=self.center[mask], value=self.value[mask],
-            level_count=self.level_count[mask], ref_price=self.ref_price[mask],
-            distance_pct=self.distance_pct[mask], size_pct=self.size_pct[mask],
-        )  # fmt: skip
-
-
 def cluster_values(s: ClusterScan, typical: F) -> ClusterValues:
     c = s.clusters
     coin = c.row // s.n_tf
@@ -148,12 +108,6 @@ def cluster_rows(
             _nums(v.distance_pct), _nums(v.size_pct), strict=True,
         )
     ]  # fmt: skip
-
-
-TARGET_COLUMNS = (
-    "time", "symbol", "timeframe", "scan_time", "levels_time", "side", "price_low", "price_high",
-    "value_usd", "ref_price", "edge", "imbalance", "scanner", "scanner_version",
-)  # fmt: skip
 
 
 def target_rows(

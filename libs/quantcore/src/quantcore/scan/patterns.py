@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from quantcore.math.values import num
 from quantcore.math.wicks import WickStats, wick_stats
 from quantcore.model.market import TIMEFRAME_DURATION
-from quantcore.scan.values import num
 from quantcore.store.clusters import Outcomes
 
 

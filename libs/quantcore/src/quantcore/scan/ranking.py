@@ -17,7 +17,7 @@ from quantcore.config import Settings
 from quantcore.math import clusters, imbalance, levels
 from quantcore.math.ranking import ScoreWeights
 from quantcore.math.universe import UniverseEvaluation, evaluate
-from quantcore.scan.values import clean, num
+from quantcore.math.values import clean, num
 from quantcore.store.levels import LatestLevels
 
 F = NDArray[np.float64]
@@ -126,13 +126,6 @@ def ranking_inputs(
         },
     })  # fmt: skip
     return out
-
-
-RANKING_COLUMNS = (
-    "time", "cycle_id", "rank", "symbol", "score", "imbalance", "imbalance_strength", "direction",
-    "cluster_size_pct", "success_rate", "target_price", "price", "scanner", "scanner_version",
-    "inputs",
-)  # fmt: skip
 
 
 def ranking_rows(

@@ -15,8 +15,9 @@ from numpy.typing import NDArray
 
 from quantcore.math import spikes
 from quantcore.math.spikes import MoverFlags, SpikeFlags, SpikeThresholds
-from quantcore.scan.values import clean, num
+from quantcore.math.values import clean, num
 from quantcore.store.series import MinuteSeries
+from quantcore.store.spikes import CoinPercentiles
 
 Mode = Literal["fixed", "coin_specific"]
 RefreshMode = Literal["fixed", "coin_specific", "both"]
@@ -111,13 +112,6 @@ def mover_rows(
     return rows
 
 
-MOVER_COLUMNS = (
-    "time", "symbol", "mode", "direction", "price", "price_change_1m_pct", "price_change_5m_pct",
-    "threshold_1m_pct", "threshold_5m_pct", "trigger_window", "zscore_1m", "zscore_5m",
-    "percentile_1m", "percentile_5m", "refresh_requested", "scanner", "scanner_version", "inputs",
-)  # fmt: skip
-
-
 def spike_rows(
     s: SpikeScan, refreshed: set[tuple[str, Mode]], scanner: str, version: str
 ) -> list[tuple[Any, ...]]:
@@ -155,25 +149,6 @@ def spike_rows(
                 (symbol, mode) in refreshed, scanner, version, clean(inputs),
             ))  # fmt: skip
     return rows
-
-
-SPIKE_COLUMNS = (
-    "time", "symbol", "mode", "oi_change_15m_pct", "volume_5m", "volume_1h_avg_5m",
-    "volume_ratio", "price_change_5m_pct", "oi_threshold_pct", "volume_ratio_threshold",
-    "oi_zscore", "volume_zscore", "oi_percentile", "volume_percentile", "is_oi_spike",
-    "is_volume_spike", "refresh_requested", "scanner", "scanner_version", "inputs",
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class CoinPercentiles:
-    """Per coin, from the scan window: p95/p99 of |1m|, |5m| moves, |15m OI change|, volume
-    ratio; the robust centre/scale of each (z-scores); how many 1-min moves were behind them."""
-
-    symbol: str
-    values: dict[str, float | None]
-    samples: int
-    stats: dict[str, Any]
 
 
 def coin_percentiles(s: SpikeScan) -> list[CoinPercentiles]:

@@ -22,8 +22,8 @@ from numpy.typing import NDArray
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from quantcore.math.grid import padded
 from quantcore.model.market import TIMEFRAMES
-from quantcore.scan.grid import padded
 from quantcore.store.arrays import fetch_packed, packed, unpack
 
 F = NDArray[np.float64]

@@ -14,9 +14,14 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from quantcore.db import copy_upsert
-from quantcore.scan.ranking import RANKING_COLUMNS
 
 F = NDArray[np.float64]
+
+RANKING_COLUMNS = (
+    "time", "cycle_id", "rank", "symbol", "score", "imbalance", "imbalance_strength", "direction",
+    "cluster_size_pct", "success_rate", "target_price", "price", "scanner", "scanner_version",
+    "inputs",
+)  # fmt: skip
 
 
 async def typical_sizes(conn: AsyncConnection[Any], symbols: Sequence[str]) -> F:

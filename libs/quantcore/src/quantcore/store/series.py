@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 from psycopg import AsyncConnection
 
-from quantcore.scan.grid import ffill, minute_grid
+from quantcore.math.grid import ffill, minute_grid
 from quantcore.store.arrays import fetch_packed, packed
 
 F = NDArray[np.float64]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,8 +12,32 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from quantcore.db import copy_upsert
-from quantcore.scan.spikes import MOVER_COLUMNS, SPIKE_COLUMNS, CoinPercentiles
-from quantcore.scan.values import clean
+from quantcore.math.values import clean
+
+MOVER_COLUMNS = (
+    "time", "symbol", "mode", "direction", "price", "price_change_1m_pct", "price_change_5m_pct",
+    "threshold_1m_pct", "threshold_5m_pct", "trigger_window", "zscore_1m", "zscore_5m",
+    "percentile_1m", "percentile_5m", "refresh_requested", "scanner", "scanner_version", "inputs",
+)  # fmt: skip
+
+
+SPIKE_COLUMNS = (
+    "time", "symbol", "mode", "oi_change_15m_pct", "volume_5m", "volume_1h_avg_5m",
+    "volume_ratio", "price_change_5m_pct", "oi_threshold_pct", "volume_ratio_threshold",
+    "oi_zscore", "volume_zscore", "oi_percentile", "volume_percentile", "is_oi_spike",
+    "is_volume_spike", "refresh_requested", "scanner", "scanner_version", "inputs",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CoinPercentiles:
+    """Per coin, from the scan window: p95/p99 of |1m|, |5m| moves, |15m OI change|, volume
+    ratio; the robust centre/scale of each (z-scores); how many 1-min moves were behind them."""
+
+    symbol: str
+    values: dict[str, float | None]
+    samples: int
+    stats: dict[str, Any]
 
 
 async def write_movers(conn: AsyncConnection[Any], rows: Sequence[tuple[Any, ...]]) -> int:

@@ -1,4 +1,4 @@
-"""Read-only queries behind the Telegram commands and the daily digest."""
+"""Read-only queries behind the control surface (Telegram, `quant`) and the daily digest."""
 
 from __future__ import annotations
 
