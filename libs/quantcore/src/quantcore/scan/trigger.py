@@ -10,7 +10,7 @@ from typing import Any
 from quantcore.config import Settings
 from quantcore.math import trigger as tm
 from quantcore.math.spikes import volume_windows
-from quantcore.scan.values import clean, num
+from quantcore.math.values import clean, num
 from quantcore.store.series import MinuteSeries
 
 
