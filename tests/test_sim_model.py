@@ -393,7 +393,9 @@ def test_a_hunt_planted_at_runtime_builds_then_pushes() -> None:
     assert planted  # some coin's book offers a target (one with none, or busy, gives None)
     coin, campaign = planted[0]
     assert market.whales.phase_of(coin) == "build"
-    assert market.plant_hunt(coin, 120) is None  # one campaign at a time
+    again = market.plant_hunt(coin, 120)  # one campaign at a time: the first is re-planned
+    assert again is not None and campaign.outcome == "replanned" and campaign.ended is not None
+    campaign = again
     oi0 = float(market.oi_usd[coin])
     market.advance(130)
     assert market.whales.phase_of(coin) == "push" and campaign.push_started is not None

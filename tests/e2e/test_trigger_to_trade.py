@@ -4,9 +4,10 @@ numbers as floors — nothing switched off or relaxed): the ranker signals on a 
 autotrader turns the signal into a paper trade, the position monitor closes it with a PnL %.
 
 The market is the default one (its whales are under way on the coins the strategy likes best
-when it opens), on a smaller universe so the run is test-sized. Only the close is helped: once
-the trade is open the test moves the coin's price through the take-profit with the
-simulator's /sim/price hook (a real hunt takes hours to reach its cluster). What the test
+when it opens) on a smaller universe, and — so that a test-sized run is sure to see a setup —
+a hunt is planted (POST /sim/hunt, the scenario hook) on each coin of the first top 3; the
+trigger is never relaxed. The close is helped too: once the trade is open the test moves the
+coin's price through the take-profit with /sim/price (a real hunt takes hours to get there). What the test
 prints (pytest -s) are the figures for the closing note.
 """
 
@@ -37,6 +38,17 @@ def test_the_default_trigger_fires_and_the_signal_becomes_a_closed_paper_trade(
         monkeypatch.delenv(name, raising=False)
     with running_fleet(box, FLEET, tmp_path / "fleet.log", env=SMALL) as fleet:
         started = time.monotonic()
+        # test-sized: besides the hunts the market opens with, a hunt planted on each coin of
+        # the first top 3 (the scenario hook; the trigger itself stays at its defaults)
+        top = eventually(
+            lambda: fleet.sql(
+                "SELECT symbol FROM coin_rankings WHERE rank <= 3 "
+                "AND time = (SELECT max(time) FROM coin_rankings) ORDER BY rank"
+            ),
+            timeout=180, interval=1,
+        )  # fmt: skip
+        planted = [s for (s,) in top
+                   if fleet.sim("POST", "/sim/hunt", json={"symbol": s, "push_in_s": 60}).status_code == 200]  # fmt: skip
         signal = eventually(
             lambda: fleet.sql(
                 "SELECT signal_id, symbol, direction, take_profit, inputs->'trigger' FROM signals "
@@ -113,7 +125,7 @@ def test_the_default_trigger_fires_and_the_signal_becomes_a_closed_paper_trade(
         assert float(pct_price) == pytest.approx(float((exit_ / entry - 1) * 100 * side), rel=1e-6)
         assert float(pct_price) > 0 and float(pct_margin) > 0
         print(
-            f"\nfirst signal after {took_signal:.0f}s ({direction} {symbol}, trigger "
+            f"\nhunts planted on {planted}; first signal after {took_signal:.0f}s ({direction} {symbol}, trigger "
             f"oi {trig['oi_change_15m_pct']:.2f}% / vr {trig['volume_ratio_5m']:.2f} / move "
             f"{trig['price_change_5m_pct']:.2f}% vs coin thresholds {coin}); trade open after "
             f"{took_open:.0f}s; closed {reason} at {float(exit_):g}: PnL {float(pct_price):.3f}% "

@@ -116,7 +116,8 @@ async def move_price(request: web.Request) -> web.Response:
 async def plant_hunt(request: web.Request) -> web.Response:
     """Plant a whale hunt now: {"symbol": "SOLUSDT", "push_in_s": 120} — open interest builds
     from now, the push (a burst of volume and price towards the heavy side's largest mature
-    cluster) starts in push_in_s simulated seconds (default 120, 30..3600)."""
+    cluster) starts in push_in_s simulated seconds (default 120, 30..3600). A campaign under
+    way on the coin is re-planned into this one."""
     state = request.app[STATE]
     try:
         body = await request.json()
@@ -130,7 +131,7 @@ async def plant_hunt(request: web.Request) -> web.Response:
         return _json({"error": "push_in_s must be between 30 and 3600"}, 400)
     campaign = state.market.plant_hunt(index, push_in_s)
     if campaign is None:
-        return _json({"error": f"{symbol}: a campaign is under way or its book has no target"}, 409)
+        return _json({"error": f"{symbol}: its book has no cluster to hunt"}, 409)
     return _json({
         "symbol": symbol, "direction": "up" if campaign.direction > 0 else "down",
         "target": campaign.target, "take_profit": campaign.take_profit,

@@ -633,9 +633,10 @@ class Market:
 
     def plant_hunt(self, coin: int, push_in_s: int) -> Campaign | None:
         """A hunt on `coin` that builds open interest from now and pushes in `push_in_s`
-        seconds (a scenario; /sim/hunt). None when the coin is busy or its book has no target."""
+        seconds (a scenario; /sim/hunt); a campaign under way there is re-planned into it.
+        None when the coin's book has no target."""
         c = int(coin)
-        return self.whales.plant(
+        return self.whales.replan(
             c, self.now, float(self.price.logp[c]), float(self.oi_usd[c]), self._find_target,
             self.now + int(push_in_s),
         )  # fmt: skip
