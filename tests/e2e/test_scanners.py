@@ -45,7 +45,10 @@ FAST = {
     "CLUSTER_SCAN_INTERVAL_S": "10",
     "PATTERN_UPDATE_INTERVAL_S": "60",
     "RANK_INTERVAL_S": "10",
-    # relaxed trigger: OI known, any volume, price moving the bias way (SPEC: 3 %, 1.5x, 1 %)
+    # relaxed trigger: OI known, any volume, price moving the bias way (SPEC: 3 %, 1.5x, 1 %),
+    # for every coin alike (the default coin mode would keep each coin's own p95 as its bar);
+    # tests/e2e/test_trigger_to_trade.py runs the default trigger
+    "TRIGGER_MODE": "fixed",
     "TRIGGER_OI_PCT": "-100",
     "TRIGGER_VOLUME_RATIO": "0",
     "TRIGGER_MOVE_PCT": "0",

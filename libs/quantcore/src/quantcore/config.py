@@ -177,6 +177,12 @@ class Settings(BaseSettings):
         "",
         description='injected faults, e.g. "http_429=0.05,http_5xx=0.02,ws_drop_per_min=0.5" (empty = none)',
     )
+    sim_scenario: str = Field(
+        "",
+        description="empty: the default market (hunts under way on the coins the strategy likes best "
+        'when it opens); "hunt:SYM1,SYM2": also a hunt planted on these coins, pushing in the first '
+        'live minutes; "quiet": no hunts planted at the opening (whales act as they happen to)',
+    )
 
     # --- exchange and data vendors ---------------------------------------------------------
     bybit_endpoint_rest: str | None = Field(
@@ -386,6 +392,23 @@ class Settings(BaseSettings):
         1.0,
         ge=0,
         description="trigger: price must have moved more than this percent in 5 min, in the bias direction",
+    )
+    trigger_mode: Literal["coin", "fixed"] = Field(
+        "coin",
+        description="coin: each trigger threshold is TRIGGER_PERCENTILE of the coin's own history, "
+        "never below the fixed numbers above; fixed: the numbers above for every coin",
+    )
+    trigger_percentile: float = Field(
+        95.0, gt=0, lt=100, description="coin trigger: percentile of the coin's own history"
+    )
+    trigger_history_min: int = Field(
+        1440,
+        ge=61,
+        le=10080,
+        description="coin trigger: minutes of history each threshold is taken from",
+    )
+    trigger_min_samples: int = Field(
+        60, ge=1, description="coin trigger: fewer history samples than this → the fixed number"
     )
     signal_cooldown_s: float = Field(
         3600.0,
