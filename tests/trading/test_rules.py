@@ -212,3 +212,14 @@ def test_stops_go_on_the_tick_grid_away_from_the_price() -> None:
     assert stop_on_tick("short", 100.031, 0.01) == Decimal("100.04")
     assert stop_on_tick("long", 100.03, 0.01) == Decimal("100.03")  # already on the grid
     assert stop_on_tick("long", 1.23456789012345, 0) == Decimal("1.2345678901")
+
+
+def test_day_start_is_the_owners_midnight() -> None:
+    from datetime import UTC, datetime
+
+    from quantcore.trading.risk import day_start
+
+    at = datetime(2026, 3, 29, 23, 30, tzinfo=UTC)  # already the 30th in Berlin (summer time)
+    start = day_start(at, "Europe/Berlin")
+    assert start.isoformat() == "2026-03-30T00:00:00+02:00"
+    assert day_start(at, "UTC") == datetime(2026, 3, 29, tzinfo=UTC)

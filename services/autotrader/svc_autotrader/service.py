@@ -31,7 +31,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.bus import Delivery
@@ -410,9 +409,7 @@ class Autotrader(Service):
         self.status_info["decisions"] = int(self.status_info.get("decisions", 0)) + 1
 
     def day_start(self) -> datetime:
-        tz = ZoneInfo(self.ctx.settings.timezone)
-        now = datetime.now(tz)
-        return now.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+        return risk.day_start(datetime.now(UTC), self.ctx.settings.timezone).astimezone(UTC)
 
     # --- reconciliation -------------------------------------------------------------------------------
 

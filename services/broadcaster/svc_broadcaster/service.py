@@ -33,6 +33,7 @@ from quantcore.model.events import (
 )
 from quantcore.service import Service, ServiceContext
 from quantcore.store import control as control_q
+from quantcore.trading import risk
 from quantcore.trading.killswitch import KillSwitch
 from svc_broadcaster import messages, outbox, routing, templates
 from svc_broadcaster.channels import Sender, build_senders
@@ -114,12 +115,11 @@ class Broadcaster(Service):
         at = self.ctx.settings.broadcast_daily_digest_at
         if at in ("", "off"):
             return None
-        tz = ZoneInfo(self.ctx.settings.timezone)
-        local = now.astimezone(tz)
+        local = now.astimezone(ZoneInfo(self.ctx.settings.timezone))
         hour, minute = (int(x) for x in at.split(":"))
         if (local.hour, local.minute) < (hour, minute):
             return None
-        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        start = risk.day_start(now, self.ctx.settings.timezone)
         return (
             local.date().isoformat(),
             start.astimezone(UTC),

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -24,6 +23,7 @@ from quantcore.config import Settings
 from quantcore.model.events import STREAM_TRADE_COMMANDS, PositionCloseRequested
 from quantcore.service import ALIVE, publish_journal
 from quantcore.store import control as q
+from quantcore.trading import risk
 from quantcore.trading.killswitch import KillSwitch, KillSwitchState
 
 PERIODS = ("today", "7d", "30d", "all")
@@ -104,8 +104,7 @@ class ControlSurface:
 
     def day_start(self, now: datetime) -> datetime:
         """The owner's midnight (TIMEZONE), in UTC."""
-        local = now.astimezone(ZoneInfo(self.s.timezone))
-        return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+        return risk.day_start(now, self.s.timezone).astimezone(UTC)
 
     # --- queries -------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from psycopg import AsyncConnection
 
 from quantcore.db import fetch_all
 from quantcore.store.series import latest_prices
+from quantcore.trading.trailing import profit_pct
 
 
 @dataclass(frozen=True)
@@ -74,13 +75,15 @@ class OpenPosition:
         """Unrealised PnL in percent on price, signed by direction."""
         if self.price is None or not self.entry_price:
             return None
-        sign = 1.0 if self.direction == "long" else -1.0
-        return sign * (self.price / self.entry_price - 1.0) * 100.0
+        return profit_pct(self.direction, self.entry_price, self.price, 1.0, "price")
 
     @property
     def pnl_pct_margin(self) -> float | None:
-        pct = self.pnl_pct
-        return None if pct is None else pct * (self.leverage or 1.0)
+        if self.price is None or not self.entry_price:
+            return None
+        return profit_pct(
+            self.direction, self.entry_price, self.price, self.leverage or 1.0, "margin"
+        )
 
 
 async def open_positions(conn: AsyncConnection[Any]) -> list[OpenPosition]:

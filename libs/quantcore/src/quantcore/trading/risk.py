@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 
 @dataclass(frozen=True)
@@ -79,3 +81,10 @@ def refusal(state: RiskState, limits: RiskLimits, symbol: str, margin: float) ->
             f"total margin would be {total_pct:.2f} % of equity > {limits.max_total_equity_pct} %"
         )
     return None
+
+
+def day_start(now: datetime, timezone: str) -> datetime:
+    """The owner's midnight (TIMEZONE) of the day `now` falls in, in that zone. The one rule
+    for "today": the daily loss limit, /pnl today and the daily digest."""
+    local = now.astimezone(ZoneInfo(timezone))
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
