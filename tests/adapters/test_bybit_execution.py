@@ -625,7 +625,8 @@ async def test_live_venue_builds_only_when_confirmed(sim: Sim) -> None:
         _env_file=None,  # type: ignore[call-arg]
         trading_mode="live", live_trading_confirm=LIVE_CONFIRMATION_PHRASE,
         bybit_api_key=key, bybit_api_secret=secret, timescale_db_pass="a-real-password",
-        timescale_db_app_pass="another-real-password",
+        timescale_db_app_pass="another-real-password", grafana_ro_pass="a-third-real-password",
+        grafana_admin_pass="a-fourth-real-password",
         bybit_testnet_api_key="other", bybit_testnet_api_secret="other",
         bybit_endpoint_trade=sim.base,
     )  # fmt: skip

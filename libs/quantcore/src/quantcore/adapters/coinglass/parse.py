@@ -8,8 +8,6 @@ older column was liquidated (or closed) since, so it is dropped.
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,13 +17,13 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ValidationError
 
+from quantcore.adapters.numbers import number
 from quantcore.errors import BadPayload
 from quantcore.model.market import Heatmap, HeatmapLevel, Timeframe
 
 HEATMAP = "heatmap"
 HEATMAP_CELL = "heatmap_cell"
 SNIPPET = 500
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 HeatmapSource = Literal["coinglass", "sim"]
 
 
@@ -42,17 +40,6 @@ def snippet(raw: Any) -> str:
         return json.dumps(raw, separators=(",", ":"), default=str)[:SNIPPET]
     except (TypeError, ValueError):
         return repr(raw)[:SNIPPET]
-
-
-def number(value: Any, what: str) -> float:
-    """A finite number, given as a JSON number or a numeric string."""
-    numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    if not (numeric or (isinstance(value, str) and _NUMBER.match(value.strip()))):
-        raise ValueError(f"{what} is not a number: {str(value)[:40]!r}")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"{what} is not finite: {value!r}")
-    return out
 
 
 def index(value: Any, what: str, size: int) -> int:

@@ -9,8 +9,6 @@ an envelope) raises BadPayload for the whole reply. Both Data API generations ar
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +16,7 @@ from typing import Any, Generic, Literal, TypeVar, cast
 
 from pydantic import ValidationError
 
+from quantcore.adapters.numbers import NUMBER, number
 from quantcore.adapters.polymarket.schemas import CLOB_END_CURSOR
 from quantcore.errors import BadPayload
 from quantcore.model.poly import (
@@ -39,7 +38,6 @@ from quantcore.model.poly import (
 
 T = TypeVar("T")
 SNIPPET = 500
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
 @dataclass
@@ -70,17 +68,6 @@ def pick(raw: Mapping[str, Any], *names: str) -> Any:
     return None
 
 
-def number(value: Any, what: str) -> float:
-    """A finite number, given as a JSON number or a numeric string."""
-    numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    if not (numeric or (isinstance(value, str) and _NUMBER.match(value.strip()))):
-        raise ValueError(f"{what} is not a number: {str(value)[:40]!r}")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"{what} is not finite: {value!r}")
-    return out
-
-
 def optional_number(value: Any, what: str) -> float | None:
     if value is None or value == "":
         return None
@@ -109,7 +96,7 @@ def json_list(value: Any, what: str) -> list[Any]:
 
 def timestamp(value: Any, what: str) -> datetime:
     """Unix seconds or milliseconds (number or numeric string), or an ISO-8601 string."""
-    if isinstance(value, str) and not _NUMBER.match(value.strip()):
+    if isinstance(value, str) and not NUMBER.match(value.strip()):
         text = value.strip().replace("Z", "+00:00")
         try:
             parsed = datetime.fromisoformat(text)
