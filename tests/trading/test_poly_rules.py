@@ -217,3 +217,30 @@ def test_exit_reasons() -> None:
     soon = kw | {"end_date": now + timedelta(hours=3)}
     got = poly.exit_reason(policy, wallets_followed=4, wallets_holding=4, **soon)
     assert got is ExitReason.RESOLUTION_NEAR
+
+
+# --- walking the book -------------------------------------------------------------------------
+
+levels = st.lists(
+    st.tuples(prices, st.decimals(min_value=D(0), max_value=D(500), places=2)), max_size=8
+)
+
+
+@given(raw=levels, limit=prices, size=shares, buy=st.booleans())
+def test_walk_book_fills_within_limit_and_size(
+    raw: list, limit: Decimal, size: Decimal, buy: bool
+) -> None:
+    book = sorted((poly.Level(p, s) for p, s in raw), key=lambda lv: lv.price, reverse=not buy)
+    fills = poly.walk_book(book, buy, limit, size)
+    assert sum((f.shares for f in fills), D(0)) <= size
+    assert all(f.shares > 0 for f in fills)
+    assert all((f.price <= limit) if buy else (f.price >= limit) for f in fills)
+    prices_seen = [f.price for f in fills]
+    assert prices_seen == sorted(prices_seen, reverse=not buy)  # best first
+
+
+def test_walk_book_partial_fill() -> None:
+    asks = [poly.Level(D("0.40"), D(10)), poly.Level(D("0.41"), D(5)), poly.Level(D("0.45"), D(99))]
+    fills = poly.walk_book(asks, True, D("0.42"), D(30))
+    assert fills == [poly.Level(D("0.40"), D(10)), poly.Level(D("0.41"), D(5))]
+    assert poly.walk_book([], True, D("0.42"), D(30)) == []

@@ -236,3 +236,27 @@ def exit_plan(
         steps.append(sold)
         held -= sold
     return steps
+
+
+@dataclass(frozen=True)
+class Level:
+    price: Decimal
+    shares: Decimal
+
+
+def walk_book(levels: list[Level], buy: bool, limit: Decimal, shares: Decimal) -> list[Level]:
+    """The fills a taker order of `shares` at `limit` gets from the opposite side of the book
+    (asks best-first for a buy, bids best-first for a sell): levels at or better than the limit,
+    in order, until the size is done or the book is (a partial fill)."""
+    fills: list[Level] = []
+    left = shares
+    for lv in levels:
+        if left <= 0:
+            break
+        if (buy and lv.price > limit) or (not buy and lv.price < limit):
+            break
+        take = min(left, floor_shares(lv.shares))
+        if take > 0:
+            fills.append(Level(lv.price, take))
+            left -= take
+    return fills
