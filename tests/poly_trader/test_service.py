@@ -252,3 +252,41 @@ def test_live_refuses_to_start() -> None:
     with pytest.raises(ConfigError, match="not built yet"):
         PolyTrader.check_settings(ok)
     PolyTrader.check_settings(Settings())  # paper is the default and starts
+
+
+async def test_concurrent_replicas_never_spend_the_same_room(
+    fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
+    poly_client: PolymarketClient, collected: None,
+) -> None:  # fmt: skip
+    """Orders decided but not yet answered by a slow venue count against the cap: three
+    signals decided at once on two replicas take at most the 100 USD the cap allows."""
+    picks = await open_tokens(fresh_pool, poly_client, 3)
+    a, b = (trader(fresh, fresh_pool, fresh_redis, poly_sim, f"pt-{i}") for i in (1, 2))
+    for t in (a, b):
+        placed = t.venue.place_order
+
+        async def slow(req: Any, placed: Any = placed) -> Any:
+            await asyncio.sleep(0.3)  # the venue is slow to answer: the room is still taken
+            return await placed(req)
+
+        t.venue.place_order = slow  # type: ignore[method-assign]
+    sigs = [signal(c, tok, ask, usd=60.0) for c, tok, ask in picks]
+    await asyncio.gather(a.decide(sigs[0]), b.decide(sigs[1]), a.decide(sigs[2]))
+    eq = await a.venue.equity()
+    assert eq.exposure <= D("0.10") * eq.equity, (eq.exposure, eq.equity)
+    got = await decisions(fresh_pool)
+    assert sorted(d["decision"] for d in got.values()) == ["refused", "traded", "traded"]
+
+
+async def test_kill_switch_stops_new_entries(
+    fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
+    poly_client: PolymarketClient, collected: None,
+) -> None:  # fmt: skip
+    [(cond, token, ask)] = await open_tokens(fresh_pool, poly_client, 1)
+    t = trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-1")
+    await t.killswitch.engage("paused by the owner", "test")
+    sig = signal(cond, token, ask)
+    await t.decide(sig)
+    d = (await decisions(fresh_pool))[signal_key(sig)]
+    assert d["decision"] == "skipped" and d["reason"].startswith("kill_switch")
+    assert not await t.venue.orders()

@@ -6,7 +6,8 @@ Per signal (consumer group `poly_trader`: replicas share the stream, each signal
    second replica, never places a second order (the venue answers "duplicate").
 2. Not traded, with the reason: too old (POLY_SIGNAL_MAX_AGE_S), kill switch engaged, unknown
    or closed market, no book, a limit without edge, the caps (quantcore.trading.poly).
-3. Under one database lock shared by all replicas: exposure is read from the venue, the entry
+3. Under one database lock shared by all replicas: exposure is read from the venue (plus the
+   worst-case cost of entries decided but not yet answered by it), the entry
    is sized from the oracle's suggestion under POLY_MARKET_CAP and POLY_RISK_CAP, the decision
    is written (order status unknown), THEN the order is placed, THEN its answer recorded. A crash
    in between is healed by the reconcile pass: the venue is asked for that order id (and the
@@ -151,21 +152,23 @@ class PolyTrader(Service):
             if await store.decision_of(conn, key) is not None:
                 return  # another replica decided it while we read the book
             eq = await self.venue.equity()
-            market_exposure = sum(
+            pending = await store.reserved(conn)  # decided, not yet answered by the venue
+            market_exposure = pending.get(sig.condition_id, D(0)) + sum(
                 (h.cost for h in await self.venue.holdings() if h.condition_id == sig.condition_id),
                 D(0),
             )
+            total = eq.exposure + sum(pending.values(), D(0))
             try:
                 entry = rules.size_entry(
                     _dec(sig.suggested_size_usd), limit, market_rules,
-                    rules.Exposure(total=eq.exposure, market=market_exposure), self.caps(eq.equity),
+                    rules.Exposure(total=total, market=market_exposure), self.caps(eq.equity),
                 )  # fmt: skip
             except rules.RuleError as err:
                 await self.record(sig, key, "refused", str(err), conn=conn)
                 return
             await self.record(
                 sig, key, "traded", None, conn=conn, order_id=oid, limit_price=entry.limit,
-                shares=entry.shares,
+                shares=entry.shares, cost_usd=entry.cost,
             )  # fmt: skip
             # the decision commits before the order is placed: a crash leaves it for reconcile
         req = PolyOrderRequest(

@@ -82,6 +82,16 @@ async def unsettled(conn: AsyncConnection[Any]) -> list[Row]:
     return await cur.fetchall()
 
 
+async def reserved(conn: AsyncConnection[Any]) -> dict[str, Decimal]:
+    """condition → the worst-case cost of entries decided but not yet answered by the venue
+    (they count as exposure: another replica must not spend the same room meanwhile)."""
+    cur = await conn.execute(
+        "SELECT condition_id, sum(cost_usd) FROM poly_copy_decisions "
+        "WHERE decision = 'traded' AND order_status IS NULL GROUP BY condition_id"
+    )
+    return {r[0]: Decimal(r[1]) for r in await cur.fetchall()}
+
+
 async def market_state(conn: AsyncConnection[Any], condition_id: str) -> MarketState | None:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
