@@ -299,6 +299,11 @@ class PolyTrader(Service):
             n = await store.steps_taken(conn, held.token_id, since)
         base = dec["signal_key"] if dec else held.token_id
         tick = _dec(book.tick_size) if book.tick_size is not None else rules.DEFAULT_TICK
+        min_size = _dec(book.min_order_size) if book.min_order_size is not None else D(0)
+        if shares < min_size or held.shares - shares < min_size:
+            shares = min(held.shares, max(shares, min_size))  # the CLOB minimum, or all the rest
+            if held.shares - shares < min_size:
+                shares = held.shares
         oid = order_id_of(base, f"x{n + 1}")
         order = await self.venue.place_order(
             PolyOrderRequest(
