@@ -22,7 +22,12 @@ from quantcore.bus import Consumer, Delivery
 from quantcore.config import Settings
 from quantcore.control import ControlSurface
 from quantcore.leader import LeaderLease
-from quantcore.model.events import STREAM_POLY_SIGNALS, STREAM_POSITIONS, STREAM_SIGNALS
+from quantcore.model.events import (
+    STREAM_POLY_POSITIONS,
+    STREAM_POLY_SIGNALS,
+    STREAM_POSITIONS,
+    STREAM_SIGNALS,
+)
 from quantcore.service import Service, ServiceContext
 from quantcore.store import control as control_q
 from quantcore.trading.killswitch import KillSwitch
@@ -207,7 +212,8 @@ class Broadcaster(Service):
             self.ctx.bus.consumer(stream, GROUP, self.ctx.instance, self.intake,
                                   batch_size=s.bus_batch_size, claim_idle_ms=s.bus_claim_idle_ms,
                                   max_deliveries=s.bus_max_deliveries)
-            for stream in (STREAM_SIGNALS, STREAM_POSITIONS, STREAM_POLY_SIGNALS)
+            for stream in (STREAM_SIGNALS, STREAM_POSITIONS, STREAM_POLY_SIGNALS,
+                           STREAM_POLY_POSITIONS)
         ]  # fmt: skip
 
     def _stats(self) -> None:

@@ -474,12 +474,12 @@ class Settings(BaseSettings):
         description="folder of your own <channel>.toml message templates; each file found there replaces the shipped one",
     )
     broadcast_telegram_events: str = Field(
-        "signal,entry,stop_moved,exit,daily,poly_signal,hybrid",
-        description="events sent to Telegram (signal, entry, stop_moved, exit, daily, poly_signal, hybrid)",
+        "signal,entry,stop_moved,exit,daily,poly_signal,hybrid,poly_trade",
+        description="events sent to Telegram (signal, entry, stop_moved, exit, daily, poly_signal, hybrid, poly_trade)",
     )
     broadcast_x_events: str = Field("signal,exit,daily", description="events posted on X")
     broadcast_email_events: str = Field(
-        "signal,entry,exit,daily,poly_signal,hybrid", description="events sent by email"
+        "signal,entry,exit,daily,poly_signal,hybrid,poly_trade", description="events sent by email"
     )
     broadcast_sms_events: str = Field("signal,exit", description="events sent by SMS")
     broadcast_telegram_min_score: float = Field(
