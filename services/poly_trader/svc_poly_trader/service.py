@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import signal
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -175,6 +177,10 @@ class PolyTrader(Service):
             oid, sig.condition_id, sig.token_id, Side.BUY, entry.limit, entry.shares, tick, key
         )
         order = await self.venue.place_order(req)
+        if self.ctx.settings.poly_trader_fault == "kill_after_place" and not order.duplicate:
+            os.kill(
+                os.getpid(), signal.SIGKILL
+            )  # testing hook: die between the venue and our write
         await self.settled(key, order, sig.question, sig.outcome)
 
     async def skip_reason(self, sig: PolySignalFired) -> str | None:

@@ -789,6 +789,9 @@ class Settings(BaseSettings):
     poly_trader_interval_s: float = Field(
         30.0, gt=0, description="copy trader: seconds between exit / resolution / cap passes"
     )
+    poly_trader_fault: Literal["none", "kill_after_place"] = Field(
+        "none", description="testing hook: kill poly_trader after the venue accepted an order"
+    )
     poly_signal_max_age_s: float = Field(
         3600.0, gt=0, description="copy trader: a poly signal older than this is not traded"
     )
