@@ -290,3 +290,36 @@ async def test_kill_switch_stops_new_entries(
     d = (await decisions(fresh_pool))[signal_key(sig)]
     assert d["decision"] == "skipped" and d["reason"].startswith("kill_switch")
     assert not await t.venue.orders()
+
+
+async def test_book_without_asks_or_changed_tick_is_refused_and_nothing_placed(
+    fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
+    poly_client: PolymarketClient, collected: None,
+) -> None:  # fmt: skip
+    """The CLOB answers a book with no asks, or its tick changes between our pricing and the
+    venue's check: the decision is refused with the reason and no fill exists."""
+    picks = await open_tokens(fresh_pool, poly_client, 2)
+    t = trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-1")
+    real_book = t.client.book
+    reads = {"n": 0}
+
+    async def no_asks(token_id: str) -> Any:
+        return (await real_book(token_id)).model_copy(update={"asks": ()})
+
+    async def tick_changes(token_id: str) -> Any:
+        reads["n"] += 1  # the trader prices on the first read, the venue checks on the second
+        book = await real_book(token_id)
+        return book if reads["n"] == 1 else book.model_copy(update={"tick_size": 0.001})
+
+    cases = []
+    for (cond, token, ask), patch in zip(picks, (no_asks, tick_changes), strict=True):
+        t.client.book = patch  # type: ignore[method-assign]
+        sig = signal(cond, token, ask)
+        await t.decide(sig)
+        cases.append(signal_key(sig))
+    got = await decisions(fresh_pool)
+    assert [got[k]["decision"] for k in cases] == ["refused", "refused"]
+    assert got[cases[0]]["reason"].startswith("no_liquidity")
+    assert got[cases[1]]["reason"].startswith("tick_size_changed")
+    assert not await t.venue.holdings()
+    assert all(o.filled == 0 and o.status == "rejected" for o in await t.venue.orders())

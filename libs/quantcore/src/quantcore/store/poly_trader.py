@@ -65,10 +65,13 @@ async def settle_decision(
     cost_usd: Decimal,
     reason: str | None,
 ) -> None:
+    """The venue's answer; an order the venue rejected (rules, liquidity) makes it 'refused'."""
     await conn.execute(
         "UPDATE poly_copy_decisions SET order_status = %s, filled = %s, cost_usd = %s, "
-        "reason = COALESCE(%s, reason), updated_at = now() WHERE signal_key = %s",
-        (order_status, filled, cost_usd, reason, signal_key),
+        "reason = COALESCE(%s, reason), updated_at = now(), "
+        "decision = CASE WHEN %s = 'rejected' THEN 'refused' ELSE decision END "
+        "WHERE signal_key = %s",
+        (order_status, filled, cost_usd, reason, order_status, signal_key),
     )
 
 
