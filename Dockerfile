@@ -74,6 +74,17 @@ RUN groupadd --system --gid 10001 quant \
     && useradd --system --uid 10001 --gid quant --create-home --home-dir /home/quant \
        --shell /usr/sbin/nologin quant
 
+# pg_dump / pg_restore for `quant backup` / `quant restore` (the compose `backup` service). The
+# client must be at least the server's major version (timescale/timescaledb:*-pg17), newer than
+# Debian bookworm's 15: from the PostgreSQL project's apt repository (PGDG), set up by Debian's
+# own postgresql-common script. /backups is the `backups` volume, writable by `quant`.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-common ca-certificates \
+    && /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y \
+    && apt-get install -y --no-install-recommends postgresql-client-17 \
+    && rm -rf /var/lib/apt/lists/* \
+    && install -d -o quant -g quant /backups
+
 WORKDIR /app
 
 # Owned by root and read-only for `quant`: the service user cannot modify its own code.

@@ -25,6 +25,7 @@ SECTIONS = {
     "snapshot_interval_s": "Collectors",
     "spike_scan_interval_s": "Scanners and ranker (the strategy; SPEC section 4 defaults)",
     "telegram_bot_token": "Broadcast channels (a channel without credentials is off)",
+    "backup_dir": "Backups (quant backup / quant restore)",
     "grafana_admin_user": "Grafana",
     "coinglass_ref_code": "Affiliate links",
     "polymarket_private_key": "Polymarket",

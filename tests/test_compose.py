@@ -472,14 +472,15 @@ def test_docker_compose_config_is_clean(tmp_path: Path, with_env: bool) -> None:
     assert resolved["services"]["timescaledb"]["image"].startswith("timescale/timescaledb:")
     fleet_env = resolved["services"]["journal"]["environment"]
     assert fleet_env["TIMESCALE_DB_HOST"] == "timescaledb"
-    # least privilege: the services log in as the app login, only migrate as the owner
+    # least privilege: the services log in as the app login, only migrate (and backup, which
+    # dumps the whole database and restores into new ones) as the owner
     migrate_env = resolved["services"]["migrate"]["environment"]
     owner = resolved["services"]["timescaledb"]["environment"]["POSTGRES_USER"]
     assert migrate_env["TIMESCALE_DB_USER"] == owner
     assert migrate_env["TIMESCALE_DB_APP_USER"] == fleet_env["TIMESCALE_DB_USER"] != owner
     assert migrate_env["TIMESCALE_DB_APP_PASS"] == fleet_env["TIMESCALE_DB_PASS"]
     for name, svc in resolved["services"].items():
-        if name != "migrate" and name != "timescaledb":
+        if name not in ("migrate", "timescaledb", "backup"):
             env = svc.get("environment") or {}
             assert env.get("TIMESCALE_DB_USER") in (None, fleet_env["TIMESCALE_DB_USER"]), name
             assert migrate_env["TIMESCALE_DB_PASS"] not in env.values(), name

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from quantcore.config import (
+    DEV_APP_DB_PASSWORD,
     DEV_DB_PASSWORD,
+    DEV_GRAFANA_ADMIN_PASSWORD,
+    DEV_GRAFANA_RO_PASSWORD,
     LIVE_CONFIRMATION_PHRASE,
     ConfigError,
     Settings,
@@ -73,7 +76,27 @@ def test_live_refuses_without_keys_and_confirmation(clean_env: pytest.MonkeyPatc
     with pytest.raises(ConfigError, match="default password of GRAFANA_RO_PASS"):
         load_settings()  # ... and Grafana's read-only login's
     clean_env.setenv("GRAFANA_RO_PASS", "a-third-real-password")
+    with pytest.raises(ConfigError, match="default password of GRAFANA_ADMIN_PASS"):
+        load_settings()  # and Grafana's admin/admin (compose's fallback when unset)
+    clean_env.setenv("GRAFANA_ADMIN_PASS", DEV_GRAFANA_ADMIN_PASSWORD)
+    with pytest.raises(ConfigError, match="default password of GRAFANA_ADMIN_PASS"):
+        load_settings()
+    clean_env.setenv("GRAFANA_ADMIN_PASS", "a-real-admin-password")
     assert load_settings().trading_mode == "live"
+
+
+def test_compose_falls_back_only_to_the_placeholders_live_refuses() -> None:
+    """Every `${X_PASS:-default}` in compose is a placeholder the live check knows."""
+    import re
+
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docker-compose.yaml").read_text()
+    defaults = dict(re.findall(r"\$\{([A-Z_]*PASS):-([^}]*)\}", text))
+    refused = {"TIMESCALE_DB_PASS": DEV_DB_PASSWORD, "TIMESCALE_DB_APP_PASS": DEV_APP_DB_PASSWORD,
+               "GRAFANA_RO_PASS": DEV_GRAFANA_RO_PASSWORD,
+               "GRAFANA_ADMIN_PASS": DEV_GRAFANA_ADMIN_PASSWORD, "REDIS_PASS": ""}  # fmt: skip
+    assert defaults == refused
 
 
 def test_testnet_needs_testnet_keys_not_mainnet_keys(clean_env: pytest.MonkeyPatch) -> None:

@@ -173,7 +173,8 @@ def test_fixed_and_coin_specific_modes_disagree_where_they_should() -> None:
 
 
 def test_oi_volume_spike_and_trigger() -> None:
-    from quantcore.math.spikes import oi_volume_spikes, trigger
+    from quantcore.math.spikes import oi_volume_spikes
+    from quantcore.math.trigger import Thresholds, fires
 
     oi = np.full((1, 120), 1000.0)
     oi[0, -15:] = np.linspace(1000, 1050, 15)  # +5 % in 15 min
@@ -183,9 +184,10 @@ def test_oi_volume_spike_and_trigger() -> None:
     assert s.oi_15m_pct[0] == pytest.approx(5.0)
     assert s.vol_ratio[0] > 1.5
     assert s.fixed[0]
-    assert trigger(5.0, 3.0, 1.2, "long")
-    assert not trigger(5.0, 3.0, 1.2, "short")  # price moving against the bias
-    assert not trigger(2.0, 3.0, 1.2, "long")  # OI not building
+    spec = Thresholds(np.array([3.0]), np.array([1.5]), np.array([1.0]))
+    assert fires([5.0], [3.0], [1.2], ["long"], spec)[0]
+    assert not fires([5.0], [3.0], [1.2], ["short"], spec)[0]  # price moving against the bias
+    assert not fires([2.0], [3.0], [1.2], ["long"], spec)[0]  # OI not building
 
 
 def test_universe_evaluation_picks_the_biggest_cluster_on_the_bias_side() -> None:

@@ -309,7 +309,8 @@ async def test_ranker_writes_top10_and_one_signal_with_provenance(
         provenance = await rows(spool, """
             SELECT s.signal_id, s.symbol, s.direction, s.scanner, s.scanner_version, r.params_hash,
                    r.params->'weights' AS weights, s.inputs->'ranking'->'score_parts' AS score_parts,
-                   s.inputs->'trigger'->>'oi_change_15m_pct' AS oi, s.inputs->'spike' AS spike
+                   s.inputs->'trigger'->>'oi_change_15m_pct' AS oi, s.inputs->'spike' AS spike,
+                   s.inputs->'trigger' AS trigger
             FROM signals s JOIN scanners r ON r.name = s.scanner AND r.version = s.scanner_version
             WHERE s.symbol = %s""", SPIKY)  # fmt: skip
         print("provenance:", json.dumps([list(map(str, p)) for p in provenance], indent=1))
@@ -318,6 +319,16 @@ async def test_ranker_writes_top10_and_one_signal_with_provenance(
             provenance[0][4][6:]
         )
         assert provenance[0][9]["scanner"] == "spike_scanner"
+        # both trigger modes recorded; the default (coin) decided; its bars never below the SPEC's
+        trig = provenance[0][10]
+        assert trig["mode"] == "coin" and trig["modes"]["coin"]["fires"]
+        assert trig["modes"]["fixed"] == {
+            "thresholds": {"oi_pct": 3.0, "volume_ratio": 1.5, "move_pct": 1.0},
+            "fires": True,
+        }
+        assert all(trig["modes"]["coin"]["thresholds"][k] >= v
+                   for k, v in trig["modes"]["fixed"]["thresholds"].items())  # fmt: skip
+        assert trig["thresholds"] == trig["modes"]["coin"]["thresholds"]
     else:  # pragma: no cover - the seed is built so the spiky coin ranks in the top 3
         pytest.fail(f"the spiky coin {SPIKY} is not in the top 3: {top3}")
 

@@ -252,7 +252,14 @@ def test_whales_push_price_to_clusters_and_fake_pumps_fail() -> None:
     for seed in (0, 1):
         markets = {
             whales: Market(
-                MarketConfig(seed=seed, coins=10, history_days=1.0, start=START, whales=whales)
+                MarketConfig(
+                    seed=seed,
+                    coins=10,
+                    history_days=1.0,
+                    start=START,
+                    whales=whales,
+                    opening_hunts=0,
+                )  # pushes that had their time, none just begun
             )
             for whales in (True, False)
         }
@@ -319,3 +326,80 @@ def test_config_is_validated() -> None:
         MarketConfig(step_s=7)
     with pytest.raises(ValueError, match="block"):
         MarketConfig(block_s=45)
+
+
+# --- a lively market: hunts the strategy can see -------------------------------------------------
+
+
+def _trigger_fires(market: Market, minutes: int = 8) -> dict[str, set[str]]:
+    """Coins (→ directions) whose coin-specific trigger (the ranker's, on the market's own 1-min
+    candles and open interest of the last day) fires at some minute of the next `minutes`."""
+    from quantcore.math import trigger as tm
+    from quantcore.sim.rings import OI
+
+    fired: dict[str, set[str]] = {}
+    for _ in range(minutes):
+        market.advance(60)
+        m = market.now // 60 - 1
+        ev = tm.evaluate(
+            market.fine.span(OI, m - 1440, m).astype(float),
+            market.fine.span(TURNOVER, m - 1440, m).astype(float),
+            market.fine.span(CLOSE, m - 1440, m).astype(float),
+            (3.0, 1.5, 1.0),
+        )
+        for d in ("long", "short"):
+            for c in np.nonzero(ev.fires("coin", [d] * market.n))[0]:
+                fired.setdefault(market.coins[c].symbol, set()).add(d)
+    return fired
+
+
+def test_the_market_opens_mid_hunt_and_the_default_trigger_sees_it() -> None:
+    market = Market(MarketConfig(seed=11, coins=20, history_days=1.0, start=START))
+    hunts = [c for c in market.campaigns() if c.outcome is None and c.kind == "hunt"
+             and market.now - c.started <= 30 * 60]  # fmt: skip
+    assert len(hunts) >= 2  # the opening hunts (3 by default; a coin's book may offer none)
+    assert not any(market.coins[c.coin].is_major for c in hunts)
+    # a hunt goes for the side the strategy's imbalance points to
+    targets = [
+        (market.bias(c)[0], t) for c in range(market.n) if (t := market._find_target(c, "hunt"))
+    ]
+    assert targets and all(t.direction == bias for bias, t in targets)
+    fired = _trigger_fires(market, 6)
+    hunted = {market.coins[c.coin].symbol: "long" if c.direction > 0 else "short" for c in hunts}
+    assert any(d in fired.get(sym, set()) for sym, d in hunted.items()), (hunted, fired)
+
+
+def test_a_quiet_opening_plants_nothing_and_a_scenario_plants_its_coin() -> None:
+    quiet = Market(MarketConfig(seed=11, coins=20, history_days=1.0, start=START, opening_hunts=0))
+    symbol = next(
+        c.symbol for c in quiet.coins if not c.is_major and np.isfinite(quiet.appeal(c.index))
+    )
+    planted = Market(MarketConfig(seed=11, coins=20, history_days=1.0, start=START,
+                                  opening_hunts=0, hunt_symbols=(symbol,)))  # fmt: skip
+    under_way = [c for c in planted.campaigns() if c.outcome is None and c.kind == "hunt"]
+    assert symbol in {planted.coins[c.coin].symbol for c in under_way}
+    assert symbol in _trigger_fires(planted, 6)
+    with pytest.raises(ValueError, match="NOPEUSDT"):
+        Market(
+            MarketConfig(
+                seed=11, coins=20, history_days=1.0, start=START, hunt_symbols=("NOPEUSDT",)
+            )
+        )
+
+
+def test_a_hunt_planted_at_runtime_builds_then_pushes() -> None:
+    market = small(seed=3, opening_hunts=0, history_days=4.0)
+    planted = [(c.index, h) for c in market.coins if (h := market.plant_hunt(c.index, 120))]
+    assert planted  # some coin's book offers a target (one with none, or busy, gives None)
+    coin, campaign = planted[0]
+    assert market.whales.phase_of(coin) == "build"
+    again = market.plant_hunt(coin, 120)  # one campaign at a time: the first is re-planned
+    assert again is not None and campaign.outcome == "replanned" and campaign.ended is not None
+    campaign = again
+    oi0 = float(market.oi_usd[coin])
+    market.advance(130)
+    assert market.whales.phase_of(coin) == "push" and campaign.push_started is not None
+    assert float(market.oi_usd[coin]) > oi0 * 1.03  # the whale's position is open interest
+    start = float(market.last_price[coin])
+    market.advance(240)
+    assert campaign.direction * (float(market.last_price[coin]) / start - 1) > 0.01

@@ -18,6 +18,7 @@ from itertools import pairwise
 from typing import Any
 
 import httpx
+import numpy as np
 import pybit.unified_trading as ut
 import pytest
 import websocket
@@ -28,6 +29,7 @@ from quantcore.config import ConfigError
 from quantcore.model.market import TIMEFRAMES
 from quantcore.sim import Market, MarketConfig
 from svc_simulator.faults import Faults, parse_faults
+from svc_simulator.scenario import Scenario, parse_scenario
 from svc_simulator.server import SimServer
 from tests.conftest import eventually
 
@@ -540,6 +542,44 @@ def test_sim_state(sim: Sim) -> None:
     before = state["sim_time_ms"]
     assert sim.post("/sim/advance", json={"seconds": 600}).status_code == 200
     eventually(lambda: sim.get("/sim/state").json()["sim_time_ms"] >= before + 600_000, timeout=20)
+
+
+def test_sim_hunt_plants_a_hunt(sim: Sim) -> None:
+    market = sim.server.state.market
+    symbol = next(c.symbol for c in market.coins if market.whales.phase_of(c.index) == "idle"
+                  and np.isfinite(market.appeal(c.index)))  # fmt: skip
+    r = sim.post("/sim/hunt", json={"symbol": symbol, "push_in_s": 60})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["symbol"] == symbol and body["direction"] in ("up", "down")
+    assert market.whales.phase_of(market.index[symbol]) == "build"
+    again = sim.post("/sim/hunt", json={"symbol": symbol})  # re-planned: one campaign per coin
+    assert again.status_code == 200, again.text
+    under_way = [
+        c for c in market.campaigns() if c.coin == market.index[symbol] and c.ended is None
+    ]
+    assert len(under_way) == 1
+    assert sim.post("/sim/hunt", json={"symbol": "NOPEUSDT"}).status_code == 400
+    assert sim.post("/sim/hunt", json={"symbol": symbol, "push_in_s": 5}).status_code == 400
+    assert sim.post("/sim/hunt", content="{").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", Scenario()),
+        ("quiet", Scenario(opening_hunts=0)),
+        ("hunt:solusdt, XRPUSDT", Scenario(hunt_symbols=("SOLUSDT", "XRPUSDT"))),
+    ],
+)
+def test_sim_scenario_parse(text: str, expected: Scenario) -> None:
+    assert parse_scenario(text) == expected
+
+
+@pytest.mark.parametrize("text", ["hunt", "hunt:", "loud", "hunt:A,A", "pump:SOLUSDT"])
+def test_sim_scenario_is_parsed_strictly(text: str) -> None:
+    with pytest.raises(ConfigError, match="SIM_SCENARIO"):
+        parse_scenario(text)
 
 
 # --- SIM_FAULTS and the service process ---------------------------------------------------------------

@@ -62,5 +62,5 @@ CREATE TABLE IF NOT EXISTS backtest_trades (
     PRIMARY KEY (run_id, seq)
 );
 
--- the Grafana "Backtests" dashboard reads these (role created in 0008)
-GRANT SELECT ON backtest_runs, backtest_trades TO grafana_reader;
+-- No Grafana grant yet: grafana_reader holds SELECT on exactly what the dashboards read, and
+-- the "Backtests" dashboard does not exist yet (its migration grants what it reads).

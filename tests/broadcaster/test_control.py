@@ -159,6 +159,10 @@ async def test_every_command_answers_the_admin_and_nobody_else(
     assert [(e.type, e.payload["symbol"], e.payload["requested_by"]) for e in events] == [
         ("position.close_requested", "BTCUSDT", f"telegram:{ADMIN_ID}")
     ]
+    journal = await fresh_redis.xrange(f"{fresh.settings.bus_namespace}:stream:agent_logs")
+    refused = [p for p in (Envelope.model_validate_json(f[b"e"]).payload for _, f in journal)
+               if p["event_type"] == "telegram.refused"]  # fmt: skip
+    assert [(r["detail"]["user_id"], r["detail"]["text"]) for r in refused] == [(555123, "/pause")]
 
 
 async def test_a_refused_token_neither_crashes_the_service_nor_stops_it_trying(
@@ -178,6 +182,103 @@ async def test_a_refused_token_neither_crashes_the_service_nor_stops_it_trying(
     finally:
         stop.set()
         await task
+
+
+async def test_a_malformed_get_updates_answer_backs_off_and_logs_once_per_interval(
+    fresh: Sandbox, fresh_pool: Any, fresh_redis: Any, telegram: FakeTelegram, caplog: Any
+) -> None:
+    """`{"ok": true, "result": true}` made PTB's own polling loop spin and log ~100,000
+    critical lines in 4 minutes. Ours waits a jittered back-off after each failure and logs
+    the repeated failure once per interval; then it recovers by itself."""
+    import asyncio
+    import time
+
+    from structlog.testing import capture_logs
+
+    from quantcore.backoff import Backoff
+    from svc_broadcaster.control import TelegramControl
+
+    svc = make_broadcaster(fresh, fresh_pool, fresh_redis, **telegram_settings(telegram))
+    tc = TelegramControl(svc.ctx.settings, svc.control, log_interval_s=3.0, poll_timeout_s=1,
+                         backoff=Backoff(base_s=0.2, max_s=1.0, floor_s=0.1))  # fmt: skip
+    telegram.updates_answer = True
+    lost = asyncio.Event()
+    seconds = 8.0
+    with capture_logs() as logs:
+        task = asyncio.create_task(tc.run(lost))
+        started = time.monotonic()
+        await asyncio.sleep(seconds)  # the duration under test, not a wait for a condition
+        failing = [e for e in logs if e["log_level"] in ("warning", "error", "critical")]
+        polls = len(telegram.named("getUpdates"))
+        telegram.updates_answer = None
+        telegram.push_message(ADMIN_ID, "/status")
+        await aeventually(lambda: telegram.sent(ADMIN_ID), timeout=20)
+        lost.set()
+        await asyncio.wait_for(task, timeout=20)
+    elapsed = time.monotonic() - started
+    assert 1 <= len(failing) <= 1 + elapsed / 3.0  # once per interval, not once per attempt
+    # and no line from the Telegram library itself (PTB logs a critical line per bad answer)
+    assert [r.getMessage()[:80] for r in caplog.records if r.levelno >= 30] == []
+    assert all("getUpdates failed" in e["event"] for e in failing)
+    assert tc.repeats.lines >= 2  # first failure ... recovered
+    assert any(e["event"] == "telegram getUpdates works again" for e in logs)
+    assert 3 <= polls <= seconds / 0.1  # backed off: a hot loop makes thousands
+    assert tc.answered == 1
+
+
+async def test_malformed_updates_are_rejected_one_by_one_and_the_rest_still_answered(
+    fresh: Sandbox, fresh_pool: Any, fresh_redis: Any, telegram: FakeTelegram
+) -> None:
+    """A batch of fuzzed updates (wrong types, missing fields, random JSON) around a valid
+    admin command: each bad one is rejected and skipped, the command is answered, nothing else
+    is sent, and the loop keeps going."""
+    import asyncio
+    import random
+
+    from quantcore.backoff import Backoff
+    from svc_broadcaster.control import TelegramControl
+
+    svc = make_broadcaster(fresh, fresh_pool, fresh_redis, **telegram_settings(telegram))
+    tc = TelegramControl(svc.ctx.settings, svc.control, poll_timeout_s=1,
+                         backoff=Backoff(base_s=0.2, max_s=1.0, floor_s=0.1))  # fmt: skip
+    rng = random.Random(17)
+    junk: list[Any] = [None, 7, "text", [], {}, {"update_id": "x"}, {"update_id": True}]
+    for n in range(200):
+        uid = 1000 + n
+        kind = n % 5
+        if kind == 0:
+            junk.append({"update_id": uid, "message": rng.choice([None, 5, "x", [], {"text": 3}])})
+        elif kind == 1:
+            junk.append({"update_id": uid, "message": {"message_id": "m", "date": "now",
+                                                       "chat": {"id": "c"}, "text": "/pause"}})  # fmt: skip
+        elif kind == 2:
+            junk.append({"update_id": uid, "message": {"message_id": uid, "date": 1,
+                         "chat": {"id": 555, "type": "private"}, "from": {"id": 555},
+                         "text": "/pause"}})  # fmt: skip
+        elif kind == 3:
+            junk.append(
+                {"update_id": uid, rng.choice(["edited_message", "poll", "zzz"]): {"a": [1, {}]}}
+            )
+        else:
+            junk.append({"update_id": uid, "message": {"message_id": uid, "date": 1,
+                         "chat": {"id": rng.randint(-10**12, 10**12), "type": rng.choice(["private", "group", "?"])},
+                         "from": {"id": rng.randint(1, 10**9), "is_bot": False, "first_name": "x" * rng.randint(0, 5000)},
+                         "text": "".join(rng.choice("/abc é😀\x00") for _ in range(rng.randint(0, 300)))}})  # fmt: skip
+    lost = asyncio.Event()
+    task = asyncio.create_task(tc.run(lost))
+    try:
+        await aeventually(lambda: tc.polls >= 1, timeout=20)  # pending updates dropped at start
+        telegram.updates.extend(junk)
+        telegram.push_message(ADMIN_ID, "/status")  # behind the junk, in the same batch
+        telegram.new_update.set()
+        await aeventually(lambda: telegram.sent(ADMIN_ID), timeout=30)
+        assert not task.done()
+    finally:
+        lost.set()
+        await asyncio.wait_for(task, timeout=20)
+    assert tc.answered == 1 and len(telegram.sent()) == 1  # only the admin's /status
+    assert tc.rejected >= 40  # the malformed ones, each rejected with a reason
+    assert not (await KillSwitch(fresh_redis, fresh.settings.bus_namespace).state()).active
 
 
 async def test_telegram_pause_and_quant_pause_do_the_same_thing(

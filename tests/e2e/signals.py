@@ -62,7 +62,7 @@ def publish(box: Sandbox, events: list[TradeSignalled]) -> None:
         redis = Redis.from_url(box.settings.redis_url())
         bus = Bus(redis, box.settings.bus_namespace, source="ranker@e2e")
         for e in events:
-            await bus.publish(STREAM_SIGNALS, e)
+            await bus.publish(STREAM_SIGNALS, e, correlation_id=str(e.signal_id))  # as the ranker
         await redis.aclose()
 
     asyncio.run(go())

@@ -25,13 +25,14 @@ async def main(stream: str, group: str, name: str, marker: Path) -> None:
     async def handler(deliveries: list[Delivery]) -> None:
         async with pool.connection() as conn:
             for d in deliveries:
-                await conn.execute(
+                cur = await conn.execute(
                     "INSERT INTO bus_effects (event_id, handled_by) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                     (d.envelope.id, name),
                 )
                 await conn.execute(
-                    "INSERT INTO bus_effect_attempts (event_id, consumer, attempt) VALUES (%s, %s, %s)",
-                    (d.envelope.id, name, d.attempt),
+                    "INSERT INTO bus_effect_attempts (event_id, consumer, attempt, applied) "
+                    "VALUES (%s, %s, %s, %s)",
+                    (d.envelope.id, name, d.attempt, cur.rowcount),
                 )
         marker.write_text("effect done, not acked")
         await asyncio.sleep(3600)  # the test SIGKILLs us here: read, effect durable, never acked

@@ -144,12 +144,46 @@ def state(**kw: object) -> risk.RiskState:
         ({"used_margin": 2_500.0}, "SOLUSDT", 1_000, "total margin"),
         ({"realised_today": -600.0, "equity": 9_400.0}, "SOLUSDT", 100, "daily loss limit"),
         ({"realised_today": -400.0, "equity": 9_600.0}, "SOLUSDT", 100, None),
+        # nothing closed today, but the open positions are 6 % under water: refused
+        ({"unrealised": -600.0, "equity": 9_400.0}, "SOLUSDT", 100, "daily loss limit"),
+        # a closed loss of 3 % plus an open one of 3 %: 6 % today
+        (
+            {"realised_today": -300.0, "unrealised": -300.0, "equity": 9_400.0},
+            "SOLUSDT",
+            100,
+            "daily loss limit",
+        ),
+        # a closed loss of 6 % offset by an open gain of 3 %: 3 % today, allowed
+        ({"realised_today": -600.0, "unrealised": 300.0, "equity": 9_700.0}, "SOLUSDT", 100, None),
         ({}, "SOLUSDT", 0, "rounds to zero"),
     ],
 )
 def test_risk_guards(st_kw, symbol, margin, expect) -> None:
     reason = risk.refusal(state(**st_kw), LIMITS, symbol, margin)
     assert (reason is None) if expect is None else (reason is not None and expect in reason)
+
+
+@given(
+    start=st.floats(1, 1e9),
+    realised_frac=st.floats(-1, 1),
+    unrealised_frac=st.floats(-1, 1),
+    limit=st.floats(0.1, 100),
+)
+def test_day_loss_counts_realised_and_unrealised_against_the_start_of_day(
+    start: float, realised_frac: float, unrealised_frac: float, limit: float
+) -> None:
+    realised, unrealised = start * realised_frac / 2, start * unrealised_frac / 2
+    equity = start + realised + unrealised  # the venue's equity includes unrealised PnL
+    today = risk.day_loss(equity, realised, unrealised, limit)
+    assert today.start_equity == pytest.approx(start, rel=1e-6)
+    assert today.pnl == pytest.approx(realised + unrealised)
+    loss_pct = -(realised + unrealised) / start * 100
+    if loss_pct > limit * (1 + 1e-6):
+        assert today.breached
+    if loss_pct < limit * (1 - 1e-6):
+        assert not today.breached
+    if today.breached:
+        assert "realised + unrealised" in today.reason()
 
 
 # --- track records --------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.bus import Delivery
 from quantcore.errors import ExternalError
+from quantcore.logging import correlation
 from quantcore.model.events import (
     STREAM_HEATMAPS_REFRESHED,
     STREAM_REFRESH_REQUESTS,
@@ -60,6 +61,7 @@ from quantcore.service import Service, ServiceContext
 from quantcore.store import trades as store
 from quantcore.trading import risk
 from quantcore.trading.decision import DecisionSettings, decide
+from quantcore.trading.guard import enforce_daily_loss
 from quantcore.trading.killswitch import KillSwitch, KillSwitchState
 from quantcore.venues.factory import make_venue
 
@@ -99,6 +101,7 @@ class Autotrader(Service):
         self.gate = asyncio.Semaphore(CONCURRENT_DECISIONS)
         self.leverage_set: set[str] = set()
         self.equity_value: float | None = None
+        self.unrealised_value = 0.0  # of the open positions, with equity_value
         self.equity_at: float | None = None
         self.status_info.update(venue=self.venue.name, decisions=0, traded=0)
 
@@ -118,7 +121,8 @@ class Autotrader(Service):
 
     async def _decide_limited(self, sig: TradeSignalled, correlation_id: str) -> None:
         async with self.gate:
-            await self.decide(sig, correlation_id)
+            with correlation(correlation_id):  # each signal of a batch keeps its own id
+                await self.decide(sig, correlation_id)
 
     async def decide(self, sig: TradeSignalled, correlation_id: str = "") -> None:
         earlier, ks = await asyncio.gather(self.decision_of(sig.signal_id), self.killswitch.state())
@@ -170,7 +174,9 @@ class Autotrader(Service):
         return self.equity_value
 
     async def equity_pass(self, _cycle: int) -> None:
-        self.equity_value = float((await self.venue.equity()).equity)
+        account = await self.venue.equity()
+        self.equity_value = float(account.equity)
+        self.unrealised_value = float(account.unrealised_pnl)  # the daily loss limit counts it
         self.equity_at = time.monotonic()
 
     def requests(self, sig: TradeSignalled, plan: TradePlan) -> list[OrderRequest]:
@@ -280,6 +286,7 @@ class Autotrader(Service):
             state = risk.RiskState(
                 equity=equity, open_symbols=exp.open_symbols, used_margin=exp.used_margin,
                 realised_today=exp.realised_today, kill_switch=ks.reason if ks.active else None,
+                unrealised=self.unrealised_value,
             )  # fmt: skip
             detail = {"plan": plan_json, "market": view.model_dump(mode="json"), "refreshed": refreshed,
                       "exposure": {"open": sorted(exp.open_symbols), "used_margin": exp.used_margin,
@@ -449,7 +456,21 @@ class Autotrader(Service):
             )
         self.log.warning("unplaced orders cancelled", signal_id=str(signal_id))
 
+    async def guard_daily_loss(self) -> bool:
+        """Engage the kill switch when today's realised + unrealised PnL breaches the limit."""
+        account = await self.venue.equity()
+        async with self.ctx.pool.connection() as conn:
+            exp = await store.exposure(conn, self.venue.name, self.day_start())
+        today = risk.day_loss(float(account.equity), exp.realised_today,
+                              float(account.unrealised_pnl), self.limits.daily_loss_limit_pct)  # fmt: skip
+        return await enforce_daily_loss(today, self.killswitch, self.ctx.bus, self.ctx.journal,
+                                        by=f"{self.name}:daily_loss_limit")  # fmt: skip
+
     async def reconcile_pass(self, _cycle: int) -> None:
+        try:
+            await self.guard_daily_loss()
+        except Exception as exc:  # venue or database away: the next cycle checks again
+            self.log.warning("daily loss check failed", error=f"{type(exc).__name__}: {exc}"[:300])
         fixed = await self.reconcile()
         if fixed:
             self.log.info("reconciled orders with the venue", signals=fixed)

@@ -1,18 +1,26 @@
 """Telegram control for the admin: long polling (getUpdates) by the one replica holding the
 control lease. Anyone but TELEGRAM_ADMIN_ID gets no answer; the attempt is logged.
 
+The polling loop is ours, not PTB's Updater: PTB retries a malformed getUpdates answer (e.g.
+`{"ok": true, "result": true}`) at once and logs a critical line each time — a hot loop. Here
+every failed poll backs off with jitter and a repeated failure is logged once per interval.
+
 /status /top /positions /pnl [today|7d|30d|all] /scanners /pause [reason] /resume /close SYMBOL
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
+import warnings
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any
 
 from telegram import BotCommand, Update
 from telegram.constants import ParseMode
+from telegram.error import RetryAfter
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -23,10 +31,11 @@ from telegram.ext import (
 )
 from telegram.request import HTTPXRequest
 
+from quantcore.backoff import Backoff, RepeatLog
 from quantcore.config import Settings
 from quantcore.control import ControlError, ControlSurface, parse_period, parse_symbol
 from quantcore.logging import get_logger
-from svc_broadcaster.channels.telegram import bot_urls
+from svc_broadcaster.channels.telegram import bot_urls, retry_after_seconds
 from svc_broadcaster.messages import fmt_pct, fmt_price, mode_banner
 
 log = get_logger(component="control")
@@ -162,13 +171,26 @@ class Control:
 class TelegramControl:
     """PTB Application (long polling) wired to Control; started by the lease holder only."""
 
-    def __init__(self, settings: Settings, control: Control) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        control: Control,
+        *,
+        backoff: Backoff | None = None,
+        log_interval_s: float = 60.0,
+        poll_timeout_s: int = 10,
+    ) -> None:
         assert settings.telegram_bot_token is not None and settings.telegram_admin_id is not None
         self.s = settings
         self.control = control
         self.admin_id = settings.telegram_admin_id
         self.refused = 0
         self.answered = 0
+        self.polls = 0
+        self.rejected = 0
+        self.poll_timeout_s = poll_timeout_s
+        self.backoff = backoff or Backoff(base_s=1.0, max_s=60.0, floor_s=0.5)
+        self.repeats = RepeatLog(log, interval_s=log_interval_s)
         base_url, file_url = bot_urls(settings.telegram_api_base_url)
         timeout = settings.broadcast_send_timeout_s
         self.app = self._build(settings, base_url, file_url, timeout)
@@ -189,6 +211,7 @@ class TelegramControl:
                                   connect_timeout=timeout, pool_timeout=timeout))
             .get_updates_request(HTTPXRequest(read_timeout=timeout + 30, connect_timeout=timeout,
                                               write_timeout=timeout, pool_timeout=timeout))
+            .updater(None)  # we poll ourselves, see poll()
             .build()
         )  # fmt: skip
 
@@ -203,6 +226,15 @@ class TelegramControl:
                     username=user.username if user else None,
                     chat_id=update.effective_chat.id if update.effective_chat else None,
                     text=(msg.text or "")[:100] if msg else None)  # fmt: skip
+        try:  # recorded in agent_logs too: who tried to command the fleet
+            await self.control.surface.journal(
+                "telegram.refused", "telegram message from a non-admin ignored", level="warning",
+                user_id=user.id if user else None,
+                chat_id=update.effective_chat.id if update.effective_chat else None,
+                text=(msg.text or "")[:100] if msg else None,
+            )  # fmt: skip
+        except Exception as exc:
+            log.warning("could not journal a refused telegram message", error=str(exc)[:200])
         raise ApplicationHandlerStop
 
     async def _command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -248,17 +280,103 @@ class TelegramControl:
                 await app.bot.set_my_commands([BotCommand(n, d) for n, d in COMMANDS])
             except Exception as exc:  # cosmetic: the menu of commands
                 log.warning("could not set the bot's command menu", error=str(exc)[:200])
-            assert app.updater is not None
-            await app.updater.start_polling(poll_interval=0.0, timeout=10,
-                                            drop_pending_updates=True,
-                                            allowed_updates=["message"])  # fmt: skip
+            # stale commands must not replay after a restart (Freqtrade's drop_pending_updates)
+            await app.bot.delete_webhook(drop_pending_updates=True)
             await app.start()
             log.info("telegram control polling", admin_id=self.admin_id)
-            await lost.wait()
+            await self.poll(lost)
         finally:
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
             if app.running:
                 await app.stop()
             await app.shutdown()
             log.info("telegram control stopped")
+
+    async def fetch(self, offset: int | None) -> Any:
+        """The raw `result` of one long poll (PTB's get_updates would parse the whole batch at
+        once and log a critical line with the raw data on every malformed answer)."""
+        kwargs: dict[str, Any] = {"timeout": self.poll_timeout_s, "allowed_updates": ["message"]}
+        if offset is not None:
+            kwargs["offset"] = offset
+        with warnings.catch_warnings():  # "use Bot.get_updates": deliberately not
+            warnings.simplefilter("ignore")
+            return await self.app.bot.do_api_request(
+                "getUpdates", api_kwargs=kwargs, read_timeout=self.poll_timeout_s + 30
+            )
+
+    def parse(self, raw: Any) -> tuple[list[Update], int | None]:
+        """Updates of one answer, and the offset past them. A malformed update is rejected with
+        a reason (logged once per interval) and skipped; an answer that is not a list, or
+        whose items carry no update_id, is an error (the caller backs off)."""
+        if not isinstance(raw, list):
+            raise ValueError(f"getUpdates result is {type(raw).__name__}, not a list")
+        updates: list[Update] = []
+        last: int | None = None
+        for item in raw:
+            uid = item.get("update_id") if isinstance(item, dict) else None
+            if not isinstance(uid, int) or isinstance(uid, bool):
+                self.rejected += 1
+                self.repeats.failure("update", "telegram update without update_id rejected",
+                                     raw=str(item)[:200])  # fmt: skip
+                continue
+            last = uid if last is None else max(last, uid)
+            try:
+                updates.append(Update.de_json(item, self.app.bot))
+            except Exception as exc:
+                self.rejected += 1
+                self.repeats.failure("update", "malformed telegram update rejected", update_id=uid,
+                                     error=f"{type(exc).__name__}: {exc}"[:200])  # fmt: skip
+        if raw and last is None:
+            raise ValueError(f"getUpdates answered {len(raw)} item(s), none with an update_id")
+        return updates, None if last is None else last + 1
+
+    async def poll(self, lost: asyncio.Event) -> None:
+        """getUpdates until `lost`; updates go to the application's queue. Any failure, a
+        malformed answer included, waits a jittered back-off and is logged once per interval."""
+        offset: int | None = None
+        while not lost.is_set():
+            self.polls += 1
+            try:
+                raw = await _unless(lost, self.fetch(offset))
+                if raw is _LOST:
+                    return
+                updates, next_offset = self.parse(raw)
+            except RetryAfter as exc:
+                wait = retry_after_seconds(exc) + self.backoff.delay()
+                self.repeats.failure("getUpdates", "telegram getUpdates rate limited; waiting",
+                                     retry_in_s=round(wait, 1))  # fmt: skip
+                await _sleep_unless(lost, wait)
+                continue
+            except Exception as exc:  # network, refusals, malformed answers: never a hot loop
+                delay = self.backoff.delay()
+                self.repeats.failure("getUpdates", "telegram getUpdates failed; backing off",
+                                     retry_in_s=round(delay, 2),
+                                     error=f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
+                await _sleep_unless(lost, delay)
+                continue
+            self.backoff.reset()
+            self.repeats.recovered("getUpdates", "telegram getUpdates works again")
+            if next_offset is not None:
+                offset = next_offset
+            for update in updates:
+                await self.app.update_queue.put(update)
+
+
+_LOST = object()
+
+
+async def _unless(lost: asyncio.Event, call: Awaitable[Any]) -> Any:
+    """Await `call` unless `lost` is set first (then cancel it and return _LOST)."""
+    task = asyncio.ensure_future(call)
+    waiter = asyncio.create_task(lost.wait())
+    done, _ = await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)
+    for t in (task, waiter):
+        if t not in done:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+    return task.result() if task in done else _LOST
+
+
+async def _sleep_unless(lost: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(lost.wait(), timeout=seconds)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from quantcore.backoff import RepeatLog
 from quantcore.config import Settings
 from quantcore.logging import get_logger
 from svc_broadcaster import outbox
@@ -78,6 +79,7 @@ class ChannelWorker:
         self.wake = asyncio.Event()
         self.stats = WorkerStats()
         self.log = get_logger(component="sender", channel=self.channel)
+        self.repeats = RepeatLog(self.log, interval_s=60.0)  # a provider outage: a line a minute
         self._next_housekeeping = 0.0
         codes = {
             "bybit": settings.bybit_ref_code or "",
@@ -194,6 +196,8 @@ class ChannelWorker:
         self, items: list[Claimed], token: uuid.UUID, digest_id: uuid.UUID | None,
         provider_id: str, text: str, attempt: int,
     ) -> None:  # fmt: skip
+        self.repeats.recovered("transient", "sends work again")
+        self.repeats.recovered("rate_limited", "provider accepts sends again")
         records: list[Record] = []
         if digest_id is None:
             it = items[0]
@@ -225,8 +229,8 @@ class ChannelWorker:
         wait = max(exc.retry_after_s, 0.0)
         await self.limiter.pause(wait)
         self.stats.rate_limited += 1
-        self.log.warning("provider asked us to slow down; channel paused", retry_after_s=wait,
-                         error=str(exc)[:200])  # fmt: skip
+        self.repeats.failure("rate_limited", "provider asked us to slow down; channel paused",
+                             retry_after_s=wait, error=str(exc)[:200])  # fmt: skip
         first = items[0]
         rec = Record(digest_id or first.event_id, "digest" if digest_id else first.event_type,
                      self.channel, "rate_limited", self.agent, attempt, error=str(exc)[:500],
@@ -255,8 +259,8 @@ class ChannelWorker:
             return
         delay = self.backoff(attempt)
         self.stats.retries += 1
-        self.log.warning("send failed, will retry", attempt=attempt, retry_in_s=round(delay, 2),
-                         error=str(exc)[:300])  # fmt: skip
+        self.repeats.failure("transient", "send failed, will retry", attempt=attempt,
+                             retry_in_s=round(delay, 2), error=str(exc)[:300])  # fmt: skip
         async with self.pool.connection() as conn:
             await outbox.retry_later(conn, self.channel, token, delay, str(exc))
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import html
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
+from quantcore.backoff import Backoff, RepeatLog
 from quantcore.bus import Consumer, Delivery
 from quantcore.config import Settings
 from quantcore.control import ControlSurface
@@ -26,7 +28,9 @@ from quantcore.model.events import (
     STREAM_POLY_POSITIONS,
     STREAM_POLY_SIGNALS,
     STREAM_POSITIONS,
+    STREAM_RISK,
     STREAM_SIGNALS,
+    KillSwitchEngaged,
 )
 from quantcore.service import Service, ServiceContext
 from quantcore.store import control as control_q
@@ -75,6 +79,7 @@ class Broadcaster(Service):
         self.lease = LeaderLease(ctx.redis, s.bus_namespace, "broadcaster-control", ctx.instance,
                                  s.broadcast_control_lease_s)  # fmt: skip
         self.intake_count = 0
+        self.repeats = RepeatLog(self.log, interval_s=60.0)
         self.status_info.update(channels=sorted(self.senders), control=False)
 
     # --- intake ------------------------------------------------------------------------------------
@@ -191,16 +196,14 @@ class Broadcaster(Service):
         async def lead(lost: asyncio.Event) -> None:
             """Poll while leading; Telegram unreachable or refusing is waited out, never fatal
             (returning would give up leadership for good)."""
-            delay = 5.0
+            backoff = Backoff(base_s=5.0, max_s=300.0, floor_s=1.0)
             while not lost.is_set():
                 try:
                     await TelegramControl(s, self.control).run(lost)
                 except Exception as exc:
-                    self.log.warning("telegram control failed; trying again", retry_in_s=delay,
-                                     error=f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), timeout=delay)
-                    delay = min(delay * 2, 300.0)
+                    self.repeats.failure("control", "telegram control failed; trying again",
+                                         error=f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
+                    await backoff.wait(lost)
 
         await self.lease.run(stop, lead, on_change=self._on_control)
 
@@ -209,12 +212,37 @@ class Broadcaster(Service):
     def consumers(self) -> list[Consumer]:
         s = self.ctx.settings
         return [
-            self.ctx.bus.consumer(stream, GROUP, self.ctx.instance, self.intake,
+            self.ctx.bus.consumer(stream, GROUP, self.ctx.instance, handler,
                                   batch_size=s.bus_batch_size, claim_idle_ms=s.bus_claim_idle_ms,
                                   max_deliveries=s.bus_max_deliveries)
-            for stream in (STREAM_SIGNALS, STREAM_POSITIONS, STREAM_POLY_SIGNALS,
-                           STREAM_POLY_POSITIONS)
+            for stream, handler in ((STREAM_SIGNALS, self.intake), (STREAM_POSITIONS, self.intake),
+                                    (STREAM_POLY_SIGNALS, self.intake),
+                                    (STREAM_POLY_POSITIONS, self.intake), (STREAM_RISK, self.on_risk))
         ]  # fmt: skip
+
+    async def on_risk(self, deliveries: list[Delivery]) -> None:
+        """A risk guard engaged the kill switch: tell the admin on Telegram, once per event (a
+        Redis mark after the send; a crash between the two can repeat the warning, never lose
+        it). Without Telegram or an admin id it is only in the log and the journal."""
+        tg = self.senders.get("telegram")
+        admin = self.ctx.settings.telegram_admin_id
+        for d in deliveries:
+            ev = d.event
+            if not isinstance(ev, KillSwitchEngaged):
+                continue
+            if not isinstance(tg, TelegramSender) or admin is None:
+                self.log.error("kill switch engaged; no Telegram admin to tell", reason=ev.reason)
+                continue
+            mark = f"{self.ctx.settings.bus_namespace}:broadcaster:admin_alerted:{d.envelope.id}"
+            if await self.ctx.redis.exists(mark):
+                continue
+            text = (f"🛑 <b>Kill switch engaged</b> by {html.escape(ev.engaged_by)}\n"
+                    f"{html.escape(ev.reason)}\n"
+                    f"Today: {ev.day_pnl:+,.2f} USDT ({ev.day_pnl_pct:+.2f} %), limit "
+                    f"{ev.limit_pct:g} %. No new entries; open positions stay managed. "
+                    f"/resume to trade again.")  # fmt: skip
+            await send_html(tg.bot, admin, text)  # an error: redelivered by the bus
+            await self.ctx.redis.set(mark, "1", ex=7 * 86_400)
 
     def _stats(self) -> None:
         self.status_info.update(

@@ -21,6 +21,7 @@ from typing import ClassVar
 
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.adapters.coinglass.rest import CoinGlassHeatmaps
+from quantcore.backoff import Backoff, RepeatLog
 from quantcore.bus import Delivery
 from quantcore.collect.cycles import cycle_of, cycle_start, sleep_until
 from quantcore.config import ConfigError, Settings
@@ -92,7 +93,8 @@ class LiquidationCollector(Service):
     # --- universe -------------------------------------------------------------------------------
 
     async def discover(self, stop: asyncio.Event) -> None:
-        delay = 1.0
+        backoff = Backoff(base_s=1.0, max_s=60.0, floor_s=0.5)
+        repeats = RepeatLog(self.log, interval_s=60.0)
         while not stop.is_set():
             try:
                 instruments = await self.market.instruments()
@@ -102,12 +104,14 @@ class LiquidationCollector(Service):
                 self.max_leverage = {i.symbol: i.max_leverage for i in instruments}
                 self.status_info["coins"] = len(self.base_coin)
                 self.status = "ok"
+                repeats.recovered("discover", "universe discovery works again")
                 return
             except Exception as exc:
                 self.status = "degraded"
-                self.log.warning("universe discovery failed, retrying", error=str(exc)[:300])
+                delay = backoff.delay()
+                repeats.failure("discover", "universe discovery failed, retrying",
+                                error=str(exc)[:300], retry_in_s=round(delay, 2))  # fmt: skip
                 await sleep_until(time.time() + delay, stop)
-                delay = min(delay * 2, 60.0)
 
     # --- one coin ---------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import ClassVar
 
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.adapters.bybit.ws import BybitPublicStream
+from quantcore.backoff import Backoff, RepeatLog
 from quantcore.collect.candles import repair_gaps
 from quantcore.collect.cycles import cycle_of, cycle_start, sleep_until
 from quantcore.collect.open_interest import repair_open_interest
@@ -54,6 +55,7 @@ class MarketCollector(Service):
         self.liquidations: list[LiquidationEvent] = []
         self.repair_now = asyncio.Event()
         self.verified_until: dict[str, datetime] = {}  # per coin: candles complete up to
+        self.repeats = RepeatLog(self.log, interval_s=60.0)
 
     async def _reject(self, kind: str, raw: str, reason: str) -> None:
         await self.ctx.bus.reject("bybit", kind, raw, reason)
@@ -61,18 +63,19 @@ class MarketCollector(Service):
     # --- universe -------------------------------------------------------------------------------
 
     async def discover(self, stop: asyncio.Event) -> None:
-        delay = 1.0
+        backoff = Backoff(base_s=1.0, max_s=60.0, floor_s=0.5)
         while not stop.is_set():
             try:
                 instruments = await self.client.instruments()
             except Exception as exc:
                 self.status = "degraded"
-                self.log.warning(
-                    "universe discovery failed, retrying", error=str(exc)[:300], retry_in_s=delay
-                )
+                delay = backoff.delay()
+                self.repeats.failure("discover", "universe discovery failed, retrying",
+                                     error=str(exc)[:300], retry_in_s=round(delay, 2))  # fmt: skip
                 await sleep_until(time.time() + delay, stop)
-                delay = min(delay * 2, 60.0)
                 continue
+            backoff.reset()
+            self.repeats.recovered("discover", "universe discovery works again")
             symbols = sorted(i.symbol for i in instruments if i.quote_coin == "USDT")
             if symbols != self.universe:
                 await self.ctx.journal(

@@ -29,6 +29,7 @@ from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.bus import Delivery
 from quantcore.errors import ExternalError
 from quantcore.leader import LeaderLease
+from quantcore.logging import correlation
 from quantcore.model.events import (
     STREAM_POSITIONS,
     STREAM_TRADE_COMMANDS,
@@ -100,12 +101,15 @@ class PositionMonitor(Service):
             if pos is not None and pos.direction != t["direction"]:
                 pos = None  # the opposite side is not this trade's position
             try:
-                if t["status"] == "pending":
-                    await self.on_pending(t, pos)
-                elif pos is None:
-                    await self.on_gone(t)
-                else:
-                    await self.on_open(t, pos)
+                # the trade's own correlation id (from the signal): its fills, stop moves, close
+                # and the messages about them carry it, so one id follows it end to end
+                with correlation(t.get("correlation_id")):
+                    if t["status"] == "pending":
+                        await self.on_pending(t, pos)
+                    elif pos is None:
+                        await self.on_gone(t)
+                    else:
+                        await self.on_open(t, pos)
             except ExternalError as exc:
                 self.log.warning("venue refused a monitor action; next pass retries",
                                  trade_id=str(t["trade_id"]), symbol=t["symbol"], error=str(exc)[:300])  # fmt: skip

@@ -19,12 +19,14 @@ from typing import Any, ClassVar
 
 from quantcore.collect.cycles import cycle_start
 from quantcore.leader import LeaderLease
+from quantcore.logging import correlation
 from quantcore.math.universe import UniverseEvaluation
 from quantcore.math.values import clean
 from quantcore.model.events import STREAM_SIGNALS, TradeSignalled
 from quantcore.model.plan import Refusal
 from quantcore.partition import WorkSplit
 from quantcore.scan import ranking
+from quantcore.scan import trigger as trig
 from quantcore.scan.loop import every
 from quantcore.scan.rank_inputs import read_rank_inputs
 from quantcore.scan.registered import RegisteredScanner
@@ -39,8 +41,6 @@ from quantcore.trading.decision import DecisionSettings, decide
 
 UNIVERSE_WINDOW = timedelta(hours=2)  # coins whose heatmaps were refreshed this recently
 SPIKE_WINDOW = timedelta(minutes=15)  # a spike row this recent is "the spike behind" a signal
-TRIGGER_CANDLES = 61  # the 5-min volume ratio needs the last hour; the 5-min move 6 closes
-TRIGGER_OI = 16  # the 15-min OI change: now and 15 minutes ago
 READ_SLICES = 4  # the levels of all coins are read in this many concurrent queries
 REPUBLISH_WITHIN = timedelta(days=1)  # older unpublished signals are stale: not traded any more
 REPUBLISH_AFTER = timedelta(seconds=5)  # give an in-flight publish time to stamp its row
@@ -60,6 +60,7 @@ class Ranker(RegisteredScanner):
         s = ctx.settings
         self.params = ranking.RankParams.from_settings(s)
         self.decision = DecisionSettings.from_settings(s)
+        self.trigger = trig.TriggerParams.from_settings(s)
         self.split = WorkSplit(ctx.redis, s.bus_namespace, self.name, ctx.instance)
         self.lease = LeaderLease(
             ctx.redis, s.bus_namespace, self.name, ctx.instance, s.ranker_lease_s
@@ -71,7 +72,11 @@ class Ranker(RegisteredScanner):
             raise LeadershipLost("lease lost: not writing")
 
     def registry_params(self) -> dict[str, Any]:
-        return self.params.registry() | {"decision": clean(asdict(self.decision))}
+        return (
+            self.params.registry()
+            | trig.params_registry(self.trigger)
+            | {"decision": clean(asdict(self.decision))}
+        )
 
     # --- one cycle --------------------------------------------------------------------------------
 
@@ -119,22 +124,26 @@ class Ranker(RegisteredScanner):
             return 0
         symbols = [ev.symbols[i] for i in watch]
         async with self.ctx.pool.connection() as conn:
-            candles = await candle_series(conn, symbols, at, TRIGGER_CANDLES)
-            oi = await open_interest_series(conn, symbols, at, TRIGGER_OI)
-        values = ranking.trigger_values(candles, oi)
+            candles = await candle_series(conn, symbols, at, self.trigger.candle_minutes)
+            oi = await open_interest_series(conn, symbols, at, self.trigger.oi_minutes)
+        checks = trig.check(
+            candles, oi, {ev.symbols[i]: ev.direction[i] for i in watch}, self.trigger
+        )
         published = 0
         for rank, i in enumerate(watch, start=1):
-            symbol, direction = ev.symbols[i], ev.direction[i]
-            tv = values[symbol]
-            if direction == "neutral" or not ranking.fires(tv, direction, self.params):
+            tv = checks[ev.symbols[i]]
+            if not tv.fires:
                 continue
-            if await self.signal(ev, inputs, i, rank, tv, at, cycle_id):
-                published += 1
+            # the signal's id is its correlation id from here on: the ranker's own log lines
+            # and journal entries about it, the autotrader's order, the trade, the messages
+            with correlation(str(ranking.signal_id(cycle_id, ev.symbols[i]))):
+                if await self.signal(ev, inputs, i, rank, tv, at, cycle_id):
+                    published += 1
         return published
 
     async def signal(
         self, ev: UniverseEvaluation, inputs: ranking.RankInputs, i: int, rank: int,
-        tv: ranking.TriggerValues, at: datetime, cycle_id: str,
+        tv: trig.TriggerCheck, at: datetime, cycle_id: str,
     ) -> bool:  # fmt: skip
         p = self.params
         symbol = ev.symbols[i]
@@ -174,12 +183,7 @@ class Ranker(RegisteredScanner):
             "correlation_id": str(sid), "status": "new",
             "inputs": {
                 "ranking": ranking.ranking_inputs(ev, inputs, p, i),
-                "trigger": {
-                    "oi_change_15m_pct": tv.oi_15m_pct, "volume_ratio_5m": tv.volume_ratio_5m,
-                    "price_change_5m_pct": tv.price_change_5m_pct, **tv.detail,
-                    "thresholds": {"oi_pct": p.trigger_oi_pct, "volume_ratio": p.trigger_volume_ratio,
-                                   "move_pct": p.trigger_move_pct},
-                },
+                "trigger": tv.inputs(),
                 "trade": {"market": view.model_dump(mode="json"), "plan": plan.model_dump(mode="json")},
                 "spike": spike,
             },

@@ -113,6 +113,32 @@ async def move_price(request: web.Request) -> web.Response:
     return _json({"symbol": symbol, "price": new, "sim_time_ms": state.now_ms()})
 
 
+async def plant_hunt(request: web.Request) -> web.Response:
+    """Plant a whale hunt now: {"symbol": "SOLUSDT", "push_in_s": 120} — open interest builds
+    from now, the push (a burst of volume and price towards the heavy side's largest mature
+    cluster) starts in push_in_s simulated seconds (default 120, 30..3600). A campaign under
+    way on the coin is re-planned into this one."""
+    state = request.app[STATE]
+    try:
+        body = await request.json()
+        symbol, push_in_s = str(body["symbol"]), int(body.get("push_in_s", 120))
+    except (ValueError, KeyError, TypeError):
+        return _json({"error": 'expected {"symbol": "...", "push_in_s": N}'}, 400)
+    index = state.market.symbol_index(symbol)
+    if index is None:
+        return _json({"error": f"unknown symbol {symbol}"}, 400)
+    if not 30 <= push_in_s <= 3600:
+        return _json({"error": "push_in_s must be between 30 and 3600"}, 400)
+    campaign = state.market.plant_hunt(index, push_in_s)
+    if campaign is None:
+        return _json({"error": f"{symbol}: its book has no cluster to hunt"}, 409)
+    return _json({
+        "symbol": symbol, "direction": "up" if campaign.direction > 0 else "down",
+        "target": campaign.target, "take_profit": campaign.take_profit,
+        "push_at_ms": (state.market.now + push_in_s) * 1000, "sim_time_ms": state.now_ms(),
+    })  # fmt: skip
+
+
 async def add_account(request: web.Request) -> web.Response:
     """Open another private-API account: {"key": "...", "secret": "...", "wallet": 1000}
     (wallet optional); an existing key is reset to a fresh wallet."""
@@ -143,3 +169,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/sim/advance", advance)
     app.router.add_post("/sim/price", move_price)
     app.router.add_post("/sim/accounts", add_account)
+    app.router.add_post("/sim/hunt", plant_hunt)

@@ -20,6 +20,7 @@ from quantcore.sim import BuildCancelled, Market, MarketConfig
 from svc_simulator.bybit_private import build_exchange
 from svc_simulator.clock import SimClock
 from svc_simulator.faults import parse_faults
+from svc_simulator.scenario import parse_scenario
 from svc_simulator.server import SimServer
 
 STATUS_EVERY_S = 5.0
@@ -50,6 +51,7 @@ class SimulatorService(Service):
     @classmethod
     def check_settings(cls, settings: Settings) -> None:
         parse_faults(settings.sim_faults)  # raises ConfigError naming SIM_FAULTS
+        parse_scenario(settings.sim_scenario)  # raises ConfigError naming SIM_SCENARIO
         sim_accounts(settings)  # raises ConfigError naming SIM_EXTRA_API_KEYS
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -57,12 +59,17 @@ class SimulatorService(Service):
         faults = parse_faults(s.sim_faults)
         self.status = "starting"
         anchor = time.monotonic()
-        config = MarketConfig(seed=s.sim_seed, coins=s.sim_coins, history_days=s.sim_history_days)
+        scenario = parse_scenario(s.sim_scenario)
+        config = MarketConfig(
+            seed=s.sim_seed, coins=s.sim_coins, history_days=s.sim_history_days,
+            opening_hunts=scenario.opening_hunts, hunt_symbols=scenario.hunt_symbols,
+        )  # fmt: skip
         self.log.info(
             "building the simulated market",
             coins=config.coins,
             history_days=config.history_days,
             seed=config.seed,
+            scenario=s.sim_scenario or "default",
         )
         cancel = threading.Event()
         watcher = asyncio.create_task(self._cancel_on(stop, cancel))
@@ -71,6 +78,8 @@ class SimulatorService(Service):
         except BuildCancelled:
             self.log.info("stopped while building the market")
             return
+        except ValueError as exc:  # e.g. SIM_SCENARIO names a coin this market does not have
+            raise ConfigError(f"SIM_SCENARIO / SIM_COINS: {exc}") from exc
         finally:
             watcher.cancel()
         built_s = time.monotonic() - anchor
@@ -78,7 +87,12 @@ class SimulatorService(Service):
             "market built",
             seconds=round(built_s, 2),
             memory_mb=round(market.memory_bytes() / 1e6, 1),
-        )
+            campaigns_under_way=[
+                f"{market.coins[c.coin].symbol} {c.kind} {'up' if c.direction > 0 else 'down'} "
+                f"({market.whales.phase_of(c.coin)})"
+                for c in market.campaigns() if c.ended is None and c.outcome is None
+            ],
+        )  # fmt: skip
         server = SimServer(
             market,
             speed=s.sim_speed,

@@ -1,7 +1,12 @@
 """The bus: Redis Streams for work that must not be lost or done twice; pub/sub for fan-out.
 
 Streams (`{ns}:stream:{name}`):
-- `publish` appends an envelope (capped with MAXLEN ~).
+- `publish` appends an envelope. Streams are capped at about `maxlen` entries, but capping
+  never removes an entry that a consumer group has not acknowledged: every few publishes the
+  publisher trims only entries older than the oldest pending or undelivered entry of every
+  group (`trim`, one Lua script, so the floor and the trim are atomic). A stream whose
+  un-acknowledged backlog grows past `backlog_limit` raises an alarm (logged once per
+  interval) and slows its publishers down (back-pressure, bounded wait; nothing is dropped).
 - A `Consumer` reads through a consumer group (replicas share the work), calls the handler
   and XACKs only after the handler returned, i.e. after its effect is durable. Effects must
   be idempotent: a message can be delivered again after a crash.
@@ -32,6 +37,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
+from quantcore.backoff import Backoff, RepeatLog
 from quantcore.logging import (
     correlation,
     current_correlation_id,
@@ -44,6 +50,59 @@ log = get_logger(component="bus")
 
 DEADLETTER = "deadletter"
 _FIELD = b"e"
+
+# Trim a stream to about `maxlen` entries, removing only entries that every consumer group has
+# acknowledged: the floor is the oldest pending entry or the first undelivered one (after
+# last-delivered-id) of every group; nothing at or after the floor is touched. Atomic in Redis,
+# so no group can read or claim between computing the floor and trimming. A stream without
+# groups is capped plainly. At most ARGV[2] entries go per call.
+# Returns {removed, length after, floor id or ''}.
+_SAFE_TRIM = """
+local key = KEYS[1]
+local maxlen = tonumber(ARGV[1])
+local chunk = tonumber(ARGV[2])
+local len = redis.call('XLEN', key)
+if len <= maxlen then return {0, len, ''} end
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function less(a, b)
+  local am, as = parse(a)
+  local bm, bs = parse(b)
+  if am ~= bm then return am < bm end
+  return as < bs
+end
+local floor = nil
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+  local f = {}
+  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+  local cand = nil
+  if tonumber(f['pending']) > 0 then
+    cand = redis.call('XPENDING', key, f['name'])[2]
+  end
+  local nxt = redis.call('XRANGE', key, '(' .. f['last-delivered-id'], '+', 'COUNT', 1)
+  if #nxt > 0 and (cand == nil or less(nxt[1][1], cand)) then cand = nxt[1][1] end
+  if cand ~= nil and (floor == nil or less(cand, floor)) then floor = cand end
+end
+local upto = '+'
+if floor ~= nil then upto = '(' .. floor end
+local excess = math.min(len - maxlen, chunk)
+local old = redis.call('XRANGE', key, '-', upto, 'COUNT', excess)
+local removed = 0
+if #old > 0 then removed = redis.call('XTRIM', key, 'MAXLEN', '=', len - #old) end
+return {removed, len - removed, floor or ''}
+"""
+
+
+@dataclass(frozen=True)
+class Trimmed:
+    """What one `Bus.trim` did: entries removed, the length left, and the oldest entry some
+    consumer group still needs (None: no group holds anything back)."""
+
+    removed: int
+    length: int
+    floor: str | None
 
 
 def stream_key(namespace: str, name: str) -> str:
@@ -74,11 +133,30 @@ Handler = Callable[[list[Delivery]], Awaitable[None]]
 
 
 class Bus:
-    def __init__(self, redis: Redis, namespace: str, source: str, maxlen: int = 100_000) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        namespace: str,
+        source: str,
+        maxlen: int = 100_000,
+        *,
+        backlog_limit: int | None = None,
+        backpressure_max_wait_s: float = 5.0,
+        alarm_interval_s: float = 60.0,
+    ) -> None:
         self.redis = redis
         self.namespace = namespace
         self.source = source
         self.maxlen = maxlen
+        # un-acknowledged entries past this length: alarm + back-pressure (default 5x the cap)
+        self.backlog_limit = max(backlog_limit or 5 * maxlen, maxlen)
+        self.backpressure_max_wait_s = backpressure_max_wait_s
+        # trim every `trim_every` entries appended by this publisher to a stream
+        self.trim_every = max(1, min(maxlen // 20, 5_000))
+        self._appended: dict[str, int] = {}
+        self._trim = redis.register_script(_SAFE_TRIM)
+        self.alarms = RepeatLog(log, interval_s=alarm_interval_s)
+        self.backpressure_waits = 0
 
     def key(self, stream: str) -> str:
         return stream_key(self.namespace, stream)
@@ -101,12 +179,8 @@ class Bus:
     ) -> Envelope:
         """Append an event; the correlation id defaults to the one being handled now."""
         env = self.envelope(event, correlation_id)
-        await self.redis.xadd(
-            self.key(stream),
-            {_FIELD: env.model_dump_json().encode()},
-            maxlen=self.maxlen,
-            approximate=True,
-        )
+        await self.redis.xadd(self.key(stream), {_FIELD: env.model_dump_json().encode()})
+        await self._appended_to(stream, 1)
         return env
 
     async def publish_many(
@@ -115,14 +189,59 @@ class Bus:
         envs = [self.envelope(e, correlation_id) for e in events]
         async with self.redis.pipeline(transaction=False) as pipe:
             for env in envs:
-                pipe.xadd(
-                    self.key(stream),
-                    {_FIELD: env.model_dump_json().encode()},
-                    maxlen=self.maxlen,
-                    approximate=True,
-                )
+                pipe.xadd(self.key(stream), {_FIELD: env.model_dump_json().encode()})
             await pipe.execute()
+        await self._appended_to(stream, len(envs))
         return envs
+
+    async def trim(self, stream: str, chunk: int = 10_000) -> Trimmed:
+        """Cap `stream` at about `maxlen`, never removing what a consumer group still needs."""
+        removed, length, floor = await self._trim(
+            keys=[self.key(stream)], args=[self.maxlen, chunk]
+        )
+        floor_id = _id(floor) or None
+        return Trimmed(int(removed), int(length), floor_id)
+
+    async def _appended_to(self, stream: str, n: int) -> None:
+        count = self._appended.get(stream, 0) + n
+        if count < self.trim_every:
+            self._appended[stream] = count
+            return
+        self._appended[stream] = 0
+        try:
+            trimmed = await self.trim(stream)
+        except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
+            # the entry is appended; a failed trim only delays capping to the next one
+            self.alarms.failure(
+                f"trim:{stream}", "stream trim failed", stream=stream, error=str(exc)[:200]
+            )
+            return
+        if trimmed.length <= self.backlog_limit:
+            if self.alarms.failing(stream):
+                self.alarms.recovered(stream, "stream backlog back under its limit", stream=stream)
+            return
+        self.alarms.failure(
+            stream,
+            "stream backlog past its limit: a consumer group is not keeping up; "
+            "publishers are slowed down, nothing is dropped",
+            level="error",
+            stream=stream,
+            length=trimmed.length,
+            limit=self.backlog_limit,
+            oldest_unacked=trimmed.floor,
+        )
+        await self._backpressure(stream)
+
+    async def _backpressure(self, stream: str) -> None:
+        """Wait (bounded) for the backlog to fall under the limit before publishing more."""
+        self.backpressure_waits += 1
+        deadline = time.monotonic() + self.backpressure_max_wait_s
+        delay = 0.05
+        while time.monotonic() < deadline:
+            await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+            delay = min(delay * 2, 1.0)
+            if (await self.trim(stream)).length <= self.backlog_limit:
+                return
 
     async def dead_letter(
         self,
@@ -145,12 +264,8 @@ class Bus:
             "raw": bytes(raw if raw is not None else repr(fields).encode())[:20_000],
             "time": datetime.now(UTC).isoformat(),
         }
-        await self.redis.xadd(
-            self.key(DEADLETTER),
-            record,
-            maxlen=self.maxlen,
-            approximate=True,
-        )
+        await self.redis.xadd(self.key(DEADLETTER), record)
+        await self._appended_to(DEADLETTER, 1)
         log.warning(
             "message dead-lettered",
             stream=stream,
@@ -276,28 +391,28 @@ class Consumer:
                 raise
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set. Redis outages are waited out, never fatal."""
+        """Consume until `stop` is set. Redis outages are waited out (jittered back-off, logged
+        once a minute), never fatal."""
         await self.ensure_group()
-        backoff = 0.2
         try:
-            await self._loop(stop, backoff)
+            await self._loop(stop)
         finally:
             await self._leave_group()
 
-    async def _loop(self, stop: asyncio.Event, backoff: float) -> None:
+    async def _loop(self, stop: asyncio.Event) -> None:
+        backoff = Backoff(base_s=0.2, max_s=5.0, floor_s=0.05)
+        repeats = RepeatLog(log, interval_s=60.0)
         while not stop.is_set():
             try:
                 await self.poll_once()
-                backoff = 0.2
+                if backoff.failures:
+                    backoff.reset()
+                    repeats.recovered("redis", "redis available again", stream=self.stream)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning(
-                    "redis unavailable, retrying",
-                    stream=self.stream,
-                    error=str(exc),
-                    retry_in_s=backoff,
-                )
-                await _sleep_or_stop(stop, backoff)
-                backoff = min(backoff * 2, 5.0)
+                delay = backoff.delay()
+                repeats.failure("redis", "redis unavailable, retrying", stream=self.stream,
+                                error=str(exc)[:300], retry_in_s=round(delay, 2))  # fmt: skip
+                await _sleep_or_stop(stop, delay)
             except ResponseError as exc:
                 if "NOGROUP" in str(exc):  # stream or group deleted under us: recreate
                     await self.ensure_group()
@@ -378,7 +493,7 @@ class Consumer:
                 )
                 continue
             try:
-                good.append(_decode(message_id, fields, attempt))
+                good.append(decode(message_id, fields, attempt))
             except (ValidationError, ValueError, KeyError) as exc:
                 await self._dead(message_id, fields, "invalid", str(exc))
         if not good:
@@ -440,7 +555,9 @@ def _id(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _decode(message_id: str, fields: dict[bytes, bytes], attempt: int) -> Delivery:
+def decode(message_id: str, fields: dict[bytes, bytes], attempt: int = 1) -> Delivery:
+    """A stream entry → a typed delivery; raises ValidationError / ValueError / KeyError (the
+    consumer dead-letters the entry with that reason)."""
     raw = fields.get(_FIELD)
     if raw is None:
         raise ValueError(
@@ -473,6 +590,8 @@ __all__ = [
     "Consumer",
     "Delivery",
     "Handler",
+    "Trimmed",
+    "decode",
     "fanout_key",
     "parse_deadletter",
     "stream_key",

@@ -11,6 +11,8 @@ quant top / positions / pnl [today|7d|30d|all] / scanners   the owner's queries
 quant pause [--reason ..]  engage the kill switch: no new entries (open positions still managed)
 quant resume               release the kill switch
 quant close SYMBOL         close the open position of SYMBOL at market (via the position monitor)
+quant backup [--daily]     pg_dump the database to BACKUP_DIR, keep the newest BACKUP_KEEP
+quant restore FILE --database NAME   load a backup into a new database
 quant backtest --tape sim|db|bybit --days N --strategy NAME [--sweep K=V1,V2 ..] [--walk-forward K]
 quant heatmap-eval --seed N  the key-free heatmap estimate scored against the simulator's truth
 """
@@ -372,6 +374,61 @@ def cmd_control(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from quantcore.backup import BackupError, backup, backup_daily, backups_of, stale
+
+    settings = _settings()
+    _configure_cli_logging(settings, "backup")
+    directory = Path(args.dir) if args.dir else settings.backup_dir
+    keep = args.keep or settings.backup_keep
+    if args.check:  # compose healthcheck: the daily backups are happening
+        problem = stale(backups_of(directory, settings.timescale_db_name), datetime.now(UTC),
+                        timedelta(hours=25))  # fmt: skip
+        if problem:
+            print(f"backup: {problem}", file=sys.stderr)
+            return 1
+        return 0
+    if args.daily:
+        import signal
+
+        async def daily() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await backup_daily(settings, directory, keep, stop)
+
+        asyncio.run(daily())
+        return 0
+    try:
+        path = backup(settings, directory, keep)
+    except BackupError as exc:
+        print(f"backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"backup: wrote {path} ({path.stat().st_size:,} bytes); keeping the newest {keep}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from quantcore.backup import BackupError, restore
+
+    settings = _settings()
+    _configure_cli_logging(settings, "restore")
+    try:
+        restore(settings, Path(args.file), args.database)
+    except BackupError as exc:
+        print(f"restore: {exc}", file=sys.stderr)
+        return 1
+    print(f"restore: {args.file} loaded into database {args.database!r}; set "
+          f"TIMESCALE_DB_NAME={args.database} to use it")  # fmt: skip
+    return 0
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
     from pathlib import Path
@@ -527,6 +584,20 @@ def build_parser() -> argparse.ArgumentParser:
     close = sub.add_parser("close", help="close the open position of SYMBOL at market")
     close.add_argument("symbol")
     close.set_defaults(fn=cmd_control)
+    bk = sub.add_parser("backup", help="pg_dump the database to BACKUP_DIR (keeps BACKUP_KEEP)")
+    bk.add_argument("--dir", help="folder (default: BACKUP_DIR)")
+    bk.add_argument("--keep", type=int, help="backups kept (default: BACKUP_KEEP)")
+    bk.add_argument(
+        "--daily", action="store_true", help="every day at BACKUP_DAILY_AT, until stopped"
+    )
+    bk.add_argument(
+        "--check", action="store_true", help="exit 1 when the newest backup is > 25 h old"
+    )
+    bk.set_defaults(fn=cmd_backup)
+    rs = sub.add_parser("restore", help="load a backup into a new database")
+    rs.add_argument("file")
+    rs.add_argument("--database", required=True, help="name of the new database to create")
+    rs.set_defaults(fn=cmd_restore)
     bt = sub.add_parser("backtest", help="backtest a strategy on a tape (sweeps, walk-forward)")
     bt.add_argument("--strategy", help="strategy name (--list shows them)")
     bt.add_argument("--list", action="store_true", help="list strategies and their settings")

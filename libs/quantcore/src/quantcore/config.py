@@ -38,6 +38,7 @@ DEV_DB_PASSWORD = "whalestack-local-only"  # noqa: S105 - a known placeholder, r
 # The same for the services' application login and Grafana's read-only login (compose defaults).
 DEV_APP_DB_PASSWORD = "whalestack-app-local-only"  # noqa: S105 - a known placeholder
 DEV_GRAFANA_RO_PASSWORD = "grafana-ro-local-only"  # noqa: S105 - a known placeholder
+DEV_GRAFANA_ADMIN_PASSWORD = "admin"  # noqa: S105 - Grafana's own default (compose's fallback)
 DEV_PASSWORDS = frozenset({DEV_DB_PASSWORD, DEV_APP_DB_PASSWORD, DEV_GRAFANA_RO_PASSWORD})
 
 
@@ -111,7 +112,14 @@ class Settings(BaseSettings):
         description="prefix of every Redis key of this deployment",
     )
     bus_stream_maxlen: int = Field(
-        100_000, ge=100, description="approximate cap of each stream's length"
+        100_000,
+        ge=100,
+        description="approximate cap of each stream's length (entries a consumer group has not acknowledged are never trimmed)",
+    )
+    bus_stream_backlog_max: int = Field(
+        500_000,
+        ge=100,
+        description="un-acknowledged entries a stream may hold before an alarm and back-pressure on its publishers",
     )
     bus_claim_idle_ms: int = Field(
         30_000,
@@ -168,6 +176,12 @@ class Settings(BaseSettings):
     sim_faults: str = Field(
         "",
         description='injected faults, e.g. "http_429=0.05,http_5xx=0.02,ws_drop_per_min=0.5" (empty = none)',
+    )
+    sim_scenario: str = Field(
+        "",
+        description="empty: the default market (hunts under way on the coins the strategy likes best "
+        'when it opens); "hunt:SYM1,SYM2": also a hunt planted on these coins, pushing in the first '
+        'live minutes; "quiet": no hunts planted at the opening (whales act as they happen to)',
     )
 
     # --- exchange and data vendors ---------------------------------------------------------
@@ -379,6 +393,23 @@ class Settings(BaseSettings):
         ge=0,
         description="trigger: price must have moved more than this percent in 5 min, in the bias direction",
     )
+    trigger_mode: Literal["coin", "fixed"] = Field(
+        "coin",
+        description="coin: each trigger threshold is TRIGGER_PERCENTILE of the coin's own history, "
+        "never below the fixed numbers above; fixed: the numbers above for every coin",
+    )
+    trigger_percentile: float = Field(
+        95.0, gt=0, lt=100, description="coin trigger: percentile of the coin's own history"
+    )
+    trigger_history_min: int = Field(
+        1440,
+        ge=61,
+        le=10080,
+        description="coin trigger: minutes of history each threshold is taken from",
+    )
+    trigger_min_samples: int = Field(
+        60, ge=1, description="coin trigger: fewer history samples than this → the fixed number"
+    )
     signal_cooldown_s: float = Field(
         3600.0,
         ge=0,
@@ -575,6 +606,16 @@ class Settings(BaseSettings):
             raise ValueError("at least one COUNT/SECONDS window is needed")
         return windows
 
+    # --- backups ----------------------------------------------------------------------------------
+    backup_dir: Path = Field(
+        Path("backups"), description="folder of `quant backup` dumps (compose: the backups volume)"
+    )
+    backup_keep: int = Field(7, ge=1, le=3650, description="backups kept; older ones are removed")
+    backup_daily_at: str = Field(
+        "03:30",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="HH:MM (TIMEZONE) of the daily backup of the compose `backup` service",
+    )
     # --- grafana ----------------------------------------------------------------------------------
     grafana_admin_user: str = Field("admin", description="Grafana admin login")
     grafana_admin_pass: SecretStr | None = Field(None, description="Grafana admin password")
@@ -632,7 +673,11 @@ class Settings(BaseSettings):
         60.0, gt=0, le=100, description="margin of all positions at most this percent of equity"
     )
     daily_loss_limit_pct: float = Field(
-        5.0, gt=0, le=100, description="realised loss today (percent of equity) that stops entries"
+        5.0,
+        gt=0,
+        le=100,
+        description="loss today, realised + unrealised (percent of the day's starting equity), "
+        "that engages the kill switch",
     )
     signal_max_age_s: float = Field(
         300.0, gt=0, description="signals older than this are expired, not traded"
@@ -841,10 +886,18 @@ class Settings(BaseSettings):
                 for n, value in passwords.items()
                 if value is not None and value.get_secret_value() in DEV_PASSWORDS
             ]
+            # compose falls back to a fixed Grafana password when one is unset: unset is refused
+            for name, placeholder in (("grafana_ro_pass", DEV_GRAFANA_RO_PASSWORD),
+                                      ("grafana_admin_pass", DEV_GRAFANA_ADMIN_PASSWORD)):  # fmt: skip
+                value: SecretStr | None = getattr(self, name)
+                unset = value is None or value.get_secret_value() in ("", placeholder)
+                if unset and env_name(name) not in defaults:
+                    defaults.append(env_name(name))
             if defaults:
                 raise ValueError(
                     "TRADING_MODE=live refuses the local-only default password of "
                     + " and ".join(defaults)
+                    + " (set a real one; compose falls back to a fixed one when unset)"
                 )
         if self.poly_trading_mode == "live":
             if self.polymarket_private_key is None:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from quantcore.backoff import full_jitter
 from quantcore.errors import RateLimited, TemporaryError
 from quantcore.logging import get_logger
 
@@ -25,8 +26,8 @@ class RetryPolicy:
 
 
 def backoff_delay(attempt: int, base_s: float, max_s: float, rng: Callable[[], float]) -> float:
-    """Full jitter: uniform in [0, min(max_s, base_s * 2**(attempt-1))]."""
-    return rng() * min(max_s, base_s * 2.0 ** (attempt - 1))
+    """Full jitter: uniform in [0, min(max_s, base_s * 2**(attempt-1))] (quantcore.backoff)."""
+    return full_jitter(attempt, base_s, max_s, rng)
 
 
 async def retry(

@@ -213,6 +213,7 @@ async def _main(cls: type[Service], settings: Settings) -> int:
         settings.bus_namespace,
         source=f"{cls.name}@{settings.instance}",
         maxlen=settings.bus_stream_maxlen,
+        backlog_limit=settings.bus_stream_backlog_max,
     )
     ctx = ServiceContext(cls.name, agent, cls.version, settings, pool, redis, bus)
     svc = cls(ctx)

@@ -217,18 +217,3 @@ def oi_volume_spikes(
         percentile_oi=percent_rank(np.abs(oi15), np.abs(hist_oi)),
         percentile_vol=percent_rank(vr, hist_vol),
     )  # fmt: skip
-
-
-def trigger(
-    oi_15m_pct: float,
-    vol_ratio: float,
-    move_5m_pct: float,
-    direction: str,
-    oi_min_pct: float = 3.0,
-    vol_min: float = 1.5,
-    move_min_pct: float = 1.0,
-) -> bool:
-    """SPEC trigger for a top-3 coin: OI up > 3 % in 15 min AND 5-min volume > 1.5 × 1-h avg
-    AND price moving > 1 % in 5 min in the bias direction."""
-    moving = move_5m_pct > move_min_pct if direction == "long" else move_5m_pct < -move_min_pct
-    return bool(oi_15m_pct > oi_min_pct and vol_ratio > vol_min and moving)

@@ -17,9 +17,10 @@ from quantcore.model.plan import MarketView, TradePlan
 
 
 class Event(BaseModel):
-    """Base of every bus payload."""
+    """Base of every bus payload. NaN and infinities are refused (JSON has none; a NaN that
+    got in would end up in a row and spoil every average)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
     TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
 
@@ -310,3 +311,22 @@ class PositionCloseRequested(Event):
     symbol: str = Field(pattern=r"^[A-Z0-9]{2,30}$")
     requested_by: str = Field(min_length=1, max_length=100)
     reason: str = Field("manual close", max_length=200)
+
+
+# --- risk (autotrader → broadcaster: the admin hears of it) -------------------------------------
+
+STREAM_RISK = "risk.alerts"
+
+
+@register
+class KillSwitchEngaged(Event):
+    """A risk guard engaged the fleet-wide kill switch (today: the daily loss limit). New
+    entries stop at once; the broadcaster tells the admin on Telegram."""
+
+    TYPE: ClassVar[str] = "risk.kill_switch_engaged"
+    reason: str = Field(min_length=1, max_length=500)
+    engaged_by: str = Field(min_length=1, max_length=100)
+    day_pnl: float  # quote currency: realised today + unrealised now
+    day_pnl_pct: float  # of the equity at the start of the day
+    limit_pct: float = Field(gt=0)
+    start_equity: float

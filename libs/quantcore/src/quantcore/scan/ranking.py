@@ -1,7 +1,8 @@
 """One ranking cycle's decisions: evaluate the universe (quantcore.math.universe), keep the
 top N with every number behind each score, and for the watched top coins check the trigger
-and read the market view the trade decision (quantcore.trading.decision) plans from. Pure: the ranker service does the I/O, a backtest
-can call the same functions."""
+and read the market view the trade decision (quantcore.trading.decision) plans from. Pure:
+the ranker service does the I/O, a backtest can call the same functions. The trigger itself:
+quantcore.scan.trigger."""
 
 from __future__ import annotations
 
@@ -14,13 +15,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quantcore.config import Settings
-from quantcore.math import clusters, imbalance, spikes
+from quantcore.math import clusters, imbalance
 from quantcore.math.ranking import ScoreWeights
 from quantcore.math.universe import UniverseEvaluation, evaluate
 from quantcore.math.values import clean, num
 from quantcore.model.plan import MarketView, PriceRange
 from quantcore.store.levels import LatestLevels
-from quantcore.store.series import MinuteSeries
 
 F = NDArray[np.float64]
 Direction = Literal["long", "short"]
@@ -138,44 +138,7 @@ def ranking_rows(
     ]  # fmt: skip
 
 
-# --- trigger and trade plan --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TriggerValues:
-    oi_15m_pct: float | None
-    volume_ratio_5m: float | None
-    price_change_5m_pct: float | None
-    detail: dict[str, Any]
-
-
-def trigger_values(candles: MinuteSeries, oi: MinuteSeries) -> dict[str, TriggerValues]:
-    """The trigger's three measures per coin, from the same quantcore.math.spikes functions
-    the spike scanner uses."""
-    oi15 = spikes.pct_change(oi.series["oi"], 15)
-    vr = spikes.volume_ratio(candles.series["volume"])
-    m5 = spikes.pct_change(candles.series["close"], 5)
-    last5, hour5 = spikes.volume_windows(candles.series["volume"])
-    o, c = oi.series["oi"], candles.series["close"]
-    out: dict[str, TriggerValues] = {}
-    for i, symbol in enumerate(candles.symbols):
-        detail = clean({
-            "oi_now": o[i, -1], "oi_15m_ago": o[i, -16] if o.shape[-1] > 15 else None,
-            "oi_time": oi.end_time, "close_now": c[i, -1],
-            "close_5m_ago": c[i, -6] if c.shape[-1] > 5 else None, "candle_time": candles.end_time,
-            "volume_5m": last5[i], "volume_1h_avg_5m": hour5[i],
-        })  # fmt: skip
-        out[symbol] = TriggerValues(num(oi15[i]), num(vr[i]), num(m5[i]), detail)
-    return out
-
-
-def fires(tv: TriggerValues, direction: str, p: RankParams) -> bool:
-    if tv.oi_15m_pct is None or tv.volume_ratio_5m is None or tv.price_change_5m_pct is None:
-        return False  # an unknown measure never triggers a trade
-    return spikes.trigger(
-        tv.oi_15m_pct, tv.volume_ratio_5m, tv.price_change_5m_pct, direction,
-        p.trigger_oi_pct, p.trigger_volume_ratio, p.trigger_move_pct,
-    )  # fmt: skip
+# --- trade plan -------------------------------------------------------------------------------
 
 
 def market_view(ev: UniverseEvaluation, inputs: RankInputs, p: RankParams, i: int) -> MarketView:

@@ -19,7 +19,7 @@ import math
 import time as _time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -65,6 +65,12 @@ TURNOVER_PER_OI = 1.8  # daily turnover / open interest
 CASCADE_IMPACT = 0.25  # price impact of liquidated notional, as a fraction of open interest
 MAX_CASCADE = 0.015
 CLUSTER_BIN = math.log1p(0.005)  # levels within 0.5 % form one cluster
+OPENING_BUILD_S = 16 * 60  # opening hunts build open interest at least this long before start
+OPENING_PUSH_S = (-90, -30)  # the first opening push starts this long around the start …
+OPENING_GAP_S = 75  # … the next ones this many seconds apart
+HEATMAP_BAND = math.log1p(hm.MAX_BAND)  # the heatmaps (what the strategy sees) stop here
+TF_SECONDS = np.array([TIMEFRAME_DURATION[tf].total_seconds() for tf in TIMEFRAMES])
+APPETITE_RANGE = (0.2, 8.0)  # campaign chance × (book imbalance / the median coin's)², clipped
 
 
 class BuildCancelled(Exception):
@@ -84,6 +90,10 @@ class MarketConfig:
     history_block_s: int = 300
     level_slots: int = 1024  # liquidation-level slots per coin
     max_ring_days: float = 7.0  # cap of the 1-minute candle history
+    # hunts under way when the live market opens: on the coins whose books the strategy likes
+    # best, pushes starting in the first live minutes (0: the market opens as it happens to be)
+    opening_hunts: int = 3
+    hunt_symbols: tuple[str, ...] = ()  # scenario: a hunt planted on each of these coins first
 
     def __post_init__(self) -> None:
         for step, block in (
@@ -99,6 +109,8 @@ class MarketConfig:
             raise ValueError("coins must be at least 1")
         if self.history_days < 0:
             raise ValueError("history_days must not be negative")
+        if self.opening_hunts < 0:
+            raise ValueError("opening_hunts must not be negative")
 
     @property
     def ring_days(self) -> float:
@@ -186,7 +198,13 @@ class Market:
 
         self.rng = np.random.default_rng([config.seed, 3])
         self.price = PriceProcess(self.rng, np.log([c.price0 for c in self.coins]), self.daily_vol)
-        self.whales = WhaleDesk(np.random.default_rng([config.seed, 4]), majors, config.whales)
+        self.majors = majors
+        self.whales = WhaleDesk(
+            np.random.default_rng([config.seed, 4]), majors, config.whales, self.daily_vol
+        )
+        unknown = [s for s in config.hunt_symbols if s not in self.index]
+        if unknown:
+            raise ValueError(f"hunt_symbols: unknown coin(s) {', '.join(unknown)}")
 
         self.now = 0
         self.last_price = np.zeros(n)
@@ -230,11 +248,17 @@ class Market:
         self.ema_8h = self.price.logp.copy()
         self.block = _Block(start=fine_start, end=fine_start)
         steps = (self.start - fine_start) // cfg.history_block_s
+        # the opening hunts start building at a history block this far before the live start
+        plant_step = (self.start - OPENING_BUILD_S - fine_start) // cfg.history_block_s
         done = 0
         while done < steps:
             chunk = min(steps - done, 12)
+            if done < plant_step < done + chunk:
+                chunk = plant_step - done
             self._run_to(fine_start + (done + chunk) * cfg.history_block_s)
             done += chunk
+            if done == plant_step:
+                self._plant_opening()
             if cancel is not None and cancel():
                 raise BuildCancelled
         self._step_s, self._block_s = cfg.step_s, cfg.block_s
@@ -315,7 +339,9 @@ class Market:
         self.price.switch_regimes(bs)
         long_total, short_total = self.book.long_total, self.book.short_total
         self.oi_usd = self._open_interest(long_total, short_total)
-        effect = self.whales.step(t, bs, self.price.logp, self.oi_usd, self._find_target)
+        effect = self.whales.step(
+            t, bs, self.price.logp, self.oi_usd, self._find_target, self._appetite()
+        )
         self.whale_notional = effect.notional
         self._open_positions(t, bs, effect.long_flow, effect.short_flow)
         self._update_funding(long_total, short_total, bs)
@@ -323,7 +349,8 @@ class Market:
         self.cascade[:] = 0.0
         logpath, shock = self.price.path(bs // dt, dt, drift)
         prices = self._round(np.exp(logpath))
-        regime_volume = REGIME_VOLUME[self.price.regime] * effect.volume
+        # the whales' own trading comes on top of the market's (whatever its regime)
+        regime_volume = REGIME_VOLUME[self.price.regime] + (effect.volume - 1.0)
         noise = np.exp(self.rng.normal(-0.06, 0.35, prices.shape))
         turnover = (self.turnover_per_s * dt * regime_volume)[:, None] * (0.4 + 0.6 * shock) * noise
         reach_up = reach_down = np.zeros((self.n, 0))
@@ -507,6 +534,35 @@ class Market:
         return rounded
 
     # --- whales' view of the book ----------------------------------------------------------------
+    def _imbalance(self) -> F64:
+        """|shorts − longs| / (shorts + longs) of every coin's book: 0 balanced, 1 one-sided."""
+        short, long = self.book.short_total, self.book.long_total
+        out: F64 = np.abs(short - long) / np.maximum(short + long, 1.0)
+        return out
+
+    def _appetite(self) -> F64:
+        """Whales go where the liquidity is: a campaign is likelier on a lopsided book."""
+        strength = self._imbalance()
+        typical = max(float(np.median(strength)), 1e-6)
+        out: F64 = np.clip((strength / typical) ** 2, *APPETITE_RANGE)
+        return out
+
+    def bias(self, c: int) -> tuple[int, float]:
+        """The side the strategy's imbalance points to on coin c's book, as the ranker weighs
+        it (every heatmap timeframe counts the levels it holds): (+1 up / −1 down, the dominant
+        share 0.5..1)."""
+        lv = self.book.levels(c)
+        if lv.size == 0:
+            return 1, 0.5
+        age = self.now - lv.opened
+        held = (age[:, None] <= TF_SECONDS[None, :]).sum(axis=1)  # timeframes holding each level
+        price = float(self.last_price[c])
+        weight = np.where(np.abs(np.log(lv.price / price)) <= HEATMAP_BAND, lv.value * held, 0.0)
+        shorts = float(weight[lv.price > price].sum())
+        longs = float(weight[lv.price < price].sum())
+        r = shorts / max(shorts + longs, 1.0)
+        return (1 if r >= 0.5 else -1), max(r, 1 - r)
+
     def _find_target(self, c: int, kind: CampaignKind) -> Target | None:
         lv = self.book.levels(c)
         if lv.size == 0:
@@ -514,20 +570,104 @@ class Market:
         price = float(self.last_price[c])
         vol = float(self.daily_vol[c])
         age = self.now - lv.opened
+        sides: tuple[tuple[int, int], ...] = ((1, SHORT), (-1, LONG))
         if kind == "hunt":
             mature = age >= 3 * DAY
             near, far = max(0.015, 0.5 * vol), min(0.15, 2.5 * vol)
+            # hunts go for the heavy side of the book, where the strategy's imbalance points
+            sides = ((1, SHORT),) if self.bias(c)[0] > 0 else ((-1, LONG),)
         else:
             mature = age < DAY
             near, far = max(0.01, 0.3 * vol), min(0.08, 1.5 * vol)
         best: Target | None = None
-        for direction, side in ((1, SHORT), (-1, LONG)):
+        for direction, side in sides:
             dist = direction * (lv.price / price - 1.0)
             sel = mature & (lv.side == side) & (dist >= near) & (dist <= far)
             found = cluster(lv.price[sel], lv.value[sel], age[sel])
             if found is not None and (best is None or found[1] > best.value):
                 best = Target(found[0], found[1], direction, found[2])
+        if best is not None and kind == "hunt":
+            oi_bar, move_bar, volume_bar = self._recent_bars(c)
+            best = replace(best, oi_bar=oi_bar, move_bar=move_bar, volume_bar=volume_bar)
         return best
+
+    def _recent_bars(self, c: int) -> tuple[float, float, float]:
+        """p95 of coin c's 15-min OI changes and |5-min moves| (fractions) and 5-min volume
+        ratios over its last day and its last 4 hours (the higher of the two): what is
+        ordinary on this coin. Zeros without an hour of candles."""
+        m = self.now // 60 - 1
+        close = self.fine.span(CLOSE, m - 1440, m)[c].astype(np.float64)
+        if close.size < 61:
+            return 0.0, 0.0, 0.0
+        oi = self.fine.span(OI, m - 1440, m)[c].astype(np.float64)
+        quote = self.fine.span(TURNOVER, m - 1440, m)[c].astype(np.float64)
+        cum = np.concatenate(([0.0], np.cumsum(quote)))
+        end = np.arange(60, quote.size + 1)
+        hour5 = (cum[end] - cum[end - 60]) / 12
+        with np.errstate(invalid="ignore", divide="ignore"):
+            series = (
+                oi[15:] / oi[:-15] - 1,
+                np.abs(close[5:] / close[:-5] - 1),
+                (cum[end] - cum[end - 5]) / hour5,
+            )
+        bars = []
+        for x in series:
+            x = x[np.isfinite(x)]
+            bars.append(max(float(np.percentile(x[-240:], 95)), float(np.percentile(x, 95)))
+                        if x.size else 0.0)  # fmt: skip
+        return bars[0], bars[1], bars[2]
+
+    def appeal(self, c: int) -> float:
+        """How much the strategy would like coin c's book, roughly as the ranker scores it
+        (imbalance × 50 + min(heavy-side cluster as % of the coin's median cluster, 200) × 0.3);
+        NaN when a hunt has no target there."""
+        target = self._find_target(c, "hunt")
+        lv = self.book.levels(c)
+        if target is None or lv.size == 0:
+            return math.nan
+        bins = np.floor(np.log(lv.price) / CLUSTER_BIN).astype(np.int64)
+        sums = np.bincount(bins - bins.min(), weights=lv.value)
+        typical = float(np.median(sums[sums > 0]))
+        dominant = self.bias(c)[1]
+        return 50 * dominant + 0.3 * min(200.0, 100 * target.value / max(typical, 1.0))
+
+    def plant_hunt(self, coin: int, push_in_s: int) -> Campaign | None:
+        """A hunt on `coin` that builds open interest from now and pushes in `push_in_s`
+        seconds (a scenario; /sim/hunt); a campaign under way there is re-planned into it.
+        None when the coin's book has no target."""
+        c = int(coin)
+        return self.whales.replan(
+            c, self.now, float(self.price.logp[c]), float(self.oi_usd[c]), self._find_target,
+            self.now + int(push_in_s),
+        )  # fmt: skip
+
+    def _plant_opening(self) -> None:
+        """Hunts under way when the live market opens: first on the scenario's coins, then on
+        the `opening_hunts` coins (not majors) the strategy likes best (a campaign under way
+        there is re-planned into the new hunt); pushes staggered from OPENING_PUSH_S around
+        the start."""
+        cfg = self.config
+        rng = np.random.default_rng([cfg.seed, 5])
+        push = self.start + int(rng.integers(*OPENING_PUSH_S))
+        for c in [self.index[s] for s in cfg.hunt_symbols]:
+            if self.plant_hunt(c, push - self.now) is not None:
+                push += OPENING_GAP_S
+        if not cfg.opening_hunts:
+            return
+        appeal = np.array([self.appeal(c) for c in range(self.n)])
+        planted = 0
+        for c in np.argsort(-np.nan_to_num(appeal, nan=-np.inf)):
+            if planted == cfg.opening_hunts or not np.isfinite(appeal[c]):
+                break
+            if self.majors[c]:
+                continue
+            campaign = self.whales.replan(
+                int(c), self.now, float(self.price.logp[c]), float(self.oi_usd[c]),
+                self._find_target, push,
+            )  # fmt: skip
+            if campaign is not None:
+                planted += 1
+                push += OPENING_GAP_S
 
     def move_price(self, coin: int, price: float) -> float:
         """Jump one coin's price to `price` now (a test hook: the simulator's /sim/price).

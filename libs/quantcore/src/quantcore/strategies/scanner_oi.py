@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from quantcore.math import spikes
+from quantcore.math import spikes, trigger
 from quantcore.strategies.base import Bars, SignalFrame, Strategy, StrategyParams
 
 F = NDArray[np.float64]
@@ -60,14 +60,13 @@ class ScannerOi(Strategy[ScannerOiParams]):
         move = trailing(lambda w: spikes.pct_change(w, MOVE_MINUTES), bars.close, MOVE_MINUTES + 1)
         vol = trailing(spikes.volume_ratio, bars.volume, VOLUME_MINUTES)
         entry = np.zeros(len(bars), dtype=np.int8)
-        known = np.flatnonzero(np.isfinite(oi) & np.isfinite(move) & np.isfinite(vol))
-        for i in known:
-            for side, direction in ((1, "long"), (-1, "short")):
-                if spikes.trigger(
-                    float(oi[i]), float(vol[i]), float(move[i]), direction,
-                    oi_min_pct=p.oi_min_pct, vol_min=p.vol_min, move_min_pct=p.move_min_pct,
-                ):  # fmt: skip
-                    entry[i] = side
+        # the SPEC trigger, the same function the live ranker's trigger uses (fixed numbers)
+        bar = trigger.Thresholds(
+            oi_pct=np.full(len(bars), p.oi_min_pct), volume_ratio=np.full(len(bars), p.vol_min),
+            move_pct=np.full(len(bars), p.move_min_pct),
+        )  # fmt: skip
+        for side, direction in ((1, "long"), (-1, "short")):
+            entry[trigger.fires(oi, vol, move, np.full(len(bars), direction), bar)] = side
         n = len(bars)
         return SignalFrame(
             entry=entry,

@@ -1,6 +1,7 @@
 """The kill switch: one Redis key that blocks new entries at once, fleet-wide.
 
-Set by `quant pause`, the Telegram `/pause` command or the daily loss limit; cleared by
+Set by `quant pause`, the Telegram `/pause` command or the daily loss limit (realised +
+unrealised PnL today, `quantcore.trading.guard`, checked by the autotrader); cleared by
 `quant resume` / `/resume`. It blocks new entries only: open positions stay managed (stops
 keep trailing, closes are still recorded).
 """
@@ -31,10 +32,11 @@ class KillSwitch:
         self.redis = redis
         self.key = killswitch_key(namespace)
 
-    async def engage(self, reason: str, by: str) -> None:
-        """Block new entries (idempotent: the first reason and time are kept)."""
+    async def engage(self, reason: str, by: str) -> bool:
+        """Block new entries (idempotent: the first reason and time are kept); True when this
+        call engaged it, False when it was engaged already."""
         value = json.dumps({"reason": reason, "by": by, "since": datetime.now(UTC).isoformat()})
-        await self.redis.set(self.key, value, nx=True)
+        return bool(await self.redis.set(self.key, value, nx=True))
 
     async def release(self) -> bool:
         """Allow new entries again; returns whether it was engaged."""

@@ -20,6 +20,37 @@ class RiskState:
     used_margin: float  # margin of pending and open trades
     realised_today: float  # quote currency, closed trades since midnight (owner's time zone)
     kill_switch: str | None  # reason when engaged
+    unrealised: float = 0.0  # quote currency, open positions now (included in `equity`)
+
+
+@dataclass(frozen=True)
+class DayLoss:
+    """Today's PnL against the daily loss limit: realised since midnight (owner's time zone)
+    plus the unrealised PnL of the open positions now. Conservative: a position opened before
+    midnight counts its whole unrealised PnL."""
+
+    start_equity: float  # equity at the start of the day: now minus today's PnL
+    pnl: float  # realised today + unrealised now
+    pct: float  # pnl as % of start_equity (negative: a loss); 0 without a start equity
+    limit_pct: float
+
+    @property
+    def breached(self) -> bool:
+        return self.start_equity > 0 and -self.pnl >= self.start_equity * self.limit_pct / 100
+
+    def reason(self) -> str:
+        return (
+            f"daily loss limit: lost {-self.pct:.2f} % today, realised + unrealised "
+            f"(limit {self.limit_pct:g} %)"
+        )
+
+
+def day_loss(equity: float, realised_today: float, unrealised: float, limit_pct: float) -> DayLoss:
+    """`equity` is the venue's equity, unrealised PnL included (Bybit totalEquity, paper)."""
+    pnl = realised_today + unrealised
+    start = equity - pnl
+    pct = pnl / start * 100 if start > 0 else 0.0
+    return DayLoss(start_equity=start, pnl=pnl, pct=pct, limit_pct=limit_pct)
 
 
 def refusal(state: RiskState, limits: RiskLimits, symbol: str, margin: float) -> str | None:
@@ -28,15 +59,11 @@ def refusal(state: RiskState, limits: RiskLimits, symbol: str, margin: float) ->
         return f"kill switch engaged: {state.kill_switch}"
     if state.equity <= 0:
         return f"no equity to trade with ({state.equity:.2f})"
-    start_of_day = state.equity - state.realised_today
-    if (
-        start_of_day > 0
-        and -state.realised_today >= start_of_day * limits.daily_loss_limit_pct / 100
-    ):
-        loss_pct = -state.realised_today / start_of_day * 100
-        return (
-            f"daily loss limit: lost {loss_pct:.2f} % today (limit {limits.daily_loss_limit_pct} %)"
-        )
+    today = day_loss(
+        state.equity, state.realised_today, state.unrealised, limits.daily_loss_limit_pct
+    )
+    if today.breached:
+        return today.reason()
     if symbol in state.open_symbols:
         return f"already a position in {symbol} (one per coin)"
     if len(state.open_symbols) >= limits.max_open_positions:
