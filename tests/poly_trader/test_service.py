@@ -323,3 +323,45 @@ async def test_book_without_asks_or_changed_tick_is_refused_and_nothing_placed(
     assert got[cases[1]]["reason"].startswith("tick_size_changed")
     assert not await t.venue.holdings()
     assert all(o.filled == 0 and o.status == "rejected" for o in await t.venue.orders())
+
+
+async def test_exit_when_the_followed_wallets_leave(
+    fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
+    poly_client: PolymarketClient, collected: None,
+) -> None:  # fmt: skip
+    [(cond, token, ask)] = await open_tokens(fresh_pool, poly_client, 1)
+    t = trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-1", poly_exit_min_edge=-1.0)
+    sig = signal(cond, token, ask)
+    wallets = ["0x" + "1" * 40, "0x" + "2" * 40]
+    async with fresh_pool.connection() as conn:
+        await conn.execute(
+            """INSERT INTO poly_signals (time, condition_id, token_id, outcome, question,
+               market_price, implied_prob, edge, criteria_met, criteria_total, checklist,
+               smart_wallets, suggested_size_usd, scanner, scanner_version, source)
+               VALUES (%s, %s, %s, 'Yes', 'Will it?', %s, %s, 0.08, 6, 7, '{}', %s, 40, 'poly_scanner',
+               'test', 'sim')""",
+            (sig.time, cond, token, ask, sig.implied_prob, wallets),
+        )
+        await conn.execute("UPDATE poly_markets SET end_date = now() + interval '10 days' "
+                           "WHERE condition_id = %s", (cond,))  # fmt: skip
+        for w in wallets:
+            await conn.execute(
+                """INSERT INTO poly_positions (wallet, token_id, condition_id, status, size, avg_price,
+                   cost_usd, realized_pnl_usd, source) VALUES (%s, %s, %s, 'OPEN', 100, %s, 50, 0, 'sim')""",
+                (w, token, cond, ask),
+            )
+    await t.decide(sig)
+    [entry] = await t.venue.holdings()
+    t.lease.valid_until = float("inf")  # this replica leads
+    await t.manage()
+    [same] = await t.venue.holdings()
+    assert same.shares == entry.shares  # both wallets still hold, edge fine, far from the end
+    async with fresh_pool.connection() as conn:
+        await conn.execute("UPDATE poly_positions SET status = 'CLOSED', size = 0 WHERE wallet = %s",
+                           (wallets[1],))  # fmt: skip
+    await t.manage()
+    [after] = await t.venue.holdings()
+    assert 0 < after.shares < entry.shares  # one step, not all at once
+    async with fresh_pool.connection() as conn:
+        reasons = await (await conn.execute("SELECT reason FROM poly_copy_steps")).fetchall()
+    assert reasons == [("wallets_exited",)]
