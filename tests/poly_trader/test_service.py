@@ -365,3 +365,25 @@ async def test_exit_when_the_followed_wallets_leave(
     async with fresh_pool.connection() as conn:
         reasons = await (await conn.execute("SELECT reason FROM poly_copy_steps")).fetchall()
     assert reasons == [("wallets_exited",)]
+
+
+async def test_above_the_cap_after_fills_the_largest_position_is_trimmed(
+    fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
+    poly_client: PolymarketClient, collected: None,
+) -> None:  # fmt: skip
+    picks = await open_tokens(fresh_pool, poly_client, 2)
+    t = trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-1")
+    for c, tok, a in picks:
+        await t.decide(signal(c, tok, a, usd=30.0))
+    eq = await t.venue.equity()
+    assert 0 < eq.exposure <= D("0.10") * eq.equity
+    # the cap tightens under the positions (as when equity falls): the re-check trims them back
+    t.ctx.settings = t.ctx.settings.model_copy(update={"poly_risk_cap": 0.04})
+    await t.check_cap()
+    after = await t.venue.equity()
+    assert after.exposure <= D("0.04") * after.equity, (after.exposure, after.equity)
+    assert after.exposure > 0  # trimmed, not closed out
+    async with fresh_pool.connection() as conn:
+        reasons = await (await conn.execute("SELECT reason FROM poly_copy_steps")).fetchall()
+    assert {r[0] for r in reasons} == {"over_cap"} and len(reasons) <= 5  # selling costs the
+    # spread and the fee, which lowers equity and so the cap: a second, small round may follow

@@ -12,7 +12,7 @@ Per signal (consumer group `poly_trader`: replicas share the stream, each signal
    is written (order status unknown), THEN the order is placed, THEN its answer recorded. A crash
    in between is healed by the reconcile pass: the venue is asked for that order id (and the
    order placed with the same id if the venue never got it).
-4. After fills, exposure is checked again: above the cap (equity fell), the newest position is
+4. After fills, exposure is checked again: above the cap (equity fell), the largest position is
    trimmed and nothing new opens until it is back under.
 Every POLY_TRADER_INTERVAL_S (the leader replica only): resolved markets are redeemed, and open
 positions whose followed wallets left, whose edge decayed or whose market ends soon are sold
@@ -52,6 +52,7 @@ from quantcore.venues.poly import PolyHolding, PolyOrder, PolyOrderRequest
 
 D = Decimal
 LEASE_S = 15.0  # exits and redemptions run on one replica (the lease holder)
+TRIM_ROUNDS = 5
 LIVE_NOT_BUILT = (
     "POLY_TRADING_MODE=live: the live Polymarket venue (CLOB V2 through py-clob-client-v2, "
     "EIP-712 signing, deposit wallets, heartbeats) is not built yet (issue 16); poly_trader "
@@ -274,30 +275,36 @@ class PolyTrader(Service):
                 await self.reconcile_one(row)
 
     async def check_cap(self) -> None:
-        """Re-check after fills: above the total cap (equity fell), trim the newest position."""
-        eq = await self.venue.equity()
-        excess = rules.excess_after_fills(eq.exposure, self.caps(eq.equity))
-        if excess <= 0:
-            return
-        self.log.warning(
-            "poly exposure above the cap", exposure=str(eq.exposure), excess=str(excess)
-        )
-        holdings = await self.venue.holdings()
-        if holdings:
-            newest = holdings[-1]
-            per_share = newest.cost / newest.shares
-            shares = min(newest.shares, rules.floor_shares(excess / per_share + rules.SHARE_STEP))
-            await self.step_out(newest, shares, rules.ExitReason.OVER_CAP.value)
+        """Re-check after fills: above the total cap (equity fell), trim the largest position —
+        again while still above, since selling into the bid realises the spread and the fee and
+        so lowers the equity the cap is a share of (a few rounds at most)."""
+        for _ in range(TRIM_ROUNDS):
+            eq = await self.venue.equity()
+            excess = rules.excess_after_fills(eq.exposure, self.caps(eq.equity))
+            if excess <= 0:
+                return
+            self.log.warning(
+                "poly exposure above the cap", exposure=str(eq.exposure), excess=str(excess)
+            )
+            holdings = await self.venue.holdings()
+            if not holdings:
+                return
+            largest = max(holdings, key=lambda h: h.cost)
+            per_share = largest.cost / largest.shares
+            shares = min(largest.shares, rules.floor_shares(excess / per_share + rules.SHARE_STEP))
+            if not await self.step_out(largest, shares, rules.ExitReason.OVER_CAP.value):
+                return  # no bids or not filled: the next pass tries again
 
-    async def step_out(self, held: PolyHolding, shares: Decimal, reason: str) -> None:
+    async def step_out(self, held: PolyHolding, shares: Decimal, reason: str) -> bool:
+        """Sell `shares` of a holding into the bids (FAK); True when something filled."""
         try:
             book = await self.client.book(held.token_id)
         except ExternalError as exc:
             self.log.warning("no book to exit on", token=held.token_id, error=str(exc))
-            return
+            return False
         if not book.bids:
             self.log.info("no bids to exit into", token=held.token_id)
-            return
+            return False
         async with self.ctx.pool.connection() as conn:
             state = await store.market_state(conn, held.condition_id)
             dec = await store.followed(conn, held.token_id)
@@ -325,7 +332,7 @@ class PolyTrader(Service):
         )  # fmt: skip  (a sell limited at one tick: FAK takes the bids as they are)
         if order.filled <= 0:
             self.log.info("exit step not filled", order_id=oid, reason=order.reason)
-            return
+            return False
         cost_out = held.cost * order.filled / held.shares
         proceeds = (order.avg_price or D(0)) * order.filled - order.fee
         pnl = proceeds - cost_out
@@ -350,6 +357,7 @@ class PolyTrader(Service):
         ))  # fmt: skip
         await self.ctx.journal("poly_copy_exit", f"sold {order.filled} of {held.token_id}: {reason}",
                                vertical="poly", order_id=oid)  # fmt: skip
+        return True
 
     async def manage(self, _cycle: int = 0) -> None:
         """One pass over open positions: redeem resolved markets, step out where a reason holds."""
