@@ -9,7 +9,13 @@ from typing import Any
 
 from quantcore.bus import Bus
 from quantcore.config import Settings
-from quantcore.model.events import STREAM_POLY_SIGNALS, HybridSignalFired, PolySignalFired
+from quantcore.model.events import (
+    STREAM_POLY_POSITIONS,
+    STREAM_POLY_SIGNALS,
+    HybridSignalFired,
+    PolyPositionChanged,
+    PolySignalFired,
+)
 from quantcore.testing import Sandbox
 from svc_broadcaster import templates
 from svc_broadcaster.messages import from_event
@@ -75,3 +81,40 @@ async def test_poly_and_hybrid_signals_reach_telegram_once(
     assert any("<b>Hybrid: BTCUSDT</b>" in t and "oi_spike, top10" in t for t in texts)
     sent = await rows(fresh_pool, "SELECT count(*) FROM broadcasts WHERE status = 'sent'")
     assert sent == [(2,)]
+
+
+def poly_trade(kind: str = "exit") -> PolyPositionChanged:
+    return PolyPositionChanged(
+        kind=kind, time=NOW, agent="poly_copy", venue="paper", condition_id=COND, token_id="123",  # type: ignore[arg-type]
+        question="Will BTC be above 120k on Friday?", outcome="Yes", order_id="pc-1-x1",
+        signal_key="k", shares=10.0, price=0.55, held_after=90.0, cost_usd=4.7, pnl_usd=0.8,
+        pnl_pct=17.02, reason="edge_decayed",
+    )  # fmt: skip
+
+
+def test_poly_trades_render_on_every_channel() -> None:
+    settings = Settings()
+    for kind in ("entry", "exit", "resolution"):
+        m = from_event(poly_trade(kind), uuid.uuid4(), settings)
+        assert m is not None and m.kind == "poly_trade" and m.vertical == "poly"
+        for channel in ("telegram", "x", "email", "sms"):
+            tpl = templates.load(channel, None)  # type: ignore[arg-type]
+            text = tpl.render(m.kind, m.fields, "").text
+            assert "$" not in text and len(text) <= templates.MAX_LENGTH[channel]
+            assert "BTC" in text and "+17.02%" in text and "PAPER" in text
+
+
+async def test_poly_trades_reach_telegram_once(
+    fresh: Sandbox, fresh_pool: Any, fresh_redis: Any, bbus: Bus, telegram: FakeTelegram
+) -> None:
+    svc = make_broadcaster(fresh, fresh_pool, fresh_redis, **telegram_settings(telegram))
+    async with running(svc):
+        await bbus.publish(STREAM_POLY_POSITIONS, poly_trade())
+        await bbus.publish(STREAM_POLY_POSITIONS, poly_trade())  # re-published: not sent again
+        await aeventually(lambda: len(telegram.sent()) >= 1)
+        await bbus.publish(STREAM_POLY_POSITIONS, poly_trade("resolution"))
+        await aeventually(lambda: len(telegram.sent()) >= 2)
+    texts = [c.params["text"] for c in telegram.sent()]
+    assert len(texts) == 2
+    assert any("Polymarket copy stepped out" in t and "edge_decayed" in t for t in texts)
+    assert any("Polymarket copy resolved" in t for t in texts)

@@ -13,6 +13,7 @@ from quantcore.config import Settings
 from quantcore.model.events import (
     Event,
     HybridSignalFired,
+    PolyPositionChanged,
     PolySignalFired,
     PositionClosed,
     PositionOpened,
@@ -22,7 +23,9 @@ from quantcore.model.events import (
 
 Channel = Literal["telegram", "x", "email", "sms"]
 CHANNELS: tuple[Channel, ...] = ("telegram", "x", "email", "sms")
-Kind = Literal["signal", "entry", "stop_moved", "exit", "daily", "poly_signal", "hybrid"]
+Kind = Literal[
+    "signal", "entry", "stop_moved", "exit", "daily", "poly_signal", "hybrid", "poly_trade"
+]
 KINDS: tuple[Kind, ...] = (
     "signal",
     "entry",
@@ -31,6 +34,7 @@ KINDS: tuple[Kind, ...] = (
     "daily",
     "poly_signal",
     "hybrid",
+    "poly_trade",
 )
 
 # every template may use these; each kind adds its own (KIND_FIELDS)
@@ -67,6 +71,10 @@ KIND_FIELDS: dict[str, frozenset[str]] = {
     "hybrid": frozenset({
         "question", "outcome", "symbol", "reasons", "perp_rank", "edge", "criteria", "scanner",
         "scanner_version",
+    }),
+    "poly_trade": frozenset({
+        "action", "icon", "question", "outcome", "shares", "price", "cost", "held", "pnl",
+        "pnl_pct", "reason", "venue", "result",
     }),
 }  # fmt: skip
 
@@ -215,6 +223,24 @@ def from_event(event: Event, event_id: uuid.UUID, settings: Settings) -> Message
         }  # fmt: skip
         hyb_key = f"hybrid:{key}:{event.signal_time.isoformat()}:{event.symbol}"
         return Message("hybrid", hyb_key, event_id, score, fields, hyb_key, vertical="poly")
+    if isinstance(event, PolyPositionChanged):
+        actions = {"entry": ("copied", "📥"), "exit": ("stepped out", "📤"),
+                   "resolution": ("resolved", "🏁")}  # fmt: skip
+        action, icon = actions[event.kind]
+        fields = {
+            "action": action, "icon": icon, "question": event.question or event.condition_id,
+            "outcome": event.outcome or "-", "shares": f"{event.shares:,.2f}",
+            "price": f"{event.price:.3f}" if event.price is not None else "-",
+            "cost": f"{event.cost_usd:,.2f} USD", "held": f"{event.held_after:,.2f}",
+            "pnl": f"{event.pnl_usd:+,.2f} USD" if event.pnl_usd is not None else "-",
+            "pnl_pct": fmt_pct(event.pnl_pct), "reason": event.reason or "-",
+            "venue": event.venue, "time": _time(event.time),
+            "result": "" if event.pnl_usd is None else ("✅" if event.pnl_usd > 0 else "❌"),
+            "mode": mode_banner(event.venue, data_source),
+        }  # fmt: skip
+        key = f"poly_trade:{event.kind}:{event.order_id or event.token_id}"
+        return Message("poly_trade", key, event_id, None, fields, event.signal_key or key,
+                       vertical="poly")  # fmt: skip
     return None
 
 

@@ -25,6 +25,7 @@ from quantcore.config import Settings
 from quantcore.control import ControlSurface
 from quantcore.leader import LeaderLease
 from quantcore.model.events import (
+    STREAM_POLY_POSITIONS,
     STREAM_POLY_SIGNALS,
     STREAM_POSITIONS,
     STREAM_RISK,
@@ -215,7 +216,8 @@ class Broadcaster(Service):
                                   batch_size=s.bus_batch_size, claim_idle_ms=s.bus_claim_idle_ms,
                                   max_deliveries=s.bus_max_deliveries)
             for stream, handler in ((STREAM_SIGNALS, self.intake), (STREAM_POSITIONS, self.intake),
-                                    (STREAM_POLY_SIGNALS, self.intake), (STREAM_RISK, self.on_risk))
+                                    (STREAM_POLY_SIGNALS, self.intake),
+                                    (STREAM_POLY_POSITIONS, self.intake), (STREAM_RISK, self.on_risk))
         ]  # fmt: skip
 
     async def on_risk(self, deliveries: list[Delivery]) -> None:

@@ -505,12 +505,12 @@ class Settings(BaseSettings):
         description="folder of your own <channel>.toml message templates; each file found there replaces the shipped one",
     )
     broadcast_telegram_events: str = Field(
-        "signal,entry,stop_moved,exit,daily,poly_signal,hybrid",
-        description="events sent to Telegram (signal, entry, stop_moved, exit, daily, poly_signal, hybrid)",
+        "signal,entry,stop_moved,exit,daily,poly_signal,hybrid,poly_trade",
+        description="events sent to Telegram (signal, entry, stop_moved, exit, daily, poly_signal, hybrid, poly_trade)",
     )
     broadcast_x_events: str = Field("signal,exit,daily", description="events posted on X")
     broadcast_email_events: str = Field(
-        "signal,entry,exit,daily,poly_signal,hybrid", description="events sent by email"
+        "signal,entry,exit,daily,poly_signal,hybrid,poly_trade", description="events sent by email"
     )
     broadcast_sms_events: str = Field("signal,exit", description="events sent by SMS")
     broadcast_telegram_min_score: float = Field(
@@ -804,6 +804,42 @@ class Settings(BaseSettings):
     poly_hybrid_boost: float = Field(
         0.0, ge=0, description="hybrid: perps score boost of a coin with a hybrid signal (0 = off)"
     )
+    poly_trading_mode: Literal["paper", "live"] = Field(
+        "paper", description="poly_trader venue: paper (default) or live (refused: not built yet)"
+    )
+    poly_live_confirm: str = Field(
+        "", description=f'must be exactly "{LIVE_CONFIRMATION_PHRASE}" for POLY_TRADING_MODE=live'
+    )
+    poly_market_cap: float = Field(
+        0.05, gt=0, le=1, description="copy trader: max share of poly equity in one market"
+    )
+    poly_fee_exponent: int = Field(
+        1, ge=0, le=4, description="copy trader: taker fee exponent (C x rate x (p(1-p))^exponent)"
+    )
+    poly_paper_equity_usd: float = Field(
+        1000.0, gt=0, description="copy trader: starting cash of the paper Polymarket venue"
+    )
+    poly_exit_step_pct: float = Field(
+        0.10, gt=0, le=1, description="copy trader: share of the entry size sold per exit step"
+    )
+    poly_exit_wallets_left: float = Field(
+        0.5, gt=0, le=1, description="copy trader: exit once this share of followed wallets left"
+    )
+    poly_exit_min_edge: float = Field(
+        0.0, description="copy trader: exit once the edge (implied - bid) is at or below this"
+    )
+    poly_exit_resolution_h: float = Field(
+        24.0, ge=0, description="copy trader: exit within this many hours of the market's end"
+    )
+    poly_trader_interval_s: float = Field(
+        30.0, gt=0, description="copy trader: seconds between exit / resolution / cap passes"
+    )
+    poly_trader_fault: Literal["none", "kill_after_place"] = Field(
+        "none", description="testing hook: kill poly_trader after the venue accepted an order"
+    )
+    poly_signal_max_age_s: float = Field(
+        3600.0, gt=0, description="copy trader: a poly signal older than this is not traded"
+    )
 
     # ---------------------------------------------------------------------------------------
     @model_validator(mode="before")
@@ -862,6 +898,13 @@ class Settings(BaseSettings):
                     "TRADING_MODE=live refuses the local-only default password of "
                     + " and ".join(defaults)
                     + " (set a real one; compose falls back to a fixed one when unset)"
+                )
+        if self.poly_trading_mode == "live":
+            if self.polymarket_private_key is None:
+                raise ValueError("POLY_TRADING_MODE=live needs POLYMARKET_PRIVATE_KEY")
+            if self.poly_live_confirm != LIVE_CONFIRMATION_PHRASE:
+                raise ValueError(
+                    f'POLY_TRADING_MODE=live needs POLY_LIVE_CONFIRM="{LIVE_CONFIRMATION_PHRASE}"'
                 )
         if self.trading_mode == "testnet":
             missing = [

@@ -204,6 +204,35 @@ class HybridSignalFired(Event):
     scanner_version: str
 
 
+STREAM_POLY_POSITIONS = "poly.positions"
+
+
+@register
+class PolyPositionChanged(Event):
+    """The copy trader (agent poly_copy) entered, stepped out of, or redeemed a Polymarket
+    position: what the broadcaster announces as entry / exit / resolution (vertical 'poly')."""
+
+    TYPE: ClassVar[str] = "poly.position"
+    kind: Literal["entry", "exit", "resolution"]
+    time: datetime
+    agent: str = Field(min_length=1, max_length=100)
+    venue: Literal["paper", "live"]
+    vertical: Literal["poly"] = "poly"
+    condition_id: str
+    token_id: str
+    question: str | None = None
+    outcome: str | None = None
+    order_id: str | None = None
+    signal_key: str | None = None
+    shares: float = Field(ge=0)  # traded in this step
+    price: float | None = Field(None, ge=0, le=1)
+    held_after: float = Field(ge=0)
+    cost_usd: float  # of the shares traded (entry) / taken out (exit, resolution)
+    pnl_usd: float | None = None
+    pnl_pct: float | None = None  # percent of the cost taken out
+    reason: str | None = None  # exit reason / resolution outcome
+
+
 # --- trading (autotrader, position monitor) ----------------------------------------------------
 
 STREAM_POSITIONS = "positions"

@@ -1,0 +1,1 @@
+"""Polymarket copy trader (agent poly_copy)."""
