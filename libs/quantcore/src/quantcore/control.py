@@ -21,7 +21,7 @@ from psycopg_pool import AsyncConnectionPool
 from quantcore.bus import Bus
 from quantcore.config import Settings
 from quantcore.model.events import STREAM_TRADE_COMMANDS, PositionCloseRequested
-from quantcore.service import ALIVE, publish_journal
+from quantcore.service import beat_is_fresh, publish_journal
 from quantcore.store import control as q
 from quantcore.trading import risk
 from quantcore.trading.killswitch import KillSwitch, KillSwitchState
@@ -54,7 +54,7 @@ class FleetStatus:
     now: datetime
 
     def alive(self, beat: q.Heartbeat) -> bool:
-        return beat.status in ALIVE and (self.now - beat.beat_at <= self.heartbeat_ttl)
+        return beat_is_fresh(beat.status, beat.beat_at, self.now, self.heartbeat_ttl)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import socket
 import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 from psycopg.types.json import Jsonb
@@ -34,6 +34,13 @@ from quantcore.model.events import AgentLogRecorded, LogLevel
 AGENT_LOG_STREAM = "agent_logs"
 Status = Literal["starting", "ok", "degraded", "stopping", "stopped", "failed"]
 ALIVE: tuple[str, ...] = ("starting", "ok", "degraded")
+
+
+def beat_is_fresh(status: str, beat_at: datetime, now: datetime, ttl: timedelta) -> bool:
+    """The one liveness rule (Telegram /status, `quant status`): an alive status, beaten within ttl."""
+    return status in ALIVE and now - beat_at <= ttl
+
+
 STOP_GRACE_S = 15.0
 
 

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 from redis import Redis
 
 from quantcore.bus import DEADLETTER, stream_key
 from quantcore.config import Settings
 from quantcore.db import conninfo
-from quantcore.service import ALIVE, heartbeat_key
+from quantcore.service import ALIVE, beat_is_fresh, heartbeat_key
+from quantcore.store.control import Heartbeat, heartbeats
 
 
 def _redis(settings: Settings) -> Redis:
@@ -50,25 +51,25 @@ def health(settings: Settings, service: str) -> tuple[bool, str]:
     return True, f"{service}: " + ", ".join(f"{b['instance']} {b['status']}" for b in alive)
 
 
+async def _heartbeats(settings: Settings) -> list[Heartbeat]:
+    async with await psycopg.AsyncConnection.connect(conninfo(settings)) as conn:
+        return await heartbeats(conn)
+
+
 def fleet_status(settings: Settings) -> dict[str, Any]:
     """Services with their last heartbeat, and every stream's length, groups, lag and pending."""
     now = datetime.now(UTC)
-    with psycopg.connect(conninfo(settings), row_factory=dict_row) as conn:
-        rows = conn.execute(
-            "SELECT service, instance, status, version, beat_at, started_at "
-            "FROM service_heartbeats ORDER BY service, instance"
-        ).fetchall()
+    ttl = timedelta(seconds=settings.heartbeat_ttl_s)
     services = [
         {
-            "service": r["service"],
-            "instance": r["instance"],
-            "status": r["status"],
-            "version": r["version"],
-            "last_beat_s": round((now - r["beat_at"]).total_seconds(), 1),
-            "stale": r["status"] in ALIVE
-            and (now - r["beat_at"]).total_seconds() > settings.heartbeat_ttl_s,
+            "service": b.service,
+            "instance": b.instance,
+            "status": b.status,
+            "version": b.version,
+            "last_beat_s": round((now - b.beat_at).total_seconds(), 1),
+            "stale": b.status in ALIVE and not beat_is_fresh(b.status, b.beat_at, now, ttl),
         }
-        for r in rows
+        for b in asyncio.run(_heartbeats(settings))
     ]
     streams: list[dict[str, Any]] = []
     client = _redis(settings)

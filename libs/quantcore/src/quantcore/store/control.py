@@ -20,12 +20,13 @@ class Heartbeat:
     status: str
     beat_at: datetime
     version: str | None
+    started_at: datetime
 
 
 async def heartbeats(conn: AsyncConnection[Any]) -> list[Heartbeat]:
     return await fetch_all(
         conn,
-        """SELECT service, instance, status, beat_at, version FROM service_heartbeats
+        """SELECT service, instance, status, beat_at, version, started_at FROM service_heartbeats
            ORDER BY service, instance""",
         None,
         Heartbeat,
