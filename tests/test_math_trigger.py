@@ -57,11 +57,11 @@ def test_too_little_history_means_the_fixed_numbers() -> None:
     assert (ev.samples[:, 0] == 70 - 15 - 1).all() and (ev.coin.oi_pct >= 3.0).all()
 
 
-def test_rolling_volume_ratio_ends_at_spikes_volume_ratio() -> None:
+def test_volume_ratio_history_ends_at_spikes_volume_ratio() -> None:
     rng = np.random.default_rng(1)
     v = rng.lognormal(5, 1, (3, 120))
     v[1, 30:40] = np.nan  # missing minutes
-    rolling = tm.rolling_volume_ratio(v)
+    rolling = spikes.volume_ratio_history(v)
     assert rolling.shape == (3, 61)
     np.testing.assert_allclose(rolling[:, -1], spikes.volume_ratio(v))
     np.testing.assert_allclose(rolling[:, -2], spikes.volume_ratio(v[:, :-1]))

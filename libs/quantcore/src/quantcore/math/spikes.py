@@ -51,13 +51,17 @@ def rolling_pct_changes(series: ArrayLike, minutes: int) -> F:
         )
 
 
+VOLUME_MINUTES = 5
+HOUR_MINUTES = 60
+
+
 def volume_windows(volume_1m: ArrayLike) -> tuple[F, F]:
     """(volume of the last 5 minutes, average 5-minute volume of the last hour)."""
     v = np.asarray(volume_1m, dtype=np.float64)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN hour: NaN, no noise
-        last5 = np.nansum(v[..., -5:], axis=-1)
-        hour = np.nanmean(v[..., -60:], axis=-1) * 5
+        last5 = np.nansum(v[..., -VOLUME_MINUTES:], axis=-1)
+        hour = np.nanmean(v[..., -HOUR_MINUTES:], axis=-1) * VOLUME_MINUTES
     return np.asarray(last5), np.asarray(hour)
 
 
@@ -69,12 +73,25 @@ def volume_ratio(volume_1m: ArrayLike) -> F:
 
 
 def volume_ratio_history(volume_1m: ArrayLike) -> F:
-    """The coin's own history of 5-min volume ratios: every rolling 5-min sum of the window
-    vs the mean of those sums, shape (coins, n − 4)."""
+    """The coin's own history of 5-min volume ratios, the same measure as `volume_ratio` taken
+    at every minute that has an hour behind it (the last 5 minutes' volume over the average
+    5 minutes of the last hour), shape (coins, n − 59); NaN where the hour has no volume.
+    The spike scanner's z-scores and percentiles and the trigger's coin thresholds read it."""
     v = np.asarray(volume_1m, dtype=np.float64)
-    sums = np.lib.stride_tricks.sliding_window_view(np.nan_to_num(v), 5, axis=-1).sum(axis=-1)
+    n = v.shape[-1]
+    if n < HOUR_MINUTES:
+        return np.empty((*v.shape[:-1], 0))
+    known = np.isfinite(v)
+    zero = np.zeros((*v.shape[:-1], 1))
+    cum = np.concatenate((zero, np.cumsum(np.where(known, v, 0.0), axis=-1)), axis=-1)
+    cnt = np.concatenate((zero, np.cumsum(known, axis=-1)), axis=-1)
+    end = np.arange(HOUR_MINUTES, n + 1)
+    last5 = cum[..., end] - cum[..., end - VOLUME_MINUTES]
+    hour_sum = cum[..., end] - cum[..., end - HOUR_MINUTES]
+    hour_n = cnt[..., end] - cnt[..., end - HOUR_MINUTES]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.asarray(sums / np.nanmean(sums, axis=-1, keepdims=True))
+        hour5 = np.where(hour_n > 0, hour_sum / np.maximum(hour_n, 1) * VOLUME_MINUTES, np.nan)
+        return np.asarray(np.where(hour5 > 0, last5 / hour5, np.nan))
 
 
 def robust_scale(history: ArrayLike) -> tuple[F, F]:
@@ -114,13 +131,19 @@ def percent_rank(current: ArrayLike, history: ArrayLike) -> F:
     return np.asarray(out, dtype=np.float64)
 
 
-def abs_percentiles(history: ArrayLike, q: ArrayLike) -> F:
-    """Percentiles q (0..100) of |history| per coin, shape (coins, len(q)): coin thresholds."""
-    h = np.abs(np.asarray(history, dtype=np.float64))
+def percentiles(history: ArrayLike, q: ArrayLike) -> F:
+    """Percentiles q (0..100) of each coin's history, shape (coins, len(q)); NaN where a coin
+    has no known sample. The one percentile rule behind coin thresholds."""
+    h = np.asarray(history, dtype=np.float64)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)  # a coin with no history: NaN
         out = np.nanpercentile(h, np.asarray(q, dtype=np.float64), axis=-1)
     return np.asarray(np.moveaxis(out, 0, -1))
+
+
+def abs_percentiles(history: ArrayLike, q: ArrayLike) -> F:
+    """Percentiles q (0..100) of |history| per coin, shape (coins, len(q)): coin thresholds."""
+    return percentiles(np.abs(np.asarray(history, dtype=np.float64)), q)
 
 
 @dataclass(frozen=True)

@@ -13,21 +13,24 @@ The current value of each measure is the newest column's; the history is every e
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from quantcore.math.spikes import move_history, pct_change, volume_ratio
+from quantcore.math.spikes import (
+    move_history,
+    pct_change,
+    percentiles,
+    volume_ratio,
+    volume_ratio_history,
+)
 
 F = NDArray[np.float64]
 TriggerMode = Literal["coin", "fixed"]
 OI_MINUTES = 15
 MOVE_MINUTES = 5
-VOLUME_MINUTES = 5
-HOUR_MINUTES = 60
 
 
 @dataclass(frozen=True)
@@ -59,35 +62,12 @@ class TriggerEvaluation:
         return fires(self.oi_15m_pct, self.volume_ratio_5m, self.move_5m_pct, direction, t)
 
 
-def rolling_volume_ratio(volume_1m: ArrayLike) -> F:
-    """The 5-min volume ratio at every minute that has an hour behind it: the last 5 minutes'
-    volume over the average 5 minutes of the last hour (quantcore.math.spikes.volume_ratio at
-    each minute), shape (coins, n − 59); NaN where the hour has no volume."""
-    v = np.asarray(volume_1m, dtype=np.float64)
-    n = v.shape[-1]
-    if n < HOUR_MINUTES:
-        return np.empty((*v.shape[:-1], 0))
-    known = np.isfinite(v)
-    zero = np.zeros((*v.shape[:-1], 1))
-    cum = np.concatenate((zero, np.cumsum(np.where(known, v, 0.0), axis=-1)), axis=-1)
-    cnt = np.concatenate((zero, np.cumsum(known, axis=-1)), axis=-1)
-    end = np.arange(HOUR_MINUTES, n + 1)
-    last5 = cum[..., end] - cum[..., end - VOLUME_MINUTES]
-    hour_sum = cum[..., end] - cum[..., end - HOUR_MINUTES]
-    hour_n = cnt[..., end] - cnt[..., end - HOUR_MINUTES]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        hour5 = np.where(hour_n > 0, hour_sum / np.maximum(hour_n, 1) * VOLUME_MINUTES, np.nan)
-        return np.asarray(np.where(hour5 > 0, last5 / hour5, np.nan))
-
-
 def _percentile(history: F, q: float, min_samples: int) -> tuple[F, NDArray[np.int64]]:
     """Percentile q of each coin's history (NaN below min_samples) and the sample counts."""
     samples = np.isfinite(history).sum(axis=-1).astype(np.int64)
     if history.shape[-1] == 0:
         return np.full(history.shape[:-1], np.nan), samples
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a coin with no history: NaN
-        value = np.nanpercentile(history, q, axis=-1)
+    value = percentiles(history, [q])[..., 0]
     return np.asarray(np.where(samples >= min_samples, value, np.nan)), samples
 
 
@@ -112,7 +92,7 @@ def coin_thresholds(
         if close.shape[-1] > MOVE_MINUTES
         else close[..., :0]
     )
-    vol_hist = rolling_volume_ratio(volume_1m)[..., :-1]
+    vol_hist = volume_ratio_history(volume_1m)[..., :-1]
     out, counts = [], []
     for hist, floor in ((oi_hist, oi_floor), (vol_hist, vol_floor), (move_hist, move_floor)):
         value, n = _percentile(hist, percentile, min_samples)

@@ -9,7 +9,7 @@ from typing import Any
 
 from quantcore.config import Settings
 from quantcore.math import trigger as tm
-from quantcore.math.spikes import volume_windows
+from quantcore.math.spikes import HOUR_MINUTES, volume_windows
 from quantcore.math.values import clean, num
 from quantcore.store.series import MinuteSeries
 
@@ -39,7 +39,7 @@ class TriggerParams:
     @property
     def candle_minutes(self) -> int:
         """Candles to read: the history, and at least the hour the volume ratio needs + 1."""
-        return max(self.history_minutes, tm.HOUR_MINUTES + 1)
+        return max(self.history_minutes, HOUR_MINUTES + 1)
 
     @property
     def oi_minutes(self) -> int:
