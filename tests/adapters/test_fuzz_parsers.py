@@ -55,10 +55,15 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return out
 
 
-@st.composite
-def broken(draw: st.DrawFn, name: str) -> Any:
+def broken(name: str) -> st.SearchStrategy[Any]:
     """A recorded sample with one part replaced by random JSON, or deleted."""
-    doc = copy.deepcopy(sample(name))
+    return mutated(sample(name))
+
+
+@st.composite
+def mutated(draw: st.DrawFn, original: Any) -> Any:
+    """`original` (a payload) with one part replaced by random JSON, or deleted."""
+    doc = copy.deepcopy(original)
     path = draw(st.sampled_from(_paths(doc)))
     if not path:
         return draw(JSON)
