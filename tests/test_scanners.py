@@ -410,3 +410,52 @@ async def test_a_signal_written_but_never_published_is_published_by_the_next_cyc
     assert await svc.republish_pending() == 0  # stamped: never again
     (published,) = await rows(spool, "SELECT published_at FROM signals WHERE signal_id = %s", sid)
     assert published[0] is not None
+
+
+async def test_poly_hybrid_boost_lifts_a_coin_with_a_hybrid_signal(
+    sbox: Sandbox, spool: AsyncConnectionPool, sredis: Redis, seeded: list[str]
+) -> None:
+    """POLY_HYBRID_BOOST: a coin whose linked Polymarket market fired a hybrid signal within
+    POLY_HYBRID_WINDOW_MIN ranks on score × (1 + boost); the boost is in the ranking's inputs.
+    Off (0, the default) or outside the window, the ranking is untouched."""
+    interval = 60.0
+    first = cycle_of(interval, AT.timestamp()) + 3
+    plain = make(Ranker, sbox, spool, sredis, rank_interval_s=interval, signal_cooldown_s=1e9)
+    await plain.register()
+    await sredis.delete(plain.lease.key)
+    assert await plain.lease.try_acquire()
+    await plain.rank_cycle(first)
+    before = await rows(spool, "SELECT symbol, score FROM coin_rankings WHERE cycle_id = %s "
+                        "ORDER BY rank", str(first))  # fmt: skip
+    last, last_score = before[-1][0], float(before[-1][1])
+    top_score = float(before[0][1])
+    assert last_score * 2 > top_score  # a boost of 1.0 is enough to lift it to the top
+
+    at = datetime.fromtimestamp(cycle_start(first + 1, interval), UTC)
+    async with spool.connection() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO hybrid_signals (time, condition_id, token_id, poly_signal_time, symbol,"
+            " reasons, scanner, scanner_version) VALUES"
+            " (%s, '0xabc', '1', %s, %s, ARRAY['oi_spike'], 'poly_scanner', 'test'),"
+            " (%s, '0xdef', '2', %s, %s, ARRAY['oi_spike'], 'poly_scanner', 'test')",
+            (at - timedelta(minutes=5), at - timedelta(minutes=5), last,
+             at - timedelta(hours=3), at - timedelta(hours=3), before[-2][0]),
+        )  # fmt: skip
+    boosted = make(Ranker, sbox, spool, sredis, rank_interval_s=interval, signal_cooldown_s=1e9,
+                   poly_hybrid_boost=1.0, poly_hybrid_window_min=60.0)  # fmt: skip
+    await boosted.register()
+    await sredis.delete(plain.lease.key)
+    assert await boosted.lease.try_acquire()
+    await boosted.rank_cycle(first + 1)
+    after = await rows(spool, "SELECT symbol, score, inputs FROM coin_rankings "
+                       "WHERE cycle_id = %s ORDER BY rank", str(first + 1))  # fmt: skip
+    assert after[0][0] == last  # lifted from 10th to 1st
+    parts = after[0][2]["score_parts"]
+    assert after[0][2]["hybrid_boost"] == 1.0
+    assert float(after[0][1]) == pytest.approx(
+        2 * (parts["imbalance"] + parts["cluster"] + parts["success"])
+    )
+    # the other hybrid signal is 3 h old (outside the 60-min window): not boosted
+    old = [r for r in after if r[0] == before[-2][0]]
+    assert all(r[2]["hybrid_boost"] == 0.0 for r in old)
+    assert all(r[2]["hybrid_boost"] == 0.0 for r in after[1:])

@@ -84,7 +84,12 @@ class Ranker(RegisteredScanner):
         async with self.ctx.pool.connection() as conn:
             symbols = await heatmap_symbols(conn, at - UNIVERSE_WINDOW)
         slices = max(1, min(READ_SLICES, self.ctx.settings.db_pool_max))
-        return await read_rank_inputs(self.ctx.pool, symbols, at, slices)
+        hybrid = (
+            timedelta(minutes=self.params.hybrid_window_min)
+            if self.params.hybrid_boost > 0
+            else None
+        )
+        return await read_rank_inputs(self.ctx.pool, symbols, at, slices, hybrid)
 
     async def rank_cycle(self, cycle: int) -> dict[str, Any]:
         """Rank, write the top N, check the trigger of the watched coins, signal. Returns

@@ -7,7 +7,7 @@ the bias side across all timeframes; its size is judged against the coin's typic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -92,3 +92,12 @@ def evaluate(
         shorts_above=shorts.reshape(n_coins, n_tf), longs_below=longs.reshape(n_coins, n_tf),
         success=succ,
     )  # fmt: skip
+
+
+def boosted(ev: UniverseEvaluation, boost: ArrayLike) -> UniverseEvaluation:
+    """The evaluation with each coin's score × (1 + boost) — the Polymarket hybrid boost
+    (POLY_HYBRID_BOOST for a coin whose linked market fired a hybrid signal) — re-ordered by
+    the same rule. A boost of 0 changes nothing; a neutral coin (score −inf) stays last."""
+    b = np.nan_to_num(np.broadcast_to(np.asarray(boost, dtype=np.float64), ev.score.shape))
+    s = np.where(np.isfinite(ev.score), ev.score * (1.0 + np.maximum(b, 0.0)), ev.score)
+    return replace(ev, score=s, order=rank(ev.symbols, s))

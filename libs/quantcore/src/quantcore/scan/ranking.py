@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from quantcore.config import Settings
 from quantcore.math import clusters, imbalance
 from quantcore.math.ranking import ScoreWeights
-from quantcore.math.universe import UniverseEvaluation, evaluate
+from quantcore.math.universe import UniverseEvaluation, boosted, evaluate
 from quantcore.math.values import clean, num
 from quantcore.model.plan import MarketView, PriceRange
 from quantcore.store.levels import LatestLevels
@@ -38,6 +38,8 @@ class RankParams:
     trigger_volume_ratio: float
     trigger_move_pct: float
     cooldown_s: float
+    hybrid_boost: float = 0.0  # POLY_HYBRID_BOOST: score × (1 + boost) for a hybrid coin
+    hybrid_window_min: float = 60.0
 
     @classmethod
     def from_settings(cls, s: Settings) -> RankParams:
@@ -48,6 +50,7 @@ class RankParams:
             merge_pct=s.cluster_merge_pct, top_n=s.rank_top_n, watch_top=s.rank_watch_top,
             trigger_oi_pct=s.trigger_oi_pct, trigger_volume_ratio=s.trigger_volume_ratio,
             trigger_move_pct=s.trigger_move_pct, cooldown_s=s.signal_cooldown_s,
+            hybrid_boost=s.poly_hybrid_boost, hybrid_window_min=s.poly_hybrid_window_min,
         )  # fmt: skip
 
     def registry(self) -> dict[str, Any]:
@@ -67,6 +70,7 @@ class RankInputs:
     success: F  # (C, T) 0..1, NaN where no history
     wick_up: F  # (C, T) percent, NaN where unknown
     wick_down: F  # (C, T)
+    hybrid: NDArray[np.bool_] | None = None  # (C,) a hybrid Polymarket signal in the window
 
     @property
     def symbols(self) -> list[str]:
@@ -76,11 +80,14 @@ class RankInputs:
 def rank(inputs: RankInputs, p: RankParams) -> UniverseEvaluation:
     # a coin without a current price has no "above" or "below": no levels, so it is neutral
     known = np.isfinite(inputs.price)[:, None, None]
-    return evaluate(
+    ev = evaluate(
         inputs.symbols, np.where(known, inputs.levels.prices, np.nan),
         np.where(known, inputs.levels.values, 0.0), inputs.price, p.tf_weights,
         inputs.typical, np.nan_to_num(inputs.success, nan=0.0), p.merge_pct, p.weights,
     )  # fmt: skip
+    if p.hybrid_boost > 0 and inputs.hybrid is not None and inputs.hybrid.any():
+        ev = boosted(ev, np.where(inputs.hybrid, p.hybrid_boost, 0.0))
+    return ev
 
 
 def top(ev: UniverseEvaluation, n: int) -> list[int]:
@@ -113,6 +120,10 @@ def ranking_inputs(
             "cluster": min(float(ev.size_pct[i]), w.cluster_cap_pct) * w.cluster,
             "success": ev.success[i] * w.success,
         },
+        "hybrid_boost": (
+            p.hybrid_boost if p.hybrid_boost > 0 and inputs.hybrid is not None
+            and bool(inputs.hybrid[i]) else 0.0
+        ),
         "score": ev.score[i],
         "levels": {
             tfs[k]: {"time": s.time, "source": s.source}

@@ -549,5 +549,15 @@ async def write_hybrid(conn: AsyncConnection[Any], rows: Sequence[tuple[Any, ...
     )
 
 
+async def hybrid_symbols(conn: AsyncConnection[Any], since: datetime, until: datetime) -> set[str]:
+    """Perp symbols with a hybrid Polymarket signal stamped in [since, until]: the coins the
+    ranker boosts by POLY_HYBRID_BOOST."""
+    cur = await conn.execute(
+        "SELECT DISTINCT symbol FROM hybrid_signals WHERE time >= %s AND time <= %s",
+        (since, until),
+    )
+    return {row[0] for row in await cur.fetchall()}
+
+
 def jsonb(value: Any) -> Jsonb:
     return Jsonb(json.loads(json.dumps(value, default=str)))
