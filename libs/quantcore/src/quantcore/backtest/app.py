@@ -34,8 +34,10 @@ from quantcore.backtest.runner import (
     grid_points,
     make_strategy,
     params_hash,
+    random_points,
     run_strategy,
     score,
+    search_axes,
 )
 from quantcore.backtest.tapes import RawCandles, TapeError, check_and_shape, sim_tape
 from quantcore.strategies import Bars
@@ -50,6 +52,10 @@ class Options:
     days: float = 30.0
     settings: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    search: str = "grid"  # grid | random
+    space: dict[str, tuple[float, float] | list[Any]] = field(default_factory=dict)  # random
+    samples: int = 0  # random search: points drawn
+    search_seed: int | None = None  # random search: default the tape's --seed
     walk_forward: int = 0  # folds; 0 = off
     objective: str = "sharpe"
     symbols: list[str] | None = None
@@ -84,8 +90,35 @@ def validate(opts: Options) -> None:
     if opts.tape == "sim" and not 1 <= opts.coins <= 500:
         raise BadInput("--coins must be in [1, 500]")
     make_strategy(opts.strategy, opts.settings)
-    if opts.grid:
-        grid_points(opts.strategy, opts.settings, opts.grid)
+    if opts.search not in ("grid", "random"):
+        raise BadInput(f"--search must be grid or random, got {opts.search!r}")
+    if opts.search == "random" and opts.samples < 1:
+        raise BadInput("--search random needs --samples N (N >= 1)")
+    if opts.search == "grid" and opts.samples:
+        raise BadInput("--samples goes with --search random")
+    if opts.grid or opts.search == "random":
+        sweep_points(opts)
+
+
+def sweep_points(opts: Options) -> list[dict[str, Any]]:
+    """The settings a sweep (or a walk-forward fit) tries: the grid's every combination, or
+    a seeded random draw from the strategy's declared ranges (narrowed by --sweep axes)."""
+    if opts.search == "random":
+        seed = opts.seed if opts.search_seed is None else opts.search_seed
+        axes = search_axes(opts.strategy, opts.space)
+        return random_points(opts.strategy, opts.settings, axes, opts.samples, seed)
+    return grid_points(opts.strategy, opts.settings, opts.grid)
+
+
+def _search_key(opts: Options) -> dict[str, Any]:
+    """What makes a random search's points (not their number: a grown search resumes)."""
+    if opts.search != "random":
+        return {}
+    return {
+        "search": "random",
+        "search_seed": opts.seed if opts.search_seed is None else opts.search_seed,
+        "space": [a.describe() + a.name for a in search_axes(opts.strategy, opts.space)],
+    }
 
 
 async def load_tape(opts: Options, conninfo: str | None) -> list[Bars]:
@@ -260,7 +293,7 @@ async def backtest(opts: Options, conninfo: str | None, out: Any = None) -> int:
     store = Store(conninfo if opts.write_db else None)
     if opts.walk_forward:
         return await _walk_forward(opts, tape, store, out)
-    if opts.grid:
+    if opts.grid or opts.search == "random":
         return await _sweep(opts, tape, store, out)
     r = run_strategy(strategy, tape, opts.costs)
     report = write_report(
@@ -344,12 +377,13 @@ def _bar_time(tape: list[Bars], i: int) -> datetime:
 
 
 async def _sweep(opts: Options, tape: list[Bars], store: Store, out: Any) -> int:
-    points = grid_points(opts.strategy, opts.settings, opts.grid)
+    points = sweep_points(opts)
     n = len(tape[0])
-    sweep_id = _sweep_id(opts, {})
+    sweep_id = _sweep_id(opts, _search_key(opts))
     jobs = [Job(opts.strategy, p, opts.costs, 0, "full", 0, n) for p in points]
+    kind = "random search" if opts.search == "random" else "sweep"
     done = await _run_jobs(
-        opts, tape, store, jobs, sweep_id, f"sweep {len(points)} points", lambda j: None
+        opts, tape, store, jobs, sweep_id, f"{kind} {len(points)} points", lambda j: None
     )
     ranked = sorted(
         ((params_hash(make_strategy(opts.strategy, p)), p) for p in points),
@@ -368,10 +402,12 @@ async def _sweep(opts: Options, tape: list[Bars], store: Store, out: Any) -> int
 
 
 async def _walk_forward(opts: Options, tape: list[Bars], store: Store, out: Any) -> int:
-    points = grid_points(opts.strategy, opts.settings, opts.grid or {})
+    points = sweep_points(opts)
     n = len(tape[0])
     fl = folds(n, opts.walk_forward)
-    sweep_id = _sweep_id(opts, {"walk_forward": opts.walk_forward, "objective": opts.objective})
+    sweep_id = _sweep_id(
+        opts, {"walk_forward": opts.walk_forward, "objective": opts.objective, **_search_key(opts)}
+    )
 
     def window_of(j: Job) -> tuple[datetime, datetime]:
         return (_bar_time(tape, j.a), _bar_time(tape, j.b))
