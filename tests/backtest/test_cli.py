@@ -160,6 +160,27 @@ def test_walk_forward_reports_out_of_sample(
     assert "out of sample" in p.stdout and "fold 2 test" in p.stdout
     fit = "SELECT count(*) FROM backtest_runs WHERE tape_spec->>'seed' = '4' AND phase = %s"
     assert _count(box, fit, "fit") == 6 and _count(box, fit, "test") == 3
+    # the out-of-sample chain is a run of its own: the test folds' trades, an equity curve
+    assert _count(box, fit, "oos") == 1
+    with psycopg.connect(conninfo(box.settings)) as conn:
+        run_id, trades, params = conn.execute(
+            "SELECT run_id, trades, params FROM backtest_runs"
+            " WHERE tape_spec->>'seed' = '4' AND phase = 'oos'"
+        ).fetchone()  # type: ignore[misc]
+        fold_trades = conn.execute(
+            "SELECT sum(trades) FROM backtest_runs WHERE tape_spec->>'seed' = '4' AND phase = 'test'"
+        ).fetchone()
+        stored, points, deepest, max_dd = conn.execute(
+            "SELECT (SELECT count(*) FROM backtest_trades WHERE run_id = %(r)s),"
+            " count(*), max(e.drawdown_pct), max(r.max_drawdown_pct)"
+            " FROM backtest_equity e JOIN backtest_runs r USING (run_id) WHERE run_id = %(r)s",
+            {"r": run_id},
+        ).fetchone()  # type: ignore[misc]
+    assert len(params["folds"]) == 3 and (trades,) == fold_trades == (stored,)
+    assert 0 < points <= 500 and deepest == pytest.approx(max_dd)  # the trough is kept
+    again = inproc(capsys, *p.args)  # resumed: nothing doubled
+    assert again.returncode == 0, again.stderr
+    assert _count(box, fit, "oos") == 1 and _count(box, fit, "test") == 3
 
 
 def test_random_search_runs_in_parallel_and_a_grown_search_resumes(

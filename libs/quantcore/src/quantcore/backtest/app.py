@@ -217,6 +217,16 @@ def _trade_rows(run_id: str, r: RunResult) -> list[Any]:
     return rows
 
 
+def _equity_rows(run_id: str, r: RunResult, start: datetime) -> list[Any]:
+    """The run's equity curve, thinned (metrics.equity_points), as backtest_equity rows."""
+    points = mx.equity_points(r.start_s + r.interval_s, r.equity)
+    t0 = start.timestamp()
+    return [
+        (run_id, i, datetime.fromtimestamp(t, UTC), (t - t0) / DAY_S, eq, dd)
+        for i, (t, eq, dd) in enumerate(points)
+    ]
+
+
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
     """Metrics for the database: no NaN / inf (NULL instead)."""
     return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
@@ -231,7 +241,7 @@ class Store:
     async def write(
         self, opts: Options, r: RunResult, tape: list[Bars], *, sweep_id: str | None = None,
         fold: int = 0, phase: str = "full", report: Path | None = None,
-        window: tuple[datetime, datetime] | None = None,
+        window: tuple[datetime, datetime] | None = None, phash: str | None = None,
     ) -> str:  # fmt: skip
         run_id = uuid.uuid4().hex
         if self.conninfo is None:
@@ -241,17 +251,17 @@ class Store:
         from quantcore.store.backtests import RunRow, write_run
 
         start, end = window or _window(tape)
-        strategy = make_strategy(r.strategy, r.params)
+        phash = phash or params_hash(make_strategy(r.strategy, r.params))
         row = RunRow(
             run_id=run_id, strategy=r.strategy, version=r.version, params=r.params,
-            params_hash=params_hash(strategy), tape=opts.tape, tape_spec=opts.tape_spec,
+            params_hash=phash, tape=opts.tape, tape_spec=opts.tape_spec,
             symbols=[b.symbol for b in tape], window_start=start, window_end=end,
             sweep_id=sweep_id, fold=fold, phase=phase, commission=opts.costs.commission,
             slippage=opts.costs.slippage, size=opts.costs.size,
             metrics=_clean(r.metrics.as_dict()), report_path=str(report) if report else None,
         )  # fmt: skip
         async with await AsyncConnection.connect(self.conninfo) as conn:
-            await write_run(conn, row, _trade_rows(run_id, r))
+            await write_run(conn, row, _trade_rows(run_id, r), _equity_rows(run_id, r, start))
         return run_id
 
     async def done(self, sweep_id: str) -> dict[tuple[str, int, str], dict[str, Any]]:
@@ -469,7 +479,7 @@ async def _walk_forward(opts: Options, tape: list[Bars], store: Store, out: Any)
     from dataclasses import replace
 
     joined = replace(
-        first, equity=equity, metrics=oos,
+        first, equity=equity, metrics=oos, params={"folds": chosen},
         start_s=np.concatenate([results[k].start_s for k in range(len(fl))]),
         results=[res for k in range(len(fl)) for res in results[k].results],
         per_coin={f"{s} fold {k}": m for k in range(len(fl)) for s, m in results[k].per_coin.items()},
@@ -479,6 +489,13 @@ async def _walk_forward(opts: Options, tape: list[Bars], store: Store, out: Any)
         f"walk-forward · {opts.strategy} · {len(fl)} folds, chosen by {opts.objective}",
         _facts(opts, tape, first), extra=[(lbl, m) for lbl, m in rows[1:]],
     )  # fmt: skip
+    # the headline: the chain stored as a run of its own (phase oos), once per walk-forward
+    oos_hash = hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+    if (oos_hash, 0, "oos") not in stored:
+        await store.write(
+            opts, joined, tape, sweep_id=sweep_id, phase="oos", report=report, phash=oos_hash,
+            window=(_bar_time(tape, fl[0][1]), _bar_time(tape, fl[-1][2])),
+        )  # fmt: skip
     print(text_table(rows, f"walk-forward {sweep_id}"), file=out)
     if oos.warning:
         print(f"warning (out of sample): {oos.warning}", file=out)
