@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from quantcore.store.control import leaderboard_sql
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "grafana" / "dashboards"
 DS = {"type": "grafana-postgresql-datasource", "uid": "whalestack-db"}
@@ -811,46 +813,31 @@ scanner_rows: list[list[Panel]] = [
         Panel(
             "Scanner leaderboard (closed trades in range)",
             "table",
-            """
-            WITH t AS (
-                SELECT coalesce(scanner, 'manual') AS scanner, coalesce(scanner_version, '') AS scanner_version,
-                       count(*) AS trades,
-                       100.0 * count(*) FILTER (WHERE pnl_quote > 0) / nullif(count(*), 0) AS win_rate_pct,
-                       sum(pnl_pct_margin) AS pnl_pct_margin,
-                       avg(pnl_pct_margin) FILTER (WHERE pnl_quote > 0) AS avg_win_pct,
-                       avg(pnl_pct_margin) FILTER (WHERE pnl_quote <= 0) AS avg_loss_pct,
-                       sum(pnl_quote) AS pnl_quote
-                FROM trades
-                WHERE status = 'closed' AND $__timeFilter(closed_at)
-                GROUP BY 1, 2
-            ), s AS (
-                SELECT scanner, scanner_version, count(*) AS signals
-                FROM signals
-                WHERE $__timeFilter(time)
-                GROUP BY 1, 2
-            )
-            SELECT coalesce(t.scanner, s.scanner) AS scanner,
-                   coalesce(t.scanner_version, s.scanner_version) AS version,
-                   coalesce(s.signals, 0) AS signals, coalesce(t.trades, 0) AS trades,
-                   t.win_rate_pct, t.pnl_pct_margin, t.avg_win_pct, t.avg_loss_pct,
-                   t.avg_win_pct / nullif(abs(t.avg_loss_pct), 0) AS reward_risk, t.pnl_quote,
-                   r.description
-            FROM t
-            FULL JOIN s ON s.scanner = t.scanner AND s.scanner_version = t.scanner_version
-            LEFT JOIN scanners r ON r.name = coalesce(t.scanner, s.scanner)
-                                AND r.version = coalesce(t.scanner_version, s.scanner_version)
-            ORDER BY t.pnl_pct_margin DESC NULLS LAST, signals DESC
-            """,
+            # the one leaderboard (Telegram /scanners and `quant scanners` run the same SQL)
+            leaderboard_sql("$__timeFrom()::timestamptz", "$__timeTo()::timestamptz", "100"),
             w=14,
             h=8,
             cols=[
                 Col("win_rate_pct", PCT, "win rate", 1),
                 Col("pnl_pct_margin", PCT, "sum PnL % (margin)", 2, color_by_sign=True),
+                Col("avg_pnl_pct", PCT, "avg PnL % (price)", 2),
                 Col("avg_win_pct", PCT, "avg win", 2),
                 Col("avg_loss_pct", PCT, "avg loss", 2),
                 Col("reward_risk", "none", "R:R", 2),
                 Col("pnl_quote", "currencyUSD", "PnL", 2, color_by_sign=True),
+                Col("bt_out_of_sample", None, "backtest out of sample"),
+                Col("bt_pnl_pct", PCT, "backtest PnL %", 2, color_by_sign=True),
+                Col("bt_win_rate_pct", PCT, "backtest win rate", 1),
+                Col("bt_profit_factor", "none", "backtest PF", 2),
+                Col("bt_sharpe", "none", "backtest Sharpe", 2),
+                Col("bt_trades", "none", "backtest trades", 0),
+                Col("bt_days", "none", "backtest days", 1),
+                Col("bt_at", "dateTimeAsIso", "backtest run at"),
             ],
+            description="Live / paper signals and closed trades in the range, beside the "
+            "strategy's headline backtest (its latest walk-forward out-of-sample result, else its "
+            "latest single run; matched on name and code version). A backtested strategy with no "
+            "live record yet has a row of its own.",
         ),
     ],
     [

@@ -293,7 +293,13 @@ async def _control_command(settings: Settings, args: argparse.Namespace) -> str:
     from redis.asyncio import Redis
 
     from quantcore.bus import Bus
-    from quantcore.control import ControlSurface, bus_journal, parse_period, parse_symbol
+    from quantcore.control import (
+        ControlSurface,
+        backtest_summary,
+        bus_journal,
+        parse_period,
+        parse_symbol,
+    )
     from quantcore.db import open_pool
     from quantcore.trading.killswitch import KillSwitch
 
@@ -348,11 +354,11 @@ async def _control_command(settings: Settings, args: argparse.Namespace) -> str:
         if action == "scanners":
             rows2 = await surface.scanners()
             if not rows2:
-                return "no scanner has signals or trades yet"
-            return "\n".join(["scanners by realised PnL"] + [
-                f"{i:>2}. {r.scanner} {r.scanner_version or ''}: {r.signals} signals, {r.trades} trades, "
+                return "no scanner has signals, trades or backtests yet"
+            return "\n".join(["scanners by PnL % (live / paper) | their headline backtest"] + [
+                f"{i:>2}. {r.scanner} {r.version}: {r.signals} signals, {r.trades} trades, "
                 f"win {'-' if r.win_rate_pct is None else f'{r.win_rate_pct:.0f}%'}, "
-                f"avg {_pct(r.avg_pnl_pct)}, {r.pnl_quote:+,.2f} USDT"
+                f"avg {_pct(r.avg_pnl_pct)}, {r.pnl_quote:+,.2f} USDT | {backtest_summary(r)}"
                 for i, r in enumerate(rows2, start=1)])  # fmt: skip
         raise ValueError(f"unknown control command {action}")
     finally:
