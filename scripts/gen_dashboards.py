@@ -1405,7 +1405,7 @@ def backtests_dashboard() -> dict[str, Any]:
                        r.profit_factor, r.sharpe, r.max_drawdown_pct, r.warning, r.run_id
                 FROM backtest_runs r
                 WHERE $__timeFilter(r.created_at)
-                  AND ('__all' IN ($strategy) OR r.strategy IN ($strategy))
+                  AND ('$strategy' IN ('all', '') OR r.strategy = '$strategy')
                 ORDER BY r.created_at DESC
                 LIMIT 300
                 """,
@@ -1428,9 +1428,15 @@ def backtests_dashboard() -> dict[str, Any]:
         _variable(
             "strategy",
             "Strategy",
-            "SELECT strategy FROM backtest_runs GROUP BY strategy ORDER BY strategy",
-            True,
-            True,
+            """
+            -- one strategy or all (single choice: a multi-value variable with no runs yet would
+            -- expand to an empty list)
+            SELECT 'all' AS strategy
+            UNION ALL
+            (SELECT strategy FROM backtest_runs GROUP BY strategy ORDER BY strategy)
+            """,
+            False,
+            False,
         ),
         _variable(
             "run",
@@ -1443,7 +1449,7 @@ def backtests_dashboard() -> dict[str, Any]:
                                            ELSE '' END
                    || ' · ' || round(pnl_pct::numeric, 2) || ' %' AS __text
             FROM backtest_runs
-            WHERE '__all' IN ($strategy) OR strategy IN ($strategy)
+            WHERE '$strategy' IN ('all', '') OR strategy = '$strategy'
             ORDER BY created_at DESC
             LIMIT 200
             """,

@@ -225,7 +225,10 @@ def test_random_search_refusals_exit_2(capsys: pytest.CaptureFixture[str], box: 
     for extra, message in [
         (["--search", "random"], "--search random needs --samples N"),
         (["--search", "random", "--samples", "3", "--sweep", "fast=0..9"], "outside its declared"),
-        (["--samples", "3", "--sweep", "fast=3,4"], "--samples goes with --search random"),
+        (
+            ["--samples", "3", "--sweep", "fast=3,4"],
+            "--samples and --search-seed go with --search random",
+        ),
     ]:
         p = inproc(capsys, *base, *extra)
         assert p.returncode == 2 and message in p.stderr, (extra, p.stderr)

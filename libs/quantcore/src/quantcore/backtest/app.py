@@ -94,8 +94,8 @@ def validate(opts: Options) -> None:
         raise BadInput(f"--search must be grid or random, got {opts.search!r}")
     if opts.search == "random" and opts.samples < 1:
         raise BadInput("--search random needs --samples N (N >= 1)")
-    if opts.search == "grid" and opts.samples:
-        raise BadInput("--samples goes with --search random")
+    if opts.search == "grid" and (opts.samples or opts.search_seed is not None):
+        raise BadInput("--samples and --search-seed go with --search random")
     if opts.grid or opts.search == "random":
         sweep_points(opts)
 
@@ -117,7 +117,7 @@ def _search_key(opts: Options) -> dict[str, Any]:
     return {
         "search": "random",
         "search_seed": opts.seed if opts.search_seed is None else opts.search_seed,
-        "space": [a.describe() + a.name for a in search_axes(opts.strategy, opts.space)],
+        "space": [f"{a.name}={a.describe()}" for a in search_axes(opts.strategy, opts.space)],
     }
 
 

@@ -59,12 +59,17 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     return out
 
 
-def make_strategy(name: str, settings: dict[str, Any]) -> Strategy[Any]:
-    """The strategy with these settings, or BadInput naming what is wrong."""
+def strategy_class(name: str) -> type[Strategy[Any]]:
+    """The plug-in registered under `name`, or BadInput naming the known ones."""
     try:
-        cls = load_strategy(name)
+        return load_strategy(name)
     except KeyError as exc:
         raise BadInput(str(exc.args[0])) from None
+
+
+def make_strategy(name: str, settings: dict[str, Any]) -> Strategy[Any]:
+    """The strategy with these settings, or BadInput naming what is wrong."""
+    cls = strategy_class(name)
     try:
         return cls.from_settings(settings)
     except ValidationError as exc:
@@ -259,7 +264,7 @@ def declared_bounds(name: str) -> dict[str, Bounds]:
     float it stays (a draw landing on it is refused by the model and drawn again)."""
     import annotated_types as at
 
-    cls = make_strategy(name, {}).__class__
+    cls = strategy_class(name)
     out: dict[str, Bounds] = {}
     for key, f in cls.params_model.model_fields.items():
         args = [
@@ -322,7 +327,7 @@ def search_axes(name: str, space: dict[str, tuple[float, float] | list[Any]]) ->
         space |= {k: [True, False] for k, (_, _, kind) in declared.items() if kind == "bool"}
         if not space:
             raise BadInput(f"{name} declares no ranged setting to search; name axes with --sweep")
-    fields = make_strategy(name, {}).params_model.model_fields
+    fields = strategy_class(name).params_model.model_fields
     axes = []
     for key in sorted(space):
         spec = space[key]
