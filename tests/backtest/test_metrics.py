@@ -87,4 +87,5 @@ def test_thinned_equity_keeps_the_trough_and_the_end(steps: list[float], max_poi
     times = [t for t, _, _ in points]
     assert times == sorted(times) and times[-1] == close_s[-1]
     assert points[-1][1] == pytest.approx((equity[-1] - 1) * 100)
-    assert max(dd for _, _, dd in points) == pytest.approx(m.max_drawdown_curve_pct(equity))
+    whole = m.max_drawdown_curve_pct(np.concatenate([[1.0], equity]))  # as compute() has it
+    assert max(dd for _, _, dd in points) == pytest.approx(whole)

@@ -294,6 +294,41 @@ def test_pnl_panels_agree_with_the_trades(seeded_dashboard_db: SeededDashboardDb
     assert float(rows[0][1]) == pytest.approx(float(expected[1]))
 
 
+def test_backtest_panels_agree_with_the_runs(seeded_dashboard_db: SeededDashboardDb) -> None:
+    """The Backtests dashboard draws what `quant backtest` stored: the newest run (the
+    walk-forward's out-of-sample chain) is the selected one, its figures, curve end and trade
+    count are the run's, and the per-strategy headline is that out-of-sample result."""
+    rng = dash.TimeRange.last(timedelta(hours=24))
+    d = _dashboard("whalestack-backtests")
+
+    def rows_of(title: str, variables: dict[str, dash.Variable]) -> list[tuple[Any, ...]]:
+        (q,) = [q for q in d.queries if q.title == title]
+        problems, rows = run_panel_query(conn, q, variables, rng)
+        assert problems == []
+        return rows
+
+    with seeded_dashboard_db.reader() as conn:
+        variables = variables_for(conn, d, rng, "one")
+        run = conn.execute(
+            "SELECT run_id, pnl_pct, trades, max_drawdown_pct FROM backtest_runs"
+            " WHERE phase = 'oos'"
+        ).fetchone()
+        assert run is not None and variables["run"].value == run[0]
+        (stat,) = rows_of("Selected run", variables)
+        assert stat[0] == pytest.approx(run[1]) and stat[5] == run[2]
+        curve = rows_of("Equity of the selected run (% from start)", variables)
+        assert curve[-1][1] == pytest.approx(run[1])
+        dd = rows_of("Drawdown of the selected run", variables)
+        assert min(v for _, v in dd) == pytest.approx(-run[3])
+        assert len(rows_of("Trade distribution of the selected run (PnL % per trade)",
+                           variables)) == run[2]  # fmt: skip
+        (head,) = rows_of(
+            "Per strategy: headline backtest (walk-forward out of sample, else latest run)",
+            variables,
+        )
+        assert head[:4] == ("sma_cross", "1", True, pytest.approx(run[1]))
+
+
 def test_a_panel_with_broken_sql_fails_the_check(
     seeded_dashboard_db: SeededDashboardDb, tmp_path: Path
 ) -> None:

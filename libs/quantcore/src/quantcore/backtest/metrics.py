@@ -176,7 +176,7 @@ def equity_points(
     if n == 0:
         return []
     t, e = t[:n], e[:n]
-    dd = drawdown_curve_pct(e)
+    dd = drawdown_curve_pct(np.concatenate([[1.0], e]))[1:]  # the peak starts at 1, as in compute
     k = -(-n // max(1, max_points))  # bars per bucket
     ends = np.minimum(np.arange(k, n + k, k), n) - 1
     deepest = np.maximum.reduceat(dd, np.arange(0, n, k))
