@@ -4,9 +4,13 @@ points of the smaller one, and ranges outside what the plug-in declares are refu
 
 from __future__ import annotations
 
+from typing import Literal
+
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import Field
 
 from quantcore.backtest.runner import (
     BadInput,
@@ -16,7 +20,14 @@ from quantcore.backtest.runner import (
     random_points,
     search_axes,
 )
-from quantcore.strategies import strategy_names
+from quantcore.strategies import (
+    BUILTIN,
+    Bars,
+    SignalFrame,
+    Strategy,
+    StrategyParams,
+    strategy_names,
+)
 
 
 def draw(name: str, items: list[str], n: int, seed: int) -> list[dict[str, object]]:
@@ -95,3 +106,36 @@ def test_refused_spaces(items: list[str], message: str) -> None:
 def test_every_builtin_strategy_has_a_default_space() -> None:
     for name in strategy_names():
         assert search_axes(name, {}), name
+
+
+class _KnobsParams(StrategyParams):
+    window: int = Field(20, ge=5, le=50)
+    mode: Literal["fast", "slow", "both"] = "both"
+    flip: bool = False
+    note: str = "settings without a range are left alone"
+
+
+class _Knobs(Strategy[_KnobsParams]):
+    """A test plug-in with every kind of setting a search draws."""
+
+    name = "test_knobs"
+    version = "1"
+    params_model = _KnobsParams
+
+    def signals(self, bars: Bars) -> SignalFrame:
+        return SignalFrame(entry=np.zeros(len(bars), dtype=np.int8))
+
+
+def test_booleans_and_literals_are_drawn_from_their_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(BUILTIN, _Knobs.name, _Knobs)  # registered like a built-in
+    axes = {a.name: a for a in search_axes("test_knobs", {})}
+    assert set(axes) == {"window", "mode", "flip"}
+    assert axes["mode"].choices == ("fast", "slow", "both")
+    points = random_points("test_knobs", {}, list(axes.values()), 40, 5)
+    assert {p["mode"] for p in points} == {"fast", "slow", "both"}
+    assert {p["flip"] for p in points} == {True, False}
+    assert all(5 <= p["window"] <= 50 and "note" not in p for p in points)
+    with pytest.raises(BadInput, match="'mode' is not a numeric setting"):
+        search_axes("test_knobs", parse_space(["mode=1..2"]))

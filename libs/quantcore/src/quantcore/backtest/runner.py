@@ -11,7 +11,8 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import numpy as np
 from numpy.typing import NDArray
@@ -255,23 +256,30 @@ class Axis:
         return f"{lo}..{hi}{' (log)' if self.log else ''}"
 
 
-Bounds = tuple[float | None, float | None, str]  # low, high (inclusive), int | float | bool
+def _alternatives(annotation: Any) -> list[Any]:
+    """A setting's types without None: `int | None` → [int], `Literal[...]` → [Literal[...]]."""
+    union = get_origin(annotation) in (Union, UnionType)
+    return [a for a in (get_args(annotation) if union else (annotation,)) if a is not type(None)]
+
+
+Bounds = tuple[float | None, float | None, str]  # low, high (inclusive), int|float|bool|choice
 
 
 def declared_bounds(name: str) -> dict[str, Bounds]:
-    """The ranges a strategy's parameter model declares (Field ge/gt/le/lt), per numeric or
-    boolean setting. An open end (gt/lt) of an int becomes the nearest int inside; of a
+    """The ranges a strategy's parameter model declares (Field ge/gt/le/lt), per numeric,
+    boolean or Literal[...] setting. An open end (gt/lt) of an int becomes the nearest int inside; of a
     float it stays (a draw landing on it is refused by the model and drawn again)."""
     import annotated_types as at
 
     cls = strategy_class(name)
     out: dict[str, Bounds] = {}
     for key, f in cls.params_model.model_fields.items():
-        args = [
-            a for a in getattr(f.annotation, "__args__", (f.annotation,)) if a is not type(None)
-        ]
+        args = _alternatives(f.annotation)
         if args == [bool]:
             out[key] = (None, None, "bool")
+            continue
+        if len(args) == 1 and get_origin(args[0]) is Literal:
+            out[key] = (None, None, "choice")  # its values: literal_choices()
             continue
         if not args or not all(a in (int, float) for a in args):
             continue
@@ -290,6 +298,12 @@ def declared_bounds(name: str) -> dict[str, Bounds]:
                 high = lt - 1 if kind == "int" else lt
         out[key] = (low, high, kind)
     return out
+
+
+def literal_choices(name: str, key: str) -> list[Any]:
+    """The values a Literal[...] setting allows, in declaration order."""
+    (literal,) = _alternatives(strategy_class(name).params_model.model_fields[key].annotation)
+    return list(get_args(literal))
 
 
 def parse_space(items: Sequence[str]) -> dict[str, tuple[float, float] | list[Any]]:
@@ -325,6 +339,9 @@ def search_axes(name: str, space: dict[str, tuple[float, float] | list[Any]]) ->
             if kind != "bool" and lo is not None and hi is not None
         }  # fmt: skip
         space |= {k: [True, False] for k, (_, _, kind) in declared.items() if kind == "bool"}
+        space |= {
+            k: literal_choices(name, k) for k, (_, _, kind) in declared.items() if kind == "choice"
+        }
         if not space:
             raise BadInput(f"{name} declares no ranged setting to search; name axes with --sweep")
     fields = strategy_class(name).params_model.model_fields
@@ -341,7 +358,7 @@ def search_axes(name: str, space: dict[str, tuple[float, float] | list[Any]]) ->
                     raise BadInput(f"{name}: {key}={v} is outside its declared range")
             axes.append(Axis(key, "choice", choices=tuple(spec)))
             continue
-        if key not in declared or declared[key][2] == "bool":
+        if key not in declared or declared[key][2] in ("bool", "choice"):
             raise BadInput(f"{name}: {key!r} is not a numeric setting (a range needs one)")
         d_lo, d_hi, kind = declared[key]
         low, high = spec
