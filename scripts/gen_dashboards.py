@@ -1,4 +1,4 @@
-"""Generate grafana/dashboards/*.json (Trading, Scanners, System, Polymarket) from the panel list below.
+"""Generate grafana/dashboards/*.json (Trading, Scanners, System, Polymarket, Backtests) from the panel list below.
 
     uv run python scripts/gen_dashboards.py
 
@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from quantcore.store.control import leaderboard_sql
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "grafana" / "dashboards"
@@ -811,46 +813,31 @@ scanner_rows: list[list[Panel]] = [
         Panel(
             "Scanner leaderboard (closed trades in range)",
             "table",
-            """
-            WITH t AS (
-                SELECT coalesce(scanner, 'manual') AS scanner, coalesce(scanner_version, '') AS scanner_version,
-                       count(*) AS trades,
-                       100.0 * count(*) FILTER (WHERE pnl_quote > 0) / nullif(count(*), 0) AS win_rate_pct,
-                       sum(pnl_pct_margin) AS pnl_pct_margin,
-                       avg(pnl_pct_margin) FILTER (WHERE pnl_quote > 0) AS avg_win_pct,
-                       avg(pnl_pct_margin) FILTER (WHERE pnl_quote <= 0) AS avg_loss_pct,
-                       sum(pnl_quote) AS pnl_quote
-                FROM trades
-                WHERE status = 'closed' AND $__timeFilter(closed_at)
-                GROUP BY 1, 2
-            ), s AS (
-                SELECT scanner, scanner_version, count(*) AS signals
-                FROM signals
-                WHERE $__timeFilter(time)
-                GROUP BY 1, 2
-            )
-            SELECT coalesce(t.scanner, s.scanner) AS scanner,
-                   coalesce(t.scanner_version, s.scanner_version) AS version,
-                   coalesce(s.signals, 0) AS signals, coalesce(t.trades, 0) AS trades,
-                   t.win_rate_pct, t.pnl_pct_margin, t.avg_win_pct, t.avg_loss_pct,
-                   t.avg_win_pct / nullif(abs(t.avg_loss_pct), 0) AS reward_risk, t.pnl_quote,
-                   r.description
-            FROM t
-            FULL JOIN s ON s.scanner = t.scanner AND s.scanner_version = t.scanner_version
-            LEFT JOIN scanners r ON r.name = coalesce(t.scanner, s.scanner)
-                                AND r.version = coalesce(t.scanner_version, s.scanner_version)
-            ORDER BY t.pnl_pct_margin DESC NULLS LAST, signals DESC
-            """,
+            # the one leaderboard (Telegram /scanners and `quant scanners` run the same SQL)
+            leaderboard_sql("$__timeFrom()::timestamptz", "$__timeTo()::timestamptz", "100"),
             w=14,
             h=8,
             cols=[
                 Col("win_rate_pct", PCT, "win rate", 1),
                 Col("pnl_pct_margin", PCT, "sum PnL % (margin)", 2, color_by_sign=True),
+                Col("avg_pnl_pct", PCT, "avg PnL % (price)", 2),
                 Col("avg_win_pct", PCT, "avg win", 2),
                 Col("avg_loss_pct", PCT, "avg loss", 2),
                 Col("reward_risk", "none", "R:R", 2),
                 Col("pnl_quote", "currencyUSD", "PnL", 2, color_by_sign=True),
+                Col("bt_out_of_sample", None, "backtest out of sample"),
+                Col("bt_pnl_pct", PCT, "backtest PnL %", 2, color_by_sign=True),
+                Col("bt_win_rate_pct", PCT, "backtest win rate", 1),
+                Col("bt_profit_factor", "none", "backtest PF", 2),
+                Col("bt_sharpe", "none", "backtest Sharpe", 2),
+                Col("bt_trades", "none", "backtest trades", 0),
+                Col("bt_days", "none", "backtest days", 1),
+                Col("bt_at", "dateTimeAsIso", "backtest run at"),
             ],
+            description="Live / paper signals and closed trades in the range, beside the "
+            "strategy's headline backtest (its latest walk-forward out-of-sample result, else its "
+            "latest single run; matched on name and code version). A backtested strategy with no "
+            "live record yet has a row of its own.",
         ),
     ],
     [
@@ -1264,6 +1251,219 @@ poly_rows: list[list[Panel]] = [
 ]
 
 
+# --- Backtests (issue 13; `quant backtest` writes backtest_runs / _trades / _equity) ----------
+
+
+def backtests_dashboard() -> dict[str, Any]:
+    """Runs, the selected run's equity / drawdown / trades, and each strategy's headline (its
+    latest walk-forward out-of-sample result, else its latest single run: backtest_headline).
+    A run's curve is drawn against days since its window start (trend panels), so a backtest
+    of any period shows whatever the dashboard's time range; the range picks the runs listed."""
+    run = "'$run'"
+    line = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 10, "showPoints": "never",
+            "spanNulls": True}  # fmt: skip
+    rows: list[list[Panel]] = [
+        [
+            Panel(
+                "Selected run",
+                "stat",
+                f"""
+                SELECT pnl_pct, win_rate_pct, profit_factor, sharpe, max_drawdown_pct, trades,
+                       trades_per_day, fees_pct
+                FROM backtest_runs
+                WHERE run_id = {run}
+                """,
+                w=24,
+                h=4,
+                cols=[
+                    Col("pnl_pct", PCT, "PnL %", 2),
+                    Col("win_rate_pct", PCT, "win rate", 1),
+                    Col("profit_factor", "none", "profit factor", 2),
+                    Col("sharpe", "none", "Sharpe", 2),
+                    Col("max_drawdown_pct", PCT, "max drawdown", 2),
+                    Col("trades", "none", "trades", 0),
+                    Col("trades_per_day", "none", "trades / day", 1),
+                    Col("fees_pct", PCT, "fees", 2),
+                ],
+                options={"textMode": "value_and_name", "colorMode": "none"},
+            ),
+        ],
+        [
+            Panel(
+                "Equity of the selected run (% from start)",
+                "trend",
+                f"""
+                SELECT days, equity_pct
+                FROM backtest_equity
+                WHERE run_id = {run}
+                ORDER BY seq
+                """,
+                w=12,
+                h=9,
+                unit=PCT,
+                cols=[Col("days", "none", "days since the window start", 1)],
+                defaults={"custom": line},
+                options={"xField": "days"},
+                description="The portfolio's equity (coins equal-weight), thinned to at most "
+                "500 points; x: days since the run's window start.",
+            ),
+            Panel(
+                "Drawdown of the selected run",
+                "trend",
+                f"""
+                SELECT days, -drawdown_pct AS drawdown_pct
+                FROM backtest_equity
+                WHERE run_id = {run}
+                ORDER BY seq
+                """,
+                w=12,
+                h=9,
+                unit=PCT,
+                cols=[Col("days", "none", "days since the window start", 1)],
+                defaults={
+                    "custom": {**line, "fillOpacity": 40},
+                    "color": {"mode": "fixed", "fixedColor": "red"},
+                },
+                options={"xField": "days"},
+                description="Below the running peak, % (each point the deepest of its bucket).",
+            ),
+        ],
+        [
+            Panel(
+                "Trade distribution of the selected run (PnL % per trade)",
+                "histogram",
+                f"""
+                SELECT pnl_pct
+                FROM backtest_trades
+                WHERE run_id = {run}
+                """,
+                w=12,
+                h=8,
+                unit=PCT,
+                options={"combine": False, "legend": {"showLegend": False}},
+                description="Each trade's change of its coin's equity after fees and funding.",
+            ),
+            Panel(
+                "Trades of the selected run by exit",
+                "table",
+                f"""
+                SELECT exit_reason, side, count(*) AS trades,
+                       100.0 * count(*) FILTER (WHERE pnl_pct > 0) / count(*) AS win_rate_pct,
+                       avg(pnl_pct) AS avg_pnl_pct, sum(fees_pct) AS fees_pct
+                FROM backtest_trades
+                WHERE run_id = {run}
+                GROUP BY 1, 2
+                ORDER BY 3 DESC
+                """,
+                w=12,
+                h=8,
+                cols=[
+                    Col("win_rate_pct", PCT, "win rate", 1),
+                    Col("avg_pnl_pct", PCT, "avg PnL %", 3, color_by_sign=True),
+                    Col("fees_pct", PCT, "fees", 3),
+                ],
+            ),
+        ],
+        [
+            Panel(
+                "Per strategy: headline backtest (walk-forward out of sample, else latest run)",
+                "table",
+                """
+                SELECT h.strategy, h.version, h.out_of_sample, h.pnl_pct, h.win_rate_pct,
+                       h.profit_factor, h.sharpe, h.trades, h.max_drawdown_pct, h.days, h.tape,
+                       coalesce(n.runs, 0) AS runs_in_range, h.warning, h.created_at
+                FROM backtest_headline h
+                LEFT JOIN (
+                    SELECT strategy, version, count(*) AS runs
+                    FROM backtest_runs
+                    WHERE $__timeFilter(created_at)
+                    GROUP BY 1, 2
+                ) n ON n.strategy = h.strategy AND n.version = h.version
+                ORDER BY h.out_of_sample DESC, h.pnl_pct DESC
+                """,
+                w=24,
+                h=7,
+                cols=[
+                    Col("out_of_sample", None, "out of sample"),
+                    Col("pnl_pct", PCT, "PnL %", 2, color_by_sign=True),
+                    Col("win_rate_pct", PCT, "win rate", 1),
+                    Col("profit_factor", "none", "profit factor", 2),
+                    Col("sharpe", "none", "Sharpe", 2),
+                    Col("max_drawdown_pct", PCT, "max DD", 2),
+                    Col("days", "none", "days", 1),
+                    Col("created_at", "dateTimeAsIso", "run at"),
+                ],
+            ),
+        ],
+        [
+            Panel(
+                "Runs (created in range)",
+                "table",
+                """
+                SELECT r.created_at, r.strategy, r.version, r.phase, r.fold, r.sweep_id, r.tape,
+                       r.params::text AS params, r.days, r.trades, r.pnl_pct, r.win_rate_pct,
+                       r.profit_factor, r.sharpe, r.max_drawdown_pct, r.warning, r.run_id
+                FROM backtest_runs r
+                WHERE $__timeFilter(r.created_at)
+                  AND ('$strategy' IN ('all', '') OR r.strategy = '$strategy')
+                ORDER BY r.created_at DESC
+                LIMIT 300
+                """,
+                w=24,
+                h=10,
+                cols=[
+                    Col("created_at", "dateTimeAsIso", "run at"),
+                    Col("pnl_pct", PCT, "PnL %", 2, color_by_sign=True),
+                    Col("win_rate_pct", PCT, "win rate", 1),
+                    Col("profit_factor", "none", "PF", 2),
+                    Col("sharpe", "none", "Sharpe", 2),
+                    Col("max_drawdown_pct", PCT, "max DD", 2),
+                ],
+                description="Single runs (phase full), sweep points (sweep_id), walk-forward "
+                "fits / tests per fold and their out-of-sample chain (phase oos).",
+            ),
+        ],
+    ]
+    variables = [
+        _variable(
+            "strategy",
+            "Strategy",
+            """
+            -- one strategy or all (single choice: a multi-value variable with no runs yet would
+            -- expand to an empty list)
+            SELECT 'all' AS strategy
+            UNION ALL
+            (SELECT strategy FROM backtest_runs GROUP BY strategy ORDER BY strategy)
+            """,
+            False,
+            False,
+        ),
+        _variable(
+            "run",
+            "Run",
+            """
+            -- newest first; the text says what it is, the value is the run id
+            SELECT run_id AS __value,
+                   to_char(created_at, 'YYYY-MM-DD HH24:MI') || ' ' || strategy || ' v' || version
+                   || ' ' || phase || CASE WHEN phase IN ('fit', 'test') THEN ' fold ' || fold
+                                           ELSE '' END
+                   || ' · ' || round(pnl_pct::numeric, 2) || ' %' AS __text
+            FROM backtest_runs
+            WHERE '$strategy' IN ('all', '') OR strategy = '$strategy'
+            ORDER BY created_at DESC
+            LIMIT 200
+            """,
+            False,
+            False,
+        ),
+    ]
+    return dashboard(
+        "whalestack-backtests", "Backtests", rows, variables, "now-30d",
+        "quant backtest runs: the selected run's equity, drawdown and trades; each strategy's "
+        "headline (out of sample when walk-forward ran); runs, sweeps and walk-forward folds.",
+    )  # fmt: skip
+
+
 DASHBOARDS = {
     "trading.json": dashboard(
         "whalestack-trading",
@@ -1298,6 +1498,7 @@ DASHBOARDS = {
         "Smart wallets leaderboard, wallet labels, signals with their checklist, hybrid signals, "
         "sync clusters, data freshness.",
     ),
+    "backtests.json": backtests_dashboard(),
 }
 
 

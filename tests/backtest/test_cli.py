@@ -160,3 +160,76 @@ def test_walk_forward_reports_out_of_sample(
     assert "out of sample" in p.stdout and "fold 2 test" in p.stdout
     fit = "SELECT count(*) FROM backtest_runs WHERE tape_spec->>'seed' = '4' AND phase = %s"
     assert _count(box, fit, "fit") == 6 and _count(box, fit, "test") == 3
+    # the out-of-sample chain is a run of its own: the test folds' trades, an equity curve
+    assert _count(box, fit, "oos") == 1
+    with psycopg.connect(conninfo(box.settings)) as conn:
+        run_id, trades, params = conn.execute(
+            "SELECT run_id, trades, params FROM backtest_runs"
+            " WHERE tape_spec->>'seed' = '4' AND phase = 'oos'"
+        ).fetchone()  # type: ignore[misc]
+        fold_trades = conn.execute(
+            "SELECT sum(trades) FROM backtest_runs WHERE tape_spec->>'seed' = '4' AND phase = 'test'"
+        ).fetchone()
+        stored, points, deepest, max_dd = conn.execute(
+            "SELECT (SELECT count(*) FROM backtest_trades WHERE run_id = %(r)s),"
+            " count(*), max(e.drawdown_pct), max(r.max_drawdown_pct)"
+            " FROM backtest_equity e JOIN backtest_runs r USING (run_id) WHERE run_id = %(r)s",
+            {"r": run_id},
+        ).fetchone()  # type: ignore[misc]
+    assert len(params["folds"]) == 3 and (trades,) == fold_trades == (stored,)
+    assert 0 < points <= 500 and deepest == pytest.approx(max_dd)  # the trough is kept
+    again = inproc(capsys, *p.args)  # resumed: nothing doubled
+    assert again.returncode == 0, again.stderr
+    assert _count(box, fit, "oos") == 1 and _count(box, fit, "test") == 3
+
+
+def test_random_search_runs_in_parallel_and_a_grown_search_resumes(
+    quant: Quant, box: Sandbox, tmp_path: Path
+) -> None:
+    args = ["backtest", "--tape", "sim", "--days", "1", "--coins", "1", "--seed", "6",
+            "--strategy", "sma_cross", "--search", "random", "--sweep", "fast=2..30",
+            "slow=31..300", "--workers", "2", "--report-dir", str(tmp_path)]  # fmt: skip
+    rows = (
+        "SELECT count(*) FROM backtest_runs WHERE sweep_id IS NOT NULL AND phase = 'full'"
+        " AND tape_spec->>'seed' = '6'"
+    )
+    p = quant(*args, "--samples", "3")
+    assert p.returncode == 0, p.stderr
+    assert "random search 3 points" in p.stderr and "3/3" in p.stderr
+    assert _count(box, rows) == 3
+    with psycopg.connect(conninfo(box.settings)) as conn:
+        first = conn.execute(
+            "SELECT run_id, params FROM backtest_runs WHERE sweep_id IS NOT NULL"
+            " AND tape_spec->>'seed' = '6' ORDER BY run_id"
+        ).fetchall()
+    for _, params in first:
+        assert 2 <= params["fast"] <= 30 and 31 <= params["slow"] <= 300
+    grown = quant(*args, "--samples", "5")  # the first 3 points are the same: only 2 run
+    assert grown.returncode == 0, grown.stderr
+    assert "random search 5 points" in grown.stderr and "3/5" in grown.stderr
+    assert _count(box, rows) == 5
+    with psycopg.connect(conninfo(box.settings)) as conn:
+        kept = conn.execute(
+            "SELECT run_id, params FROM backtest_runs WHERE run_id = ANY(%s) ORDER BY run_id",
+            ([r for r, _ in first],),
+        ).fetchall()
+    assert kept == first  # not re-run: the same rows
+    other = quant(*args, "--samples", "3", "--search-seed", "99")  # another draw, its own sweep
+    assert other.returncode == 0, other.stderr
+    assert _count(box, rows) == 8
+
+
+def test_random_search_refusals_exit_2(capsys: pytest.CaptureFixture[str], box: Sandbox) -> None:
+    base = ["backtest", "--days", "0.5", "--coins", "1", "--strategy", "sma_cross"]
+    before = _count(box)
+    for extra, message in [
+        (["--search", "random"], "--search random needs --samples N"),
+        (["--search", "random", "--samples", "3", "--sweep", "fast=0..9"], "outside its declared"),
+        (
+            ["--samples", "3", "--sweep", "fast=3,4"],
+            "--samples and --search-seed go with --search random",
+        ),
+    ]:
+        p = inproc(capsys, *base, *extra)
+        assert p.returncode == 2 and message in p.stderr, (extra, p.stderr)
+    assert _count(box) == before

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantcore.backtest import metrics as m
@@ -72,3 +72,20 @@ def test_hand_checked_run() -> None:
     assert out.reward_risk == pytest.approx(8.0303 / 10)
     assert out.warning is not None and "fewer than 30" in out.warning
     assert m.compute([1.0] * 30, equity, pos, 86_400).warning is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(st.floats(-0.05, 0.05), min_size=1, max_size=3000),
+    max_points=st.integers(1, 700),
+)
+def test_thinned_equity_keeps_the_trough_and_the_end(steps: list[float], max_points: int) -> None:
+    equity = np.cumprod(1 + np.array(steps))
+    close_s = 60 + 60 * np.arange(equity.size)
+    points = m.equity_points(close_s, equity, max_points)
+    assert 1 <= len(points) <= max_points
+    times = [t for t, _, _ in points]
+    assert times == sorted(times) and times[-1] == close_s[-1]
+    assert points[-1][1] == pytest.approx((equity[-1] - 1) * 100)
+    whole = m.max_drawdown_curve_pct(np.concatenate([[1.0], equity]))  # as compute() has it
+    assert max(dd for _, _, dd in points) == pytest.approx(whole)

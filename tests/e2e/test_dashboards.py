@@ -1,7 +1,8 @@
 """Every Grafana panel's SQL, expanded as Grafana expands it, run as Grafana's read-only login
 against a database seeded by a short run of the fleet: simulator, collectors, scanners, ranker,
 journal, and paper trading (autotrader + position monitor) on signals published around the
-simulated prices, so trades open, trail and close for real. Broadcast rows and a few error
+simulated prices, so trades open, trail and close for real; backtests by `quant backtest`
+itself (a run, and a random-search walk-forward with its folds and out-of-sample chain). Broadcast rows and a few error
 logs are SYNTHETIC (tests/helpers/trading_seed.py), since no broadcaster runs here.
 
 A panel added with broken SQL, or returning columns its config does not find, fails
@@ -11,7 +12,10 @@ A panel added with broken SQL, or returning columns its config does not find, fa
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +32,7 @@ from quantcore import dashboards as dash
 from quantcore.db import conninfo
 from quantcore.migrations import READER_ROLE, ensure_reader_login
 from quantcore.testing import Infra, Sandbox, sandbox
-from tests.conftest import eventually
+from tests.conftest import ROOT, eventually
 from tests.e2e.harness import running_fleet
 from tests.e2e.signals import TIGHT, make_signal, publish, tickers
 from tests.helpers.grafana import run_panel_query, variables_for
@@ -81,7 +85,30 @@ MUST_HAVE_ROWS = {
         "Stream backlog (pending + lag) and dead letters", "Broadcasts per interval",
         "Failed broadcasts", "Recent errors and warnings (agent_logs)",
     ],
+    "whalestack-backtests": [
+        "Selected run", "Equity of the selected run (% from start)", "Drawdown of the selected run",
+        "Trade distribution of the selected run (PnL % per trade)",
+        "Trades of the selected run by exit",
+        "Per strategy: headline backtest (walk-forward out of sample, else latest run)",
+        "Runs (created in range)",
+    ],
 }  # fmt: skip
+# backtests through the real command: a single run, and a walk-forward over a random search
+BACKTESTS = [
+    ["--strategy", "sma_cross", "--set", "fast=5", "--set", "slow=20", "--coins", "2"],
+    ["--strategy", "sma_cross", "--search", "random", "--samples", "3", "--sweep", "fast=3..15",
+     "slow=20..60", "--walk-forward", "2", "--coins", "1"],
+]  # fmt: skip
+
+
+def run_backtests(box: Sandbox, report_dir: Path) -> None:
+    for args in BACKTESTS:
+        p = subprocess.run(
+            [sys.executable, "-m", "quantcore.cli", "backtest", "--tape", "sim", "--days", "1",
+             "--seed", "9", "--workers", "1", "--report-dir", str(report_dir), *args],
+            env={**os.environ, **box.env}, capture_output=True, text=True, timeout=300, cwd=ROOT,
+        )  # fmt: skip
+        assert p.returncode == 0, p.stderr
 
 
 @dataclass
@@ -144,6 +171,7 @@ def seeded_dashboard_db(
                 return out
 
         seed_result = asyncio.run(seed())
+        run_backtests(box, tmp_path_factory.mktemp("reports"))
         trading = {
             t: _count(box, t)
             for t in ("trades", "orders", "position_monitor_logs", "equity_snapshots")
@@ -159,7 +187,9 @@ def seeded_dashboard_db(
             conninfo(box.settings), user=READER_LOGIN, password=READER_PASS
         )
         figures = {"fleet_s": round(fleet_s, 1), "trading": trading,
-                   **{t: _count(box, t) for t in wanted}}  # fmt: skip
+                   **{t: _count(box, t) for t in wanted},
+                   **{t: _count(box, t) for t in ("backtest_runs", "backtest_trades",
+                                                  "backtest_equity")}}  # fmt: skip
         print(f"\nseeded dashboard db: {figures}")
         yield SeededDashboardDb(box, reader, now, figures)
 
@@ -262,6 +292,41 @@ def test_pnl_panels_agree_with_the_trades(seeded_dashboard_db: SeededDashboardDb
     assert expected is not None and expected[0] > 0
     assert rows[0][0] == expected[0]
     assert float(rows[0][1]) == pytest.approx(float(expected[1]))
+
+
+def test_backtest_panels_agree_with_the_runs(seeded_dashboard_db: SeededDashboardDb) -> None:
+    """The Backtests dashboard draws what `quant backtest` stored: the newest run (the
+    walk-forward's out-of-sample chain) is the selected one, its figures, curve end and trade
+    count are the run's, and the per-strategy headline is that out-of-sample result."""
+    rng = dash.TimeRange.last(timedelta(hours=24))
+    d = _dashboard("whalestack-backtests")
+
+    def rows_of(title: str, variables: dict[str, dash.Variable]) -> list[tuple[Any, ...]]:
+        (q,) = [q for q in d.queries if q.title == title]
+        problems, rows = run_panel_query(conn, q, variables, rng)
+        assert problems == []
+        return rows
+
+    with seeded_dashboard_db.reader() as conn:
+        variables = variables_for(conn, d, rng, "one")
+        run = conn.execute(
+            "SELECT run_id, pnl_pct, trades, max_drawdown_pct FROM backtest_runs"
+            " WHERE phase = 'oos'"
+        ).fetchone()
+        assert run is not None and variables["run"].value == run[0]
+        (stat,) = rows_of("Selected run", variables)
+        assert stat[0] == pytest.approx(run[1]) and stat[5] == run[2]
+        curve = rows_of("Equity of the selected run (% from start)", variables)
+        assert curve[-1][1] == pytest.approx(run[1])
+        dd = rows_of("Drawdown of the selected run", variables)
+        assert min(v for _, v in dd) == pytest.approx(-run[3])
+        assert len(rows_of("Trade distribution of the selected run (PnL % per trade)",
+                           variables)) == run[2]  # fmt: skip
+        (head,) = rows_of(
+            "Per strategy: headline backtest (walk-forward out of sample, else latest run)",
+            variables,
+        )
+        assert head[:4] == ("sma_cross", "1", True, pytest.approx(run[1]))
 
 
 def test_a_panel_with_broken_sql_fails_the_check(

@@ -33,7 +33,13 @@ from telegram.request import HTTPXRequest
 
 from quantcore.backoff import Backoff, RepeatLog
 from quantcore.config import Settings
-from quantcore.control import ControlError, ControlSurface, parse_period, parse_symbol
+from quantcore.control import (
+    ControlError,
+    ControlSurface,
+    backtest_summary,
+    parse_period,
+    parse_symbol,
+)
 from quantcore.logging import get_logger
 from svc_broadcaster.channels.telegram import bot_urls, retry_after_seconds
 from svc_broadcaster.messages import fmt_pct, fmt_price, mode_banner
@@ -140,13 +146,14 @@ class Control:
     async def scanners(self) -> str:
         rows = await self.surface.scanners()
         if not rows:
-            return "No scanner has signals or trades yet."
-        lines = ["<b>Scanners</b> (by realised PnL)"]
+            return "No scanner has signals, trades or backtests yet."
+        lines = ["<b>Scanners</b> (by PnL %, live / paper; then their headline backtest)"]
         for i, r in enumerate(rows, start=1):
             rate = f"{r.win_rate_pct:.0f}%" if r.win_rate_pct is not None else "-"
-            lines.append(f"{i}. <b>{esc(r.scanner)}</b> {esc(r.scanner_version or '')} · "
+            lines.append(f"{i}. <b>{esc(r.scanner)}</b> {esc(r.version)} · "
                          f"{r.signals} signals · {r.trades} trades · win {rate} · "
-                         f"avg {fmt_pct(r.avg_pnl_pct)} · {r.pnl_quote:+,.2f} USDT")  # fmt: skip
+                         f"avg {fmt_pct(r.avg_pnl_pct)} · {r.pnl_quote:+,.2f} USDT · "
+                         f"<i>{esc(backtest_summary(r))}</i>")  # fmt: skip
         return "\n".join(lines)
 
     async def pause(self, reason: str, by: str) -> str:

@@ -14,6 +14,7 @@ quant close SYMBOL         close the open position of SYMBOL at market (via the 
 quant backup [--daily]     pg_dump the database to BACKUP_DIR, keep the newest BACKUP_KEEP
 quant restore FILE --database NAME   load a backup into a new database
 quant backtest --tape sim|db|bybit --days N --strategy NAME [--sweep K=V1,V2 ..] [--walk-forward K]
+               [--search random --samples N --seed S]   random search over the declared ranges
 quant heatmap-eval --seed N  the key-free heatmap estimate scored against the simulator's truth
 """
 
@@ -292,7 +293,13 @@ async def _control_command(settings: Settings, args: argparse.Namespace) -> str:
     from redis.asyncio import Redis
 
     from quantcore.bus import Bus
-    from quantcore.control import ControlSurface, bus_journal, parse_period, parse_symbol
+    from quantcore.control import (
+        ControlSurface,
+        backtest_summary,
+        bus_journal,
+        parse_period,
+        parse_symbol,
+    )
     from quantcore.db import open_pool
     from quantcore.trading.killswitch import KillSwitch
 
@@ -347,11 +354,11 @@ async def _control_command(settings: Settings, args: argparse.Namespace) -> str:
         if action == "scanners":
             rows2 = await surface.scanners()
             if not rows2:
-                return "no scanner has signals or trades yet"
-            return "\n".join(["scanners by realised PnL"] + [
-                f"{i:>2}. {r.scanner} {r.scanner_version or ''}: {r.signals} signals, {r.trades} trades, "
+                return "no scanner has signals, trades or backtests yet"
+            return "\n".join(["scanners by PnL % (live / paper) | their headline backtest"] + [
+                f"{i:>2}. {r.scanner} {r.version}: {r.signals} signals, {r.trades} trades, "
                 f"win {'-' if r.win_rate_pct is None else f'{r.win_rate_pct:.0f}%'}, "
-                f"avg {_pct(r.avg_pnl_pct)}, {r.pnl_quote:+,.2f} USDT"
+                f"avg {_pct(r.avg_pnl_pct)}, {r.pnl_quote:+,.2f} USDT | {backtest_summary(r)}"
                 for i, r in enumerate(rows2, start=1)])  # fmt: skip
         raise ValueError(f"unknown control command {action}")
     finally:
@@ -435,7 +442,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     from quantcore.backtest.app import Options, backtest
     from quantcore.backtest.engine import Costs
-    from quantcore.backtest.runner import BadInput, default_workers, parse_grid, parse_settings
+    from quantcore.backtest.runner import (
+        BadInput,
+        default_workers,
+        parse_grid,
+        parse_settings,
+        parse_space,
+    )
     from quantcore.backtest.tapes import TapeError
     from quantcore.db import conninfo
 
@@ -454,7 +467,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             raise BadInput("--strategy is required (quant backtest --list shows them)")
         opts = Options(
             strategy=args.strategy, tape=args.tape, days=args.days,
-            settings=parse_settings(args.set or []), grid=parse_grid(args.sweep or []),
+            settings=parse_settings(args.set or []),
+            grid=parse_grid(args.sweep or []) if args.search == "grid" else {},
+            search=args.search, samples=args.samples or 0, search_seed=args.search_seed,
+            space=parse_space(args.sweep or []) if args.search == "random" else {},
             walk_forward=args.walk_forward or 0, objective=args.objective,
             symbols=[s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None,
             coins=args.coins, seed=args.seed,
@@ -605,8 +621,16 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--days", type=float, default=30.0, help="window length in days")
     bt.add_argument("--set", action="append", metavar="NAME=VALUE", help="a strategy setting")
     bt.add_argument(
-        "--sweep", nargs="+", metavar="NAME=V1,V2", help="grid axes: run every combination"
-    )
+        "--sweep", nargs="+", metavar="NAME=V1,V2",
+        help="grid axes: run every combination; with --search random: NAME=LOW..HIGH ranges "
+        "or NAME=V1,V2 choices (default: every declared range)",
+    )  # fmt: skip
+    bt.add_argument(
+        "--search", choices=("grid", "random"), default="grid",
+        help="grid: every combination of --sweep; random: --samples seeded draws",
+    )  # fmt: skip
+    bt.add_argument("--samples", type=int, help="random search: number of settings drawn")
+    bt.add_argument("--search-seed", type=int, help="random search: draw seed (default: --seed)")
     bt.add_argument(
         "--walk-forward", type=int, nargs="?", const=4, metavar="K",
         help="K folds (default 4): fit on window k, score on window k+1",
@@ -614,7 +638,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--objective", default="sharpe", help="what a fit maximises")
     bt.add_argument("--symbols", help="comma-separated coins (default: all on the tape)")
     bt.add_argument("--coins", type=int, default=3, help="sim tape: number of coins")
-    bt.add_argument("--seed", type=int, default=42, help="sim tape: market seed")
+    bt.add_argument(
+        "--seed", type=int, default=42, help="sim tape: market seed (and random search's)"
+    )
     bt.add_argument("--end", help="database tapes: window end, UTC ISO time (default now)")
     bt.add_argument("--max-gap", type=int, default=0, help="missing candles tolerated per gap")
     bt.add_argument("--commission", type=float, default=0.00055, help="per side, fraction")

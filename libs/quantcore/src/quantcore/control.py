@@ -71,6 +71,23 @@ class CloseOutcome:
     requested: bool  # False: no open position, nothing was sent
 
 
+def backtest_summary(r: q.ScannerScore) -> str:
+    """The leaderboard row's backtest side in words, the same on every front end: its headline
+    (out of sample when a walk-forward ran) or that it has none."""
+    if not r.backtested:
+        return "no backtest"
+
+    def num(v: float | None, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+
+    kind = "out of sample" if r.bt_out_of_sample else "in sample"
+    return (
+        f"backtest ({kind}, {num(r.bt_days, '.0f')} d) {num(r.bt_pnl_pct, '+.2f')}%, "
+        f"win {num(r.bt_win_rate_pct, '.0f')}%, PF {num(r.bt_profit_factor, '.2f')}, "
+        f"Sharpe {num(r.bt_sharpe, '.2f')}, {r.bt_trades} trades"
+    )
+
+
 def parse_period(text: str | None) -> Period:
     period = (text or "today").strip().lower()
     if period == "today":

@@ -281,6 +281,7 @@ class PanelQuery:
     datasource_uid: str | None
     expected_columns: tuple[str, ...] = ()  # columns the panel's config refers to by name
     max_points: int = 1000
+    x_field: str | None = None  # a trend panel's numeric x (options.xField)
 
     @property
     def name(self) -> str:
@@ -357,6 +358,7 @@ def load_dashboard(path: Path) -> Dashboard:
                     datasource_uid=_uid(target.get("datasource") or panel.get("datasource")),
                     expected_columns=_expected_columns(panel),
                     max_points=int(panel.get("maxDataPoints", 1000)),
+                    x_field=(panel.get("options") or {}).get("xField"),
                 )
             )
     for var in model.get("templating", {}).get("list", []):
@@ -416,6 +418,11 @@ def result_problems(query: PanelQuery, columns: Sequence[tuple[str, int]]) -> li
             problems.append("time_series format needs a numeric value column")
     numeric = any(t in NUMERIC_OIDS for _, t in value_cols)
     text_stat = query.panel_type == "stat" and bool(value_cols)  # a stat may show text
-    if query.panel_type in ("stat", "gauge", "bargauge") and not numeric and not text_stat:
+    needs_number = ("stat", "gauge", "bargauge", "histogram")
+    if query.panel_type in needs_number and not numeric and not text_stat:
         problems.append(f"{query.panel_type} panel needs a numeric column")
+    if query.panel_type == "trend":  # a numeric x (options.xField) and a numeric y
+        x = dict(columns).get(query.x_field or "")
+        if x not in NUMERIC_OIDS or sum(t in NUMERIC_OIDS for _, t in columns) < 2:
+            problems.append(f"trend panel needs its numeric x {query.x_field!r} and a numeric y")
     return problems

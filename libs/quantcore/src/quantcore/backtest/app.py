@@ -34,8 +34,10 @@ from quantcore.backtest.runner import (
     grid_points,
     make_strategy,
     params_hash,
+    random_points,
     run_strategy,
     score,
+    search_axes,
 )
 from quantcore.backtest.tapes import RawCandles, TapeError, check_and_shape, sim_tape
 from quantcore.strategies import Bars
@@ -50,6 +52,10 @@ class Options:
     days: float = 30.0
     settings: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    search: str = "grid"  # grid | random
+    space: dict[str, tuple[float, float] | list[Any]] = field(default_factory=dict)  # random
+    samples: int = 0  # random search: points drawn
+    search_seed: int | None = None  # random search: default the tape's --seed
     walk_forward: int = 0  # folds; 0 = off
     objective: str = "sharpe"
     symbols: list[str] | None = None
@@ -84,8 +90,35 @@ def validate(opts: Options) -> None:
     if opts.tape == "sim" and not 1 <= opts.coins <= 500:
         raise BadInput("--coins must be in [1, 500]")
     make_strategy(opts.strategy, opts.settings)
-    if opts.grid:
-        grid_points(opts.strategy, opts.settings, opts.grid)
+    if opts.search not in ("grid", "random"):
+        raise BadInput(f"--search must be grid or random, got {opts.search!r}")
+    if opts.search == "random" and opts.samples < 1:
+        raise BadInput("--search random needs --samples N (N >= 1)")
+    if opts.search == "grid" and (opts.samples or opts.search_seed is not None):
+        raise BadInput("--samples and --search-seed go with --search random")
+    if opts.grid or opts.search == "random":
+        sweep_points(opts)
+
+
+def sweep_points(opts: Options) -> list[dict[str, Any]]:
+    """The settings a sweep (or a walk-forward fit) tries: the grid's every combination, or
+    a seeded random draw from the strategy's declared ranges (narrowed by --sweep axes)."""
+    if opts.search == "random":
+        seed = opts.seed if opts.search_seed is None else opts.search_seed
+        axes = search_axes(opts.strategy, opts.space)
+        return random_points(opts.strategy, opts.settings, axes, opts.samples, seed)
+    return grid_points(opts.strategy, opts.settings, opts.grid)
+
+
+def _search_key(opts: Options) -> dict[str, Any]:
+    """What makes a random search's points (not their number: a grown search resumes)."""
+    if opts.search != "random":
+        return {}
+    return {
+        "search": "random",
+        "search_seed": opts.seed if opts.search_seed is None else opts.search_seed,
+        "space": [f"{a.name}={a.describe()}" for a in search_axes(opts.strategy, opts.space)],
+    }
 
 
 async def load_tape(opts: Options, conninfo: str | None) -> list[Bars]:
@@ -184,6 +217,16 @@ def _trade_rows(run_id: str, r: RunResult) -> list[Any]:
     return rows
 
 
+def _equity_rows(run_id: str, r: RunResult, start: datetime) -> list[Any]:
+    """The run's equity curve, thinned (metrics.equity_points), as backtest_equity rows."""
+    points = mx.equity_points(r.start_s + r.interval_s, r.equity)
+    t0 = start.timestamp()
+    return [
+        (run_id, i, datetime.fromtimestamp(t, UTC), (t - t0) / DAY_S, eq, dd)
+        for i, (t, eq, dd) in enumerate(points)
+    ]
+
+
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
     """Metrics for the database: no NaN / inf (NULL instead)."""
     return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.items()}
@@ -198,7 +241,7 @@ class Store:
     async def write(
         self, opts: Options, r: RunResult, tape: list[Bars], *, sweep_id: str | None = None,
         fold: int = 0, phase: str = "full", report: Path | None = None,
-        window: tuple[datetime, datetime] | None = None,
+        window: tuple[datetime, datetime] | None = None, phash: str | None = None,
     ) -> str:  # fmt: skip
         run_id = uuid.uuid4().hex
         if self.conninfo is None:
@@ -208,17 +251,17 @@ class Store:
         from quantcore.store.backtests import RunRow, write_run
 
         start, end = window or _window(tape)
-        strategy = make_strategy(r.strategy, r.params)
+        phash = phash or params_hash(make_strategy(r.strategy, r.params))
         row = RunRow(
             run_id=run_id, strategy=r.strategy, version=r.version, params=r.params,
-            params_hash=params_hash(strategy), tape=opts.tape, tape_spec=opts.tape_spec,
+            params_hash=phash, tape=opts.tape, tape_spec=opts.tape_spec,
             symbols=[b.symbol for b in tape], window_start=start, window_end=end,
             sweep_id=sweep_id, fold=fold, phase=phase, commission=opts.costs.commission,
             slippage=opts.costs.slippage, size=opts.costs.size,
             metrics=_clean(r.metrics.as_dict()), report_path=str(report) if report else None,
         )  # fmt: skip
         async with await AsyncConnection.connect(self.conninfo) as conn:
-            await write_run(conn, row, _trade_rows(run_id, r))
+            await write_run(conn, row, _trade_rows(run_id, r), _equity_rows(run_id, r, start))
         return run_id
 
     async def done(self, sweep_id: str) -> dict[tuple[str, int, str], dict[str, Any]]:
@@ -260,7 +303,7 @@ async def backtest(opts: Options, conninfo: str | None, out: Any = None) -> int:
     store = Store(conninfo if opts.write_db else None)
     if opts.walk_forward:
         return await _walk_forward(opts, tape, store, out)
-    if opts.grid:
+    if opts.grid or opts.search == "random":
         return await _sweep(opts, tape, store, out)
     r = run_strategy(strategy, tape, opts.costs)
     report = write_report(
@@ -344,12 +387,13 @@ def _bar_time(tape: list[Bars], i: int) -> datetime:
 
 
 async def _sweep(opts: Options, tape: list[Bars], store: Store, out: Any) -> int:
-    points = grid_points(opts.strategy, opts.settings, opts.grid)
+    points = sweep_points(opts)
     n = len(tape[0])
-    sweep_id = _sweep_id(opts, {})
+    sweep_id = _sweep_id(opts, _search_key(opts))
     jobs = [Job(opts.strategy, p, opts.costs, 0, "full", 0, n) for p in points]
+    kind = "random search" if opts.search == "random" else "sweep"
     done = await _run_jobs(
-        opts, tape, store, jobs, sweep_id, f"sweep {len(points)} points", lambda j: None
+        opts, tape, store, jobs, sweep_id, f"{kind} {len(points)} points", lambda j: None
     )
     ranked = sorted(
         ((params_hash(make_strategy(opts.strategy, p)), p) for p in points),
@@ -368,10 +412,12 @@ async def _sweep(opts: Options, tape: list[Bars], store: Store, out: Any) -> int
 
 
 async def _walk_forward(opts: Options, tape: list[Bars], store: Store, out: Any) -> int:
-    points = grid_points(opts.strategy, opts.settings, opts.grid or {})
+    points = sweep_points(opts)
     n = len(tape[0])
     fl = folds(n, opts.walk_forward)
-    sweep_id = _sweep_id(opts, {"walk_forward": opts.walk_forward, "objective": opts.objective})
+    sweep_id = _sweep_id(
+        opts, {"walk_forward": opts.walk_forward, "objective": opts.objective, **_search_key(opts)}
+    )
 
     def window_of(j: Job) -> tuple[datetime, datetime]:
         return (_bar_time(tape, j.a), _bar_time(tape, j.b))
@@ -433,7 +479,7 @@ async def _walk_forward(opts: Options, tape: list[Bars], store: Store, out: Any)
     from dataclasses import replace
 
     joined = replace(
-        first, equity=equity, metrics=oos,
+        first, equity=equity, metrics=oos, params={"folds": chosen},
         start_s=np.concatenate([results[k].start_s for k in range(len(fl))]),
         results=[res for k in range(len(fl)) for res in results[k].results],
         per_coin={f"{s} fold {k}": m for k in range(len(fl)) for s, m in results[k].per_coin.items()},
@@ -443,6 +489,13 @@ async def _walk_forward(opts: Options, tape: list[Bars], store: Store, out: Any)
         f"walk-forward · {opts.strategy} · {len(fl)} folds, chosen by {opts.objective}",
         _facts(opts, tape, first), extra=[(lbl, m) for lbl, m in rows[1:]],
     )  # fmt: skip
+    # the headline: the chain stored as a run of its own (phase oos), once per walk-forward
+    oos_hash = hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+    if (oos_hash, 0, "oos") not in stored:
+        await store.write(
+            opts, joined, tape, sweep_id=sweep_id, phase="oos", report=report, phash=oos_hash,
+            window=(_bar_time(tape, fl[0][1]), _bar_time(tape, fl[-1][2])),
+        )  # fmt: skip
     print(text_table(rows, f"walk-forward {sweep_id}"), file=out)
     if oos.warning:
         print(f"warning (out of sample): {oos.warning}", file=out)

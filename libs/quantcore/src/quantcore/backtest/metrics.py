@@ -159,3 +159,25 @@ def combine_equity(curves: Sequence[F]) -> F:
     width = min(c.size for c in curves)
     out: F = np.mean(np.stack([c[:width] for c in curves]), axis=0)
     return out
+
+
+EQUITY_POINTS = 500  # stored per run (backtest_equity): enough for a chart
+
+
+def equity_points(
+    close_s: ArrayLike, equity: ArrayLike, max_points: int = EQUITY_POINTS
+) -> list[tuple[int, float, float]]:
+    """An equity curve thinned for storage: at most `max_points` buckets of consecutive bars,
+    each as (its last bar's close time, equity % from the start of 1 there, the deepest
+    drawdown % inside it). The trough survives the thinning: a bucket keeps its worst bar."""
+    t = np.asarray(close_s, dtype=np.int64)
+    e = np.asarray(equity, dtype=np.float64)
+    n = min(t.size, e.size)
+    if n == 0:
+        return []
+    t, e = t[:n], e[:n]
+    dd = drawdown_curve_pct(np.concatenate([[1.0], e]))[1:]  # the peak starts at 1, as in compute
+    k = -(-n // max(1, max_points))  # bars per bucket
+    ends = np.minimum(np.arange(k, n + k, k), n) - 1
+    deepest = np.maximum.reduceat(dd, np.arange(0, n, k))
+    return [(int(t[i]), float((e[i] - 1.0) * 100), float(deepest[j])) for j, i in enumerate(ends)]

@@ -11,7 +11,8 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import numpy as np
 from numpy.typing import NDArray
@@ -59,12 +60,17 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
     return out
 
 
-def make_strategy(name: str, settings: dict[str, Any]) -> Strategy[Any]:
-    """The strategy with these settings, or BadInput naming what is wrong."""
+def strategy_class(name: str) -> type[Strategy[Any]]:
+    """The plug-in registered under `name`, or BadInput naming the known ones."""
     try:
-        cls = load_strategy(name)
+        return load_strategy(name)
     except KeyError as exc:
         raise BadInput(str(exc.args[0])) from None
+
+
+def make_strategy(name: str, settings: dict[str, Any]) -> Strategy[Any]:
+    """The strategy with these settings, or BadInput naming what is wrong."""
+    cls = strategy_class(name)
     try:
         return cls.from_settings(settings)
     except ValidationError as exc:
@@ -209,6 +215,197 @@ def grid_points(
     ]
     for p in points:
         make_strategy(name, p)  # BadInput for a point out of range: before anything runs
+    return points
+
+
+# --- random search ---------------------------------------------------------------------------
+
+LOG_SPAN = 100.0  # a range with high / low at least this (low > 0) is sampled log-uniformly
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One setting a random search draws: a numeric range (int or float, both ends inclusive)
+    or a list of choices. `log`: drawn log-uniformly (a wide range of positive numbers, so
+    5..50 is as likely as 500..5000)."""
+
+    name: str
+    kind: str  # int | float | choice
+    low: float = 0.0
+    high: float = 0.0
+    choices: tuple[Any, ...] = ()
+    log: bool = False
+
+    def draw(self, rng: np.random.Generator) -> Any:
+        if self.kind == "choice":
+            return self.choices[int(rng.integers(len(self.choices)))]
+        if self.log:
+            x = float(np.exp(rng.uniform(np.log(self.low), np.log(self.high))))
+        else:
+            x = float(rng.uniform(self.low, self.high))
+        if self.kind == "int":
+            return int(min(max(round(x), self.low), self.high))
+        x = min(max(x, self.low), self.high)
+        short = float(f"{x:.6g}")  # readable, unless rounding leaves the range
+        return short if self.low <= short <= self.high else x
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            return ",".join(json.dumps(c) for c in self.choices)
+        lo, hi = (int(self.low), int(self.high)) if self.kind == "int" else (self.low, self.high)
+        return f"{lo}..{hi}{' (log)' if self.log else ''}"
+
+
+def _alternatives(annotation: Any) -> list[Any]:
+    """A setting's types without None: `int | None` → [int], `Literal[...]` → [Literal[...]]."""
+    union = get_origin(annotation) in (Union, UnionType)
+    return [a for a in (get_args(annotation) if union else (annotation,)) if a is not type(None)]
+
+
+Bounds = tuple[float | None, float | None, str]  # low, high (inclusive), int|float|bool|choice
+
+
+def declared_bounds(name: str) -> dict[str, Bounds]:
+    """The ranges a strategy's parameter model declares (Field ge/gt/le/lt), per numeric,
+    boolean or Literal[...] setting. An open end (gt/lt) of an int becomes the nearest int inside; of a
+    float it stays (a draw landing on it is refused by the model and drawn again)."""
+    import annotated_types as at
+
+    cls = strategy_class(name)
+    out: dict[str, Bounds] = {}
+    for key, f in cls.params_model.model_fields.items():
+        args = _alternatives(f.annotation)
+        if args == [bool]:
+            out[key] = (None, None, "bool")
+            continue
+        if len(args) == 1 and get_origin(args[0]) is Literal:
+            out[key] = (None, None, "choice")  # its values: literal_choices()
+            continue
+        if not args or not all(a in (int, float) for a in args):
+            continue
+        kind = "int" if args == [int] else "float"
+        low = high = None
+        for m in f.metadata:
+            if isinstance(m, at.Ge):
+                low = float(m.ge)  # type: ignore[arg-type]
+            elif isinstance(m, at.Gt):
+                g = float(m.gt)  # type: ignore[arg-type]
+                low = g + 1 if kind == "int" else g  # a float draw is never exactly low
+            elif isinstance(m, at.Le):
+                high = float(m.le)  # type: ignore[arg-type]
+            elif isinstance(m, at.Lt):
+                lt = float(m.lt)  # type: ignore[arg-type]
+                high = lt - 1 if kind == "int" else lt
+        out[key] = (low, high, kind)
+    return out
+
+
+def literal_choices(name: str, key: str) -> list[Any]:
+    """The values a Literal[...] setting allows, in declaration order."""
+    (literal,) = _alternatives(strategy_class(name).params_model.model_fields[key].annotation)
+    return list(get_args(literal))
+
+
+def parse_space(items: Sequence[str]) -> dict[str, tuple[float, float] | list[Any]]:
+    """Random-search axes from the command line: NAME=LOW..HIGH (a range) or NAME=V1,V2,...
+    (choices); none named: every ranged setting of the strategy over its declared range."""
+    out: dict[str, tuple[float, float] | list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key, values = key.strip(), values.strip()
+        if not sep or not key or not values:
+            raise BadInput(f"a search axis is NAME=LOW..HIGH or NAME=V1,V2,..., got {item!r}")
+        if ".." in values:
+            lo, _, hi = values.partition("..")
+            try:
+                low, high = float(lo), float(hi)
+            except ValueError:
+                raise BadInput(f"{key}: a range is LOW..HIGH (numbers), got {values!r}") from None
+            if not low <= high:
+                raise BadInput(f"{key}: the range {values} is empty (LOW must be <= HIGH)")
+            out[key] = (low, high)
+        else:
+            out[key] = [parse_value(v.strip()) for v in values.split(",")]
+    return out
+
+
+def search_axes(name: str, space: dict[str, tuple[float, float] | list[Any]]) -> list[Axis]:
+    """The axes a random search draws, checked against the strategy's declared ranges: a
+    range reaching outside them is refused (BadInput), not silently clipped."""
+    declared = declared_bounds(name)
+    if not space:  # every ranged setting over its declared range
+        space = {
+            k: (lo, hi) for k, (lo, hi, kind) in declared.items()
+            if kind != "bool" and lo is not None and hi is not None
+        }  # fmt: skip
+        space |= {k: [True, False] for k, (_, _, kind) in declared.items() if kind == "bool"}
+        space |= {
+            k: literal_choices(name, k) for k, (_, _, kind) in declared.items() if kind == "choice"
+        }
+        if not space:
+            raise BadInput(f"{name} declares no ranged setting to search; name axes with --sweep")
+    fields = strategy_class(name).params_model.model_fields
+    axes = []
+    for key in sorted(space):
+        spec = space[key]
+        if key not in fields:
+            raise BadInput(f"{name}: no setting {key!r} (settings: {', '.join(fields)})")
+        if isinstance(spec, list):
+            lo, hi, _ = declared.get(key, (None, None, ""))
+            for v in spec:
+                num = isinstance(v, int | float) and not isinstance(v, bool)
+                if num and ((lo is not None and v < lo) or (hi is not None and v > hi)):
+                    raise BadInput(f"{name}: {key}={v} is outside its declared range")
+            axes.append(Axis(key, "choice", choices=tuple(spec)))
+            continue
+        if key not in declared or declared[key][2] in ("bool", "choice"):
+            raise BadInput(f"{name}: {key!r} is not a numeric setting (a range needs one)")
+        d_lo, d_hi, kind = declared[key]
+        low, high = spec
+        if kind == "int":
+            low, high = float(np.ceil(low)), float(np.floor(high))
+            if low > high:
+                raise BadInput(f"{name}: {key} {spec[0]:g}..{spec[1]:g} holds no whole number")
+        if (d_lo is not None and low < d_lo) or (d_hi is not None and high > d_hi):
+            raise BadInput(
+                f"{name}: {key} {spec[0]:g}..{spec[1]:g} is outside its declared range "
+                f"{'-inf' if d_lo is None else f'{d_lo:g}'}..{'inf' if d_hi is None else f'{d_hi:g}'}"
+            )
+        log = low > 0 and high / low >= LOG_SPAN
+        axes.append(Axis(key, kind, low, high, log=log))
+    return axes
+
+
+def random_points(
+    name: str, base: dict[str, Any], axes: Sequence[Axis], samples: int, seed: int
+) -> list[dict[str, Any]]:
+    """`samples` distinct valid settings drawn from the axes over the base settings, the same
+    for the same seed; drawn one after another, so the first n of a larger search are the n
+    of a smaller one (a grown search resumes). A draw the strategy refuses (e.g. fast >= slow)
+    is drawn again; a space with fewer distinct points than asked gives what it holds."""
+    if samples < 1:
+        raise BadInput("--samples must be at least 1")
+    rng = np.random.default_rng(seed)
+    points: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    refused = 0
+    for _ in range(max(1_000, 50 * samples)):
+        if len(points) == samples:
+            break
+        p = {**base, **{a.name: a.draw(rng) for a in axes}}
+        try:
+            h = params_hash(make_strategy(name, p))
+        except BadInput:
+            refused += 1
+            continue
+        if h not in seen:
+            seen.add(h)
+            points.append(p)
+    if not points:
+        raise BadInput(
+            f"{name}: no valid setting in {refused} draws from "
+            + ", ".join(f"{a.name}={a.describe()}" for a in axes)
+        )
     return points
 
 

@@ -104,6 +104,8 @@ TRADE_COLUMNS = (
     "run_id", "seq", "symbol", "side", "entry_time", "exit_time", "entry_price", "exit_price",
     "stop_loss", "take_profit", "exit_reason", "pnl_pct", "return_pct", "fees_pct", "funding_pct",
 )  # fmt: skip
+EquityRow = tuple[str, int, datetime, float, float, float]
+EQUITY_COLUMNS = ("run_id", "seq", "time", "days", "equity_pct", "drawdown_pct")
 METRIC_COLUMNS = (
     "trades", "win_rate_pct", "avg_win_pct", "avg_loss_pct", "reward_risk", "profit_factor",
     "pnl_pct", "max_drawdown_pct", "sharpe", "sortino", "exposure_pct", "trades_per_day",
@@ -111,8 +113,11 @@ METRIC_COLUMNS = (
 )  # fmt: skip
 
 
-async def write_run(conn: AsyncConnection[Any], run: RunRow, trades: Sequence[TradeRow]) -> None:
-    """One run and its trades in one transaction: all of it or nothing."""
+async def write_run(
+    conn: AsyncConnection[Any], run: RunRow, trades: Sequence[TradeRow],
+    equity: Sequence[EquityRow] = (),
+) -> None:  # fmt: skip
+    """One run, its trades and its thinned equity curve in one transaction: all or nothing."""
     cols = (
         "run_id", "strategy", "version", "params", "params_hash", "tape", "tape_spec", "symbols",
         "window_start", "window_end", "sweep_id", "fold", "phase", "commission", "slippage",
@@ -131,6 +136,8 @@ async def write_run(conn: AsyncConnection[Any], run: RunRow, trades: Sequence[Tr
         )
         if trades:
             await copy_rows(conn, "backtest_trades", TRADE_COLUMNS, list(trades))
+        if equity:
+            await copy_rows(conn, "backtest_equity", EQUITY_COLUMNS, list(equity))
 
 
 async def done_points(

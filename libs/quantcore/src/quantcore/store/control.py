@@ -193,47 +193,103 @@ async def equity_change(
     return EquityChange(float(row[0]), float(row[1]))
 
 
+def leaderboard_sql(since: str, until: str, limit: str) -> str:
+    """THE scanner leaderboard (one definition): per scanner and version, its live / paper
+    signals and closed trades in [since, until) beside its strategy's headline backtest
+    (`backtest_headline`: the latest walk-forward out-of-sample result, else the latest single
+    run), matched on name and code version (a live version is `code+params`, migrations 0005).
+    A backtest with no live record yet is a row of its own. `since` / `until` / `limit` are SQL
+    expressions: psycopg parameters here, Grafana's time macros in scripts/gen_dashboards.py,
+    which renders this same text into the Scanners dashboard."""
+    return f"""
+        WITH t AS (
+            SELECT coalesce(scanner, 'manual') AS scanner, coalesce(scanner_version, '') AS scanner_version,
+                   count(*) AS trades, count(*) FILTER (WHERE pnl_quote > 0) AS wins,
+                   sum(pnl_pct_margin) AS pnl_pct_margin, avg(pnl_pct_price) AS avg_pnl_pct,
+                   avg(pnl_pct_margin) FILTER (WHERE pnl_quote > 0) AS avg_win_pct,
+                   avg(pnl_pct_margin) FILTER (WHERE pnl_quote <= 0) AS avg_loss_pct,
+                   sum(pnl_quote) AS pnl_quote
+            FROM trades
+            WHERE status = 'closed'
+              AND ({since} IS NULL OR closed_at >= {since}) AND ({until} IS NULL OR closed_at < {until})
+            GROUP BY 1, 2
+        ), s AS (
+            SELECT scanner, scanner_version, count(*) AS signals
+            FROM signals
+            WHERE ({since} IS NULL OR time >= {since}) AND ({until} IS NULL OR time < {until})
+            GROUP BY 1, 2
+        ), live AS (
+            SELECT coalesce(t.scanner, s.scanner) AS scanner,
+                   coalesce(t.scanner_version, s.scanner_version) AS version,
+                   coalesce(s.signals, 0) AS signals, coalesce(t.trades, 0) AS trades,
+                   coalesce(t.wins, 0) AS wins, t.pnl_pct_margin, t.avg_pnl_pct, t.avg_win_pct,
+                   t.avg_loss_pct, t.pnl_quote
+            FROM t
+            FULL JOIN s ON s.scanner = t.scanner AND s.scanner_version = t.scanner_version
+        )
+        SELECT coalesce(l.scanner, b.strategy) AS scanner, coalesce(l.version, b.version) AS version,
+               coalesce(l.signals, 0)::int AS signals, coalesce(l.trades, 0)::int AS trades,
+               coalesce(l.wins, 0)::int AS wins,
+               (100.0 * l.wins / nullif(l.trades, 0))::float8 AS win_rate_pct,
+               l.pnl_pct_margin::float8 AS pnl_pct_margin, l.avg_pnl_pct::float8 AS avg_pnl_pct,
+               l.avg_win_pct::float8 AS avg_win_pct, l.avg_loss_pct::float8 AS avg_loss_pct,
+               (l.avg_win_pct / nullif(abs(l.avg_loss_pct), 0))::float8 AS reward_risk,
+               coalesce(l.pnl_quote, 0)::float8 AS pnl_quote,
+               b.out_of_sample AS bt_out_of_sample, b.pnl_pct AS bt_pnl_pct,
+               b.win_rate_pct AS bt_win_rate_pct, b.profit_factor AS bt_profit_factor,
+               b.sharpe AS bt_sharpe, b.trades AS bt_trades, b.days AS bt_days,
+               b.created_at AS bt_at, r.description
+        FROM live l
+        FULL JOIN backtest_headline b
+               ON b.strategy = l.scanner AND b.version = split_part(l.version, '+', 1)
+        LEFT JOIN scanners r ON r.name = l.scanner AND r.version = l.version
+        ORDER BY l.pnl_pct_margin DESC NULLS LAST, coalesce(l.pnl_quote, 0) DESC,
+                 coalesce(l.signals, 0) DESC, b.pnl_pct DESC NULLS LAST, 1, 2
+        LIMIT {limit}
+        """
+
+
+LEADERBOARD_SQL = leaderboard_sql("%(since)s::timestamptz", "%(until)s::timestamptz", "%(limit)s")
+
+
 @dataclass(frozen=True)
 class ScannerScore:
+    """A leaderboard row: live / paper figures, then the headline backtest (bt_*; None when
+    the scanner has none — only strategy plug-ins are backtested)."""
+
     scanner: str
-    scanner_version: str | None
+    version: str
     signals: int
     trades: int
     wins: int
+    win_rate_pct: float | None
+    pnl_pct_margin: float | None  # sum over the closed trades
+    avg_pnl_pct: float | None  # percent on price, mean per trade
+    avg_win_pct: float | None
+    avg_loss_pct: float | None
+    reward_risk: float | None
     pnl_quote: float
-    avg_pnl_pct: float | None
+    bt_out_of_sample: bool | None
+    bt_pnl_pct: float | None
+    bt_win_rate_pct: float | None
+    bt_profit_factor: float | None
+    bt_sharpe: float | None
+    bt_trades: int | None
+    bt_days: float | None
+    bt_at: datetime | None
+    description: str | None
 
     @property
-    def win_rate_pct(self) -> float | None:
-        return self.wins / self.trades * 100.0 if self.trades else None
+    def backtested(self) -> bool:
+        return self.bt_out_of_sample is not None
 
 
-async def scanner_leaderboard(conn: AsyncConnection[Any], limit: int = 15) -> list[ScannerScore]:
+async def scanner_leaderboard(
+    conn: AsyncConnection[Any], limit: int = 15, since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[ScannerScore]:  # fmt: skip
     return await fetch_all(
-        conn,
-        """
-        WITH t AS (
-            SELECT scanner, scanner_version, count(*)::int AS trades,
-                   count(*) FILTER (WHERE pnl_quote > 0)::int AS wins,
-                   coalesce(sum(pnl_quote), 0)::float8 AS pnl_quote,
-                   avg(pnl_pct_price)::float8 AS avg_pnl_pct
-            FROM trades WHERE status = 'closed' AND scanner IS NOT NULL
-            GROUP BY scanner, scanner_version
-        ), s AS (
-            SELECT scanner, scanner_version, count(*)::int AS signals
-            FROM signals GROUP BY scanner, scanner_version
-        )
-        SELECT coalesce(t.scanner, s.scanner) AS scanner,
-               coalesce(t.scanner_version, s.scanner_version) AS scanner_version,
-               coalesce(s.signals, 0) AS signals, coalesce(t.trades, 0) AS trades,
-               coalesce(t.wins, 0) AS wins, coalesce(t.pnl_quote, 0) AS pnl_quote,
-               t.avg_pnl_pct
-        FROM t FULL JOIN s ON s.scanner = t.scanner AND s.scanner_version = t.scanner_version
-        ORDER BY coalesce(t.pnl_quote, 0) DESC, coalesce(s.signals, 0) DESC, 1, 2
-        LIMIT %s
-        """,
-        (limit,),
-        ScannerScore,
+        conn, LEADERBOARD_SQL, {"since": since, "until": until, "limit": limit}, ScannerScore
     )
 
 
