@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -131,8 +133,40 @@ def test_oracle_checklist_and_edge() -> None:
     assert not moved.checklist["price_not_moved_past_edge"].ok
     assert not moved.checklist["no_contrary_smart_flow"].ok and moved.criteria_met == 4
     assert not moved.fires(5)
+    # the fee is the one formula: rate × (p(1−p))^exponent per share (10 % at ask 0.47)
     fee = pm.oracle(base_inputs(fee_rate_bps=1000.0), params)
-    assert fee.edge == pytest.approx(0.16 - 0.1 * 0.47)
+    assert fee.edge == pytest.approx(0.16 - 0.1 * 0.47 * 0.53)
+    squared = pm.oracle(base_inputs(fee_rate_bps=1000.0, fee_exponent=2), params)
+    assert squared.edge == pytest.approx(0.16 - 0.1 * (0.47 * 0.53) ** 2)
+
+
+@given(
+    p=st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("0.9999"), places=4),
+    c=st.decimals(min_value=Decimal(0), max_value=Decimal(100_000), places=2),
+    rate=st.decimals(min_value=Decimal(0), max_value=Decimal("0.25"), places=4),
+    exponent=st.integers(0, 4),
+)
+def test_one_fee_formula_for_the_oracle_and_the_venue(
+    p: Decimal, c: Decimal, rate: Decimal, exponent: int
+) -> None:
+    """The oracle's per-share fee (floats, bps) and the venue's charge (Decimal, floored to 5
+    decimals; quantcore.trading.poly) are the same formula: C × rate × (p(1−p))^exponent."""
+    from quantcore.trading.poly import FeeSchedule
+    from quantcore.trading.poly import taker_fee as venue_fee
+
+    exact = pm.taker_fee(c, p, rate, exponent)
+    assert exact == c * rate * (p * (1 - p)) ** exponent
+    charged = venue_fee(c, p, FeeSchedule(rate, exponent))
+    assert charged <= exact < charged + Decimal("0.00001")
+    per_share = pm.taker_fee(1.0, float(p), float(rate * 10_000) / 10_000.0, exponent)
+    assert per_share * float(c) == pytest.approx(float(exact), rel=1e-9, abs=1e-12)
+    inputs = base_inputs(
+        fee_rate_bps=float(rate * 10_000), fee_exponent=exponent, best_ask=float(p)
+    )
+    no_fee = pm.oracle(base_inputs(best_ask=float(p)), pm.OracleParams())
+    assert no_fee.edge - pm.oracle(inputs, pm.OracleParams()).edge == pytest.approx(
+        per_share, abs=1e-12
+    )
 
 
 @pytest.mark.parametrize(

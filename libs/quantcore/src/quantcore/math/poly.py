@@ -12,8 +12,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from itertools import combinations
-from typing import Literal
+from typing import Literal, TypeVar
 
 import networkx as nx
 import numpy as np
@@ -335,6 +336,7 @@ class OracleInputs:
     liquidity_usd: float | None
     hours_to_end: float | None
     fee_rate_bps: float
+    fee_exponent: int = 1
 
 
 @dataclass
@@ -359,9 +361,15 @@ class OracleResult:
         return self.criteria_met >= fire_at and self.edge > 0
 
 
-def taker_fee(price: float, fee_rate_bps: float) -> float:
-    """Fee per share of a taker fill: rate × min(p, 1 − p) (Polymarket's fee curve)."""
-    return fee_rate_bps / 10_000.0 * min(price, 1.0 - price)
+Num = TypeVar("Num", float, Decimal)
+
+
+def taker_fee(shares: Num, price: Num, rate: Num, exponent: int) -> Num:
+    """Polymarket's taker fee (https://docs.polymarket.com/trading/fees), the one formula:
+    `C × rate × (p(1−p))^exponent` for C shares at price p, with the market's fee-schedule
+    `rate` (a ratio: 0.03 = 3 %) and `exponent`. Unrounded: the venue's rounding (floored to 5
+    decimals) and the order rules are quantcore.trading.poly's; the oracle prices one share."""
+    return shares * rate * (price * (1 - price)) ** exponent
 
 
 def implied_probability(entry_price: float, roi: float) -> float:
@@ -384,7 +392,11 @@ def oracle(inputs: OracleInputs, params: OracleParams) -> OracleResult:
     ask = x.best_ask
     implied = implied_probability(x.smart_entry_price, x.smart_roi)
     spread = (ask - x.best_bid) if ask is not None and x.best_bid is not None else None
-    edge = implied - ask - taker_fee(ask, x.fee_rate_bps) if ask is not None else -1.0
+    edge = (
+        implied - ask - taker_fee(1.0, ask, x.fee_rate_bps / 10_000.0, x.fee_exponent)
+        if ask is not None
+        else -1.0
+    )
     c: dict[str, Criterion] = {
         "smart_wallets_same_side": Criterion(len(x.smart_wallets) >= p.min_smart, len(x.smart_wallets), p.min_smart),
         "sync_cluster_involved": Criterion(x.cluster_id is not None, x.cluster_id, "any"),

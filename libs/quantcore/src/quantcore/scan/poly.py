@@ -64,7 +64,7 @@ def registry_params(s: Settings) -> dict[str, Any]:
     return {
         "hunter": asdict(hunter_params(s)), "clusters": asdict(cluster_params(s)),
         "oracle": asdict(oracle_params(s)), "fee_rate_bps": s.poly_fee_rate_bps,
-        "hybrid_window_min": s.poly_hybrid_window_min,
+        "fee_exponent": s.poly_fee_exponent, "hybrid_window_min": s.poly_hybrid_window_min,
     }  # fmt: skip
 
 
@@ -153,6 +153,7 @@ async def run_oracle(
     params: OracleParams,
     fee_rate_bps: float,
     version: str,
+    fee_exponent: int = 1,
 ) -> list[FiredSignal]:
     """Per open market outcome with smart buying in the window: edge + checklist; the ones that
     pass are written to poly_signals with everything the oracle saw."""
@@ -197,7 +198,7 @@ async def run_oracle(
             cluster_id=clusters[0] if clusters else None, contrary_smart=len(contrary - set(wallets)),
             best_bid=bid, best_ask=ask, liquidity_usd=m.liquidity_usd,
             hours_to_end=(m.end_date - now).total_seconds() / 3600 if m.end_date else None,
-            fee_rate_bps=fee_rate_bps,
+            fee_rate_bps=fee_rate_bps, fee_exponent=fee_exponent,
         )  # fmt: skip
         result = oracle(inputs, params)
         if not result.fires(params.fire_at):

@@ -23,6 +23,8 @@ from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from enum import StrEnum
 
+from quantcore.math.poly import taker_fee as fee_formula
+
 ZERO = Decimal(0)
 ONE = Decimal(1)
 FEE_QUANTUM = Decimal("0.00001")  # fees are floored to 5 decimals
@@ -70,11 +72,12 @@ def check_price(price: Decimal) -> Decimal:
 
 
 def taker_fee(shares: Decimal, price: Decimal, fees: FeeSchedule) -> Decimal:
-    """`C × rate × (p(1−p))^exponent`, floored to 5 decimals."""
+    """The venue's charge: the one fee formula (quantcore.math.poly.taker_fee,
+    `C × rate × (p(1−p))^exponent`) floored to 5 decimals, for a tradable price and size."""
     check_price(price)
     if shares < 0:
         raise RuleError("bad_size", f"negative size {shares}")
-    raw = shares * fees.rate * (price * (ONE - price)) ** fees.exponent
+    raw = fee_formula(shares, price, fees.rate, fees.exponent)
     return raw.quantize(FEE_QUANTUM, rounding=ROUND_DOWN)
 
 
@@ -162,7 +165,7 @@ def size_entry(
     if budget <= 0:
         which = "total" if room_total <= room_market else "market"
         raise RuleError(f"{which}_cap_reached", f"exposure {exposure} caps {caps}")
-    per_share = limit + rules.fees.rate * (limit * (ONE - limit)) ** rules.fees.exponent
+    per_share = limit + fee_formula(ONE, limit, rules.fees.rate, rules.fees.exponent)
     shares = floor_shares(budget / per_share)
     while shares > 0 and buy_cost(shares, limit, rules.fees) > budget:  # fee flooring is per order
         shares -= SHARE_STEP
