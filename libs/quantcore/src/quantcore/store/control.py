@@ -92,7 +92,8 @@ async def open_positions(conn: AsyncConnection[Any]) -> list[OpenPosition]:
         """SELECT symbol, direction, entry_price::float8 AS entry_price,
                   leverage::float8 AS leverage, stop_loss::float8 AS stop_loss,
                   take_profit::float8 AS take_profit, venue, scanner, opened_at
-           FROM trades WHERE status = 'open' ORDER BY opened_at NULLS LAST, symbol""",
+           FROM trades WHERE status = 'open' AND vertical = 'perps'
+           ORDER BY opened_at NULLS LAST, symbol""",
         None,
         OpenPosition,
     )
@@ -107,7 +108,8 @@ async def open_positions(conn: AsyncConnection[Any]) -> list[OpenPosition]:
 
 async def has_open_position(conn: AsyncConnection[Any], symbol: str) -> bool:
     cur = await conn.execute(
-        "SELECT 1 FROM trades WHERE symbol = %s AND status IN ('pending', 'open') LIMIT 1",
+        "SELECT 1 FROM trades WHERE symbol = %s AND vertical = 'perps' "
+        "AND status IN ('pending', 'open') LIMIT 1",
         (symbol,),
     )
     return await cur.fetchone() is not None
@@ -140,7 +142,7 @@ async def pnl(
         WITH closed AS (
             SELECT symbol, pnl_quote::float8 AS q, pnl_pct_price::float8 AS p,
                    pnl_pct_margin::float8 AS m
-            FROM trades WHERE status = 'closed'
+            FROM trades WHERE status = 'closed' AND vertical = 'perps'
               AND (%(since)s::timestamptz IS NULL OR closed_at >= %(since)s)
               AND (%(until)s::timestamptz IS NULL OR closed_at < %(until)s)
         )
@@ -219,8 +221,10 @@ async def scanner_leaderboard(conn: AsyncConnection[Any], limit: int = 15) -> li
             FROM trades WHERE status = 'closed' AND scanner IS NOT NULL
             GROUP BY scanner, scanner_version
         ), s AS (
-            SELECT scanner, scanner_version, count(*)::int AS signals
-            FROM signals GROUP BY scanner, scanner_version
+            SELECT scanner, scanner_version, count(*)::int AS signals FROM (
+                SELECT scanner, scanner_version FROM signals
+                UNION ALL SELECT scanner, scanner_version FROM poly_signals
+            ) x GROUP BY scanner, scanner_version
         )
         SELECT coalesce(t.scanner, s.scanner) AS scanner,
                coalesce(t.scanner_version, s.scanner_version) AS scanner_version,
@@ -245,7 +249,9 @@ async def signal_count(conn: AsyncConnection[Any], since: datetime, until: datet
 
 
 async def open_count(conn: AsyncConnection[Any]) -> int:
-    cur = await conn.execute("SELECT count(*) FROM trades WHERE status = 'open'")
+    cur = await conn.execute(
+        "SELECT count(*) FROM trades WHERE status = 'open' AND vertical = 'perps'"
+    )
     row = await cur.fetchone()
     return int(row[0]) if row else 0
 
