@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from quantcore.adapters.polymarket.rest import PolymarketClient
+from quantcore.model.events import STREAM_POLY_POSITIONS, Envelope
 from quantcore.store import control
 from quantcore.store import poly_trader as pstore
 from quantcore.store import trades as tstore
@@ -137,6 +138,16 @@ async def test_resolved_copy_trades_teach_the_leaderboard_and_the_wallet_records
     t.lease.valid_until = float("inf")
     await t.manage()
     await t.manage()  # a second pass changes nothing (each trade closes once)
+    # the resolutions are announced with the signal they copied, won and lost
+    events = [
+        Envelope.model_validate_json(f[b"e"]).payload
+        for _, f in await fresh_redis.xrange(t.ctx.bus.key(STREAM_POLY_POSITIONS))
+    ]
+    resolved = {e["token_id"]: e for e in events if e["kind"] == "resolution"}
+    assert resolved[tok_win]["price"] == 1.0 and resolved[tok_lose]["price"] == 0.0
+    assert {resolved[tok_win]["signal_key"], resolved[tok_lose]["signal_key"]} == {
+        signal_key(s) for s in sigs
+    }
     assert await t.venue.holdings() == []
     trades = {r["symbol"]: r for r in await rows(fresh_pool, "SELECT * FROM trades")}
     win, lose = trades[tok_win], trades[tok_lose]

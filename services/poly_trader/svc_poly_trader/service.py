@@ -514,12 +514,13 @@ class PolyTrader(Service):
                 )  # fmt: skip
                 if trade is not None:
                     await self.close_trade(conn, trade["trade_id"])
+            signal_of = trade["signal_key"] if trade else None
             await self.ctx.bus.publish(STREAM_POLY_POSITIONS, PolyPositionChanged(
                 kind="resolution", time=datetime.now(UTC), agent=self.ctx.agent,
                 venue=self.venue.name, condition_id=state.condition_id, token_id=after.token_id,
                 question=state.question, outcome=state.outcome_of(after.token_id), order_id=oid,
-                shares=float(held.shares), price=1.0 if payout else 0.0, held_after=0.0,
-                cost_usd=float(held.cost), pnl_usd=float(pnl), pnl_pct=pct,
+                signal_key=signal_of, shares=float(held.shares), price=1.0 if payout else 0.0,
+                held_after=0.0, cost_usd=float(held.cost), pnl_usd=float(pnl), pnl_pct=pct,
                 reason=f"resolved: {state.resolved_outcome}",
             ))  # fmt: skip
             await self.ctx.journal("poly_copy_resolution", f"{state.question}: {state.resolved_outcome}, "
