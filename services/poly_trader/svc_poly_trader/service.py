@@ -358,7 +358,14 @@ class PolyTrader(Service):
         so lowers the equity the cap is a share of (a few rounds at most)."""
         for _ in range(TRIM_ROUNDS):
             eq = await self.venue.equity()
-            excess = rules.excess_after_fills(eq.exposure, self.caps(eq.equity))
+            caps = self.caps(eq.equity)
+            async with self.ctx.pool.connection() as conn:
+                await store.record_exposure(
+                    conn, at=datetime.now(UTC), venue=self.venue.name, agent=self.ctx.agent,
+                    equity=eq.equity, exposure=eq.exposure, cap=caps.total_limit,
+                    open_positions=len(await self.venue.holdings()),
+                )  # fmt: skip
+            excess = rules.excess_after_fills(eq.exposure, caps)
             if excess <= 0:
                 return
             self.log.warning(

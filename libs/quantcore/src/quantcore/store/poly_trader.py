@@ -434,3 +434,15 @@ async def refresh_wallet_copy_stats(
              r.avg_loss_pct, r.reward_risk, r.total_pnl_pct, sum(x[1] for x in rows),
              r.max_drawdown_pct, rows[-1][2]),
         )  # fmt: skip
+
+
+async def record_exposure(
+    conn: AsyncConnection[Any], *, at: datetime, venue: str, agent: str, equity: Decimal,
+    exposure: Decimal, cap: Decimal, open_positions: int,
+) -> None:  # fmt: skip
+    """Exposure against the cap at a cap check (the dashboard's exposure vs cap)."""
+    await conn.execute(
+        "INSERT INTO poly_copy_exposure (time, venue, agent, equity, exposure, cap, open_positions) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+        (at, venue, agent, equity, exposure, cap, open_positions),
+    )
