@@ -136,6 +136,8 @@ class PnlSummary:
 async def pnl(
     conn: AsyncConnection[Any], since: datetime | None, until: datetime | None = None
 ) -> PnlSummary:
+    """Closed perps trades (the Polymarket copy trades, vertical 'poly', have their own panels
+    and the Trading dashboard's perps / poly / combined total)."""
     rows = await fetch_all(
         conn,
         """
