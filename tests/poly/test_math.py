@@ -67,6 +67,44 @@ def test_small_sample_with_huge_roi_ranks_below_a_steady_record() -> None:
     assert list(s.label) == ["unproven", "smart", "ordinary"]
 
 
+@given(
+    rets=st.lists(st.tuples(st.integers(0, 2), st.floats(-1.0, 3.0)), max_size=40),
+    weight=st.floats(0.0, 3.0),
+)
+def test_copy_outcomes_move_the_score_by_their_shrunk_return(
+    rets: list[tuple[int, float]], weight: float
+) -> None:
+    """Outcome learning: our closed copy trades that followed a wallet add weight × their mean
+    capped return shrunk toward 0 to its score; nothing else about the wallet changes."""
+    w = [0] * 10 + [1] * 10 + [2] * 10
+    pos = pm.PositionsIn(np.array(w), np.full(30, 10.0), np.full(30, 4.0), np.full(30, 1e9))
+    params = pm.HunterParams(copy_weight=weight)
+    plain = pm.score_wallets(pos, trades([]), 3, 1e9 + 10, params)
+    copied = pm.CopiedIn(
+        np.array([k for k, _ in rets], dtype=np.int64), np.array([r for _, r in rets], dtype=float)
+    )
+    s = pm.score_wallets(pos, trades([]), 3, 1e9 + 10, params, copied)
+    for k in range(3):
+        mine = [min(r, params.return_cap) for j, r in rets if j == k]
+        term = sum(mine) / (len(mine) + params.shrink_k)
+        assert s.copied[k] == len(mine)
+        assert s.copy_return[k] == pytest.approx(term)
+        assert s.score[k] == pytest.approx(plain.score[k] + weight * term)
+    assert list(s.label) == list(plain.label) and list(s.shrunk_roi) == list(plain.shrunk_roi)
+
+
+def test_a_wallet_whose_copies_lost_ranks_below_its_twin() -> None:
+    # two wallets with the same record; copying wallet 1 lost us everything 8 times
+    pos = pm.PositionsIn(
+        np.array([0] * 10 + [1] * 10), np.full(20, 10.0), np.full(20, 5.0), np.full(20, 1e9)
+    )
+    lost = pm.CopiedIn(np.ones(8, dtype=np.int64), np.full(8, -1.0))
+    s = pm.score_wallets(pos, trades([]), 2, 1e9 + 10, P, lost)
+    assert s.score[0] > s.score[1] and s.score[0] == pytest.approx(
+        pm.score_wallets(pos, trades([]), 2, 1e9 + 10, P).score[0]
+    )
+
+
 def test_bots_and_market_makers_are_labelled_and_never_smart() -> None:
     day = 86400.0
     rows = [

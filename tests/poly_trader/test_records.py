@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from quantcore.adapters.polymarket.rest import PolymarketClient
 from quantcore.model.events import STREAM_POLY_POSITIONS, Envelope
 from quantcore.store import control
+from quantcore.store import poly as poly_store
 from quantcore.store import poly_trader as pstore
 from quantcore.store import trades as tstore
 from quantcore.testing import Sandbox
@@ -189,3 +190,11 @@ async def test_resolved_copy_trades_teach_the_leaderboard_and_the_wallet_records
     assert (wallets[C]["trades"], wallets[C]["wins"], wallets[C]["losses"]) == (1, 0, 1)
     assert wallets[B]["pnl_usd"] == win["pnl_quote"] and wallets[C]["pnl_usd"] == lose["pnl_quote"]
     assert float(wallets[C]["total_pnl_pct"]) == pytest.approx(-100.0)
+
+    # the hunter's outcome input: one return per (copy trade, wallet it followed)
+    async with fresh_pool.connection() as conn:
+        copied = await poly_store.copy_returns(conn, win["opened_at"], {A: 0, C: 1})
+    got = sorted(zip(copied.wallet.tolist(), copied.ret.tolist(), strict=True))
+    expected = sorted([(0, float(win["pnl_pct_margin"]) / 100), (0, -1.0), (1, -1.0)])
+    assert [w for w, _ in got] == [w for w, _ in expected]  # B is not scored: left out
+    assert [r for _, r in got] == pytest.approx([r for _, r in expected])

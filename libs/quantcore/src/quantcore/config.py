@@ -756,6 +756,9 @@ class Settings(BaseSettings):
     poly_return_cap: float = Field(
         1.0, gt=0, description="hunter: one position's return counts at most this much in the score"
     )
+    poly_copy_weight: float = Field(
+        1.0, ge=0, description="hunter: score weight of our closed copy trades' results (0 = off)"
+    )
     poly_early_hours: float = Field(6.0, ge=0, description="hunter: entry ≥ X h before a move")
     poly_early_points: float = Field(
         0.15, gt=0, lt=1, description="hunter: … of ≥ Y probability points (early entry)"
