@@ -1464,11 +1464,193 @@ def backtests_dashboard() -> dict[str, Any]:
     )  # fmt: skip
 
 
+# --- Polymarket copy trading (issue 16): its own block, appended to the Polymarket dashboard ---
+# The copy trader's trades are rows of `trades` with vertical 'poly' (one per position in an
+# outcome token); its exposure vs the cap is poly_copy_exposure; its equity is the
+# equity_snapshots row of agent poly_copy, vertical 'poly'.
+
+POLY_HELD = "t.qty - coalesce(o.shares_out, 0)"  # shares still held after the exit steps
+poly_copy_rows: list[list[Panel]] = [
+    [
+        Panel(
+            "Copy trading PnL %",
+            "stat",
+            """
+            SELECT (SELECT e.pnl_pct_from_start FROM equity_snapshots e
+                    WHERE e.vertical = 'poly' ORDER BY e.time DESC LIMIT 1) AS pnl_pct_from_start,
+                   avg(t.pnl_pct_margin) AS avg_pnl_pct,
+                   100.0 * count(*) FILTER (WHERE t.pnl_quote > 0) / nullif(count(*), 0) AS win_rate_pct,
+                   count(*) AS closed_trades,
+                   coalesce(sum(t.pnl_quote), 0) AS pnl_usd
+            FROM trades t
+            WHERE t.vertical = 'poly' AND t.status = 'closed' AND $__timeFilter(t.closed_at)
+            """,
+            w=8,
+            h=8,
+            cols=[
+                Col("pnl_pct_from_start", PCT, "poly equity since start", 2),
+                Col("avg_pnl_pct", PCT, "avg per closed trade", 2),
+                Col("win_rate_pct", PCT, "win rate", 1),
+                Col("closed_trades", "none", "closed trades", 0),
+                Col("pnl_usd", "currencyUSD", "realised PnL", 2),
+            ],
+            options={"textMode": "value_and_name", "colorMode": "value"},
+            defaults={"color": {"mode": "fixed", "fixedColor": "text"}},
+            description="Copy trades (agent poly_copy) closed in the range: PnL % of what each "
+            "cost (fees included), win rate, realised USD; and the poly equity since start.",
+        ),
+        Panel(
+            "Copy exposure vs cap",
+            "timeseries",
+            """
+            SELECT $__timeGroupAlias(x.time, $__interval), max(x.exposure) AS exposure, max(x.cap) AS cap
+            FROM poly_copy_exposure x
+            WHERE $__timeFilter(x.time)
+            GROUP BY 1
+            ORDER BY 1
+            """,
+            w=16,
+            h=8,
+            fmt="time_series",
+            unit="currencyUSD",
+            description="Open copy positions at cost (fees included) against POLY_RISK_CAP × poly "
+            "equity, at every cap check (after each entry fill and every pass).",
+        ),
+    ],
+    [
+        Panel(
+            "Open copy positions",
+            "table",
+            f"""
+            SELECT t.opened_at, t.metadata ->> 'question' AS question, t.metadata ->> 'outcome' AS outcome,
+                   {POLY_HELD} AS shares, t.entry_price, p.best_bid AS bid,
+                   t.margin * ({POLY_HELD}) / nullif(t.qty, 0) AS cost_usd,
+                   (p.best_bid * ({POLY_HELD}) / nullif(t.margin * ({POLY_HELD}) / nullif(t.qty, 0), 0) - 1)
+                       * 100 AS upnl_pct,
+                   cardinality(t.followed_wallets) AS wallets, t.venue
+            FROM trades t
+            LEFT JOIN LATERAL (
+                SELECT sum(s.shares) AS shares_out FROM poly_copy_steps s WHERE s.trade_id = t.trade_id
+            ) o ON true
+            LEFT JOIN LATERAL (
+                SELECT b.best_bid FROM poly_prices b WHERE b.token_id = t.symbol ORDER BY b.time DESC LIMIT 1
+            ) p ON true
+            WHERE t.vertical = 'poly' AND t.status = 'open'
+            ORDER BY t.opened_at DESC
+            """,
+            w=24,
+            h=8,
+            description="Copy positions held now: shares left after the exit steps, their cost, "
+            "and the PnL % if sold at the best bid.",
+            cols=[
+                Col("cost_usd", "currencyUSD", "cost", 2),
+                Col("upnl_pct", PCT, "uPnL % at the bid", 2, color_by_sign=True),
+                Col("opened_at", "dateTimeAsIso", "opened"),
+            ],
+        ),
+    ],
+    [
+        Panel(
+            "Closed copy trades",
+            "table",
+            """
+            SELECT t.closed_at, t.metadata ->> 'question' AS question, t.metadata ->> 'outcome' AS outcome,
+                   t.close_reason, t.entry_price, t.exit_price, t.pnl_pct_margin AS pnl_pct,
+                   t.pnl_quote AS pnl_usd, cardinality(t.followed_wallets) AS wallets, t.scanner_version
+            FROM trades t
+            WHERE t.vertical = 'poly' AND t.status = 'closed' AND $__timeFilter(t.closed_at)
+            ORDER BY t.closed_at DESC
+            LIMIT 100
+            """,
+            w=16,
+            h=9,
+            cols=[
+                Col("pnl_pct", PCT, "PnL % (of cost)", 2, color_by_sign=True),
+                Col("pnl_usd", "currencyUSD", "PnL", 2, color_by_sign=True),
+                Col("closed_at", "dateTimeAsIso", "closed"),
+            ],
+        ),
+        Panel(
+            "Followed wallets: copy record",
+            "table",
+            """
+            SELECT w.wallet, w.trades, w.win_rate * 100 AS win_rate_pct, w.total_pnl_pct, w.pnl_usd,
+                   w.last_closed_at
+            FROM poly_wallet_copy_stats w
+            ORDER BY w.total_pnl_pct DESC NULLS LAST, w.trades DESC
+            LIMIT 50
+            """,
+            w=8,
+            h=9,
+            description="What copying each smart wallet made us: closed copy trades that followed "
+            "it (compounded PnL % of cost).",
+            cols=[
+                Col("win_rate_pct", PCT, "win rate", 0),
+                Col("total_pnl_pct", PCT, "PnL % (compounded)", 1, color_by_sign=True),
+                Col("pnl_usd", "currencyUSD", "PnL", 2, color_by_sign=True),
+            ],
+        ),
+    ],
+]
+
+# --- total PnL: perps, poly and combined (issue 16): its own row on the Trading dashboard -------
+# Each vertical's latest equity against its start: perps = the whole account's snapshot, poly =
+# the copy trader's (agent poly_copy, vertical 'poly'); combined = both equities over both starts.
+
+TOTAL_PNL = """
+    WITH latest AS (
+        (SELECT 'perps' AS vertical, e.equity, e.start_equity FROM equity_snapshots e
+         WHERE e.agent = 'account' AND e.vertical = 'perps' ORDER BY e.time DESC LIMIT 1)
+        UNION ALL
+        (SELECT 'poly', e.equity, e.start_equity FROM equity_snapshots e
+         WHERE e.vertical = 'poly' ORDER BY e.time DESC LIMIT 1)
+    ), totals AS (
+        SELECT vertical AS metric, equity, start_equity FROM latest
+        UNION ALL
+        SELECT 'combined', sum(equity), sum(start_equity) FROM latest HAVING count(*) > 0
+    )
+    SELECT metric, {value} FROM totals
+    ORDER BY CASE metric WHEN 'perps' THEN 1 WHEN 'poly' THEN 2 ELSE 3 END
+"""
+total_pnl_rows: list[list[Panel]] = [
+    [
+        Panel(
+            "Total PnL % (perps, poly, combined)",
+            "stat",
+            TOTAL_PNL.format(value="(equity / nullif(start_equity, 0) - 1) * 100 AS pnl_pct"),
+            w=12,
+            h=4,
+            unit=PCT,
+            cols=[Col("pnl_pct", PCT, None, 2)],
+            options={
+                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": True},
+                "textMode": "value_and_name",
+            },
+            description="Latest equity against its start: the perps account, the Polymarket copy "
+            "trader, and both together.",
+        ),
+        Panel(
+            "Total PnL USD (perps, poly, combined)",
+            "stat",
+            TOTAL_PNL.format(value="equity - start_equity AS pnl_usd"),
+            w=12,
+            h=4,
+            unit="currencyUSD",
+            cols=[Col("pnl_usd", "currencyUSD", None, 2)],
+            options={
+                "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": True},
+                "textMode": "value_and_name",
+            },
+        ),
+    ],
+]
+
+
 DASHBOARDS = {
     "trading.json": dashboard(
         "whalestack-trading",
         "Trading",
-        trading_rows,
+        [*trading_rows[:1], *total_pnl_rows, *trading_rows[1:]],
         trading_vars,
         "now-24h",
         "Live PnL %, equity, open positions, closed trades and stop moves; filter by agent / scanner.",
@@ -1492,11 +1674,11 @@ DASHBOARDS = {
     "polymarket.json": dashboard(
         "whalestack-polymarket",
         "Polymarket",
-        poly_rows,
+        [*poly_rows, *poly_copy_rows],
         [],
         "now-24h",
         "Smart wallets leaderboard, wallet labels, signals with their checklist, hybrid signals, "
-        "sync clusters, data freshness.",
+        "sync clusters, data freshness; copy trading: PnL %, exposure vs cap, positions.",
     ),
     "backtests.json": backtests_dashboard(),
 }

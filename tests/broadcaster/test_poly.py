@@ -118,3 +118,28 @@ async def test_poly_trades_reach_telegram_once(
     assert len(texts) == 2
     assert any("Polymarket copy stepped out" in t and "edge_decayed" in t for t in texts)
     assert any("Polymarket copy resolved" in t for t in texts)
+
+
+def test_a_resolution_is_announced_as_won_or_lost() -> None:
+    """Redemption pays 1 a share (won) or 0 (lost): the message says which, on every channel,
+    and it is neither an entry nor an exit (its own action and de-duplication key)."""
+    settings = Settings()
+    won = poly_trade("resolution").model_copy(
+        update={"price": 1.0, "pnl_usd": 4.2, "pnl_pct": 89.4}
+    )
+    lost = poly_trade("resolution").model_copy(
+        update={"price": 0.0, "pnl_usd": -4.7, "pnl_pct": -100.0}
+    )
+    keys = set()
+    for event, word, result in ((won, "won", "✅"), (lost, "lost", "❌")):
+        m = from_event(event, uuid.uuid4(), settings)
+        assert m is not None and m.fields["action"] == f"resolved: {word}"
+        keys.add(m.dedup_key)
+        for channel in ("telegram", "x", "email", "sms"):
+            text = templates.load(channel, None).render(m.kind, m.fields, "").text  # type: ignore[arg-type]
+            assert f"resolved: {word}" in text
+        assert m.fields["result"] == result
+    exit_msg = from_event(poly_trade("exit"), uuid.uuid4(), settings)
+    entry_msg = from_event(poly_trade("entry"), uuid.uuid4(), settings)
+    assert exit_msg is not None and entry_msg is not None
+    assert len(keys | {exit_msg.dedup_key, entry_msg.dedup_key}) == 3  # won/lost share one order id

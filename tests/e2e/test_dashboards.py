@@ -36,6 +36,7 @@ from tests.conftest import ROOT, eventually
 from tests.e2e.harness import running_fleet
 from tests.e2e.signals import TIGHT, make_signal, publish, tickers
 from tests.helpers.grafana import run_panel_query, variables_for
+from tests.helpers.poly_seed import seed_poly_copy
 from tests.helpers.trading_seed import seed_paper_trading
 from tests.test_rollups import ROLLUPS, rollup_mismatches
 
@@ -74,6 +75,11 @@ MUST_HAVE_ROWS = {
         "Equity curve (% from start)", "Daily PnL %", "Open positions with unrealised PnL %",
         "Recently closed trades", "PnL % by agent and scanner (closed in range)",
         "Stop moves (trailing ladder)", "Mode", "Recent orders",
+        "Total PnL % (perps, poly, combined)", "Total PnL USD (perps, poly, combined)",
+    ],
+    "whalestack-polymarket": [
+        "Copy trading PnL %", "Copy exposure vs cap", "Open copy positions", "Closed copy trades",
+        "Followed wallets: copy record",
     ],
     "whalestack-scanners": [
         "Top 10 now", "Rank over time of the current top 10", "Fast price movers",
@@ -155,6 +161,9 @@ def seeded_dashboard_db(
                        and _count(box, "trades WHERE status = 'open'") >= 1
                        and _count(box, "equity_snapshots") >= 4, timeout=150, interval=1)  # fmt: skip
             assert "Traceback" not in fleet.log()
+            # Polymarket copy trading by the real copy trader on the fleet's simulator
+            poly = asyncio.run(seed_poly_copy(box, fleet.sim_url))
+            assert poly.closed >= 1 and poly.open >= 1 and poly.exposure_rows >= 1, poly
         fleet_s = time.monotonic() - started
         now = datetime.now(UTC)
         with psycopg.connect(conninfo(box.settings)) as conn:
@@ -176,6 +185,7 @@ def seeded_dashboard_db(
             t: _count(box, t)
             for t in ("trades", "orders", "position_monitor_logs", "equity_snapshots")
         }
+        trading["poly_trades"] = poly.trades
         trading["synthetic_broadcast_rows"] = _count(box, "broadcasts")
         del seed_result
         settings = box.settings.model_copy(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -63,6 +65,44 @@ def test_small_sample_with_huge_roi_ranks_below_a_steady_record() -> None:
     s = pm.score_wallets(pos, trades([]), 3, 1e9 + 10, P)
     assert s.roi[0] == pytest.approx(9.0) and s.score[1] > s.score[0]
     assert list(s.label) == ["unproven", "smart", "ordinary"]
+
+
+@given(
+    rets=st.lists(st.tuples(st.integers(0, 2), st.floats(-1.0, 3.0)), max_size=40),
+    weight=st.floats(0.0, 3.0),
+)
+def test_copy_outcomes_move_the_score_by_their_shrunk_return(
+    rets: list[tuple[int, float]], weight: float
+) -> None:
+    """Outcome learning: our closed copy trades that followed a wallet add weight × their mean
+    capped return shrunk toward 0 to its score; nothing else about the wallet changes."""
+    w = [0] * 10 + [1] * 10 + [2] * 10
+    pos = pm.PositionsIn(np.array(w), np.full(30, 10.0), np.full(30, 4.0), np.full(30, 1e9))
+    params = pm.HunterParams(copy_weight=weight)
+    plain = pm.score_wallets(pos, trades([]), 3, 1e9 + 10, params)
+    copied = pm.CopiedIn(
+        np.array([k for k, _ in rets], dtype=np.int64), np.array([r for _, r in rets], dtype=float)
+    )
+    s = pm.score_wallets(pos, trades([]), 3, 1e9 + 10, params, copied)
+    for k in range(3):
+        mine = [min(r, params.return_cap) for j, r in rets if j == k]
+        term = sum(mine) / (len(mine) + params.shrink_k)
+        assert s.copied[k] == len(mine)
+        assert s.copy_return[k] == pytest.approx(term)
+        assert s.score[k] == pytest.approx(plain.score[k] + weight * term)
+    assert list(s.label) == list(plain.label) and list(s.shrunk_roi) == list(plain.shrunk_roi)
+
+
+def test_a_wallet_whose_copies_lost_ranks_below_its_twin() -> None:
+    # two wallets with the same record; copying wallet 1 lost us everything 8 times
+    pos = pm.PositionsIn(
+        np.array([0] * 10 + [1] * 10), np.full(20, 10.0), np.full(20, 5.0), np.full(20, 1e9)
+    )
+    lost = pm.CopiedIn(np.ones(8, dtype=np.int64), np.full(8, -1.0))
+    s = pm.score_wallets(pos, trades([]), 2, 1e9 + 10, P, lost)
+    assert s.score[0] > s.score[1] and s.score[0] == pytest.approx(
+        pm.score_wallets(pos, trades([]), 2, 1e9 + 10, P).score[0]
+    )
 
 
 def test_bots_and_market_makers_are_labelled_and_never_smart() -> None:
@@ -131,8 +171,40 @@ def test_oracle_checklist_and_edge() -> None:
     assert not moved.checklist["price_not_moved_past_edge"].ok
     assert not moved.checklist["no_contrary_smart_flow"].ok and moved.criteria_met == 4
     assert not moved.fires(5)
+    # the fee is the one formula: rate × (p(1−p))^exponent per share (10 % at ask 0.47)
     fee = pm.oracle(base_inputs(fee_rate_bps=1000.0), params)
-    assert fee.edge == pytest.approx(0.16 - 0.1 * 0.47)
+    assert fee.edge == pytest.approx(0.16 - 0.1 * 0.47 * 0.53)
+    squared = pm.oracle(base_inputs(fee_rate_bps=1000.0, fee_exponent=2), params)
+    assert squared.edge == pytest.approx(0.16 - 0.1 * (0.47 * 0.53) ** 2)
+
+
+@given(
+    p=st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("0.9999"), places=4),
+    c=st.decimals(min_value=Decimal(0), max_value=Decimal(100_000), places=2),
+    rate=st.decimals(min_value=Decimal(0), max_value=Decimal("0.25"), places=4),
+    exponent=st.integers(0, 4),
+)
+def test_one_fee_formula_for_the_oracle_and_the_venue(
+    p: Decimal, c: Decimal, rate: Decimal, exponent: int
+) -> None:
+    """The oracle's per-share fee (floats, bps) and the venue's charge (Decimal, floored to 5
+    decimals; quantcore.trading.poly) are the same formula: C × rate × (p(1−p))^exponent."""
+    from quantcore.trading.poly import FeeSchedule
+    from quantcore.trading.poly import taker_fee as venue_fee
+
+    exact = pm.taker_fee(c, p, rate, exponent)
+    assert exact == c * rate * (p * (1 - p)) ** exponent
+    charged = venue_fee(c, p, FeeSchedule(rate, exponent))
+    assert charged <= exact < charged + Decimal("0.00001")
+    per_share = pm.taker_fee(1.0, float(p), float(rate * 10_000) / 10_000.0, exponent)
+    assert per_share * float(c) == pytest.approx(float(exact), rel=1e-9, abs=1e-12)
+    inputs = base_inputs(
+        fee_rate_bps=float(rate * 10_000), fee_exponent=exponent, best_ask=float(p)
+    )
+    no_fee = pm.oracle(base_inputs(best_ask=float(p)), pm.OracleParams())
+    assert no_fee.edge - pm.oracle(inputs, pm.OracleParams()).edge == pytest.approx(
+        per_share, abs=1e-12
+    )
 
 
 @pytest.mark.parametrize(

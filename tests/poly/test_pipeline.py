@@ -4,17 +4,21 @@ find sync clusters; fire oracle signals; make a hybrid signal from a planted per
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
 
 from quantcore import dashboards as dash
 from quantcore.adapters.polymarket.rest import PolymarketClient
 from quantcore.collect import poly as collect
 from quantcore.config import Settings
+from quantcore.model.events import PolySignalFired
 from quantcore.scan import poly as scan
+from quantcore.testing import Sandbox
 from tests.poly.conftest import NOW, PolySim
+from tests.poly_trader.test_service import trader
 
 VERSION = "test+00000000"
 
@@ -29,8 +33,9 @@ async def collect_all(pool: AsyncConnectionPool, client: PolymarketClient) -> No
 
 
 async def test_pipeline(
-    fresh_pool: AsyncConnectionPool, poly_sim: PolySim, poly_client: PolymarketClient
-) -> None:
+    fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
+    poly_client: PolymarketClient,
+) -> None:  # fmt: skip
     s = Settings()
     await collect_all(fresh_pool, poly_client)
     async with fresh_pool.connection() as conn:
@@ -107,13 +112,44 @@ async def test_pipeline(
         ).fetchone()
         assert n is not None and n[0] == 0
 
+    # the copy trader on the fired signals (real trader, paper venue on the simulator's CLOB):
+    # entries under the caps, one market resolves (a closed trade, wallet and scanner records),
+    # the others step out as their end nears (open positions after exit steps)
+    t = trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-1",
+               poly_signal_max_age_s=1e9, poly_exit_min_edge=-1.0)  # fmt: skip
+    for f in fired:
+        await t.decide(PolySignalFired(
+            time=f.time, condition_id=f.condition_id, token_id=f.token_id, question=f.question,
+            outcome=f.outcome, market_price=f.market_price, implied_prob=f.implied_prob,
+            edge=f.edge, criteria_met=f.criteria_met, criteria_total=len(f.checklist),
+            passed=sorted(k for k, c in f.checklist.items() if c["ok"]),
+            smart_wallets=len(f.smart_wallets), suggested_size_usd=f.suggested_size_usd,
+            scanner="poly_scanner", scanner_version=VERSION,
+        ))  # fmt: skip
+    held = await t.venue.holdings()
+    assert len(held) >= 2, [f.question for f in fired]
+    async with fresh_pool.connection() as conn:
+        await conn.execute(
+            "UPDATE poly_markets SET closed = true, "
+            "resolved_outcome = outcomes[array_position(token_ids, %s)] WHERE condition_id = %s",
+            (held[0].token_id, held[0].condition_id),
+        )
+        await conn.execute("UPDATE poly_markets SET end_date = now() + interval '1 hour'")
+    t.lease.valid_until = float("inf")
+    await t.manage()
+    async with fresh_pool.connection() as conn:
+        by_status = dict(await (await conn.execute(
+            "SELECT status, count(*) FROM trades WHERE vertical = 'poly' GROUP BY status")).fetchall())  # fmt: skip
+        assert by_status.get("closed") == 1 and by_status.get("open", 0) >= 1, by_status
+
         # every panel of the Polymarket dashboard, as Grafana would send it, as its read-only role
         [board] = [
             d
             for d in dash.load_dashboards(dash.default_folder())
             if d.uid == "whalestack-polymarket"
         ]
-        rng = dash.TimeRange.last(timedelta(days=2), now=NOW + timedelta(hours=1))
+        # from the simulated world's time to the copy trader's (it trades now)
+        rng = dash.TimeRange(NOW - timedelta(days=2), datetime.now(UTC) + timedelta(hours=1))
         empty = []
         await conn.execute("SET ROLE grafana_reader")
         for q in board.queries:

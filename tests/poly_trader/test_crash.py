@@ -80,6 +80,20 @@ async def test_sigkill_after_the_venue_accepted(
     )
     assert filled == at_venue and filled
     assert await scalar(fresh_pool, "SELECT filled FROM poly_copy_decisions") == filled
+    # the trade log: the entry written before the venue call ('submitting', trade 'pending')
+    # was brought to the venue's answer after the restart — one buy order row holding the
+    # venue's fill, one trade holding those shares (not a pending or a second one)
+    buys = await rows(
+        fresh_pool,
+        "SELECT o.order_link_id, o.status, o.filled_qty, t.qty, t.status, t.vertical "
+        "FROM orders o JOIN trades t USING (trade_id) WHERE o.side = 'buy'",
+    )
+    venue_id = await scalar(fresh_pool, "SELECT order_id FROM poly_paper_orders WHERE side = 'buy'")
+    assert len(buys) == 1, buys
+    [(link, status, order_filled, qty, trade_status, vertical)] = buys
+    assert link == venue_id and status != "submitting" and order_filled == filled == qty
+    assert trade_status in ("open", "closed") and vertical == "poly"
+    assert await scalar(fresh_pool, "SELECT count(*) FROM trades WHERE vertical = 'poly'") == 1
 
 
 async def rows(pool: AsyncConnectionPool, sql: str) -> list[tuple[object, ...]]:

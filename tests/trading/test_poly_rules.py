@@ -244,3 +244,51 @@ def test_walk_book_partial_fill() -> None:
     fills = poly.walk_book(asks, True, D("0.42"), D(30))
     assert fills == [poly.Level(D("0.40"), D(10)), poly.Level(D("0.41"), D(5))]
     assert poly.walk_book([], True, D("0.42"), D(30)) == []
+
+
+# --- trade records: entry, close, PnL % ---------------------------------------------------------
+
+fills = st.builds(
+    poly.Filled,
+    shares=st.decimals(min_value=D(0), max_value=D(10_000), places=2),
+    avg_price=prices,
+    fee=st.decimals(min_value=D(0), max_value=D(5), places=5),
+)
+
+
+@given(
+    buys=st.lists(fills, min_size=1, max_size=5), exit_p=st.sampled_from([D(0), D(1), D("0.37")])
+)
+def test_a_trade_closes_with_pnl_pct_of_its_cost(buys: list[poly.Filled], exit_p: Decimal) -> None:
+    from quantcore.trading import monitor
+
+    entry = poly.entry_record(buys)
+    assert entry.shares == sum((b.shares for b in buys), D(0))
+    assert entry.fees == sum((b.fee for b in buys), D(0))
+    assert entry.cost == sum((b.shares * (b.avg_price or 0) for b in buys), D(0)) + entry.fees
+    if entry.shares == 0:
+        assert entry.avg_price is None and poly.pnl_pct(D(1), entry.cost, entry.shares) is None
+        return
+    assert entry.avg_price is not None and min(b.avg_price or 1 for b in buys if b.shares) <= (
+        entry.avg_price
+    ) <= max(b.avg_price or 0 for b in buys if b.shares)
+    half = poly.floor_shares(entry.shares / 2)
+    steps = [
+        poly.StepOut(half, D("0.5"), half * D("0.5") - entry.cost * half / entry.shares, "edge_decayed"),
+        poly.StepOut(
+            entry.shares - half, exit_p,
+            (entry.shares - half) * exit_p - entry.cost * (entry.shares - half) / entry.shares,
+            poly.RESOLVED,
+        ),
+    ]  # fmt: skip
+    steps = [s for s in steps if s.shares > 0]
+    rec = poly.close_record(entry, steps)
+    assert rec.reason == steps[-1].reason
+    assert rec.pnl_usd == sum((s.pnl for s in steps), D(0))
+    if entry.cost > 0:
+        assert rec.pnl_pct_margin == pytest.approx(float(rec.pnl_usd / entry.cost * 100))
+    assert rec.exit_price is not None
+    if entry.avg_price > 0:
+        assert rec.pnl_pct_price == monitor.pnl_pct_price("long", entry.avg_price, rec.exit_price)
+    with pytest.raises(ValueError, match="no exit step"):
+        poly.close_record(entry, [])

@@ -227,6 +227,8 @@ def from_event(event: Event, event_id: uuid.UUID, settings: Settings) -> Message
         actions = {"entry": ("copied", "📥"), "exit": ("stepped out", "📤"),
                    "resolution": ("resolved", "🏁")}  # fmt: skip
         action, icon = actions[event.kind]
+        if event.kind == "resolution" and event.price is not None:  # redeemed at 1 or 0
+            action = "resolved: won" if event.price >= 1 else "resolved: lost"
         fields = {
             "action": action, "icon": icon, "question": event.question or event.condition_id,
             "outcome": event.outcome or "-", "shares": f"{event.shares:,.2f}",

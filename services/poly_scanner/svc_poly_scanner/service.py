@@ -46,7 +46,9 @@ class PolyScanner(RegisteredScanner):
                 conn, now, scan.cluster_params(s), timedelta(days=s.poly_window_days), v
             )
             await scan.link_markets(conn)
-            fired = await scan.run_oracle(conn, now, scan.oracle_params(s), s.poly_fee_rate_bps, v)
+            fired = await scan.run_oracle(
+                conn, now, scan.oracle_params(s), s.poly_fee_rate_bps, v, s.poly_fee_exponent
+            )
             hybrid = await scan.hybrids(conn, now, timedelta(minutes=s.poly_hybrid_window_min), v)
         # rows first, then the events (the broadcaster de-duplicates a re-published one)
         await self.publish(fired, hybrid)

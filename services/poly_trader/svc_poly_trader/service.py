@@ -18,6 +18,8 @@ Every POLY_TRADER_INTERVAL_S (the leader replica only): resolved markets are red
 positions whose followed wallets left, whose edge decayed or whose market ends soon are sold
 in steps of POLY_EXIT_STEP_PCT. Entries, exits and resolutions go to `poly.positions`
 (PolyPositionChanged, vertical 'poly') and the journal.
+Records: orders and trades go to the shared trade log with vertical 'poly' (see the README);
+a trade closing updates the poly scanner's leaderboard row and the followed wallets' records.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from quantcore.scan.loop import every
 from quantcore.service import Service, ServiceContext
 from quantcore.store import poly_trader as store
 from quantcore.store.poly_venue import PaperPolyVenue
+from quantcore.store.positions import refresh_scanner_stats, write_equity
 from quantcore.trading import poly as rules
 from quantcore.trading.killswitch import KillSwitch
 from quantcore.venues.poly import PolyHolding, PolyOrder, PolyOrderRequest
@@ -75,10 +78,14 @@ def _dec(value: float) -> Decimal:
     return Decimal(str(value))
 
 
+def _filled(row: dict[str, Any]) -> rules.Filled:
+    return rules.Filled(shares=row["filled_qty"], avg_price=row["avg_fill_price"], fee=row["fee"])
+
+
 class PolyTrader(Service):
     name: ClassVar[str] = "poly_trader"
     agent: ClassVar[str | None] = "poly_copy"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     description: ClassVar[str] = "poly signals become capped copy trades (agent poly_copy)"
 
     @classmethod
@@ -173,6 +180,15 @@ class PolyTrader(Service):
                 sig, key, "traded", None, conn=conn, order_id=oid, limit_price=entry.limit,
                 shares=entry.shares, cost_usd=entry.cost,
             )  # fmt: skip
+            # the trade log's rows (trade pending, order submitting) commit with the decision
+            await store.record_entry_intent(conn, store.EntryIntent(
+                signal_key=key, condition_id=sig.condition_id, token_id=sig.token_id,
+                order_id=oid, limit=entry.limit, shares=entry.shares,
+                wallets=await store.signal_wallets(conn, sig.condition_id, sig.token_id, sig.time),
+                scanner=sig.scanner, scanner_version=sig.scanner_version,
+                question=sig.question, outcome=sig.outcome, agent=self.ctx.agent,
+                agent_version=self.version, venue=self.venue.name,
+            ))  # fmt: skip
             # the decision commits before the order is placed: a crash leaves it for reconcile
         req = PolyOrderRequest(
             oid, sig.condition_id, sig.token_id, Side.BUY, entry.limit, entry.shares, tick, key
@@ -232,10 +248,15 @@ class PolyTrader(Service):
         self, key: str, order: PolyOrder, question: str | None, outcome: str | None
     ) -> None:
         cost = (order.avg_price or D(0)) * order.filled + order.fee
-        async with self.ctx.pool.connection() as conn:
+        async with self.ctx.pool.connection() as conn, conn.transaction():
             await store.settle_decision(
                 conn, key, order.status.value, order.filled, cost, order.reason
             )
+            trade_id = await store.trade_of_order(conn, order.order_id)
+            await store.record_order(conn, order, venue=self.venue.name, agent=self.ctx.agent,
+                                     trade_id=trade_id, signal_key=key)  # fmt: skip
+            if trade_id is not None:
+                await self.refresh_entry(conn, trade_id)
         if order.filled <= 0:
             await self.ctx.journal("poly_copy_unfilled", f"{order.order_id}: {order.status} {order.reason}",
                                    vertical="poly", signal=key)  # fmt: skip
@@ -252,6 +273,63 @@ class PolyTrader(Service):
         await self.ctx.journal("poly_copy_entry", f"{question} {outcome}: bought {order.filled} "
                                f"at {order.avg_price}", vertical="poly", signal=key)  # fmt: skip
         await self.check_cap()
+
+    # --- the trade log (orders / trades, vertical 'poly') -----------------------------------------
+
+    async def refresh_entry(self, conn: Any, trade_id: Any) -> None:
+        """The trade's entry from its buys as the venue answered them."""
+        buys = await store.trade_fills(conn, trade_id, "buy")
+        rec = rules.entry_record([_filled(r) for r in buys])
+        first = next((r["created_at"] for r in buys if r["filled_qty"] > 0), None)
+        pending = await store.has_unanswered_buys(conn, trade_id)
+        await store.update_trade_entry(
+            conn, trade_id, shares=rec.shares, avg_price=rec.avg_price, cost=rec.cost,
+            fees=rec.fees, opened_at=first, cancelled=rec.shares == 0 and not pending,
+        )  # fmt: skip
+
+    async def close_trade(self, conn: Any, trade_id: Any) -> None:
+        """The position is flat: close its trade from its entry and its steps (PnL and PnL % by
+        the one formula), then learn from the outcome: the poly scanner's leaderboard row and
+        the followed wallets' copy records."""
+        entry = rules.entry_record(
+            [_filled(r) for r in await store.trade_fills(conn, trade_id, "buy")]
+        )
+        sells = await store.trade_fills(conn, trade_id, "sell")
+        steps = [
+            rules.StepOut(shares=r["shares"], price=r["price"], pnl=r["pnl_usd"],
+                          reason=rules.RESOLVED if r["kind"] == "resolution" else r["reason"])
+            for r in await store.trade_steps(conn, trade_id)
+        ]  # fmt: skip
+        if not steps:
+            return
+        rec = rules.close_record(entry, steps)
+        closed = await store.close_trade(
+            conn, trade_id, exit_price=rec.exit_price, reason=rec.reason, pnl_usd=rec.pnl_usd,
+            pnl_pct_price=rec.pnl_pct_price, pnl_pct_margin=rec.pnl_pct_margin,
+            fees=entry.fees + sum((r["fee"] for r in sells), D(0)), at=datetime.now(UTC),
+        )  # fmt: skip
+        if closed is None:
+            return  # closed already (a replayed step)
+        if closed["scanner"] and closed["scanner_version"]:
+            await refresh_scanner_stats(conn, closed["scanner"], closed["scanner_version"],
+                                        closed["venue"])  # fmt: skip
+        await store.refresh_wallet_copy_stats(
+            conn, closed["followed_wallets"] or [], closed["venue"]
+        )
+        self.log.info("poly copy trade closed", trade_id=str(trade_id), reason=rec.reason,
+                      pnl_usd=str(rec.pnl_usd), pnl_pct=rec.pnl_pct_margin)  # fmt: skip
+
+    async def snapshot_equity(self) -> None:
+        """Poly equity (cash + open positions at cost) next to the perps snapshots, agent
+        poly_copy, vertical 'poly': the Trading dashboard's perps / poly / combined PnL."""
+        eq = await self.venue.equity()
+        held = await self.venue.holdings()
+        async with self.ctx.pool.connection() as conn:
+            await write_equity(
+                conn, at=datetime.now(UTC), venue=self.venue.name, agent=self.ctx.agent,
+                equity=eq.equity, balance=eq.cash, unrealised=None, start_equity=eq.start,
+                open_positions=len(held), vertical="poly",
+            )  # fmt: skip
 
     # --- reconcile, cap, exits, resolution ------------------------------------------------------
 
@@ -280,7 +358,14 @@ class PolyTrader(Service):
         so lowers the equity the cap is a share of (a few rounds at most)."""
         for _ in range(TRIM_ROUNDS):
             eq = await self.venue.equity()
-            excess = rules.excess_after_fills(eq.exposure, self.caps(eq.equity))
+            caps = self.caps(eq.equity)
+            async with self.ctx.pool.connection() as conn:
+                await store.record_exposure(
+                    conn, at=datetime.now(UTC), venue=self.venue.name, agent=self.ctx.agent,
+                    equity=eq.equity, exposure=eq.exposure, cap=caps.total_limit,
+                    open_positions=len(await self.venue.holdings()),
+                )  # fmt: skip
+            excess = rules.excess_after_fills(eq.exposure, caps)
             if excess <= 0:
                 return
             self.log.warning(
@@ -308,9 +393,14 @@ class PolyTrader(Service):
         async with self.ctx.pool.connection() as conn:
             state = await store.market_state(conn, held.condition_id)
             dec = await store.followed(conn, held.token_id)
-            since = dec["created_at"] if dec else datetime(2000, 1, 1, tzinfo=UTC)
-            n = await store.steps_taken(conn, held.token_id, since)
+            trade = await store.open_trade(conn, self.venue.name, held.token_id)
+            if trade is not None:  # every exit order of the trade counts, filled or not
+                n = await store.sell_orders_of(conn, trade["trade_id"])
+            else:
+                since = dec["created_at"] if dec else datetime(2000, 1, 1, tzinfo=UTC)
+                n = await store.steps_taken(conn, held.token_id, since)
         base = dec["signal_key"] if dec else held.token_id
+        trade_id = trade["trade_id"] if trade else None
         tick = _dec(book.tick_size) if book.tick_size is not None else rules.DEFAULT_TICK
         min_size = _dec(book.min_order_size) if book.min_order_size is not None else D(0)
         if shares < min_size or held.shares - shares < min_size:
@@ -330,20 +420,27 @@ class PolyTrader(Service):
                 base,
             )
         )  # fmt: skip  (a sell limited at one tick: FAK takes the bids as they are)
+        async with self.ctx.pool.connection() as conn:
+            await store.record_order(
+                conn, order, venue=self.venue.name, agent=self.ctx.agent, trade_id=trade_id,
+                signal_key=trade["signal_key"] if trade else None,
+            )  # fmt: skip
         if order.filled <= 0:
             self.log.info("exit step not filled", order_id=oid, reason=order.reason)
             return False
         cost_out = held.cost * order.filled / held.shares
         proceeds = (order.avg_price or D(0)) * order.filled - order.fee
         pnl = proceeds - cost_out
-        pct = float(pnl / cost_out * 100) if cost_out > 0 else None
-        async with self.ctx.pool.connection() as conn:
+        pct = rules.pnl_pct(pnl, cost_out, order.filled)
+        async with self.ctx.pool.connection() as conn, conn.transaction():
             await store.record_step(
                 conn, order_id=oid, condition_id=held.condition_id, token_id=held.token_id,
                 kind="exit", reason=reason, shares=order.filled, price=order.avg_price,
                 cost_usd=cost_out, pnl_usd=pnl, pnl_pct=pct, agent=self.ctx.agent,
-                venue=self.venue.name, time=datetime.now(UTC),
+                venue=self.venue.name, time=datetime.now(UTC), trade_id=trade_id,
             )  # fmt: skip
+            if trade_id is not None and held.shares - order.filled <= 0:
+                await self.close_trade(conn, trade_id)
         self.status_info["exits"] = self.status_info.get("exits", 0) + 1
         await self.ctx.bus.publish(STREAM_POLY_POSITIONS, PolyPositionChanged(
             kind="exit", time=datetime.now(UTC), agent=self.ctx.agent, venue=self.venue.name,
@@ -395,6 +492,7 @@ class PolyTrader(Service):
                                      rules.MarketRules(min_size=D(0)))  # fmt: skip
             await self.step_out(held, shares, reason.value)
         await self.check_cap()
+        await self.snapshot_equity()
 
     async def redeem(self, state: store.MarketState) -> None:
         winner = state.winner_token
@@ -410,22 +508,26 @@ class PolyTrader(Service):
                 continue
             payout = held.shares if after.token_id == winner else D(0)
             pnl = payout - held.cost
-            pct = float(pnl / held.cost * 100) if held.cost > 0 else None
+            pct = rules.pnl_pct(pnl, held.cost, held.shares)
             oid = order_id_of(state.condition_id + "|" + after.token_id, "r")
-            async with self.ctx.pool.connection() as conn:
+            async with self.ctx.pool.connection() as conn, conn.transaction():
+                trade = await store.open_trade(conn, self.venue.name, after.token_id)
                 await store.record_step(
                     conn, order_id=oid, condition_id=state.condition_id, token_id=after.token_id,
                     kind="resolution", reason=f"resolved: {state.resolved_outcome}",
                     shares=held.shares, price=D(1) if payout else D(0), cost_usd=held.cost,
                     pnl_usd=pnl, pnl_pct=pct, agent=self.ctx.agent, venue=self.venue.name,
-                    time=datetime.now(UTC),
+                    time=datetime.now(UTC), trade_id=trade["trade_id"] if trade else None,
                 )  # fmt: skip
+                if trade is not None:
+                    await self.close_trade(conn, trade["trade_id"])
+            signal_of = trade["signal_key"] if trade else None
             await self.ctx.bus.publish(STREAM_POLY_POSITIONS, PolyPositionChanged(
                 kind="resolution", time=datetime.now(UTC), agent=self.ctx.agent,
                 venue=self.venue.name, condition_id=state.condition_id, token_id=after.token_id,
                 question=state.question, outcome=state.outcome_of(after.token_id), order_id=oid,
-                shares=float(held.shares), price=1.0 if payout else 0.0, held_after=0.0,
-                cost_usd=float(held.cost), pnl_usd=float(pnl), pnl_pct=pct,
+                signal_key=signal_of, shares=float(held.shares), price=1.0 if payout else 0.0,
+                held_after=0.0, cost_usd=float(held.cost), pnl_usd=float(pnl), pnl_pct=pct,
                 reason=f"resolved: {state.resolved_outcome}",
             ))  # fmt: skip
             await self.ctx.journal("poly_copy_resolution", f"{state.question}: {state.resolved_outcome}, "

@@ -756,6 +756,9 @@ class Settings(BaseSettings):
     poly_return_cap: float = Field(
         1.0, gt=0, description="hunter: one position's return counts at most this much in the score"
     )
+    poly_copy_weight: float = Field(
+        1.0, ge=0, description="hunter: score weight of our closed copy trades' results (0 = off)"
+    )
     poly_early_hours: float = Field(6.0, ge=0, description="hunter: entry ≥ X h before a move")
     poly_early_points: float = Field(
         0.15, gt=0, lt=1, description="hunter: … of ≥ Y probability points (early entry)"
@@ -791,7 +794,9 @@ class Settings(BaseSettings):
         0.05, ge=0, description="oracle: ask at most this far above the smart entries"
     )
     poly_fee_rate_bps: float = Field(
-        0.0, ge=0, description="oracle: taker fee rate when the CLOB fee-rate is not stored"
+        0.0,
+        ge=0,
+        description="taker fee rate, bps (C x rate x (p(1-p))^exponent): oracle and copy trader",
     )
     poly_kelly_fraction: float = Field(0.25, gt=0, le=1, description="oracle: share of full Kelly")
     poly_bankroll_usd: float = Field(1000.0, gt=0, description="oracle: bankroll Kelly sizes from")
@@ -814,7 +819,10 @@ class Settings(BaseSettings):
         0.05, gt=0, le=1, description="copy trader: max share of poly equity in one market"
     )
     poly_fee_exponent: int = Field(
-        1, ge=0, le=4, description="copy trader: taker fee exponent (C x rate x (p(1-p))^exponent)"
+        1,
+        ge=0,
+        le=4,
+        description="taker fee exponent (C x rate x (p(1-p))^exponent): oracle and copy trader",
     )
     poly_paper_equity_usd: float = Field(
         1000.0, gt=0, description="copy trader: starting cash of the paper Polymarket venue"

@@ -12,8 +12,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from itertools import combinations
-from typing import Literal
+from typing import Literal, TypeVar
 
 import networkx as nx
 import numpy as np
@@ -40,6 +41,7 @@ class HunterParams:
     bot_trades_per_day: float = 150.0  # above: a bot (cannot be copied)
     mm_two_sided_share: float = 0.5  # share of markets traded on both outcomes: market maker
     mm_min_markets: int = 5
+    copy_weight: float = 1.0  # score weight of what copying the wallet made us (outcome learning)
 
 
 @dataclass
@@ -65,6 +67,15 @@ class TradesIn:
 
 
 @dataclass
+class CopiedIn:
+    """Our closed copy trades, one row per (trade, wallet it followed), wallets as indices: the
+    trade's PnL as a ratio of its cost (the trade log's pnl_pct_margin / 100)."""
+
+    wallet: Ints
+    ret: F
+
+
+@dataclass
 class WalletScores:
     closed: Ints
     wins: Ints
@@ -81,6 +92,8 @@ class WalletScores:
     score: F
     is_smart: B
     prior_roi: float  # population mean of the capped per-position return
+    copied: Ints  # our closed copy trades that followed the wallet
+    copy_return: F  # their mean capped return, shrunk toward 0 (the score's copy term)
 
 
 # resolved but not yet redeemed: the result still sits in the unrealised PnL
@@ -144,10 +157,18 @@ def early_entries(trades: TradesIn, hours: float, points: float) -> B:
 
 
 def score_wallets(
-    positions: PositionsIn, trades: TradesIn, n_wallets: int, now: float, params: HunterParams
+    positions: PositionsIn,
+    trades: TradesIn,
+    n_wallets: int,
+    now: float,
+    params: HunterParams,
+    copied: CopiedIn | None = None,
 ) -> WalletScores:
     """The hunter, for every wallet at once: realised ROI over the window, shrunk toward the
-    population mean by sample size, win streaks, early entries, bot / market-maker labels."""
+    population mean by sample size, win streaks, early entries, bot / market-maker labels; and
+    outcome learning: what copying the wallet made us (`copied`, our closed copy trades that
+    followed it) moves its score by `copy_weight` × their mean capped return shrunk toward 0 by
+    `shrink_k` (a few copies barely count; a wallet whose copies keep losing sinks)."""
     p = params
     in_window = positions.closed_at >= now - p.window_days * DAY
     wv, cost, pnl = positions.wallet[in_window], positions.cost[in_window], positions.pnl[in_window]
@@ -210,12 +231,21 @@ def score_wallets(
     confidence = closed / (closed + p.shrink_k)
     crowd_early = float(early_n.sum() / buys.sum()) if buys.sum() > 0 else 0.0
     score = shrunk + p.early_weight * (early_share - crowd_early) * confidence
+    copy_n = np.zeros(n_wallets, dtype=np.int64)
+    copy_ret: F = np.zeros(n_wallets, dtype=np.float64)
+    if copied is not None and copied.wallet.size:
+        cr = np.clip(np.nan_to_num(copied.ret, nan=0.0), -1.0, p.return_cap)
+        copy_n = np.bincount(copied.wallet, minlength=n_wallets).astype(np.int64)
+        copy_ret = np.bincount(copied.wallet, weights=cr, minlength=n_wallets) / (
+            copy_n + p.shrink_k
+        )
+        score = score + p.copy_weight * copy_ret
     score = np.where(is_bot | is_mm, -np.inf, score)
     return WalletScores(
         closed=closed, wins=wins, cost=cost_sum, pnl=pnl_sum, roi=roi, shrunk_roi=shrunk,
         win_streak=streak, early_entries=early_n, early_share=early_share,
         trades_per_day=per_day, two_sided_share=two_sided, label=label.astype(str),
-        score=score, is_smart=smart, prior_roi=prior,
+        score=score, is_smart=smart, prior_roi=prior, copied=copy_n, copy_return=copy_ret,
     )  # fmt: skip
 
 
@@ -335,6 +365,7 @@ class OracleInputs:
     liquidity_usd: float | None
     hours_to_end: float | None
     fee_rate_bps: float
+    fee_exponent: int = 1
 
 
 @dataclass
@@ -359,9 +390,15 @@ class OracleResult:
         return self.criteria_met >= fire_at and self.edge > 0
 
 
-def taker_fee(price: float, fee_rate_bps: float) -> float:
-    """Fee per share of a taker fill: rate × min(p, 1 − p) (Polymarket's fee curve)."""
-    return fee_rate_bps / 10_000.0 * min(price, 1.0 - price)
+Num = TypeVar("Num", float, Decimal)
+
+
+def taker_fee(shares: Num, price: Num, rate: Num, exponent: int) -> Num:
+    """Polymarket's taker fee (https://docs.polymarket.com/trading/fees), the one formula:
+    `C × rate × (p(1−p))^exponent` for C shares at price p, with the market's fee-schedule
+    `rate` (a ratio: 0.03 = 3 %) and `exponent`. Unrounded: the venue's rounding (floored to 5
+    decimals) and the order rules are quantcore.trading.poly's; the oracle prices one share."""
+    return shares * rate * (price * (1 - price)) ** exponent
 
 
 def implied_probability(entry_price: float, roi: float) -> float:
@@ -384,7 +421,11 @@ def oracle(inputs: OracleInputs, params: OracleParams) -> OracleResult:
     ask = x.best_ask
     implied = implied_probability(x.smart_entry_price, x.smart_roi)
     spread = (ask - x.best_bid) if ask is not None and x.best_bid is not None else None
-    edge = implied - ask - taker_fee(ask, x.fee_rate_bps) if ask is not None else -1.0
+    edge = (
+        implied - ask - taker_fee(1.0, ask, x.fee_rate_bps / 10_000.0, x.fee_exponent)
+        if ask is not None
+        else -1.0
+    )
     c: dict[str, Criterion] = {
         "smart_wallets_same_side": Criterion(len(x.smart_wallets) >= p.min_smart, len(x.smart_wallets), p.min_smart),
         "sync_cluster_involved": Criterion(x.cluster_id is not None, x.cluster_id, "any"),

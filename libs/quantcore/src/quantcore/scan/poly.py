@@ -38,6 +38,7 @@ def hunter_params(s: Settings) -> HunterParams:
     return HunterParams(
         window_days=s.poly_window_days, min_roi=s.poly_smart_min_roi, min_sample=s.poly_smart_min_sample,
         shrink_k=s.poly_shrink_k, return_cap=s.poly_return_cap, early_hours=s.poly_early_hours,
+        copy_weight=s.poly_copy_weight,
         early_points=s.poly_early_points, bot_trades_per_day=s.poly_bot_trades_per_day,
         mm_two_sided_share=s.poly_mm_two_sided_share,
     )  # fmt: skip
@@ -64,7 +65,7 @@ def registry_params(s: Settings) -> dict[str, Any]:
     return {
         "hunter": asdict(hunter_params(s)), "clusters": asdict(cluster_params(s)),
         "oracle": asdict(oracle_params(s)), "fee_rate_bps": s.poly_fee_rate_bps,
-        "hybrid_window_min": s.poly_hybrid_window_min,
+        "fee_exponent": s.poly_fee_exponent, "hybrid_window_min": s.poly_hybrid_window_min,
     }  # fmt: skip
 
 
@@ -94,16 +95,22 @@ async def hunt(
     """Score every wallet with closed positions or fills in the window, from the database."""
     since = now - timedelta(days=params.window_days)
     data = await store.load_hunter_data(conn, since, now)
-    s = score_wallets(data.positions, data.trades, len(data.wallets), now.timestamp(), params)
+    copied = await store.copy_returns(conn, since, {w: i for i, w in enumerate(data.wallets)})
+    s = score_wallets(
+        data.positions, data.trades, len(data.wallets), now.timestamp(), params, copied
+    )
     if write and data.wallets:
-        inputs = store.jsonb({"prior_roi": s.prior_roi, "window_days": params.window_days})
+        base = {"prior_roi": s.prior_roi, "window_days": params.window_days}
+        inputs = store.jsonb(base)
         rows = [
             (
                 now, w, int(s.closed[i]), int(s.wins[i]), float(s.cost[i]), float(s.pnl[i]), _num(s.roi[i]),
                 _num(s.shrunk_roi[i]), int(s.win_streak[i]), int(s.early_entries[i]), _num(s.early_share[i]),
                 _num(s.trades_per_day[i]), _num(s.two_sided_share[i]), str(s.label[i]),
                 float(s.score[i]) if math.isfinite(s.score[i]) else -1e9, bool(s.is_smart[i]),
-                SCANNER, version, inputs,
+                SCANNER, version,
+                store.jsonb({**base, "copied_trades": int(s.copied[i]),
+                             "copy_return": float(s.copy_return[i])}) if s.copied[i] else inputs,
             )
             for i, w in enumerate(data.wallets)
         ]  # fmt: skip
@@ -153,6 +160,7 @@ async def run_oracle(
     params: OracleParams,
     fee_rate_bps: float,
     version: str,
+    fee_exponent: int = 1,
 ) -> list[FiredSignal]:
     """Per open market outcome with smart buying in the window: edge + checklist; the ones that
     pass are written to poly_signals with everything the oracle saw."""
@@ -197,7 +205,7 @@ async def run_oracle(
             cluster_id=clusters[0] if clusters else None, contrary_smart=len(contrary - set(wallets)),
             best_bid=bid, best_ask=ask, liquidity_usd=m.liquidity_usd,
             hours_to_end=(m.end_date - now).total_seconds() / 3600 if m.end_date else None,
-            fee_rate_bps=fee_rate_bps,
+            fee_rate_bps=fee_rate_bps, fee_exponent=fee_exponent,
         )  # fmt: skip
         result = oracle(inputs, params)
         if not result.fires(params.fire_at):

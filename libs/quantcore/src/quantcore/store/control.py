@@ -93,7 +93,8 @@ async def open_positions(conn: AsyncConnection[Any]) -> list[OpenPosition]:
         """SELECT symbol, direction, entry_price::float8 AS entry_price,
                   leverage::float8 AS leverage, stop_loss::float8 AS stop_loss,
                   take_profit::float8 AS take_profit, venue, scanner, opened_at
-           FROM trades WHERE status = 'open' ORDER BY opened_at NULLS LAST, symbol""",
+           FROM trades WHERE status = 'open' AND vertical = 'perps'
+           ORDER BY opened_at NULLS LAST, symbol""",
         None,
         OpenPosition,
     )
@@ -108,7 +109,8 @@ async def open_positions(conn: AsyncConnection[Any]) -> list[OpenPosition]:
 
 async def has_open_position(conn: AsyncConnection[Any], symbol: str) -> bool:
     cur = await conn.execute(
-        "SELECT 1 FROM trades WHERE symbol = %s AND status IN ('pending', 'open') LIMIT 1",
+        "SELECT 1 FROM trades WHERE symbol = %s AND vertical = 'perps' "
+        "AND status IN ('pending', 'open') LIMIT 1",
         (symbol,),
     )
     return await cur.fetchone() is not None
@@ -135,13 +137,15 @@ class PnlSummary:
 async def pnl(
     conn: AsyncConnection[Any], since: datetime | None, until: datetime | None = None
 ) -> PnlSummary:
+    """Closed perps trades (the Polymarket copy trades, vertical 'poly', have their own panels
+    and the Trading dashboard's perps / poly / combined total)."""
     rows = await fetch_all(
         conn,
         """
         WITH closed AS (
             SELECT symbol, pnl_quote::float8 AS q, pnl_pct_price::float8 AS p,
                    pnl_pct_margin::float8 AS m
-            FROM trades WHERE status = 'closed'
+            FROM trades WHERE status = 'closed' AND vertical = 'perps'
               AND (%(since)s::timestamptz IS NULL OR closed_at >= %(since)s)
               AND (%(until)s::timestamptz IS NULL OR closed_at < %(until)s)
         )
@@ -215,7 +219,10 @@ def leaderboard_sql(since: str, until: str, limit: str) -> str:
             GROUP BY 1, 2
         ), s AS (
             SELECT scanner, scanner_version, count(*) AS signals
-            FROM signals
+            FROM (
+                SELECT scanner, scanner_version, time FROM signals
+                UNION ALL SELECT scanner, scanner_version, time FROM poly_signals
+            ) x
             WHERE ({since} IS NULL OR time >= {since}) AND ({until} IS NULL OR time < {until})
             GROUP BY 1, 2
         ), live AS (
@@ -302,7 +309,9 @@ async def signal_count(conn: AsyncConnection[Any], since: datetime, until: datet
 
 
 async def open_count(conn: AsyncConnection[Any]) -> int:
-    cur = await conn.execute("SELECT count(*) FROM trades WHERE status = 'open'")
+    cur = await conn.execute(
+        "SELECT count(*) FROM trades WHERE status = 'open' AND vertical = 'perps'"
+    )
     row = await cur.fetchone()
     return int(row[0]) if row else 0
 

@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from quantcore.db import copy_upsert
-from quantcore.math.poly import PENDING_STATUSES, PositionsIn, TradesIn, position_pnl
+from quantcore.math.poly import PENDING_STATUSES, CopiedIn, PositionsIn, TradesIn, position_pnl
 from quantcore.model.poly import PolyBook, PolyMarket, PolyPosition, PolySource, PolyTrade
 from quantcore.store.arrays import packed, unpack
 
@@ -292,6 +292,25 @@ async def load_hunter_data(
         closed_at=p["closed_at"].astype(np.float64),
     )
     return HunterData(names, positions, trades)
+
+
+async def copy_returns(
+    conn: AsyncConnection[Any], since: datetime, index: dict[str, int]
+) -> CopiedIn:
+    """Our copy trades closed since `since` (trades, vertical 'poly'), one row per wallet each
+    followed, as the hunter's outcome input: the return is the trade's PnL % of its cost / 100.
+    Wallets the hunter does not score (not in `index`) are left out."""
+    cur = await conn.execute(
+        """SELECT w, t.pnl_pct_margin::float8 / 100 FROM trades t, unnest(t.followed_wallets) w
+           WHERE t.vertical = 'poly' AND t.status = 'closed' AND t.closed_at >= %s
+                 AND t.pnl_pct_margin IS NOT NULL""",
+        (since,),
+    )
+    rows = [(index[w], r) for w, r in await cur.fetchall() if w in index]
+    return CopiedIn(
+        wallet=np.array([w for w, _ in rows], dtype=np.int64),
+        ret=np.array([r for _, r in rows], dtype=np.float64),
+    )
 
 
 SCORE_COLUMNS = (

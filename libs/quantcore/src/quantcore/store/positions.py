@@ -191,15 +191,16 @@ async def import_manual(
 async def write_equity(
     conn: AsyncConnection[Any], *, at: datetime, venue: str, agent: str, equity: Decimal,
     balance: Decimal | None, unrealised: Decimal | None, start_equity: Decimal, open_positions: int,
+    vertical: str = "perps",
 ) -> None:  # fmt: skip
     pct = (equity / start_equity - 1) * 100 if start_equity > 0 else None
     await conn.execute(
         """
         INSERT INTO equity_snapshots (time, venue, agent, equity, balance, unrealized_pnl, start_equity,
-                                      pnl_pct_from_start, open_positions)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING
+                                      pnl_pct_from_start, open_positions, vertical)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING
         """,
-        (at, venue, agent, equity, balance, unrealised, start_equity, pct, open_positions),
+        (at, venue, agent, equity, balance, unrealised, start_equity, pct, open_positions, vertical),
     )  # fmt: skip
 
 
@@ -248,7 +249,7 @@ async def agent_books(conn: AsyncConnection[Any], venue: str) -> list[AgentBook]
         SELECT agent, coalesce(sum(pnl_quote) FILTER (WHERE status = 'closed'), 0),
                count(*) FILTER (WHERE status = 'open'),
                coalesce(array_agg(DISTINCT symbol) FILTER (WHERE status = 'open'), '{}')
-        FROM trades WHERE venue = %s GROUP BY agent ORDER BY agent
+        FROM trades WHERE venue = %s AND vertical = 'perps' GROUP BY agent ORDER BY agent
         """,
         (venue,),
     )

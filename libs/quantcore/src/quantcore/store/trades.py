@@ -100,7 +100,8 @@ async def exposure(conn: AsyncConnection[Any], venue: str, day_start: datetime) 
         SELECT coalesce(array_agg(DISTINCT symbol) FILTER (WHERE status IN ('pending', 'open')), '{}'),
                coalesce(sum(margin) FILTER (WHERE status IN ('pending', 'open')), 0)::float8,
                coalesce(sum(pnl_quote) FILTER (WHERE status = 'closed' AND closed_at >= %s), 0)::float8
-        FROM trades WHERE venue = %s AND (status IN ('pending', 'open') OR closed_at >= %s)
+        FROM trades WHERE venue = %s AND vertical = 'perps'
+          AND (status IN ('pending', 'open') OR closed_at >= %s)
         """,
         (day_start, venue, day_start),
     )
@@ -120,7 +121,8 @@ async def exposure_unless_decided(
                coalesce(sum(margin) FILTER (WHERE status IN ('pending', 'open')), 0)::float8,
                coalesce(sum(pnl_quote) FILTER (WHERE status = 'closed' AND closed_at >= %s), 0)::float8,
                EXISTS (SELECT 1 FROM autotrader_decisions WHERE signal_id = %s)
-        FROM trades WHERE venue = %s AND (status IN ('pending', 'open') OR closed_at >= %s)
+        FROM trades WHERE venue = %s AND vertical = 'perps'
+          AND (status IN ('pending', 'open') OR closed_at >= %s)
         """,
         (day_start, signal_id, venue, day_start),
     )
@@ -192,7 +194,8 @@ async def orders_in(
 ) -> list[dict[str, Any]]:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        "SELECT * FROM orders WHERE venue = %s AND status = ANY(%s) ORDER BY created_at",
+        "SELECT * FROM orders WHERE venue = %s AND vertical = 'perps' AND status = ANY(%s) "
+        "ORDER BY created_at",
         (venue, list(statuses)),
     )
     return await cur.fetchall()
@@ -201,7 +204,8 @@ async def orders_in(
 async def open_trades(conn: AsyncConnection[Any], venue: str) -> list[dict[str, Any]]:
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        "SELECT * FROM trades WHERE venue = %s AND status IN ('pending', 'open') ORDER BY created_at",
+        "SELECT * FROM trades WHERE venue = %s AND vertical = 'perps' "
+        "AND status IN ('pending', 'open') ORDER BY created_at",
         (venue,),
     )
     return await cur.fetchall()

@@ -18,10 +18,14 @@ inside (0, 1); sizes are shares; money is USD (pUSD).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from enum import StrEnum
+
+from quantcore.math.poly import taker_fee as fee_formula
+from quantcore.trading import monitor
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -70,11 +74,12 @@ def check_price(price: Decimal) -> Decimal:
 
 
 def taker_fee(shares: Decimal, price: Decimal, fees: FeeSchedule) -> Decimal:
-    """`C × rate × (p(1−p))^exponent`, floored to 5 decimals."""
+    """The venue's charge: the one fee formula (quantcore.math.poly.taker_fee,
+    `C × rate × (p(1−p))^exponent`) floored to 5 decimals, for a tradable price and size."""
     check_price(price)
     if shares < 0:
         raise RuleError("bad_size", f"negative size {shares}")
-    raw = shares * fees.rate * (price * (ONE - price)) ** fees.exponent
+    raw = fee_formula(shares, price, fees.rate, fees.exponent)
     return raw.quantize(FEE_QUANTUM, rounding=ROUND_DOWN)
 
 
@@ -162,7 +167,7 @@ def size_entry(
     if budget <= 0:
         which = "total" if room_total <= room_market else "market"
         raise RuleError(f"{which}_cap_reached", f"exposure {exposure} caps {caps}")
-    per_share = limit + rules.fees.rate * (limit * (ONE - limit)) ** rules.fees.exponent
+    per_share = limit + fee_formula(ONE, limit, rules.fees.rate, rules.fees.exponent)
     shares = floor_shares(budget / per_share)
     while shares > 0 and buy_cost(shares, limit, rules.fees) > budget:  # fee flooring is per order
         shares -= SHARE_STEP
@@ -260,3 +265,99 @@ def walk_book(levels: list[Level], buy: bool, limit: Decimal, shares: Decimal) -
             fills.append(Level(lv.price, take))
             left -= take
     return fills
+
+
+# --- records: a copy trade's entry, exit steps, close and PnL % ------------------------------
+# A poly trade is one position in one outcome token, from its first buy until it is flat again.
+# Its money at risk is what the shares cost, fees included (no leverage: a binary share can lose
+# at most its price). PnL % goes through the one formula of the trade log
+# (quantcore.trading.monitor.pnl_pct_price / pnl_pct_margin) with that cost as the margin.
+
+
+@dataclass(frozen=True)
+class Filled:
+    """What an order filled at the venue: shares, their average price, the fee charged."""
+
+    shares: Decimal
+    avg_price: Decimal | None
+    fee: Decimal
+
+
+@dataclass(frozen=True)
+class EntryRecord:
+    shares: Decimal  # bought over the trade's entries
+    avg_price: Decimal | None  # their average fill (fees apart)
+    cost: Decimal  # shares × price + fees: the margin, the money at risk
+    fees: Decimal
+
+
+def entry_record(buys: Sequence[Filled]) -> EntryRecord:
+    shares = sum((b.shares for b in buys if b.shares > 0), ZERO)
+    notional = sum(
+        (b.shares * b.avg_price for b in buys if b.shares > 0 and b.avg_price is not None), ZERO
+    )
+    fees = sum((b.fee for b in buys), ZERO)
+    return EntryRecord(
+        shares=shares,
+        avg_price=notional / shares if shares > 0 else None,
+        cost=notional + fees,
+        fees=fees,
+    )
+
+
+def pnl_pct(pnl: Decimal, cost: Decimal, shares: Decimal) -> float | None:
+    """PnL in percent of the cost (fees included) of `shares`: the trade log's one formula
+    (monitor.pnl_pct_margin) with the cost per share as the entry and no leverage. None when
+    nothing was at risk."""
+    if cost <= 0 or shares <= 0:
+        return None
+    return monitor.pnl_pct_margin(pnl, cost / shares, shares, ONE)
+
+
+@dataclass(frozen=True)
+class StepOut:
+    """One exit step or redemption of a trade (as poly_copy_steps records it)."""
+
+    shares: Decimal
+    price: Decimal | None  # the average sell price; 1 or 0 at redemption
+    pnl: Decimal  # proceeds after fees − the cost basis taken out
+    reason: str
+
+
+@dataclass(frozen=True)
+class CloseRecord:
+    exit_price: Decimal | None
+    pnl_usd: Decimal
+    pnl_pct_price: float | None  # the price move from the average entry to the average exit
+    pnl_pct_margin: float | None  # net PnL over the cost (fees included)
+    reason: str
+
+
+RESOLVED = "resolved"  # the close reason of a trade that ended in redemption
+
+
+def close_record(entry: EntryRecord, steps: Sequence[StepOut]) -> CloseRecord:
+    """The closed trade from its entry and every step that took shares out (in time order): the
+    reason is the last step's (a redemption's is RESOLVED)."""
+    if not steps:
+        raise ValueError("no exit step: the trade has not closed")
+    out = sum((s.shares for s in steps), ZERO)
+    priced = [(s.shares, s.price) for s in steps if s.price is not None]
+    exit_price = (
+        sum((n * p for n, p in priced), ZERO) / sum((n for n, _ in priced), ZERO)
+        if priced and sum((n for n, _ in priced), ZERO) > 0
+        else None
+    )
+    pnl = sum((s.pnl for s in steps), ZERO)
+    price_pct = (
+        monitor.pnl_pct_price("long", entry.avg_price, exit_price)
+        if entry.avg_price is not None and entry.avg_price > 0 and exit_price is not None
+        else None
+    )
+    return CloseRecord(
+        exit_price=exit_price,
+        pnl_usd=pnl,
+        pnl_pct_price=price_pct,
+        pnl_pct_margin=pnl_pct(pnl, entry.cost, entry.shares if out > 0 else ZERO),
+        reason=steps[-1].reason,
+    )
