@@ -1,0 +1,401 @@
+"""The live Polymarket venue (POLY_TRADING_MODE=live): CLOB V2 through Polymarket's client
+(quantcore.adapters.polymarket.clob), behind quantcore.venues.poly.PolyVenue.
+
+- Orders: our rules first (the book's tick unchanged since pricing, tick grid, minimum size,
+  liquidity on the side taken: refused with the reason, nothing signed); then the order is
+  signed, written to `poly_live_orders` with its hash (the CLOB's order id) BEFORE it is posted,
+  and posted FAK. A replayed order id returns the stored order (`duplicate=True`); one a crash
+  left unanswered is looked up at the CLOB by hash and re-posted unchanged only if absent.
+- Fills are never assumed from "matched": an order's fill is what the Data API trade feed of our
+  funder address shows for the order's settlement transactions (from the post answer, else the
+  CLOB trades), waited for up to POLY_CONFIRM_TIMEOUT_S and re-checked on every read after.
+- Holdings come from the Data API positions feed; cash from the CLOB's collateral balance.
+- Resolution: redeeming is an on-chain transaction (the CTF contract through Polymarket's
+  relayer), outside the CLOB client: `resolve` reports a market's holdings once the positions
+  feed no longer shows them open (redeemed), and nothing before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from quantcore.adapters.polymarket.clob import (
+    ClobAccount,
+    ClobRejected,
+    ClobTrader,
+    PostAnswer,
+    SignedOrder,
+    geoblock,
+)
+from quantcore.adapters.polymarket.rest import PolymarketClient
+from quantcore.config import LIVE_CONFIRMATION_PHRASE, ConfigError, Settings
+from quantcore.errors import ExternalError, PermanentError
+from quantcore.logging import get_logger
+from quantcore.model.poly import PolyBook, PolyPosition, PolyTrade
+from quantcore.model.trading import OrderStatus, Side
+from quantcore.trading import poly as rules
+from quantcore.venues.poly import (
+    PolyEquity,
+    PolyHolding,
+    PolyOrder,
+    PolyOrderRequest,
+    PolyVenueName,
+)
+
+log = get_logger(component="poly_live_venue")
+Row = dict[str, Any]
+ZERO = Decimal(0)
+CONFIRM_POLL_S = 0.5
+
+
+def _d(value: float) -> Decimal:
+    return Decimal(str(value))
+
+
+def _order(row: Row, duplicate: bool = False) -> PolyOrder:
+    return PolyOrder(
+        order_id=row["order_id"], condition_id=row["condition_id"], token_id=row["token_id"],
+        side=Side(row["side"]), limit=row["limit_price"], shares=row["shares"],
+        filled=row["filled"], avg_price=row["avg_price"], fee=row["fee"],
+        status=OrderStatus(row["status"]), reason=row["reason"], created_at=row["created_at"],
+        duplicate=duplicate,
+    )  # fmt: skip
+
+
+def order_refusal(req: PolyOrderRequest, book: PolyBook, fees: rules.FeeSchedule) -> str | None:
+    """Our own rules before anything is signed (the same checks as the paper venue's)."""
+    tick = _d(book.tick_size) if book.tick_size is not None else rules.DEFAULT_TICK
+    min_size = _d(book.min_order_size) if book.min_order_size is not None else ZERO
+    if tick != req.tick:
+        return f"tick_size_changed: priced with {req.tick}, the book's tick is now {tick}"
+    try:
+        rules.check_order(req.limit, req.shares, rules.MarketRules(tick, min_size, fees))
+    except rules.RuleError as err:
+        return str(err)
+    if not (book.asks if req.side is Side.BUY else book.bids):
+        return "no_liquidity: the book has no " + ("asks" if req.side is Side.BUY else "bids")
+    return None
+
+
+def confirmed_fill(
+    feed: list[PolyTrade], token_id: str, tx_hashes: set[str], fees: rules.FeeSchedule
+) -> tuple[Decimal, Decimal | None, Decimal]:
+    """(shares, average price, taker fee) of the feed rows settling our transactions."""
+    shares = notional = fee = ZERO
+    for t in feed:
+        if t.tx_hash is None or t.tx_hash.lower() not in tx_hashes or t.token_id != token_id:
+            continue
+        size, price = _d(t.size), _d(t.price)
+        shares += size
+        notional += size * price
+        fee += rules.taker_fee(size, price, fees)
+    return shares, (notional / shares if shares > 0 else None), fee
+
+
+def fill_status(filled: Decimal, shares: Decimal) -> OrderStatus:
+    if filled >= shares:
+        return OrderStatus.FILLED
+    return OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.CANCELLED
+
+
+def holding_of(position: PolyPosition, bought: Decimal, buy_fees: Decimal) -> PolyHolding:
+    """A Data API position in our words: cost is the held shares at their average price plus
+    their share of the buy fees; the entry size is the most shares we bought into it."""
+    shares = _d(position.size)
+    fee_share = buy_fees * shares / bought if bought > 0 else ZERO
+    return PolyHolding(
+        condition_id=position.condition_id, token_id=position.token_id, shares=shares,
+        cost=shares * _d(position.avg_price) + fee_share, entry_shares=max(bought, shares),
+        realized_pnl=_d(position.realized_pnl_usd),
+    )  # fmt: skip
+
+
+class LivePolyVenue:
+    name: PolyVenueName = "live"
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        clob: ClobTrader,
+        data: PolymarketClient,
+        fees: rules.FeeSchedule,
+        confirm_timeout_s: float = 30.0,
+    ) -> None:
+        self.pool = pool
+        self.clob = clob
+        self.data = data  # Data API reads (trades, positions) and the CLOB book
+        self.fees = fees
+        self.confirm_timeout_s = confirm_timeout_s
+        self._start: Decimal | None = None
+
+    @property
+    def user(self) -> str:
+        return self.clob.funder.lower()
+
+    # --- orders ---------------------------------------------------------------------------------
+
+    async def place_order(self, req: PolyOrderRequest) -> PolyOrder:
+        async with self.pool.connection() as conn:
+            row = await self._row(conn, req.order_id)
+        if row is not None:
+            if row["status"] == OrderStatus.SUBMITTING.value:
+                row = await self._recover(row)
+            return _order(row, duplicate=True)
+        try:
+            book = await self.data.book(req.token_id)
+        except PermanentError as exc:
+            return await self._rejected(req, f"no_book: {exc}")
+        reason = order_refusal(req, book, self.fees)
+        if reason is not None:
+            return await self._rejected(req, reason)
+        try:
+            signed = await self.clob.sign(req.token_id, req.side.value, req.limit, req.shares,
+                                          req.tick, neg_risk=bool(book.neg_risk))  # fmt: skip
+        except ClobRejected as exc:
+            return await self._rejected(req, f"venue: {exc.message}")
+        async with self.pool.connection() as conn:
+            inserted = await self._insert(conn, req, signed)
+        if inserted is None:  # another replica wrote this order id first
+            async with self.pool.connection() as conn:
+                row = await self._row(conn, req.order_id)
+            assert row is not None
+            return _order(row, duplicate=True)
+        return _order(await self._post(inserted, signed))
+
+    async def _post(self, row: Row, signed: SignedOrder) -> Row:
+        try:
+            answer = await self.clob.post(signed)
+        except ClobRejected as exc:
+            log.info("poly live order rejected", order_id=row["order_id"], reason=exc.message)
+            return await self._update(row["order_id"], status=OrderStatus.REJECTED,
+                                      reason=f"venue: {exc.message}")  # fmt: skip
+        # a TemporaryError propagates: the row stays 'submitting' and is recovered by hash
+        if answer.error is not None:
+            return await self._update(row["order_id"], status=OrderStatus.REJECTED,
+                                      reason=f"venue: {answer.error}", clob_status=answer.status)  # fmt: skip
+        return await self._confirm(row["order_id"], answer, wait=True)
+
+    async def _recover(self, row: Row) -> Row:
+        """A crash left this order unanswered: the CLOB knows it by hash, or never got it."""
+        found = await self.clob.order(row["order_hash"])
+        if found is None:
+            log.info("re-posting an order the CLOB never got", order_id=row["order_id"])
+            return await self._post(row, SignedOrder(row["order_hash"], row["signed_order"]))
+        trade_ids = tuple(str(t) for t in found.get("associate_trades") or ())
+        answer = PostAnswer(row["order_hash"], str(found.get("status") or ""), trade_ids, (), None)
+        return await self._confirm(row["order_id"], answer, wait=True)
+
+    async def _confirm(self, order_id: str, answer: PostAnswer, wait: bool) -> Row:
+        """The order's fill as the Data API trade feed confirms it."""
+        tx = {h.lower() for h in answer.tx_hashes}
+        if answer.trade_ids and not tx:
+            trades = await self.clob.trades(answer.trade_ids)
+            tx = {t.tx_hash.lower() for t in trades if t.tx_hash and t.status != "FAILED"}
+        async with self.pool.connection() as conn:
+            row = await self._row(conn, order_id)
+        assert row is not None
+        deadline = time.monotonic() + (self.confirm_timeout_s if wait and tx else 0)
+        while True:
+            filled, avg, fee = confirmed_fill(
+                await self._feed(row["condition_id"]), row["token_id"], tx, self.fees
+            )
+            if filled >= row["shares"] or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(CONFIRM_POLL_S)
+        status = fill_status(filled, row["shares"])
+        reason = None
+        if status is not OrderStatus.FILLED:
+            reason = (
+                "fak: the rest found no liquidity"
+                if len(tx) == len(answer.trade_ids)
+                else "matched but not settled: the trade failed or is not in the feed yet"
+            )
+        return await self._update(
+            order_id, status=status, reason=reason, clob_status=answer.status,
+            trade_ids=list(answer.trade_ids), tx_hashes=sorted(tx), filled=filled, avg_price=avg,
+            fee=fee,
+        )  # fmt: skip
+
+    async def _feed(self, condition_id: str) -> list[PolyTrade]:
+        page = await self.data.trades_page(user=self.user, conditions=[condition_id])
+        return list(page.items)
+
+    async def _rejected(self, req: PolyOrderRequest, reason: str) -> PolyOrder:
+        """Refused before anything was posted: nothing at the CLOB, nothing stored."""
+        log.info("poly live order refused", order_id=req.order_id, reason=reason)
+        return PolyOrder(
+            order_id=req.order_id, condition_id=req.condition_id, token_id=req.token_id,
+            side=req.side, limit=req.limit, shares=req.shares, filled=ZERO, avg_price=None,
+            fee=ZERO, status=OrderStatus.REJECTED, reason=reason, created_at=datetime.now(UTC),
+        )  # fmt: skip
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    async def get_order(self, order_id: str) -> PolyOrder | None:
+        async with self.pool.connection() as conn:
+            row = await self._row(conn, order_id)
+        if row is None:
+            return None
+        if row["status"] == OrderStatus.SUBMITTING.value:
+            if await self.clob.order(row["order_hash"]) is None:
+                return None  # the CLOB never got it: the caller places it again (same id)
+            row = await self._recover(row)
+        elif row["status"] != OrderStatus.REJECTED.value and row["filled"] < row["shares"]:
+            answer = PostAnswer(row["order_hash"], row["clob_status"] or "",
+                                tuple(row["trade_ids"]), tuple(row["tx_hashes"]), None)  # fmt: skip
+            if answer.trade_ids:  # settlement may have caught up since
+                row = await self._confirm(order_id, answer, wait=False)
+        return _order(row)
+
+    async def orders(self, since: datetime | None = None) -> list[PolyOrder]:
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT * FROM poly_live_orders WHERE %s::timestamptz IS NULL OR created_at >= %s "
+                "ORDER BY created_at, order_id",
+                (since, since),
+            )
+            return [_order(r) for r in await cur.fetchall()]
+
+    async def holdings(self) -> list[PolyHolding]:
+        positions: list[PolyPosition] = []
+        cursor: str | None = None
+        for _ in range(100):
+            page = await self.data.positions_page(self.user, cursor, status="OPEN")
+            positions.extend(page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        buys = await self._buys()
+        out = []
+        for p in positions:
+            if p.size <= 0:
+                continue
+            bought, fees = buys.get(p.token_id, (ZERO, ZERO))
+            out.append(holding_of(p, bought, fees))
+        return sorted(out, key=lambda h: h.token_id)
+
+    async def equity(self) -> PolyEquity:
+        cash = await self.clob.cash()
+        exposure = sum((h.cost for h in await self.holdings()), ZERO)
+        if self._start is None:
+            self._start = cash + exposure
+        return PolyEquity(cash=cash, exposure=exposure, start=self._start)
+
+    async def resolve(self, condition_id: str, winner_token_id: str) -> list[PolyHolding]:
+        """Holdings of a resolved market once the positions feed shows them redeemed (not open)."""
+        still_open = {h.token_id for h in await self.holdings() if h.condition_id == condition_id}
+        if still_open:
+            log.info("resolved market not redeemed yet", condition=condition_id)
+            return []
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT DISTINCT token_id FROM poly_live_orders WHERE condition_id = %s "
+                "AND filled > 0 ORDER BY 1",
+                (condition_id,),
+            )
+            tokens = [r[0] for r in await cur.fetchall()]
+        return [PolyHolding(condition_id, t, ZERO, ZERO, ZERO, ZERO) for t in tokens]
+
+    async def close(self) -> None:
+        await self.clob.close()
+
+    # --- SQL ------------------------------------------------------------------------------------
+
+    async def _buys(self) -> dict[str, tuple[Decimal, Decimal]]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT token_id, sum(filled), sum(fee) FROM poly_live_orders "
+                "WHERE side = 'buy' AND filled > 0 GROUP BY token_id"
+            )
+            return {r[0]: (Decimal(r[1]), Decimal(r[2])) for r in await cur.fetchall()}
+
+    async def _row(self, conn: AsyncConnection[Any], order_id: str) -> Row | None:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute("SELECT * FROM poly_live_orders WHERE order_id = %s", (order_id,))
+        return await cur.fetchone()
+
+    async def _insert(
+        self, conn: AsyncConnection[Any], req: PolyOrderRequest, signed: SignedOrder
+    ) -> Row | None:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            "INSERT INTO poly_live_orders (order_id, order_hash, signed_order, condition_id, "
+            "token_id, side, limit_price, shares, tick, status, signal_key) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 'submitting', %s) "
+            "ON CONFLICT (order_id) DO NOTHING RETURNING *",
+            (
+                req.order_id, signed.order_hash, json.dumps(signed.body), req.condition_id,
+                req.token_id, req.side.value, req.limit, req.shares, req.tick, req.signal_key,
+            ),
+        )  # fmt: skip
+        return await cur.fetchone()
+
+    async def _update(self, order_id: str, **values: Any) -> Row:
+        if isinstance(values.get("status"), OrderStatus):
+            values["status"] = values["status"].value
+        sets = ", ".join(f"{k} = %s" for k in values)
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                f"UPDATE poly_live_orders SET {sets}, updated_at = now() WHERE order_id = %s "
+                "RETURNING *",
+                (*values.values(), order_id),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return row
+
+
+def make_live_venue(
+    settings: Settings,
+    pool: AsyncConnectionPool[AsyncConnection[Any]],
+    data: PolymarketClient,
+    fees: rules.FeeSchedule,
+) -> LivePolyVenue:
+    """The live venue the settings describe (the settings check already refused a missing key,
+    funder or confirmation phrase)."""
+    key = settings.polymarket_private_key
+    if key is None or settings.poly_live_confirm != LIVE_CONFIRMATION_PHRASE:
+        raise ConfigError(
+            "POLY_TRADING_MODE=live needs POLYMARKET_PRIVATE_KEY and POLY_LIVE_CONFIRM"
+        )
+    account = ClobAccount(
+        host=settings.poly_clob_url, private_key=key.get_secret_value(),
+        signature_type=settings.poly_signature_type, funder=settings.poly_funder_address,
+        chain_id=settings.poly_chain_id,
+    )  # fmt: skip
+    return LivePolyVenue(pool, ClobTrader(account), data, fees, settings.poly_confirm_timeout_s)
+
+
+async def start_live(venue: LivePolyVenue, geoblock_url: str, logger: Any) -> None:
+    """Before the first order: Polymarket must not geoblock this machine (an unreadable answer
+    refuses too), then the API key is derived (L1). Raises ConfigError: the service stops."""
+    try:
+        verdict = await geoblock(geoblock_url)
+    except ExternalError as exc:
+        raise ConfigError(
+            f"POLY_TRADING_MODE=live refuses to start: geoblock check failed ({exc})"
+        ) from exc
+    if verdict.blocked:
+        raise ConfigError(
+            "POLY_TRADING_MODE=live refuses to start: Polymarket geoblocks this machine "
+            f"(country {verdict.country}, region {verdict.region})"
+        )
+    try:
+        await venue.clob.connect()
+    except ExternalError as exc:
+        raise ConfigError(
+            f"POLY_TRADING_MODE=live refuses to start: API key derivation failed ({exc})"
+        ) from exc
+    logger.info("live Polymarket venue ready", signer=venue.clob.signer, funder=venue.clob.funder,
+                country=verdict.country)  # fmt: skip
