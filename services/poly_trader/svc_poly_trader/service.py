@@ -436,13 +436,20 @@ class PolyTrader(Service):
         self.status = "ok"
         try:
             await self.reconcile(0)  # orders a crash left unanswered, before anything new
-            await asyncio.gather(
-                signals.run(stop),
-                self.lease.run(stop, self._lead),
-            )
+            tasks = [signals.run(stop), self.lease.run(stop, self._lead)]
+            if isinstance(self.venue, LivePolyVenue) and s.poly_heartbeat_s > 0:
+                tasks.append(every(s.poly_heartbeat_s, stop, self.heartbeat, self.log, "heartbeat",
+                                   delay_s=0))  # fmt: skip
+            await asyncio.gather(*tasks)
         finally:
             await self.venue.close()
             await self.client.aclose()
+
+    async def heartbeat(self, _cycle: int = 0) -> None:
+        """Live: the CLOB's dead-man switch (open orders are cancelled if heartbeats stop)."""
+        assert isinstance(self.venue, LivePolyVenue)
+        await self.venue.clob.heartbeat()
+        self.status_info["heartbeats"] = self.status_info.get("heartbeats", 0) + 1
 
     async def _lead(self, lost: asyncio.Event) -> None:
         await every(self.ctx.settings.poly_trader_interval_s, lost, self.manage, self.log, "manage",

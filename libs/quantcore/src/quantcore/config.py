@@ -830,6 +830,9 @@ class Settings(BaseSettings):
         "",
         description="live: geoblock check URL (empty: https://polymarket.com/api/geoblock, or the simulator's)",
     )
+    poly_heartbeat_s: float = Field(
+        5.0, ge=0, description="live: seconds between CLOB heartbeats (dead-man switch; 0 = off)"
+    )
     poly_confirm_timeout_s: float = Field(
         30.0, gt=0, description="live: seconds to wait for a matched fill to show in the Data API"
     )

@@ -29,6 +29,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from quantcore.adapters.polymarket.clob import (
+    TRADE_FAILED,
     ClobAccount,
     ClobRejected,
     ClobTrader,
@@ -199,7 +200,7 @@ class LivePolyVenue:
         tx = {h.lower() for h in answer.tx_hashes}
         if answer.trade_ids and not tx:
             trades = await self.clob.trades(answer.trade_ids)
-            tx = {t.tx_hash.lower() for t in trades if t.tx_hash and t.status != "FAILED"}
+            tx = {t.tx_hash.lower() for t in trades if t.tx_hash and t.status != TRADE_FAILED}
         async with self.pool.connection() as conn:
             row = await self._row(conn, order_id)
         assert row is not None

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
 import httpx
-from py_clob_client_v2 import ClobClient, OrderType, PartialCreateOrderOptions, Side
+from py_clob_client_v2 import ClobClient, OrderType, PartialCreateOrderOptions
 from py_clob_client_v2.clob_types import (
     AssetType,
     BalanceAllowanceParams,
@@ -45,6 +45,7 @@ GEOBLOCK_URL = "https://polymarket.com/api/geoblock"
 POLYGON = 137
 COLLATERAL_DECIMALS = Decimal(1_000_000)  # pUSD has 6 decimals; balances come in base units
 TRADE_FAILED = "FAILED"
+FAK_UNMATCHED = "no orders found to match with FAK order"  # HTTP 400 when a FAK finds no match
 SignatureType = Literal[0, 1, 2, 3]
 
 
@@ -115,7 +116,7 @@ def _translate(exc: Exception, what: str) -> Exception:
 
 
 def _side(side: Literal["buy", "sell"]) -> str:
-    return str(Side.BUY if side == "buy" else Side.SELL)
+    return "BUY" if side == "buy" else "SELL"
 
 
 class ClobTrader:
@@ -193,6 +194,11 @@ class ClobTrader:
             tx_hashes=tuple(str(t) for t in answer.get("transactionsHashes") or ()),
             error=None,
         )
+
+    async def heartbeat(self) -> None:
+        """POST /v1/heartbeats (L2): while they keep coming, the CLOB keeps our open orders; if
+        they stop, it cancels them all (a dead-man switch)."""
+        await self._call("heartbeat", self._client.post_heartbeat)
 
     async def order(self, order_hash: str) -> dict[str, Any] | None:
         """The CLOB's record of an order, None when it never got it."""
