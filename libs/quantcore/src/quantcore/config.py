@@ -931,14 +931,14 @@ class Settings(BaseSettings):
         if self.poly_trading_mode == "live":
             if self.polymarket_private_key is None:
                 raise ValueError("POLY_TRADING_MODE=live needs POLYMARKET_PRIVATE_KEY")
+            if self.poly_live_confirm != LIVE_CONFIRMATION_PHRASE:
+                raise ValueError(
+                    f'POLY_TRADING_MODE=live needs POLY_LIVE_CONFIRM="{LIVE_CONFIRMATION_PHRASE}"'
+                )
             if self.poly_signature_type != 0 and self.poly_funder_address is None:
                 raise ValueError(
                     f"POLY_TRADING_MODE=live with POLY_SIGNATURE_TYPE={self.poly_signature_type} "
                     "needs POLY_FUNDER_ADDRESS (the deposit wallet, proxy or Safe holding the funds)"
-                )
-            if self.poly_live_confirm != LIVE_CONFIRMATION_PHRASE:
-                raise ValueError(
-                    f'POLY_TRADING_MODE=live needs POLY_LIVE_CONFIRM="{LIVE_CONFIRMATION_PHRASE}"'
                 )
         if self.trading_mode == "testnet":
             missing = [

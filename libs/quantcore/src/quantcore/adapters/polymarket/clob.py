@@ -179,9 +179,14 @@ class ClobTrader:
     async def post(self, signed: SignedOrder) -> PostAnswer:
         """Post a signed order FAK (taken against the book at once, the rest cancelled)."""
         order = _rebuild(signed.body)
-        answer = await self._call(
-            "post order", lambda: self._client.post_order(order, OrderType.FAK)
-        )
+        try:
+            answer = await self._call(
+                "post order", lambda: self._client.post_order(order, OrderType.FAK)
+            )
+        except ClobRejected as exc:
+            if FAK_UNMATCHED in exc.message:  # FAK's defined outcome, not a fault: nothing filled
+                return PostAnswer(signed.order_hash, "unmatched", (), (), None)
+            raise
         if not isinstance(answer, Mapping):
             raise TemporaryError(f"Polymarket CLOB post order: unexpected answer {answer!r:.120}")
         if answer.get("success") is False or answer.get("errorMsg"):
