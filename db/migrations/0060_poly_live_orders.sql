@@ -30,3 +30,11 @@ CREATE TABLE IF NOT EXISTS poly_live_orders (
 );
 CREATE INDEX IF NOT EXISTS poly_live_orders_time_idx ON poly_live_orders (created_at DESC);
 CREATE INDEX IF NOT EXISTS poly_live_orders_token_idx ON poly_live_orders (token_id, created_at);
+
+-- Resolutions the live venue has reported to the trader (redemption itself is on chain and may
+-- come before or after): a resolved market's positions no longer count as holdings.
+CREATE TABLE IF NOT EXISTS poly_live_resolutions (
+    condition_id     text        PRIMARY KEY,
+    winner_token_id  text        NOT NULL,
+    resolved_at      timestamptz NOT NULL DEFAULT now()
+);

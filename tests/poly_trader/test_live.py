@@ -151,6 +151,50 @@ async def test_live_signals_become_clob_orders_confirmed_from_the_feeds(
     assert len(events) == len(traded)
 
 
+async def test_live_exits_step_out_and_resolution_is_booked(
+    fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
+    poly_client: PolymarketClient, live_world: None,
+) -> None:  # fmt: skip
+    """The paper run's exits and resolution on the live venue: exit steps are SELL orders signed
+    and matched at the CLOB (holdings from the Data API shrink), a resolved market is booked
+    once and then no longer held."""
+    picks = await open_tokens(fresh_pool, poly_client, 2)
+    t = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-1", poly_exit_resolution_h=0.0,
+                    poly_exit_min_edge=-1.0)  # fmt: skip
+    assert isinstance(t.venue, LivePolyVenue)
+    await t.venue.clob.connect()
+    for c, tok, a in picks:
+        await t.decide(signal(c, tok, a))
+    held = {h.token_id: h for h in await t.venue.holdings()}
+    assert set(held) == {tok for _, tok, _ in picks}
+    (c_exit, tok_exit, _), (c_res, tok_res, _) = picks
+    async with fresh_pool.connection() as conn:
+        await conn.execute("UPDATE poly_markets SET end_date = now() + interval '1 minute' "
+                           "WHERE condition_id = %s", (c_exit,))  # fmt: skip
+        await conn.execute(
+            "UPDATE poly_markets SET closed = true, resolved_outcome = outcomes[1] "
+            "WHERE condition_id = %s", (c_res,),
+        )  # fmt: skip
+    t.exit_policy = t.exit_policy.__class__(step_pct=D("0.25"), resolution_hours=D(1))
+    t.lease.valid_until = float("inf")  # this replica leads
+    await t.manage()
+    await t.manage()
+    after = {h.token_id: h for h in await t.venue.holdings()}
+    assert tok_res not in after  # booked as resolved
+    assert after[tok_exit].shares < held[tok_exit].shares  # stepped out, not all at once
+    view = await clob_view(poly_sim)
+    sells = [o for o in view["orders"] if o["side"] == "SELL"]
+    assert len(sells) == 2 and all(o["status"] == "MATCHED" for o in sells)
+    sold = sum(D(o["size_matched"]) for o in sells)
+    assert held[tok_exit].shares - after[tok_exit].shares == sold  # the feed's view = the CLOB's
+    async with fresh_pool.connection() as conn:
+        steps = await (await conn.execute(
+            "SELECT kind, reason, pnl_pct FROM poly_copy_steps ORDER BY time")).fetchall()  # fmt: skip
+    kinds = [s[0] for s in steps]
+    assert kinds.count("resolution") == 1 and kinds.count("exit") == 2
+    assert all(s[2] is not None for s in steps)
+
+
 async def test_matched_but_never_settled_is_not_a_fill(
     fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
     poly_client: PolymarketClient, live_world: None,

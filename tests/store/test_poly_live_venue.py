@@ -18,6 +18,7 @@ from quantcore.errors import TemporaryError
 from quantcore.model.poly import BookLevel, PolyBook, PolyPosition, PolyTrade
 from quantcore.model.trading import OrderStatus, Side
 from quantcore.store.poly_live_venue import (
+    OurFills,
     confirmed_fill,
     fill_status,
     holding_of,
@@ -92,6 +93,14 @@ def test_a_data_api_position_in_our_words() -> None:
     assert h.cost == D(6) * D("0.5") + D("0.06")  # the held shares' part of the buy fees
     assert h.realized_pnl == D("0.4")
     assert holding_of(p, D(0), D(0)).entry_shares == D(6)  # bought elsewhere: its own size
+
+
+def test_our_books_where_the_feed_shows_nothing() -> None:
+    mine = OurFills(TOKEN, COND, bought=D(10), notional=D(4), fees=D("0.2"), sold=D(4))
+    h = mine.holding()
+    assert (h.shares, h.entry_shares) == (D(6), D(10))
+    assert h.cost == (D(4) + D("0.2")) * D(6) / D(10)  # the held part of cost and fees
+    assert OurFills(TOKEN, COND, D(5), D(2), D(0), D(5)).held == 0
 
 
 def book(asks: list[tuple[float, float]], tick: float = 0.01) -> PolyBook:

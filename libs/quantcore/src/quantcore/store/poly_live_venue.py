@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -106,6 +107,28 @@ def fill_status(filled: Decimal, shares: Decimal) -> OrderStatus:
     if filled >= shares:
         return OrderStatus.FILLED
     return OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.CANCELLED
+
+
+@dataclass(frozen=True)
+class OurFills:
+    """One token's confirmed fills in poly_live_orders."""
+
+    token_id: str
+    condition_id: str
+    bought: Decimal
+    notional: Decimal  # what the bought shares cost before fees
+    fees: Decimal  # buy fees
+    sold: Decimal
+
+    @property
+    def held(self) -> Decimal:
+        return self.bought - self.sold
+
+    def holding(self) -> PolyHolding:
+        """Our own books' view, where the positions feed shows nothing."""
+        share = self.held / self.bought if self.bought > 0 else ZERO
+        return PolyHolding(self.condition_id, self.token_id, self.held,
+                           (self.notional + self.fees) * share, self.bought, ZERO)  # fmt: skip
 
 
 def holding_of(position: PolyPosition, bought: Decimal, buy_fees: Decimal) -> PolyHolding:
@@ -268,22 +291,33 @@ class LivePolyVenue:
             return [_order(r) for r in await cur.fetchall()]
 
     async def holdings(self) -> list[PolyHolding]:
+        """What we hold: the positions feed (open, or resolved and not yet redeemed), plus what
+        our confirmed fills say we hold where the feed shows nothing (a fill the feed has not
+        caught up with, or a position redeemed before we recorded the resolution); markets we
+        reported resolved are out."""
         positions: list[PolyPosition] = []
-        cursor: str | None = None
-        for _ in range(100):
-            page = await self.data.positions_page(self.user, cursor, status="OPEN")
-            positions.extend(page.items)
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-        buys = await self._buys()
-        out = []
+        for status in ("OPEN", "REDEEMABLE"):  # REDEEMABLE: resolved, shares not yet redeemed
+            cursor: str | None = None
+            for _ in range(100):
+                page = await self.data.positions_page(self.user, cursor, status=status)
+                positions.extend(page.items)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        books = await self._books()
+        resolved = await self._resolved()
+        out: dict[str, PolyHolding] = {}
         for p in positions:
-            if p.size <= 0:
+            if p.size <= 0 or p.condition_id in resolved:
                 continue
-            bought, fees = buys.get(p.token_id, (ZERO, ZERO))
-            out.append(holding_of(p, bought, fees))
-        return sorted(out, key=lambda h: h.token_id)
+            mine = books.get(p.token_id)
+            out[p.token_id] = holding_of(
+                p, mine.bought if mine else ZERO, mine.fees if mine else ZERO
+            )
+        for token, mine in books.items():
+            if token not in out and mine.condition_id not in resolved and mine.held > 0:
+                out[token] = mine.holding()
+        return sorted(out.values(), key=lambda h: h.token_id)
 
     async def equity(self) -> PolyEquity:
         cash = await self.clob.cash()
@@ -293,32 +327,43 @@ class LivePolyVenue:
         return PolyEquity(cash=cash, exposure=exposure, start=self._start)
 
     async def resolve(self, condition_id: str, winner_token_id: str) -> list[PolyHolding]:
-        """Holdings of a resolved market once the positions feed shows them redeemed (not open)."""
-        still_open = {h.token_id for h in await self.holdings() if h.condition_id == condition_id}
-        if still_open:
-            log.info("resolved market not redeemed yet", condition=condition_id)
-            return []
+        """Record the market resolved and report its holdings closed (winner 1, loser 0 a share,
+        the trader books the PnL). The pUSD arrives when the position is redeemed on chain
+        (Polymarket's relayer / auto-redeem), which this client cannot do."""
+        held = [h for h in await self.holdings() if h.condition_id == condition_id]
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT DISTINCT token_id FROM poly_live_orders WHERE condition_id = %s "
-                "AND filled > 0 ORDER BY 1",
-                (condition_id,),
+                "INSERT INTO poly_live_resolutions (condition_id, winner_token_id) VALUES (%s, %s) "
+                "ON CONFLICT (condition_id) DO NOTHING RETURNING condition_id",
+                (condition_id, winner_token_id),
             )
-            tokens = [r[0] for r in await cur.fetchall()]
-        return [PolyHolding(condition_id, t, ZERO, ZERO, ZERO, ZERO) for t in tokens]
+            if await cur.fetchone() is None:
+                return []  # reported before
+        return [PolyHolding(h.condition_id, h.token_id, ZERO, ZERO, ZERO, h.realized_pnl)
+                for h in held]  # fmt: skip
 
     async def close(self) -> None:
         await self.clob.close()
 
     # --- SQL ------------------------------------------------------------------------------------
 
-    async def _buys(self) -> dict[str, tuple[Decimal, Decimal]]:
+    async def _books(self) -> dict[str, OurFills]:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT token_id, sum(filled), sum(fee) FROM poly_live_orders "
-                "WHERE side = 'buy' AND filled > 0 GROUP BY token_id"
+                "SELECT token_id, min(condition_id), "
+                "COALESCE(sum(filled) FILTER (WHERE side = 'buy'), 0), "
+                "COALESCE(sum(filled * avg_price) FILTER (WHERE side = 'buy'), 0), "
+                "COALESCE(sum(fee) FILTER (WHERE side = 'buy'), 0), "
+                "COALESCE(sum(filled) FILTER (WHERE side = 'sell'), 0) "
+                "FROM poly_live_orders WHERE filled > 0 GROUP BY token_id"
             )
-            return {r[0]: (Decimal(r[1]), Decimal(r[2])) for r in await cur.fetchall()}
+            return {r[0]: OurFills(r[0], r[1], *(Decimal(v) for v in r[2:6]))
+                    for r in await cur.fetchall()}  # fmt: skip
+
+    async def _resolved(self) -> set[str]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT condition_id FROM poly_live_resolutions")
+            return {r[0] for r in await cur.fetchall()}
 
     async def _row(self, conn: AsyncConnection[Any], order_id: str) -> Row | None:
         cur = conn.cursor(row_factory=dict_row)
