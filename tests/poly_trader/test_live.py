@@ -8,7 +8,9 @@ recording is healed by the order's hash."""
 from __future__ import annotations
 
 import asyncio
+import signal as sigs
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,6 +33,7 @@ from svc_poly_trader.service import PolyTrader, order_id_of, signal_key
 from svc_simulator.polymarket_clob import ERR_SIGNER_KEY
 from tests.conftest import aeventually
 from tests.poly.conftest import NOW, PolySim
+from tests.poly_trader.test_crash import scalar, start
 from tests.poly_trader.test_service import decisions, open_tokens, running, signal, trader
 
 D = Decimal
@@ -282,3 +285,47 @@ async def _settled(pool: AsyncConnectionPool, n: int) -> dict[str, dict[str, Any
 
 async def _heartbeats(sim: PolySim) -> bool:
     return int((await clob_view(sim))["heartbeats"]) > 0
+
+
+async def test_sigkill_after_the_clob_accepted_a_live_order(
+    fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
+    poly_client: PolymarketClient, live_world: None, tmp_path: Path,
+) -> None:  # fmt: skip
+    """A real live poly_trader process (settings from the environment, geoblock check, L1 key
+    derivation) killed right after the CLOB accepted its order: after a restart, one BUY order
+    at the CLOB, its fill recorded once, the decision settled, the signal acked."""
+    [(cond, token, ask)] = await open_tokens(fresh_pool, poly_client, 1)
+    bus = Bus(fresh_redis, fresh.settings.bus_namespace, source="poly_scanner@test")
+    await bus.publish(STREAM_POLY_SIGNALS, signal(cond, token, ask))
+    log = tmp_path / "poly_trader.log"
+    live = {"POLY_TRADING_MODE": "live", "POLYMARKET_PRIVATE_KEY": KEY,
+            "POLY_LIVE_CONFIRM": LIVE_CONFIRMATION_PHRASE, "POLY_SIGNATURE_TYPE": "0",
+            "POLY_FEE_RATE_BPS": "300", "POLY_CONFIRM_TIMEOUT_S": "5"}  # fmt: skip
+    proc = start(fresh, poly_sim, log, POLY_TRADER_FAULT="kill_after_place", **live)
+    code = await asyncio.wait_for(asyncio.to_thread(proc.wait), timeout=90)
+    assert code == -sigs.SIGKILL, log.read_text()[-2000:]
+    assert len((await clob_view(poly_sim))["orders"]) == 1
+    assert await scalar(fresh_pool, "SELECT order_status FROM poly_copy_decisions") is None
+    key = bus.key(STREAM_POLY_SIGNALS)
+    assert (await fresh_redis.xpending(key, "poly_trader"))["pending"] == 1  # never acked
+
+    proc = start(fresh, poly_sim, log, **live)
+    try:
+        await aeventually(
+            lambda: scalar(fresh_pool, "SELECT order_status FROM poly_copy_decisions"), timeout=60
+        )
+        await aeventually(lambda: _acked(fresh_redis, key), timeout=60)
+    finally:
+        proc.send_signal(sigs.SIGINT)
+        await asyncio.wait_for(asyncio.to_thread(proc.wait), timeout=30)
+    view = await clob_view(poly_sim)
+    buys = [o for o in view["orders"] if o["side"] == "BUY"]
+    assert len(buys) == 1, view["orders"]  # the restarted leader may step out: sells only
+    filled = await scalar(fresh_pool, "SELECT filled FROM poly_live_orders WHERE side = 'buy'")
+    assert filled == D(buys[0]["size_matched"]) > 0
+    assert await scalar(fresh_pool, "SELECT filled FROM poly_copy_decisions") == filled
+    assert await scalar(fresh_pool, "SELECT count(*) FROM poly_copy_decisions") == 1
+
+
+async def _acked(redis: Redis, key: str) -> bool:
+    return (await redis.xpending(key, "poly_trader"))["pending"] == 0

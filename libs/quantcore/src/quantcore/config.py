@@ -807,8 +807,10 @@ class Settings(BaseSettings):
     poly_trading_mode: Literal["paper", "live"] = Field(
         "paper", description="poly_trader venue: paper (default) or live (Polymarket CLOB V2)"
     )
-    poly_signature_type: Literal[0, 1, 2, 3] = Field(
+    poly_signature_type: int = Field(
         3,
+        ge=0,
+        le=3,
         description="live: order signature type (0 EOA, 1 proxy, 2 Safe, 3 deposit wallet: "
         "accounts created on or after 2026-05-04)",
     )

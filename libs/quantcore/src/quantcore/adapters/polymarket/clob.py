@@ -46,7 +46,6 @@ POLYGON = 137
 COLLATERAL_DECIMALS = Decimal(1_000_000)  # pUSD has 6 decimals; balances come in base units
 TRADE_FAILED = "FAILED"
 FAK_UNMATCHED = "no orders found to match with FAK order"  # HTTP 400 when a FAK finds no match
-SignatureType = Literal[0, 1, 2, 3]
 
 
 class ClobRejected(PermanentError):
@@ -62,7 +61,7 @@ class ClobRejected(PermanentError):
 class ClobAccount:
     host: str  # the CLOB base URL (the simulator's /clob in tests)
     private_key: str
-    signature_type: SignatureType = 3
+    signature_type: int = 3  # 0 EOA, 1 proxy, 2 Safe, 3 deposit wallet (POLY_1271)
     funder: str | None = None  # the address holding the funds (deposit wallet, proxy, Safe)
     chain_id: int = POLYGON
 
