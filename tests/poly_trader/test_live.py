@@ -325,6 +325,8 @@ async def test_sigkill_after_the_clob_accepted_a_live_order(
     assert filled == D(buys[0]["size_matched"]) > 0
     assert await scalar(fresh_pool, "SELECT filled FROM poly_copy_decisions") == filled
     assert await scalar(fresh_pool, "SELECT count(*) FROM poly_copy_decisions") == 1
+    text = log.read_text()
+    assert "live Polymarket venue ready" in text and KEY[2:] not in text  # the key never logged
 
 
 async def _acked(redis: Redis, key: str) -> bool:

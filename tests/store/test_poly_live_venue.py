@@ -13,7 +13,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from py_clob_client_v2.exceptions import PolyApiException
 
-from quantcore.adapters.polymarket.clob import ClobRejected, _translate
+from quantcore.adapters.polymarket.clob import ClobAccount, ClobRejected, _translate
 from quantcore.errors import TemporaryError
 from quantcore.model.poly import BookLevel, PolyBook, PolyPosition, PolyTrade
 from quantcore.model.trading import OrderStatus, Side
@@ -136,3 +136,8 @@ def test_client_errors_keep_polymarkets_text() -> None:
     assert isinstance(_translate(_api_error(429, {"error": "Too Many Requests"}), "post"), TemporaryError)  # fmt: skip
     network = _translate(PolyApiException(error_msg="Request exception!"), "post")
     assert isinstance(network, TemporaryError)  # no answer at all: not a refusal
+
+
+def test_the_key_is_not_in_the_accounts_repr() -> None:
+    key = "0x" + "5e" * 32
+    assert key[2:] not in repr(ClobAccount("http://clob", key, 0))

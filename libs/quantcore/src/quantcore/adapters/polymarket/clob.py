@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
@@ -60,7 +60,7 @@ class ClobRejected(PermanentError):
 @dataclass(frozen=True)
 class ClobAccount:
     host: str  # the CLOB base URL (the simulator's /clob in tests)
-    private_key: str
+    private_key: str = field(repr=False)  # never in a log line or an error message
     signature_type: int = 3  # 0 EOA, 1 proxy, 2 Safe, 3 deposit wallet (POLY_1271)
     funder: str | None = None  # the address holding the funds (deposit wallet, proxy, Safe)
     chain_id: int = POLYGON
