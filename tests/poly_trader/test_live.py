@@ -89,7 +89,7 @@ def test_live_refuses_to_start_without_confirmation_keys_or_funder() -> None:
 
 async def test_live_refuses_to_start_when_geoblocked_or_unchecked(
     fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
-    live_world: None,
+    live_world: None, tmp_path: Path,
 ) -> None:  # fmt: skip
     await sim_post(
         poly_sim, "/sim/poly/geoblock", {"blocked": True, "country": "US", "region": "NY"}
@@ -97,6 +97,13 @@ async def test_live_refuses_to_start_when_geoblocked_or_unchecked(
     blocked = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-geo")
     with pytest.raises(ConfigError, match="geoblocks this machine"):
         await blocked.run(asyncio.Event())
+    # a real process: exit code 2 with the reason, no traceback, nothing placed
+    live = {"POLY_TRADING_MODE": "live", "POLYMARKET_PRIVATE_KEY": KEY,
+            "POLY_LIVE_CONFIRM": LIVE_CONFIRMATION_PHRASE, "POLY_SIGNATURE_TYPE": "0"}  # fmt: skip
+    proc = start(fresh, poly_sim, tmp_path / "geo.log", **live)
+    assert await asyncio.wait_for(asyncio.to_thread(proc.wait), timeout=60) == 2
+    text = (tmp_path / "geo.log").read_text()
+    assert "geoblocks this machine (country US, region NY)" in text and "Traceback" not in text
     unchecked = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-geo2",
                             poly_endpoint_geoblock=poly_sim.url + "/no/such/page")  # fmt: skip
     with pytest.raises(ConfigError, match="geoblock check failed"):
