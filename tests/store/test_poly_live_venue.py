@@ -23,6 +23,7 @@ from quantcore.store.poly_live_venue import (
     fill_status,
     holding_of,
     order_refusal,
+    unfilled_reason,
 )
 from quantcore.trading.poly import FeeSchedule, taker_fee
 from quantcore.venues.poly import PolyOrderRequest
@@ -83,6 +84,13 @@ def test_status_from_the_confirmed_fill() -> None:
     assert fill_status(D(10), D(10)) is OrderStatus.FILLED
     assert fill_status(D(4), D(10)) is OrderStatus.PARTIALLY_FILLED
     assert fill_status(D(0), D(10)) is OrderStatus.CANCELLED
+
+
+def test_why_an_order_filled_less() -> None:
+    assert unfilled_reason(trades=2, settled=1, in_feed=1).startswith("matched but not settled")
+    assert unfilled_reason(trades=2, settled=2, in_feed=1).startswith("not in the feed yet")
+    assert unfilled_reason(trades=1, settled=1, in_feed=1).startswith("fak:")
+    assert unfilled_reason(trades=0, settled=0, in_feed=0).startswith("fak:")  # no match at all
 
 
 def test_a_data_api_position_in_our_words() -> None:

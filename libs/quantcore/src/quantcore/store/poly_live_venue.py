@@ -103,6 +103,16 @@ def confirmed_fill(
     return shares, (notional / shares if shares > 0 else None), fee
 
 
+def unfilled_reason(trades: int, settled: int, in_feed: int) -> str:
+    """Why an order filled less than asked: its trades failed to settle, their settlements are
+    not in the Data API feed yet (re-checked on later reads), or FAK found no more liquidity."""
+    if settled < trades:
+        return f"matched but not settled: {trades - settled} of {trades} trades failed or pending"
+    if in_feed < settled:
+        return f"not in the feed yet: {settled - in_feed} of {settled} settlements"
+    return "fak: the rest found no liquidity"
+
+
 def fill_status(filled: Decimal, shares: Decimal) -> OrderStatus:
     if filled >= shares:
         return OrderStatus.FILLED
@@ -229,20 +239,16 @@ class LivePolyVenue:
         assert row is not None
         deadline = time.monotonic() + (self.confirm_timeout_s if wait and tx else 0)
         while True:
-            filled, avg, fee = confirmed_fill(
-                await self._feed(row["condition_id"]), row["token_id"], tx, self.fees
-            )
+            feed = await self._feed(row["condition_id"])
+            filled, avg, fee = confirmed_fill(feed, row["token_id"], tx, self.fees)
             if filled >= row["shares"] or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(CONFIRM_POLL_S)
         status = fill_status(filled, row["shares"])
-        reason = None
-        if status is not OrderStatus.FILLED:
-            reason = (
-                "fak: the rest found no liquidity"
-                if len(tx) == len(answer.trade_ids)
-                else "matched but not settled: the trade failed or is not in the feed yet"
-            )
+        seen = {t.tx_hash.lower() for t in feed if t.tx_hash and t.tx_hash.lower() in tx}
+        reason = None if status is OrderStatus.FILLED else unfilled_reason(
+            len(answer.trade_ids), len(tx), len(seen)
+        )  # fmt: skip
         return await self._update(
             order_id, status=status, reason=reason, clob_status=answer.status,
             trade_ids=list(answer.trade_ids), tx_hashes=sorted(tx), filled=filled, avg_price=avg,
