@@ -227,3 +227,12 @@ async def test_geoblock_check(poly_sim: PolySim) -> None:
 def test_order_args_v2_still_has_token_id() -> None:
     # the adapter builds OrderArgsV2(token_id=...); a client upgrade renaming it fails here
     assert OrderArgsV2(token_id="1", price=0.5, size=5, side="BUY").token_id == "1"
+
+
+async def test_neg_risk_orders_are_signed_for_the_neg_risk_exchange(
+    poly_sim: PolySim, eoa: ClobTrader
+) -> None:
+    _, token, ask = open_token(poly_sim)
+    neg = await eoa.sign(token, "buy", D(str(ask)), D(5), TICK, neg_risk=True)
+    answer = await eoa.post(neg)  # the simulator finds which V2 exchange the signature is for
+    assert answer.status == "matched" and answer.order_hash == neg.order_hash

@@ -259,36 +259,38 @@ def _recover_1271(o: dict[str, Any], exchange: str) -> str | None:
         return None
 
 
-def check_order(state: ClobState, key: ApiKey, o: dict[str, Any]) -> str | None:
-    """Polymarket's refusal text for an order, None when its signatures and addresses hold."""
+def check_order(state: ClobState, key: ApiKey, o: dict[str, Any]) -> tuple[str | None, str]:
+    """Polymarket's refusal text for an order (None when its signatures and addresses hold) and
+    the exchange it was signed for (its hash, the order id, is over that domain)."""
+    exchange = EXCHANGES_V2[0]
     if any(f in o for f in ("nonce", "feeRateBps", "taker")) or "timestamp" not in o:
-        return ERR_VERSION
+        return ERR_VERSION, exchange
     try:
         sig_type = int(o["signatureType"])
         maker, signer = _lower(o["maker"]), _lower(o["signer"])
     except (KeyError, ValueError):
-        return ERR_SIGNATURE
+        return ERR_SIGNATURE, exchange
     owners = {
         a.wallet: a.owner for a in state.accounts.values() if a.kind == "deposit" and a.wallet
     }
     if sig_type == 3:
         if maker != signer or maker not in owners:
-            return ERR_SIGNATURE
-        if all(_recover_1271(o, ex) != owners[maker] for ex in EXCHANGES_V2):
-            return ERR_SIGNATURE
+            return ERR_SIGNATURE, exchange
+        good = [ex for ex in EXCHANGES_V2 if _recover_1271(o, ex) == owners[maker]]
     else:
-        if all(
-            _recover(_typed_order(o, ex), str(o.get("signature"))) != signer for ex in EXCHANGES_V2
-        ):
-            return ERR_SIGNATURE
+        sig = str(o.get("signature"))
+        good = [ex for ex in EXCHANGES_V2 if _recover(_typed_order(o, ex), sig) == signer]
+    if not good:
+        return ERR_SIGNATURE, exchange
+    exchange = good[0]
     if signer != key.address:
-        return ERR_SIGNER_KEY
+        return ERR_SIGNER_KEY, exchange
     account = state.accounts.get(signer)
     if sig_type != 3 and account is not None and account.kind == "deposit":
-        return ERR_MAKER  # an account with a deposit wallet trades only through it
+        return ERR_MAKER, exchange  # an account with a deposit wallet trades only through it
     if sig_type == 0 and maker != signer:
-        return ERR_MAKER
-    return None
+        return ERR_MAKER, exchange
+    return None, exchange
 
 
 # --- money --------------------------------------------------------------------------------------
@@ -357,10 +359,10 @@ async def post_order(request: web.Request) -> web.Response:
         return _error(400, "Invalid payload")
     if body.get("owner") != key.key:
         return _error(401, ERR_L2)
-    refusal = check_order(state, key, o)
+    refusal, exchange = check_order(state, key, o)
     if refusal is not None:
         return _error(400, refusal)
-    oid = order_hash(o)
+    oid = order_hash(o, exchange)
     if oid in state.orders:
         return _error(400, f"order {oid} is invalid. Duplicated.")
     return _match(state, world, o, oid, key)
