@@ -19,7 +19,6 @@ from redis.asyncio import Redis
 from quantcore.adapters.polymarket.rest import PolymarketClient
 from quantcore.bus import Bus
 from quantcore.collect import poly as collect
-from quantcore.config import ConfigError, Settings
 from quantcore.model.events import (
     STREAM_POLY_POSITIONS,
     STREAM_POLY_SIGNALS,
@@ -240,18 +239,6 @@ async def test_exits_step_out_and_resolution_redeems(
     kinds_ev = [Envelope.model_validate_json(f[b"e"]).payload["kind"] for _, f in events]
     assert kinds_ev.count("entry") == 2 and kinds_ev.count("exit") == 2
     assert kinds_ev.count("resolution") == 1
-
-
-def test_live_refuses_to_start() -> None:
-    with pytest.raises(ValueError, match="POLYMARKET_PRIVATE_KEY"):
-        Settings(poly_trading_mode="live")
-    with pytest.raises(ValueError, match="POLY_LIVE_CONFIRM"):
-        Settings(poly_trading_mode="live", polymarket_private_key="0x" + "1" * 64)
-    ok = Settings(poly_trading_mode="live", polymarket_private_key="0x" + "1" * 64,
-                  poly_live_confirm="I accept real-money trading")  # fmt: skip
-    with pytest.raises(ConfigError, match="not built yet"):
-        PolyTrader.check_settings(ok)
-    PolyTrader.check_settings(Settings())  # paper is the default and starts
 
 
 async def test_concurrent_replicas_never_spend_the_same_room(

@@ -34,7 +34,6 @@ from typing import Any, ClassVar
 
 from quantcore.adapters.polymarket.rest import PolymarketClient, PolymarketUrls
 from quantcore.bus import Delivery
-from quantcore.config import ConfigError, Settings
 from quantcore.errors import ExternalError
 from quantcore.leader import LeaderLease
 from quantcore.model.events import (
@@ -47,6 +46,7 @@ from quantcore.model.trading import Side
 from quantcore.scan.loop import every
 from quantcore.service import Service, ServiceContext
 from quantcore.store import poly_trader as store
+from quantcore.store.poly_live_venue import LivePolyVenue, make_live_venue, start_live
 from quantcore.store.poly_venue import PaperPolyVenue
 from quantcore.store.positions import refresh_scanner_stats, write_equity
 from quantcore.trading import poly as rules
@@ -56,12 +56,6 @@ from quantcore.venues.poly import PolyHolding, PolyOrder, PolyOrderRequest
 D = Decimal
 LEASE_S = 15.0  # exits and redemptions run on one replica (the lease holder)
 TRIM_ROUNDS = 5
-LIVE_NOT_BUILT = (
-    "POLY_TRADING_MODE=live: the live Polymarket venue (CLOB V2 through py-clob-client-v2, "
-    "EIP-712 signing, deposit wallets, heartbeats) is not built yet (issue 16); poly_trader "
-    "refuses to start rather than trade real money through an untested path. Use "
-    "POLY_TRADING_MODE=paper."
-)
 
 
 def signal_key(sig: PolySignalFired) -> str:
@@ -88,24 +82,24 @@ class PolyTrader(Service):
     version: ClassVar[str] = "1.1.0"
     description: ClassVar[str] = "poly signals become capped copy trades (agent poly_copy)"
 
-    @classmethod
-    def check_settings(cls, settings: Settings) -> None:
-        if settings.poly_trading_mode == "live":
-            raise ConfigError(LIVE_NOT_BUILT)
-
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
         s = ctx.settings
-        self.check_settings(s)
         sim = s.poly_sim
+        urls = PolymarketUrls.single(s.sim_http_url) if sim else PolymarketUrls()
+        if s.poly_trading_mode == "live":  # the books and feeds of the CLOB we trade on
+            urls = PolymarketUrls(gamma=urls.gamma, clob=s.poly_clob_url, data=s.poly_data_url)
         self.client = PolymarketClient(
-            PolymarketUrls.single(s.sim_http_url) if sim else PolymarketUrls(),
-            source="sim" if sim else "polymarket", rate_scale=1.0 if sim else s.poly_rate_scale,
+            urls, source="sim" if sim else "polymarket", rate_scale=1.0 if sim else s.poly_rate_scale,
         )  # fmt: skip
         self.fees = rules.FeeSchedule(
             rate=_dec(s.poly_fee_rate_bps) / 10_000, exponent=s.poly_fee_exponent
         )
-        self.venue = PaperPolyVenue(ctx.pool, self.client, s.poly_paper_equity_usd, self.fees)
+        self.venue: PaperPolyVenue | LivePolyVenue
+        if s.poly_trading_mode == "live":
+            self.venue = make_live_venue(s, ctx.pool, self.client, self.fees)
+        else:
+            self.venue = PaperPolyVenue(ctx.pool, self.client, s.poly_paper_equity_usd, self.fees)
         self.killswitch = KillSwitch(ctx.redis, s.bus_namespace)
         self.exit_policy = rules.ExitPolicy(
             step_pct=_dec(s.poly_exit_step_pct), wallets_left_share=_dec(s.poly_exit_wallets_left),
@@ -539,16 +533,25 @@ class PolyTrader(Service):
             STREAM_POLY_SIGNALS, group=self.name, name=self.ctx.instance, handler=self.on_signals,
             batch_size=20, claim_idle_ms=s.bus_claim_idle_ms, max_deliveries=s.bus_max_deliveries,
         )  # fmt: skip
+        if isinstance(self.venue, LivePolyVenue):
+            await start_live(self.venue, s.poly_geoblock_url, self.log)  # refuses when blocked
         self.status = "ok"
         try:
             await self.reconcile(0)  # orders a crash left unanswered, before anything new
-            await asyncio.gather(
-                signals.run(stop),
-                self.lease.run(stop, self._lead),
-            )
+            tasks = [signals.run(stop), self.lease.run(stop, self._lead)]
+            if isinstance(self.venue, LivePolyVenue) and s.poly_heartbeat_s > 0:
+                tasks.append(every(s.poly_heartbeat_s, stop, self.heartbeat, self.log, "heartbeat",
+                                   delay_s=0))  # fmt: skip
+            await asyncio.gather(*tasks)
         finally:
             await self.venue.close()
             await self.client.aclose()
+
+    async def heartbeat(self, _cycle: int = 0) -> None:
+        """Live: the CLOB's dead-man switch (open orders are cancelled if heartbeats stop)."""
+        assert isinstance(self.venue, LivePolyVenue)
+        await self.venue.clob.heartbeat()
+        self.status_info["heartbeats"] = self.status_info.get("heartbeats", 0) + 1
 
     async def _lead(self, lost: asyncio.Event) -> None:
         await every(self.ctx.settings.poly_trader_interval_s, lost, self.manage, self.log, "manage",

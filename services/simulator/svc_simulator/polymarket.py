@@ -22,6 +22,7 @@ from aiohttp import web
 
 from quantcore.model.poly import PolyTrade
 from quantcore.sim.poly import PolyWorld, SimMarket, build_world
+from svc_simulator import polymarket_clob
 
 WORLD = web.AppKey("poly_world", PolyWorld)
 FAULTS = web.AppKey("poly_faults", dict)
@@ -134,27 +135,38 @@ def _token(request: web.Request) -> str:
     return token
 
 
-async def book(request: web.Request) -> web.Response:
-    world = _world(request)
-    token = _token(request)
-    try:
-        m, bid, ask = world.book(token)
-    except KeyError:
-        return web.json_response(
-            {"error": "No orderbook exists for the requested token id"}, status=404
-        )
+def book_levels(
+    world: PolyWorld, token: str
+) -> tuple[SimMarket, list[dict[str, str]], list[dict[str, str]]]:
+    """(market, bids best first, asks best first) of a token: three levels a side around the
+    world's price. /book serves them (worst first, as the CLOB lays them out) and the CLOB
+    order endpoints match against them. KeyError: no such token."""
+    m, bid, ask = world.book(token)
     depth = m.liquidity_usd / 10
     bids = [
         {"price": f"{max(bid - 0.01 * i, 0.01):.2f}", "size": f"{depth / max(bid, 0.01):.2f}"}
         for i in range(3)
-    ][::-1]
+    ]
     asks = [
         {"price": f"{min(ask + 0.01 * i, 0.99):.2f}", "size": f"{depth / max(ask, 0.01):.2f}"}
         for i in range(3)
-    ][::-1]
+    ]
+    return m, bids, asks
+
+
+async def book(request: web.Request) -> web.Response:
+    world = _world(request)
+    token = _token(request)
+    try:
+        m, bids, asks = book_levels(world, token)
+    except KeyError:
+        return web.json_response(
+            {"error": "No orderbook exists for the requested token id"}, status=404
+        )
+    _, bid, ask = world.book(token)
     return web.json_response({
         "market": m.condition_id, "asset_id": token, "timestamp": str(int(world.now * 1000)),
-        "hash": "sim", "bids": bids, "asks": asks, "min_order_size": "5", "tick_size": "0.01",
+        "hash": "sim", "bids": bids[::-1], "asks": asks[::-1], "min_order_size": "5", "tick_size": "0.01",
         "neg_risk": False, "last_trade_price": f"{(bid + ask) / 2:.3f}",
     })  # fmt: skip
 
@@ -337,4 +349,5 @@ def add_routes(app: web.Application, world: PolyWorld | None = None) -> None:
     app.router.add_get("/data/v1/leaderboard", g(leaderboard))
     app.router.add_get("/data/holders", g(holders))
     app.router.add_get("/sim/poly/truth", truth)
+    polymarket_clob.add_routes(app)
     app.router.add_post("/sim/poly/faults", set_faults)

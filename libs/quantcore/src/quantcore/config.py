@@ -810,7 +810,38 @@ class Settings(BaseSettings):
         0.0, ge=0, description="hybrid: perps score boost of a coin with a hybrid signal (0 = off)"
     )
     poly_trading_mode: Literal["paper", "live"] = Field(
-        "paper", description="poly_trader venue: paper (default) or live (refused: not built yet)"
+        "paper", description="poly_trader venue: paper (default) or live (Polymarket CLOB V2)"
+    )
+    poly_signature_type: int = Field(
+        3,
+        ge=0,
+        le=3,
+        description="live: order signature type (0 EOA, 1 proxy, 2 Safe, 3 deposit wallet: "
+        "accounts created on or after 2026-05-04)",
+    )
+    poly_funder_address: str | None = Field(
+        None,
+        pattern=r"^0x[0-9a-fA-F]{40}$",
+        description="live: the address holding the funds (deposit wallet / proxy / Safe; "
+        "needed for signature types 1-3)",
+    )
+    poly_chain_id: int = Field(137, description="live: chain id the orders are signed for")
+    poly_endpoint_clob: str = Field(
+        "",
+        description="live: CLOB base URL (empty: Polymarket's, or the simulator's with DATA_SOURCE=sim)",
+    )
+    poly_endpoint_data: str = Field(
+        "", description="live: Data API base URL (empty: Polymarket's, or the simulator's)"
+    )
+    poly_endpoint_geoblock: str = Field(
+        "",
+        description="live: geoblock check URL (empty: https://polymarket.com/api/geoblock, or the simulator's)",
+    )
+    poly_heartbeat_s: float = Field(
+        5.0, ge=0, description="live: seconds between CLOB heartbeats (dead-man switch; 0 = off)"
+    )
+    poly_confirm_timeout_s: float = Field(
+        30.0, gt=0, description="live: seconds to wait for a matched fill to show in the Data API"
     )
     poly_live_confirm: str = Field(
         "", description=f'must be exactly "{LIVE_CONFIRMATION_PHRASE}" for POLY_TRADING_MODE=live'
@@ -914,6 +945,11 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f'POLY_TRADING_MODE=live needs POLY_LIVE_CONFIRM="{LIVE_CONFIRMATION_PHRASE}"'
                 )
+            if self.poly_signature_type != 0 and self.poly_funder_address is None:
+                raise ValueError(
+                    f"POLY_TRADING_MODE=live with POLY_SIGNATURE_TYPE={self.poly_signature_type} "
+                    "needs POLY_FUNDER_ADDRESS (the deposit wallet, proxy or Safe holding the funds)"
+                )
         if self.trading_mode == "testnet":
             missing = [
                 n
@@ -939,6 +975,26 @@ class Settings(BaseSettings):
     def poly_sim(self) -> bool:
         """Polymarket reads go to the simulator's copies unless DATA_SOURCE is a real venue."""
         return self.data_source == "sim"
+
+    @property
+    def poly_clob_url(self) -> str:
+        if self.poly_endpoint_clob:
+            return self.poly_endpoint_clob.rstrip("/")
+        return f"{self.sim_http_url}/clob" if self.poly_sim else "https://clob.polymarket.com"
+
+    @property
+    def poly_data_url(self) -> str:
+        if self.poly_endpoint_data:
+            return self.poly_endpoint_data.rstrip("/")
+        return f"{self.sim_http_url}/data" if self.poly_sim else "https://data-api.polymarket.com"
+
+    @property
+    def poly_geoblock_url(self) -> str:
+        if self.poly_endpoint_geoblock:
+            return self.poly_endpoint_geoblock
+        if self.poly_sim:
+            return f"{self.sim_http_url}/web/api/geoblock"
+        return "https://polymarket.com/api/geoblock"
 
     @property
     def bybit_rest_url(self) -> str:

@@ -253,6 +253,10 @@ async def _main(cls: type[Service], settings: Settings) -> int:
             work.result()  # re-raise a crash
             log.info("service run loop returned")
         svc.status = "stopped"
+    except ConfigError as exc:  # refused to start (e.g. a live venue's pre-flight check)
+        log.error("configuration error: refusing to start", error=str(exc)[:500])
+        svc.status = "failed"
+        code = 2
     except Exception:
         log.exception("service crashed")
         svc.status = "failed"

@@ -165,6 +165,7 @@ class PolyBook(_Model):
     tick_size: float | None = Field(default=None, gt=0, lt=1)
     min_order_size: float | None = Field(default=None, ge=0)
     last_trade_price: float | None = Field(default=None, ge=0, le=1)
+    neg_risk: bool = False  # a neg-risk market: orders are signed for the neg-risk exchange
 
     _aware_time = field_validator("time")(_aware)
 

@@ -136,6 +136,12 @@ class PolyWorld:
                 return m, bid, min(round(bid + 0.02, 2), 0.99)
         raise KeyError(token_id)
 
+    def add_trade(self, trade: PolyTrade) -> None:
+        """A fill made at the simulator's CLOB: it shows in the Data API feeds from now on."""
+        self.trades.append(trade)
+        if self._by_wallet:
+            self._by_wallet.setdefault(trade.wallet, []).append(trade)
+
     def positions(self, wallet: str) -> list[PolyPosition]:
         """What the Data API v2 would report for the wallet: per token, shares, entry cost and
         realised PnL; resolved positions are redeemed, except every third loser of an
@@ -168,7 +174,7 @@ class PolyWorld:
                 unredeemed_loser = (
                     (not won)
                     and shares > 0
-                    and self.kinds[wallet] in ("ordinary", "lucky")
+                    and self.kinds.get(wallet) in ("ordinary", "lucky")
                     and i % 3 == 0
                 )
                 if unredeemed_loser:

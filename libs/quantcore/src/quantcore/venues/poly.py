@@ -12,8 +12,9 @@ Failures: a refused order (unknown or closed market, no liquidity, a price or si
 market's rules, a tick size that changed under the order, not enough cash) comes back with
 status `rejected` and `reason`; quantcore.errors.TemporaryError when the venue could not answer.
 
-The live venue (Polymarket CLOB V2 through `py-clob-client-v2`, EIP-712 signing, deposit
-wallets) is not built yet: see services/poly_trader/README.md.
+Venues: `quantcore.store.poly_venue.PaperPolyVenue` (paper, the default) and
+`quantcore.store.poly_live_venue.LivePolyVenue` (Polymarket CLOB V2 through `py-clob-client-v2`:
+L1/L2 auth, EIP-712 V2 orders, deposit wallets; fills confirmed from the Data API feeds).
 """
 
 from __future__ import annotations

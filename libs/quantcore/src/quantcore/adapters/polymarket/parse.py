@@ -382,6 +382,7 @@ def book(payload: Any) -> PolyBook:
             tick_size=optional_number(payload.get("tick_size"), "tick_size"),
             min_order_size=optional_number(payload.get("min_order_size"), "min_order_size"),
             last_trade_price=optional_number(payload.get("last_trade_price"), "last_trade_price"),
+            neg_risk=payload.get("neg_risk") is True,
         )
     except (ValueError, TypeError, ValidationError) as exc:
         raise BadPayload("poly_book", snippet(payload), _reason(exc)) from exc
