@@ -58,6 +58,7 @@ from quantcore.scan.loop import every
 from quantcore.scan.rank_inputs import read_rank_inputs
 from quantcore.service import Service, ServiceContext
 from quantcore.store import trades as store
+from quantcore.store.paper_venue import PaperBooks
 from quantcore.trading import risk
 from quantcore.trading.decision import DecisionSettings, decide
 from quantcore.trading.guard import enforce_daily_loss
@@ -84,7 +85,7 @@ class Autotrader(Service):
         s = ctx.settings
         self.agent_name = s.autotrader_agent
         self.market = BybitMarketData(s.bybit_rest_url, s.bybit_rate_per_s)
-        self.venue = make_venue(s, ctx.pool, self.market)
+        self.venue = make_venue(s, PaperBooks(ctx.pool, s.paper_start_equity), self.market)
         self.killswitch = KillSwitch(ctx.redis, s.bus_namespace)
         self.rules: dict[str, InstrumentRules] = {}
         self.rules_at = 0.0
@@ -124,18 +125,20 @@ class Autotrader(Service):
                 await self.decide(sig, correlation_id)
 
     async def decide(self, sig: TradeSignalled, correlation_id: str = "") -> None:
-        earlier, ks = await asyncio.gather(self.decision_of(sig.signal_id), self.killswitch.state())
-        if earlier is not None:
-            if earlier["decision"] == "traded":
-                await self.resume(sig.signal_id)  # a crash may have left orders unplaced
-            return
+        # A signal decided before (redelivered) is not decided again. On the way to an order
+        # that is checked under the risk lock, in the round trip that reads the exposure
+        # (commit_plan); every other way out (skip, refresh, refusal) checks it first.
+        ks = await self.killswitch.state()
         reason = self.skip_reason(sig, ks)
-        if reason is not None:
-            await self.record(sig, reason[0], reason[1])
-            return
         view = sig.market or view_of(sig)
         refreshed = False
+        if reason is not None:
+            if not await self.decided_before(sig.signal_id):
+                await self.record(sig, reason[0], reason[1])
+            return
         if await self.stale(view):
+            if await self.decided_before(sig.signal_id):
+                return
             fresh = await self.refreshed_view(sig)
             if isinstance(fresh, Refusal):
                 await self.record(sig, "skipped", f"{fresh.code}: {fresh.reason}",
@@ -146,10 +149,13 @@ class Autotrader(Service):
             equity = await self.account_equity()
             rules = await self.instrument(sig.symbol)
         except (ExternalError, LookupError) as exc:
-            await self.record(sig, "skipped", f"cannot plan: {exc}")
+            if not await self.decided_before(sig.signal_id):
+                await self.record(sig, "skipped", f"cannot plan: {exc}")
             return
         plan = decide(view, self.decision, AccountState(equity=equity), rules)
         if isinstance(plan, Refusal):
+            if await self.decided_before(sig.signal_id):
+                return
             await self.record(sig, "refused", f"{plan.code}: {plan.reason}",
                               {"market": view.model_dump(mode="json"), "refreshed": refreshed})  # fmt: skip
             return
@@ -189,9 +195,16 @@ class Autotrader(Service):
             for o in plan.orders
         ]  # fmt: skip
 
-    async def decision_of(self, signal_id: uuid.UUID) -> dict[str, Any] | None:
+    async def decided_before(self, signal_id: uuid.UUID) -> bool:
+        """The signal has a decision already; a 'traded' one has its unplaced orders placed
+        (a crash may have left them)."""
         async with self.ctx.pool.connection() as conn:
-            return await store.decision_of(conn, signal_id)
+            earlier = await store.decision_of(conn, signal_id)
+        if earlier is None:
+            return False
+        if earlier["decision"] == "traded":
+            await self.resume(signal_id)
+        return True
 
     def skip_reason(self, sig: TradeSignalled, ks: KillSwitchState) -> tuple[str, str] | None:
         s = self.ctx.settings
@@ -264,9 +277,6 @@ class Autotrader(Service):
         ks: KillSwitchState, correlation_id: str, refreshed: bool,
     ) -> uuid.UUID | None:  # fmt: skip
         """Risk guards and the trade + order rows, in one transaction under the shared lock."""
-        venue = self.venue.name
-        trade_id = store.trade_id_for(sig.signal_id)
-        plan_json = plan.model_dump(mode="json")
         # pipelined: BEGIN + lock + (decided yet? exposure) in one round trip, the writes after
         # the risk check and the COMMIT in one more: the shared lock is held about one round trip
         #
@@ -279,45 +289,62 @@ class Autotrader(Service):
         async with self.ctx.pool.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute("SET LOCAL synchronous_commit TO OFF")
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (RISK_LOCK,))
-            exp = await store.exposure_unless_decided(conn, sig.signal_id, venue, self.day_start())
-            if exp is None:
-                return None  # another replica decided meanwhile
-            state = risk.RiskState(
-                equity=equity, open_symbols=exp.open_symbols, used_margin=exp.used_margin,
-                realised_today=exp.realised_today, kill_switch=ks.reason if ks.active else None,
-                unrealised=self.unrealised_value,
-            )  # fmt: skip
-            detail = {"plan": plan_json, "market": view.model_dump(mode="json"), "refreshed": refreshed,
-                      "exposure": {"open": sorted(exp.open_symbols), "used_margin": exp.used_margin,
-                                   "realised_today": exp.realised_today}}  # fmt: skip
-            margin = plan.margin or 0.0
-            refusal = risk.refusal(state, self.limits, sig.symbol, margin)
-            if refusal is not None:  # nothing follows to flush it: this commit waits for it
-                await conn.execute("SET LOCAL synchronous_commit TO ON")
-                await self._record(conn, sig, "refused", refusal, None, detail)
-                self.log.info(
-                    "entry refused", symbol=sig.symbol, signal_id=str(sig.signal_id), reason=refusal
-                )
-                return None
-            await store.insert_pending_trade(conn, {
-                "trade_id": trade_id, "signal_id": sig.signal_id, "agent": self.agent_name,
-                "agent_version": self.version, "scanner": sig.scanner, "scanner_version": sig.scanner_version,
-                "source": "auto", "venue": venue, "symbol": sig.symbol, "direction": sig.direction,
-                "entry_mode": plan.mode, "leverage": Decimal(str(plan.leverage)), "qty": plan.qty,
-                "margin": Decimal(str(round(margin, 8))), "stop_loss": plan.stop_loss,
-                "take_profit": plan.take_profit, "initial_stop_loss": plan.stop_loss, "status": "pending",
-                "correlation_id": correlation_id or None,
-                "metadata": {"score": sig.score, "rank": sig.rank, "plan": plan_json},
-            })  # fmt: skip
-            side = Side.BUY if plan.direction == "long" else Side.SELL
-            await store.insert_created_orders(conn, [
-                (store.order_link_id_for(sig.signal_id, o.ladder_index), venue, sig.signal_id, trade_id,
-                 sig.symbol, side, OrderType.LIMIT, o.qty, o.price, TimeInForce.GTC, False,
-                 o.ladder_index, plan.stop_loss, plan.take_profit, OrderStatus.SUBMITTING,
-                 self.agent_name)
-                for o in plan.orders
-            ])  # fmt: skip
-            await self._record(conn, sig, "traded", None, trade_id, detail)
+            exp = await store.exposure_unless_decided(
+                conn, sig.signal_id, self.venue.name, self.day_start()
+            )
+            if isinstance(exp, str):  # decided before (redelivered) or by a replica meanwhile
+                earlier = exp
+            else:
+                return await self._commit_guarded(conn, sig, plan, view, equity, ks, exp,
+                                                  correlation_id, refreshed)  # fmt: skip
+        if earlier == "traded":
+            await self.resume(sig.signal_id)  # a crash may have left its orders unplaced
+        return None
+
+    async def _commit_guarded(
+        self, conn: Any, sig: TradeSignalled, plan: TradePlan, view: MarketView, equity: float,
+        ks: KillSwitchState, exp: store.Exposure, correlation_id: str, refreshed: bool,
+    ) -> uuid.UUID | None:  # fmt: skip
+        """commit_plan's second half, inside its transaction: the risk check and the writes."""
+        venue = self.venue.name
+        trade_id = store.trade_id_for(sig.signal_id)
+        plan_json = plan.model_dump(mode="json")
+        state = risk.RiskState(
+            equity=equity, open_symbols=exp.open_symbols, used_margin=exp.used_margin,
+            realised_today=exp.realised_today, kill_switch=ks.reason if ks.active else None,
+            unrealised=self.unrealised_value,
+        )  # fmt: skip
+        detail = {"plan": plan_json, "market": view.model_dump(mode="json"), "refreshed": refreshed,
+                  "exposure": {"open": sorted(exp.open_symbols), "used_margin": exp.used_margin,
+                               "realised_today": exp.realised_today}}  # fmt: skip
+        margin = plan.margin or 0.0
+        refusal = risk.refusal(state, self.limits, sig.symbol, margin)
+        if refusal is not None:  # nothing follows to flush it: this commit waits for it
+            await conn.execute("SET LOCAL synchronous_commit TO ON")
+            await self._record(conn, sig, "refused", refusal, None, detail)
+            self.log.info(
+                "entry refused", symbol=sig.symbol, signal_id=str(sig.signal_id), reason=refusal
+            )
+            return None
+        await store.insert_pending_trade(conn, {
+            "trade_id": trade_id, "signal_id": sig.signal_id, "agent": self.agent_name,
+            "agent_version": self.version, "scanner": sig.scanner, "scanner_version": sig.scanner_version,
+            "source": "auto", "venue": venue, "symbol": sig.symbol, "direction": sig.direction,
+            "entry_mode": plan.mode, "leverage": Decimal(str(plan.leverage)), "qty": plan.qty,
+            "margin": Decimal(str(round(margin, 8))), "stop_loss": plan.stop_loss,
+            "take_profit": plan.take_profit, "initial_stop_loss": plan.stop_loss, "status": "pending",
+            "correlation_id": correlation_id or None,
+            "metadata": {"score": sig.score, "rank": sig.rank, "plan": plan_json},
+        })  # fmt: skip
+        side = Side.BUY if plan.direction == "long" else Side.SELL
+        await store.insert_created_orders(conn, [
+            (store.order_link_id_for(sig.signal_id, o.ladder_index), venue, sig.signal_id, trade_id,
+             sig.symbol, side, OrderType.LIMIT, o.qty, o.price, TimeInForce.GTC, False,
+             o.ladder_index, plan.stop_loss, plan.take_profit, OrderStatus.SUBMITTING,
+             self.agent_name)
+            for o in plan.orders
+        ])  # fmt: skip
+        await self._record(conn, sig, "traded", None, trade_id, detail)
         return trade_id
 
     async def place(self, signal_id: uuid.UUID, requests: list[OrderRequest] | None = None) -> None:

@@ -49,6 +49,7 @@ from quantcore.scan.loop import every
 from quantcore.service import Service, ServiceContext
 from quantcore.store import positions as pstore
 from quantcore.store import trades as tstore
+from quantcore.store.paper_venue import PaperBooks
 from quantcore.trading import monitor
 from quantcore.trading.monitor import PendingVerdict
 from quantcore.venues.factory import make_venue
@@ -72,7 +73,7 @@ class PositionMonitor(Service):
         super().__init__(ctx)
         s = ctx.settings
         self.market = BybitMarketData(s.bybit_rest_url, s.bybit_rate_per_s)
-        self.venue = make_venue(s, ctx.pool, self.market)
+        self.venue = make_venue(s, PaperBooks(ctx.pool, s.paper_start_equity), self.market)
         self.lease = LeaderLease(
             ctx.redis, s.bus_namespace, self.name, ctx.instance, s.position_monitor_lease_s
         )

@@ -111,22 +111,25 @@ async def exposure(conn: AsyncConnection[Any], venue: str, day_start: datetime) 
 
 async def exposure_unless_decided(
     conn: AsyncConnection[Any], signal_id: uuid.UUID, venue: str, day_start: datetime
-) -> Exposure | None:
-    """`exposure`, or None when the signal already has a decision — one statement, so the
-    autotrader's shared risk lock is held for one round trip less."""
+) -> Exposure | str:
+    """`exposure`, or the signal's earlier decision ('traded', 'refused', …) when it already has
+    one — one statement, so the autotrader's shared risk lock is held for one round trip less
+    and a new signal needs no separate "decided yet?" read."""
     cur = await conn.execute(
         """
         SELECT coalesce(array_agg(DISTINCT symbol) FILTER (WHERE status IN ('pending', 'open')), '{}'),
                coalesce(sum(margin) FILTER (WHERE status IN ('pending', 'open')), 0)::float8,
                coalesce(sum(pnl_quote) FILTER (WHERE status = 'closed' AND closed_at >= %s), 0)::float8,
-               EXISTS (SELECT 1 FROM autotrader_decisions WHERE signal_id = %s)
+               (SELECT decision FROM autotrader_decisions WHERE signal_id = %s)
         FROM trades WHERE venue = %s AND (status IN ('pending', 'open') OR closed_at >= %s)
         """,
         (day_start, signal_id, venue, day_start),
     )
     row = await cur.fetchone()
     assert row is not None
-    return None if row[3] else Exposure(frozenset(row[0]), float(row[1]), float(row[2]))
+    if row[3] is not None:
+        return str(row[3])
+    return Exposure(frozenset(row[0]), float(row[1]), float(row[2]))
 
 
 # --- trades and orders --------------------------------------------------------------------------------
