@@ -12,7 +12,8 @@ from quantcore.venues.prices import TickerPrices
 
 def make_venue(settings: Settings, paper_book: PaperBook, market: BybitMarketData) -> Venue:
     """`paper_book`: the paper account's books (quantcore.store.paper_venue.PaperBooks, wired by
-    the service), used only when TRADING_MODE=paper."""
+    the service), used only when TRADING_MODE=paper. `market`: the process's market data; a
+    Bybit venue calls through its client when it is the same host (`make_bybit_client`)."""
     if settings.trading_mode == "paper":
         fees = PaperFees(
             taker_pct=settings.paper_taker_fee_pct,
@@ -22,5 +23,5 @@ def make_venue(settings: Settings, paper_book: PaperBook, market: BybitMarketDat
         )
         return PaperVenue(paper_book, TickerPrices(market), fees)
     if settings.trading_mode in ("testnet", "live"):
-        return make_bybit_venue(settings, settings.trading_mode)
+        return make_bybit_venue(settings, settings.trading_mode, http=market.http)
     raise ConfigError(f"TRADING_MODE: no venue called {settings.trading_mode!r}")
