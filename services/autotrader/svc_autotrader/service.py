@@ -129,41 +129,57 @@ class Autotrader(Service):
                 await self.decide(sig, correlation_id)
 
     async def decide(self, sig: TradeSignalled, correlation_id: str = "") -> None:
+        # the kill switch is read from Redis while the decision goes on: on the way to an order
+        # it is awaited under the risk lock (commit_plan), where the risk guards refuse with it
+        ks_task = asyncio.ensure_future(self.killswitch.state())
+        try:
+            await self._decide(sig, correlation_id, ks_task)
+        finally:
+            if not ks_task.done():
+                ks_task.cancel()
+            elif not ks_task.cancelled():
+                ks_task.exception()  # a way out that never needed it: nothing left unretrieved
+
+    async def _decide(
+        self, sig: TradeSignalled, correlation_id: str, ks_task: asyncio.Future[KillSwitchState]
+    ) -> None:
         # A signal decided before (redelivered) is not decided again. On the way to an order
         # that is checked under the risk lock, in the round trip that reads the exposure
         # (commit_plan); every other way out (skip, refresh, refusal) checks it first.
-        ks = await self.killswitch.state()
-        reason = self.skip_reason(sig, ks)
+        # The reasons rank: expired, a major, the kill switch, then the refresh and the plan.
         view = sig.market or view_of(sig)
         refreshed = False
-        if reason is not None:
-            if not await self.decided_before(sig.signal_id):
-                await self.record(sig, reason[0], reason[1])
+        skip = self.skip_reason(sig)
+        if skip is None and await self.stale(view):
+            skip = await self.kill_switch_reason(ks_task)  # before waiting on a refresh
+            if skip is None:
+                if await self.decided_before(sig.signal_id):
+                    return
+                fresh = await self.refreshed_view(sig)
+                if isinstance(fresh, Refusal):
+                    await self.record(sig, "skipped", f"{fresh.code}: {fresh.reason}",
+                                      {"market": view.model_dump(mode="json")})  # fmt: skip
+                    return
+                view, refreshed = fresh, True
+        if skip is not None:
+            await self.not_traded(sig, skip)
             return
-        if await self.stale(view):
-            if await self.decided_before(sig.signal_id):
-                return
-            fresh = await self.refreshed_view(sig)
-            if isinstance(fresh, Refusal):
-                await self.record(sig, "skipped", f"{fresh.code}: {fresh.reason}",
-                                  {"market": view.model_dump(mode="json")})  # fmt: skip
-                return
-            view, refreshed = fresh, True
         try:
             equity = await self.account_equity()
             rules = await self.instrument(sig.symbol)
         except (ExternalError, LookupError) as exc:
-            if not await self.decided_before(sig.signal_id):
-                await self.record(sig, "skipped", f"cannot plan: {exc}")
+            ks = await self.kill_switch_reason(ks_task)
+            await self.not_traded(sig, ks or ("skipped", f"cannot plan: {exc}"))
             return
         plan = decide(view, self.decision, AccountState(equity=equity), rules)
         if isinstance(plan, Refusal):
-            if await self.decided_before(sig.signal_id):
-                return
-            await self.record(sig, "refused", f"{plan.code}: {plan.reason}",
-                              {"market": view.model_dump(mode="json"), "refreshed": refreshed})  # fmt: skip
+            ks = await self.kill_switch_reason(ks_task)
+            await self.not_traded(sig, ks or ("refused", f"{plan.code}: {plan.reason}"), {
+                "market": view.model_dump(mode="json"), "refreshed": refreshed})  # fmt: skip
             return
-        trade_id = await self.commit_plan(sig, plan, view, equity, ks, correlation_id, refreshed)
+        trade_id = await self.commit_plan(
+            sig, plan, view, equity, ks_task, correlation_id, refreshed
+        )
         if trade_id is None:
             return
         # the rows just committed are the requests: placed without reading them back
@@ -210,15 +226,29 @@ class Autotrader(Service):
             await self.resume(signal_id)
         return True
 
-    def skip_reason(self, sig: TradeSignalled, ks: KillSwitchState) -> tuple[str, str] | None:
+    async def not_traded(
+        self, sig: TradeSignalled, why: tuple[str, str], detail: dict[str, Any] | None = None
+    ) -> None:
+        """Record why the signal is not traded — unless it was decided before (redelivered)."""
+        if not await self.decided_before(sig.signal_id):
+            await self.record(sig, why[0], why[1], detail)
+
+    @staticmethod
+    async def kill_switch_reason(
+        ks_task: asyncio.Future[KillSwitchState],
+    ) -> tuple[str, str] | None:
+        ks = await ks_task
+        if not ks.active:
+            return None
+        return "refused", f"kill switch engaged: {ks.reason or 'no reason given'}"
+
+    def skip_reason(self, sig: TradeSignalled) -> tuple[str, str] | None:
         s = self.ctx.settings
         age = (datetime.now(UTC) - sig.time).total_seconds()
         if age > s.signal_max_age_s:
             return "expired", f"signal is {age:.0f} s old (max {s.signal_max_age_s:.0f} s)"
         if sig.symbol in s.majors:
             return "skipped", f"{sig.symbol} is a major (TRADE_MAJORS): scanned, never traded"
-        if ks.active:
-            return "refused", f"kill switch engaged: {ks.reason}"
         return None
 
     async def stale(self, view: MarketView) -> bool:
@@ -278,9 +308,10 @@ class Autotrader(Service):
 
     async def commit_plan(
         self, sig: TradeSignalled, plan: TradePlan, view: MarketView, equity: float,
-        ks: KillSwitchState, correlation_id: str, refreshed: bool,
+        ks_task: asyncio.Future[KillSwitchState], correlation_id: str, refreshed: bool,
     ) -> uuid.UUID | None:  # fmt: skip
-        """Risk guards and the trade + order rows, in one transaction under the shared lock."""
+        """Risk guards (the kill switch first) and the trade + order rows, in one transaction
+        under the shared lock."""
         # pipelined: BEGIN + lock + (decided yet? exposure) in one round trip, the writes after
         # the risk check and the COMMIT in one more: the shared lock is held about one round trip
         #
@@ -290,6 +321,8 @@ class Autotrader(Service):
         # database crash in between loses them together with the un-acked signal, which is
         # redelivered and decided again; its orderLinkIds are the same, so the venue answers
         # "already placed" — never a second order. (The flush was most of the signal → ack time.)
+        earlier: str | None = None
+        outcome: uuid.UUID | str | None = None
         async with self.ctx.pool.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute("SET LOCAL synchronous_commit TO OFF")
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (RISK_LOCK,))
@@ -299,23 +332,31 @@ class Autotrader(Service):
             if isinstance(exp, str):  # decided before (redelivered) or by a replica meanwhile
                 earlier = exp
             else:
-                return await self._commit_guarded(conn, sig, plan, view, equity, ks, exp,
-                                                  correlation_id, refreshed)  # fmt: skip
-        if earlier == "traded":
+                ks = await ks_task  # read from Redis during the round trip just made
+                outcome = await self._commit_guarded(conn, sig, plan, view, equity, ks, exp,
+                                                     correlation_id, refreshed)  # fmt: skip
+        if isinstance(outcome, uuid.UUID):
+            return outcome
+        if outcome is not None:  # a risk guard refused it (committed above)
+            await self.ctx.journal("signal_refused", f"{sig.symbol}: {outcome}", symbol=sig.symbol,
+                                   vertical="perps", signal_id=str(sig.signal_id))  # fmt: skip
+        elif earlier == "traded":
             await self.resume(sig.signal_id)  # a crash may have left its orders unplaced
         return None
 
     async def _commit_guarded(
         self, conn: Any, sig: TradeSignalled, plan: TradePlan, view: MarketView, equity: float,
         ks: KillSwitchState, exp: store.Exposure, correlation_id: str, refreshed: bool,
-    ) -> uuid.UUID | None:  # fmt: skip
-        """commit_plan's second half, inside its transaction: the risk check and the writes."""
+    ) -> uuid.UUID | str:  # fmt: skip
+        """commit_plan's second half, inside its transaction: the risk check and the writes.
+        The trade's id, or the guard's refusal (recorded)."""
         venue = self.venue.name
         trade_id = store.trade_id_for(sig.signal_id)
         plan_json = plan.model_dump(mode="json")
         state = risk.RiskState(
             equity=equity, open_symbols=exp.open_symbols, used_margin=exp.used_margin,
-            realised_today=exp.realised_today, kill_switch=ks.reason if ks.active else None,
+            realised_today=exp.realised_today,
+            kill_switch=(ks.reason or "no reason given") if ks.active else None,
             unrealised=self.unrealised_value,
         )  # fmt: skip
         detail = {"plan": plan_json, "market": view.model_dump(mode="json"), "refreshed": refreshed,
@@ -329,7 +370,7 @@ class Autotrader(Service):
             self.log.info(
                 "entry refused", symbol=sig.symbol, signal_id=str(sig.signal_id), reason=refusal
             )
-            return None
+            return refusal
         await store.insert_pending_trade(conn, {
             "trade_id": trade_id, "signal_id": sig.signal_id, "agent": self.agent_name,
             "agent_version": self.version, "scanner": sig.scanner, "scanner_version": sig.scanner_version,
