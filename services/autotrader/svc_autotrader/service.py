@@ -437,9 +437,9 @@ class Autotrader(Service):
         await self.record_orders(placed)
 
     async def record_orders(self, placed: list[Order]) -> None:
-        async with self.ctx.pool.connection() as conn, conn.transaction():
-            for o in placed:
-                await store.apply_venue_order(conn, o, self.agent_name)
+        # pipelined: BEGIN and every order's update in one round trip, the COMMIT in another
+        async with self.ctx.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            await store.apply_venue_orders(conn, placed, self.agent_name)
             rejected = [o for o in placed if o.status is OrderStatus.REJECTED]
             if placed and len(rejected) == len(placed):
                 await conn.execute(
