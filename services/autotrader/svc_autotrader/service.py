@@ -323,6 +323,9 @@ class Autotrader(Service):
         # "already placed" — never a second order. (The flush was most of the signal → ack time.)
         earlier: str | None = None
         outcome: uuid.UUID | str | None = None
+        # the JSON of the plan and the view before the lock: the lock is held for the round
+        # trips, not for serialising
+        dumped = (plan.model_dump(mode="json"), view.model_dump(mode="json"))
         async with self.ctx.pool.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute("SET LOCAL synchronous_commit TO OFF")
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (RISK_LOCK,))
@@ -333,7 +336,7 @@ class Autotrader(Service):
                 earlier = exp
             else:
                 ks = await ks_task  # read from Redis during the round trip just made
-                outcome = await self._commit_guarded(conn, sig, plan, view, equity, ks, exp,
+                outcome = await self._commit_guarded(conn, sig, plan, dumped, equity, ks, exp,
                                                      correlation_id, refreshed)  # fmt: skip
         if isinstance(outcome, uuid.UUID):
             return outcome
@@ -345,21 +348,22 @@ class Autotrader(Service):
         return None
 
     async def _commit_guarded(
-        self, conn: Any, sig: TradeSignalled, plan: TradePlan, view: MarketView, equity: float,
-        ks: KillSwitchState, exp: store.Exposure, correlation_id: str, refreshed: bool,
+        self, conn: Any, sig: TradeSignalled, plan: TradePlan,
+        dumped: tuple[dict[str, Any], dict[str, Any]], equity: float, ks: KillSwitchState,
+        exp: store.Exposure, correlation_id: str, refreshed: bool,
     ) -> uuid.UUID | str:  # fmt: skip
         """commit_plan's second half, inside its transaction: the risk check and the writes.
         The trade's id, or the guard's refusal (recorded)."""
         venue = self.venue.name
         trade_id = store.trade_id_for(sig.signal_id)
-        plan_json = plan.model_dump(mode="json")
+        plan_json, market_json = dumped
         state = risk.RiskState(
             equity=equity, open_symbols=exp.open_symbols, used_margin=exp.used_margin,
             realised_today=exp.realised_today,
             kill_switch=(ks.reason or "no reason given") if ks.active else None,
             unrealised=self.unrealised_value,
         )  # fmt: skip
-        detail = {"plan": plan_json, "market": view.model_dump(mode="json"), "refreshed": refreshed,
+        detail = {"plan": plan_json, "market": market_json, "refreshed": refreshed,
                   "exposure": {"open": sorted(exp.open_symbols), "used_margin": exp.used_margin,
                                "realised_today": exp.realised_today}}  # fmt: skip
         margin = plan.margin or 0.0
