@@ -8,7 +8,9 @@ Arrangement:
   are marked fresh), so no pre-trade refresh wait is measured;
 - ROUNDS rounds of one signal per coin, paced at RATE signals/s on an absolute schedule; latency
   = paper_orders.created_at (stamped by the venue inside the autotrader when it accepted the
-  order) − the wall-clock time just before the publish (same machine, same clock). Between
+  order: once it holds its lock and has read what the order needs, one round trip, before its
+  writes and COMMIT) − the wall-clock time just before the publish (same machine, same
+  clock). Between
   rounds the paper books and trades are reset, so every signal passes the risk guards
   (one position per coin) and reaches the venue;
 - baseline: quantcore's bus round trip (publish → handler entered) at the same rate in this

@@ -24,7 +24,13 @@ import pytest
 from pybit.exceptions import InvalidRequestError
 from pybit.unified_trading import HTTP
 
-from quantcore.adapters.bybit.execution import BybitVenue, make_bybit_venue, trade_endpoint
+from quantcore.adapters.bybit.execution import (
+    BybitVenue,
+    make_bybit_client,
+    make_bybit_venue,
+    trade_endpoint,
+)
+from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.config import LIVE_CONFIRMATION_PHRASE, ConfigError, Settings
 from quantcore.errors import AuthError, TemporaryError
 from quantcore.model.trading import OrderRequest
@@ -634,3 +640,37 @@ async def test_live_venue_builds_only_when_confirmed(sim: Sim) -> None:
     assert live.name == "live" and key not in repr(live)
     assert (await live.equity()).balance == WALLET  # the live keys, not the testnet ones
     await live.close()
+
+
+async def test_one_bybit_client_per_process_for_data_and_orders(sim: Sim) -> None:
+    """A process that reads market data and trades on one host (testnet on the simulator) does
+    both through ONE client: one pybit session and pool, one bucket — at the stricter rate. A
+    data host other than the trade host keeps a public client of its own."""
+    s = venue_settings(sim, *sim.account(), bybit_endpoint_rest=sim.base, bybit_rate_per_s=50)
+    market = BybitMarketData(s.bybit_rest_url, s.bybit_rate_per_s, http=make_bybit_client(s))
+    venue = make_bybit_venue(s, "testnet", http=market.http)
+    try:
+        assert venue.http is market.http and market.http.signed
+        assert market.http.bucket.rate_per_s == min(s.bybit_rate_per_s, s.bybit_trade_rate_per_s)
+        acquired = 0
+        take = market.http.bucket.acquire
+
+        async def counted(n: float = 1) -> None:
+            nonlocal acquired
+            acquired += 1
+            await take(n)
+
+        market.http.bucket.acquire = counted  # type: ignore[method-assign]
+        assert any(t.symbol == SYMBOL for t in await market.tickers())  # public, through it
+        assert (await venue.equity()).balance > 0  # signed, through the same session
+        assert acquired == 2  # both requests drew on the one bucket
+    finally:
+        await venue.close()
+        await market.aclose()  # the shared client closes once
+    other = venue_settings(sim, *sim.account(), bybit_endpoint_rest="https://api.bybit.com")
+    data = make_bybit_client(other)
+    assert not data.signed and data.endpoint == "https://api.bybit.com"
+    separate = make_bybit_venue(other, "testnet", http=data)
+    assert separate.http is not data and separate.http.endpoint == sim.base
+    await separate.close()
+    await data.aclose()

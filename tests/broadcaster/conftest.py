@@ -18,8 +18,10 @@ from redis.asyncio import Redis
 
 from quantcore.bus import Bus
 from quantcore.model.events import TradeSignalled
+from quantcore.model.plan import MarketView, PriceRange, TradePlan
 from quantcore.service import ServiceContext
 from quantcore.testing import Sandbox
+from quantcore.trading.decision import DecisionSettings, decide
 from svc_broadcaster.service import Broadcaster
 from tests.fakes.smtp import FakeSmtp
 from tests.fakes.telegram import FakeTelegram
@@ -125,6 +127,19 @@ def signal(symbol: str = "BTCUSDT", score: float = 80.0, scanner: str = "ranker"
     }  # fmt: skip
     values.update(kw)
     return TradeSignalled(**values)
+
+
+def planned(symbol: str = "BTCUSDT", **kw: Any) -> TradeSignalled:
+    """A signal as the ranker publishes it: its market view and the decision's plan attached —
+    here a scaled ladder of three rungs 69,000 / 68,310 / 67,620, SL 66,943.80, TP 71,142.50.
+    The event's flat entry/SL/TP stay the fixture's (65,000.50 / 63,000.25 / 69,123): a
+    message showing those would announce a plan nobody trades."""
+    view = MarketView(symbol=symbol, direction="long", price=64000.0,
+                      target=PriceRange(low=69000.0, high=74000.0), wick_pct=1.0,
+                      data_time=datetime.now(UTC))  # fmt: skip
+    plan = decide(view, DecisionSettings(entry_mode="scaled", ladder_orders=3))
+    assert isinstance(plan, TradePlan), plan
+    return signal(symbol, entry_mode="scaled", market=view, plan=plan, **kw)
 
 
 async def rows(pool: AsyncConnectionPool, sql: str, *params: Any) -> list[tuple[Any, ...]]:

@@ -19,6 +19,7 @@ from tests.broadcaster.conftest import (
     TWILIO_SID,
     TWILIO_TOKEN,
     make_broadcaster,
+    planned,
     rows,
     running,
     signal,
@@ -57,7 +58,7 @@ async def test_a_signal_reaches_every_channel_through_its_real_client(
     svc = make_broadcaster(
         fresh, fresh_pool, fresh_redis, **all_channels(telegram, xfake, twilio, smtp)
     )
-    strong = signal("BTCUSDT", score=95.5, scanner=SCANNER)
+    strong = planned("BTCUSDT", score=95.5, scanner=SCANNER)
     weak = signal("ETHUSDT", score=42.0, direction="short")
     async with running(svc):
         env = await bbus.publish(STREAM_SIGNALS, strong)
@@ -72,10 +73,12 @@ async def test_a_signal_reaches_every_channel_through_its_real_client(
     text = tg.params["text"]
     assert 'spike&lt;v2&gt;&amp;"co"' in text and SCANNER not in text
     assert "<b>LONG BTCUSDT</b>" in text and "score <b>95.5</b>" in text
+    # the plan the autotrader trades: the whole ladder, its SL and TP (not the event's flat fields)
     assert (
-        "Entry <code>65,000.50</code> · SL <code>63,000.25</code> · TP <code>69,123.00</code>"
-        in text
-    )
+        "Entry <code>69,000.00 / 68,310.00 / 67,620.00</code> (scaled, avg <code>68,080.00</code>)"
+        "\nSL <code>66,943.80</code> · TP <code>71,142.50</code> · reward:risk 2.70"
+    ) in text
+    assert "65,000.50" not in text and "63,000.25" not in text
     assert "PAPER · SIMULATED DATA" in text  # not live, not real data: said so
     assert 'href="https://www.bybit.com/invite?ref=WHALE&amp;1"' in text
     assert f"/bot{TOKEN}/sendMessage" not in text  # the token never ends up in a message
@@ -105,7 +108,11 @@ async def test_a_signal_reaches_every_channel_through_its_real_client(
     )
     assert mail.message["Message-ID"] == message_id(f"signal:{strong.signal_id}")
     body = mail.message.get_content()
-    assert f"Scanner: {SCANNER} 1.0.0+abc" in body and "Stop loss:    63,000.25" in body
+    assert f"Scanner: {SCANNER} 1.0.0+abc" in body and "Stop loss:    66,943.80" in body
+    assert (
+        "Entry:        69,000.00 / 68,310.00 / 67,620.00 (scaled: 3 order(s), average 68,080.00)"
+        in body
+    )
 
     # records: every attempt and decision, with provider ids
     recs = await rows(fresh_pool, "SELECT channel, status, provider_message_id, error, event_id FROM broadcasts "

@@ -14,7 +14,7 @@ from quantcore.testing import Sandbox
 from svc_broadcaster import templates
 from svc_broadcaster.limiter import SharedLimiter
 from svc_broadcaster.messages import fmt_price, from_event, mode_banner
-from tests.broadcaster.conftest import make_broadcaster, rows, signal, telegram_settings
+from tests.broadcaster.conftest import make_broadcaster, planned, rows, signal, telegram_settings
 from tests.fakes.telegram import FakeTelegram
 
 
@@ -180,3 +180,27 @@ async def test_a_dead_senders_claims_are_resolved_per_channel(fresh_pool: Any) -
     assert returned == 1 and none == []
     states = dict(await rows(fresh_pool, "SELECT channel, state FROM broadcast_dedup"))
     assert states == {"telegram": "failed", "email": "pending"}  # email resends: same Message-ID
+
+
+def test_a_signal_announces_the_plan_it_carries_on_every_channel(settings: Settings) -> None:
+    """The ranker attaches the decision's plan; the autotrader trades that decision. Every
+    channel shows that plan's ladder, SL and TP — never the event's other numbers. A
+    hand-made signal without a plan shows its own."""
+    import uuid
+
+    sig = planned("BTCUSDT")
+    assert sig.plan is not None and len(sig.plan.orders) == 3
+    msg = from_event(sig, uuid.uuid4(), settings)
+    assert msg is not None
+    ladder = " / ".join(fmt_price(float(p)) for p in sig.plan.entries)
+    assert msg.fields["entry"] == ladder == "69,000.00 / 68,310.00 / 67,620.00"
+    assert msg.fields["stop_loss"] == fmt_price(float(sig.plan.stop_loss)) == "66,943.80"
+    assert msg.fields["take_profit"] == fmt_price(float(sig.plan.take_profit)) == "71,142.50"
+    assert (msg.fields["entry_mode"], msg.fields["orders"]) == ("scaled", "3")
+    for channel in ("telegram", "x", "email", "sms"):
+        text = templates.load(channel, None).render("signal", msg.fields, "").text  # type: ignore[arg-type]
+        assert ladder in text and "66,943.80" in text and "71,142.50" in text, channel
+        assert "65,000.50" not in text and "63,000.25" not in text, channel  # the event's
+    bare = from_event(signal("BTCUSDT"), uuid.uuid4(), settings)
+    assert bare is not None and bare.fields["entry"] == "65,000.50"
+    assert (bare.fields["stop_loss"], bare.fields["orders"]) == ("63,000.25", "1")

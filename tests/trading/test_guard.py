@@ -13,6 +13,7 @@ from quantcore.bus import Bus, stream_key
 from quantcore.model.events import STREAM_RISK, Envelope, KillSwitchEngaged
 from quantcore.model.trading import OrderRequest
 from quantcore.service import AGENT_LOG_STREAM, ServiceContext
+from quantcore.store.paper_venue import PaperBooks
 from quantcore.testing import Sandbox
 from quantcore.trading.killswitch import KillSwitch
 from quantcore.venues.paper import PaperFees, PaperVenue
@@ -36,7 +37,7 @@ def _autotrader(
     bus = Bus(redis, settings.bus_namespace, source="autotrader@test")
     svc = Autotrader(ServiceContext("autotrader", "liquidation_hunter", Autotrader.version,
                                     settings, pool, redis, bus))  # fmt: skip
-    svc.venue = PaperVenue(pool, prices, start_equity=10_000,
+    svc.venue = PaperVenue(PaperBooks(pool, start_equity=10_000), prices,
                            fees=PaperFees(taker_pct=0.0, maker_pct=0.0, slippage_pct=0.0,
                                           default_leverage=10))  # fmt: skip
     return svc

@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from quantcore.errors import Rejected
 from quantcore.math.matching import funding_times as _funding_times
 from quantcore.model.trading import OrderRequest
+from quantcore.store.paper_venue import PaperBooks
 from quantcore.venues.paper import PaperFees, PaperVenue
 from tests.trading.conftest import StaticPrices
 
@@ -20,7 +21,7 @@ D = Decimal
 
 
 def venue(pool: AsyncConnectionPool, prices: StaticPrices) -> PaperVenue:
-    return PaperVenue(pool, prices, start_equity=10_000, fees=FEES)
+    return PaperVenue(PaperBooks(pool, start_equity=10_000), prices, fees=FEES)
 
 
 def limit(link: str, side: str, qty: str, price: str, **kw: object) -> OrderRequest:

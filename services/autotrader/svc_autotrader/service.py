@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from quantcore.adapters.bybit.execution import make_bybit_client
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.bus import Delivery
 from quantcore.errors import ExternalError
@@ -58,6 +59,7 @@ from quantcore.scan.loop import every
 from quantcore.scan.rank_inputs import read_rank_inputs
 from quantcore.service import Service, ServiceContext
 from quantcore.store import trades as store
+from quantcore.store.paper_venue import PaperBooks
 from quantcore.trading import risk
 from quantcore.trading.decision import DecisionSettings, decide
 from quantcore.trading.guard import enforce_daily_loss
@@ -83,8 +85,11 @@ class Autotrader(Service):
         super().__init__(ctx)
         s = ctx.settings
         self.agent_name = s.autotrader_agent
-        self.market = BybitMarketData(s.bybit_rest_url, s.bybit_rate_per_s)
-        self.venue = make_venue(s, ctx.pool, self.market)
+        # one Bybit client for the process: market data and the venue share its bucket
+        self.market = BybitMarketData(
+            s.bybit_rest_url, s.bybit_rate_per_s, http=make_bybit_client(s)
+        )
+        self.venue = make_venue(s, PaperBooks(ctx.pool, s.paper_start_equity), self.market)
         self.killswitch = KillSwitch(ctx.redis, s.bus_namespace)
         self.rules: dict[str, InstrumentRules] = {}
         self.rules_at = 0.0
@@ -124,36 +129,57 @@ class Autotrader(Service):
                 await self.decide(sig, correlation_id)
 
     async def decide(self, sig: TradeSignalled, correlation_id: str = "") -> None:
-        earlier, ks = await asyncio.gather(self.decision_of(sig.signal_id), self.killswitch.state())
-        if earlier is not None:
-            if earlier["decision"] == "traded":
-                await self.resume(sig.signal_id)  # a crash may have left orders unplaced
-            return
-        reason = self.skip_reason(sig, ks)
-        if reason is not None:
-            await self.record(sig, reason[0], reason[1])
-            return
+        # the kill switch is read from Redis while the decision goes on: on the way to an order
+        # it is awaited under the risk lock (commit_plan), where the risk guards refuse with it
+        ks_task = asyncio.ensure_future(self.killswitch.state())
+        try:
+            await self._decide(sig, correlation_id, ks_task)
+        finally:
+            if not ks_task.done():
+                ks_task.cancel()
+            elif not ks_task.cancelled():
+                ks_task.exception()  # a way out that never needed it: nothing left unretrieved
+
+    async def _decide(
+        self, sig: TradeSignalled, correlation_id: str, ks_task: asyncio.Future[KillSwitchState]
+    ) -> None:
+        # A signal decided before (redelivered) is not decided again. On the way to an order
+        # that is checked under the risk lock, in the round trip that reads the exposure
+        # (commit_plan); every other way out (skip, refresh, refusal) checks it first.
+        # The reasons rank: expired, a major, the kill switch, then the refresh and the plan.
         view = sig.market or view_of(sig)
         refreshed = False
-        if await self.stale(view):
-            fresh = await self.refreshed_view(sig)
-            if isinstance(fresh, Refusal):
-                await self.record(sig, "skipped", f"{fresh.code}: {fresh.reason}",
-                                  {"market": view.model_dump(mode="json")})  # fmt: skip
-                return
-            view, refreshed = fresh, True
+        skip = self.skip_reason(sig)
+        if skip is None and await self.stale(view):
+            skip = await self.kill_switch_reason(ks_task)  # before waiting on a refresh
+            if skip is None:
+                if await self.decided_before(sig.signal_id):
+                    return
+                fresh = await self.refreshed_view(sig)
+                if isinstance(fresh, Refusal):
+                    await self.record(sig, "skipped", f"{fresh.code}: {fresh.reason}",
+                                      {"market": view.model_dump(mode="json")})  # fmt: skip
+                    return
+                view, refreshed = fresh, True
+        if skip is not None:
+            await self.not_traded(sig, skip)
+            return
         try:
             equity = await self.account_equity()
             rules = await self.instrument(sig.symbol)
         except (ExternalError, LookupError) as exc:
-            await self.record(sig, "skipped", f"cannot plan: {exc}")
+            ks = await self.kill_switch_reason(ks_task)
+            await self.not_traded(sig, ks or ("skipped", f"cannot plan: {exc}"))
             return
         plan = decide(view, self.decision, AccountState(equity=equity), rules)
         if isinstance(plan, Refusal):
-            await self.record(sig, "refused", f"{plan.code}: {plan.reason}",
-                              {"market": view.model_dump(mode="json"), "refreshed": refreshed})  # fmt: skip
+            ks = await self.kill_switch_reason(ks_task)
+            await self.not_traded(sig, ks or ("refused", f"{plan.code}: {plan.reason}"), {
+                "market": view.model_dump(mode="json"), "refreshed": refreshed})  # fmt: skip
             return
-        trade_id = await self.commit_plan(sig, plan, view, equity, ks, correlation_id, refreshed)
+        trade_id = await self.commit_plan(
+            sig, plan, view, equity, ks_task, correlation_id, refreshed
+        )
         if trade_id is None:
             return
         # the rows just committed are the requests: placed without reading them back
@@ -189,19 +215,40 @@ class Autotrader(Service):
             for o in plan.orders
         ]  # fmt: skip
 
-    async def decision_of(self, signal_id: uuid.UUID) -> dict[str, Any] | None:
+    async def decided_before(self, signal_id: uuid.UUID) -> bool:
+        """The signal has a decision already; a 'traded' one has its unplaced orders placed
+        (a crash may have left them)."""
         async with self.ctx.pool.connection() as conn:
-            return await store.decision_of(conn, signal_id)
+            earlier = await store.decision_of(conn, signal_id)
+        if earlier is None:
+            return False
+        if earlier["decision"] == "traded":
+            await self.resume(signal_id)
+        return True
 
-    def skip_reason(self, sig: TradeSignalled, ks: KillSwitchState) -> tuple[str, str] | None:
+    async def not_traded(
+        self, sig: TradeSignalled, why: tuple[str, str], detail: dict[str, Any] | None = None
+    ) -> None:
+        """Record why the signal is not traded — unless it was decided before (redelivered)."""
+        if not await self.decided_before(sig.signal_id):
+            await self.record(sig, why[0], why[1], detail)
+
+    @staticmethod
+    async def kill_switch_reason(
+        ks_task: asyncio.Future[KillSwitchState],
+    ) -> tuple[str, str] | None:
+        ks = await ks_task
+        if not ks.active:
+            return None
+        return "refused", f"kill switch engaged: {ks.reason or 'no reason given'}"
+
+    def skip_reason(self, sig: TradeSignalled) -> tuple[str, str] | None:
         s = self.ctx.settings
         age = (datetime.now(UTC) - sig.time).total_seconds()
         if age > s.signal_max_age_s:
             return "expired", f"signal is {age:.0f} s old (max {s.signal_max_age_s:.0f} s)"
         if sig.symbol in s.majors:
             return "skipped", f"{sig.symbol} is a major (TRADE_MAJORS): scanned, never traded"
-        if ks.active:
-            return "refused", f"kill switch engaged: {ks.reason}"
         return None
 
     async def stale(self, view: MarketView) -> bool:
@@ -261,12 +308,10 @@ class Autotrader(Service):
 
     async def commit_plan(
         self, sig: TradeSignalled, plan: TradePlan, view: MarketView, equity: float,
-        ks: KillSwitchState, correlation_id: str, refreshed: bool,
+        ks_task: asyncio.Future[KillSwitchState], correlation_id: str, refreshed: bool,
     ) -> uuid.UUID | None:  # fmt: skip
-        """Risk guards and the trade + order rows, in one transaction under the shared lock."""
-        venue = self.venue.name
-        trade_id = store.trade_id_for(sig.signal_id)
-        plan_json = plan.model_dump(mode="json")
+        """Risk guards (the kill switch first) and the trade + order rows, in one transaction
+        under the shared lock."""
         # pipelined: BEGIN + lock + (decided yet? exposure) in one round trip, the writes after
         # the risk check and the COMMIT in one more: the shared lock is held about one round trip
         #
@@ -276,48 +321,79 @@ class Autotrader(Service):
         # database crash in between loses them together with the un-acked signal, which is
         # redelivered and decided again; its orderLinkIds are the same, so the venue answers
         # "already placed" — never a second order. (The flush was most of the signal → ack time.)
+        earlier: str | None = None
+        outcome: uuid.UUID | str | None = None
+        # the JSON of the plan and the view before the lock: the lock is held for the round
+        # trips, not for serialising
+        dumped = (plan.model_dump(mode="json"), view.model_dump(mode="json"))
         async with self.ctx.pool.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute("SET LOCAL synchronous_commit TO OFF")
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (RISK_LOCK,))
-            exp = await store.exposure_unless_decided(conn, sig.signal_id, venue, self.day_start())
-            if exp is None:
-                return None  # another replica decided meanwhile
-            state = risk.RiskState(
-                equity=equity, open_symbols=exp.open_symbols, used_margin=exp.used_margin,
-                realised_today=exp.realised_today, kill_switch=ks.reason if ks.active else None,
-                unrealised=self.unrealised_value,
-            )  # fmt: skip
-            detail = {"plan": plan_json, "market": view.model_dump(mode="json"), "refreshed": refreshed,
-                      "exposure": {"open": sorted(exp.open_symbols), "used_margin": exp.used_margin,
-                                   "realised_today": exp.realised_today}}  # fmt: skip
-            margin = plan.margin or 0.0
-            refusal = risk.refusal(state, self.limits, sig.symbol, margin)
-            if refusal is not None:  # nothing follows to flush it: this commit waits for it
-                await conn.execute("SET LOCAL synchronous_commit TO ON")
-                await self._record(conn, sig, "refused", refusal, None, detail)
-                self.log.info(
-                    "entry refused", symbol=sig.symbol, signal_id=str(sig.signal_id), reason=refusal
-                )
-                return None
-            await store.insert_pending_trade(conn, {
-                "trade_id": trade_id, "signal_id": sig.signal_id, "agent": self.agent_name,
-                "agent_version": self.version, "scanner": sig.scanner, "scanner_version": sig.scanner_version,
-                "source": "auto", "venue": venue, "symbol": sig.symbol, "direction": sig.direction,
-                "entry_mode": plan.mode, "leverage": Decimal(str(plan.leverage)), "qty": plan.qty,
-                "margin": Decimal(str(round(margin, 8))), "stop_loss": plan.stop_loss,
-                "take_profit": plan.take_profit, "initial_stop_loss": plan.stop_loss, "status": "pending",
-                "correlation_id": correlation_id or None,
-                "metadata": {"score": sig.score, "rank": sig.rank, "plan": plan_json},
-            })  # fmt: skip
-            side = Side.BUY if plan.direction == "long" else Side.SELL
-            await store.insert_created_orders(conn, [
-                (store.order_link_id_for(sig.signal_id, o.ladder_index), venue, sig.signal_id, trade_id,
-                 sig.symbol, side, OrderType.LIMIT, o.qty, o.price, TimeInForce.GTC, False,
-                 o.ladder_index, plan.stop_loss, plan.take_profit, OrderStatus.SUBMITTING,
-                 self.agent_name)
-                for o in plan.orders
-            ])  # fmt: skip
-            await self._record(conn, sig, "traded", None, trade_id, detail)
+            exp = await store.exposure_unless_decided(
+                conn, sig.signal_id, self.venue.name, self.day_start()
+            )
+            if isinstance(exp, str):  # decided before (redelivered) or by a replica meanwhile
+                earlier = exp
+            else:
+                ks = await ks_task  # read from Redis during the round trip just made
+                outcome = await self._commit_guarded(conn, sig, plan, dumped, equity, ks, exp,
+                                                     correlation_id, refreshed)  # fmt: skip
+        if isinstance(outcome, uuid.UUID):
+            return outcome
+        if outcome is not None:  # a risk guard refused it (committed above)
+            await self.ctx.journal("signal_refused", f"{sig.symbol}: {outcome}", symbol=sig.symbol,
+                                   vertical="perps", signal_id=str(sig.signal_id))  # fmt: skip
+        elif earlier == "traded":
+            await self.resume(sig.signal_id)  # a crash may have left its orders unplaced
+        return None
+
+    async def _commit_guarded(
+        self, conn: Any, sig: TradeSignalled, plan: TradePlan,
+        dumped: tuple[dict[str, Any], dict[str, Any]], equity: float, ks: KillSwitchState,
+        exp: store.Exposure, correlation_id: str, refreshed: bool,
+    ) -> uuid.UUID | str:  # fmt: skip
+        """commit_plan's second half, inside its transaction: the risk check and the writes.
+        The trade's id, or the guard's refusal (recorded)."""
+        venue = self.venue.name
+        trade_id = store.trade_id_for(sig.signal_id)
+        plan_json, market_json = dumped
+        state = risk.RiskState(
+            equity=equity, open_symbols=exp.open_symbols, used_margin=exp.used_margin,
+            realised_today=exp.realised_today,
+            kill_switch=(ks.reason or "no reason given") if ks.active else None,
+            unrealised=self.unrealised_value,
+        )  # fmt: skip
+        detail = {"plan": plan_json, "market": market_json, "refreshed": refreshed,
+                  "exposure": {"open": sorted(exp.open_symbols), "used_margin": exp.used_margin,
+                               "realised_today": exp.realised_today}}  # fmt: skip
+        margin = plan.margin or 0.0
+        refusal = risk.refusal(state, self.limits, sig.symbol, margin)
+        if refusal is not None:  # nothing follows to flush it: this commit waits for it
+            await conn.execute("SET LOCAL synchronous_commit TO ON")
+            await self._record(conn, sig, "refused", refusal, None, detail)
+            self.log.info(
+                "entry refused", symbol=sig.symbol, signal_id=str(sig.signal_id), reason=refusal
+            )
+            return refusal
+        await store.insert_pending_trade(conn, {
+            "trade_id": trade_id, "signal_id": sig.signal_id, "agent": self.agent_name,
+            "agent_version": self.version, "scanner": sig.scanner, "scanner_version": sig.scanner_version,
+            "source": "auto", "venue": venue, "symbol": sig.symbol, "direction": sig.direction,
+            "entry_mode": plan.mode, "leverage": Decimal(str(plan.leverage)), "qty": plan.qty,
+            "margin": Decimal(str(round(margin, 8))), "stop_loss": plan.stop_loss,
+            "take_profit": plan.take_profit, "initial_stop_loss": plan.stop_loss, "status": "pending",
+            "correlation_id": correlation_id or None,
+            "metadata": {"score": sig.score, "rank": sig.rank, "plan": plan_json},
+        })  # fmt: skip
+        side = Side.BUY if plan.direction == "long" else Side.SELL
+        await store.insert_created_orders(conn, [
+            (store.order_link_id_for(sig.signal_id, o.ladder_index), venue, sig.signal_id, trade_id,
+             sig.symbol, side, OrderType.LIMIT, o.qty, o.price, TimeInForce.GTC, False,
+             o.ladder_index, plan.stop_loss, plan.take_profit, OrderStatus.SUBMITTING,
+             self.agent_name)
+            for o in plan.orders
+        ])  # fmt: skip
+        await self._record(conn, sig, "traded", None, trade_id, detail)
         return trade_id
 
     async def place(self, signal_id: uuid.UUID, requests: list[OrderRequest] | None = None) -> None:
@@ -365,9 +441,9 @@ class Autotrader(Service):
         await self.record_orders(placed)
 
     async def record_orders(self, placed: list[Order]) -> None:
-        async with self.ctx.pool.connection() as conn, conn.transaction():
-            for o in placed:
-                await store.apply_venue_order(conn, o, self.agent_name)
+        # pipelined: BEGIN and every order's update in one round trip, the COMMIT in another
+        async with self.ctx.pool.connection() as conn, conn.pipeline(), conn.transaction():
+            await store.apply_venue_orders(conn, placed, self.agent_name)
             rejected = [o for o in placed if o.status is OrderStatus.REJECTED]
             if placed and len(rejected) == len(placed):
                 await conn.execute(

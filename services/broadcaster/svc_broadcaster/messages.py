@@ -44,6 +44,7 @@ KIND_FIELDS: dict[str, frozenset[str]] = {
         "symbol", "direction", "direction_upper", "arrow", "score", "rank", "entry", "stop_loss",
         "take_profit", "target", "entry_mode", "scanner", "scanner_version", "price",
         "imbalance_pct", "success_pct", "oi_change_pct", "volume_ratio", "move_pct",
+        "avg_entry", "orders", "reward_risk",
     }),
     "entry": frozenset({
         "symbol", "direction", "direction_upper", "arrow", "score", "entry", "stop_loss",
@@ -143,6 +144,27 @@ def _provenance(scanner: str | None, version: str | None) -> dict[str, str]:
     return {"scanner": scanner or "manual", "scanner_version": version or "-"}
 
 
+def plan_fields(event: TradeSignalled) -> dict[str, str]:
+    """The entry ladder, SL and TP of the plan the signal carries — the plan the autotrader
+    trades (it re-runs the same decision on the same view) — so a message never announces one
+    plan while the venue gets another. A hand-made signal without a plan: its own numbers."""
+    plan = event.plan
+    if plan is None:
+        return {
+            "entry": fmt_price(event.entry_price), "avg_entry": fmt_price(event.entry_price),
+            "orders": "1", "stop_loss": fmt_price(event.stop_loss),
+            "take_profit": fmt_price(event.take_profit), "entry_mode": event.entry_mode,
+            "reward_risk": "-",
+        }  # fmt: skip
+    return {
+        "entry": " / ".join(fmt_price(float(p)) for p in plan.entries),
+        "avg_entry": fmt_price(plan.avg_entry), "orders": str(len(plan.orders)),
+        "stop_loss": fmt_price(float(plan.stop_loss)),
+        "take_profit": fmt_price(float(plan.take_profit)), "entry_mode": plan.mode,
+        "reward_risk": fmt_num(plan.reward_risk, 2),
+    }  # fmt: skip
+
+
 def from_event(event: Event, event_id: uuid.UUID, settings: Settings) -> Message | None:
     """The message an event asks for, or None for events the broadcaster does not carry."""
     data_source = settings.data_source
@@ -150,9 +172,8 @@ def from_event(event: Event, event_id: uuid.UUID, settings: Settings) -> Message
         fields = {
             **_direction(event.direction), **_provenance(event.scanner, event.scanner_version),
             "symbol": event.symbol, "score": fmt_num(event.score), "rank": str(event.rank),
-            "entry": fmt_price(event.entry_price), "stop_loss": fmt_price(event.stop_loss),
-            "take_profit": fmt_price(event.take_profit), "target": fmt_price(event.target_price),
-            "entry_mode": event.entry_mode, "price": fmt_price(event.price),
+            **plan_fields(event), "target": fmt_price(event.target_price),
+            "price": fmt_price(event.price),
             "imbalance_pct": fmt_pct(event.imbalance * 100, signed=False),
             "success_pct": fmt_pct(event.success_rate * 100, signed=False),
             "oi_change_pct": fmt_pct(event.oi_change_15m_pct),

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from quantcore.adapters.bybit.execution import make_bybit_client
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.bus import Delivery
 from quantcore.errors import ExternalError
@@ -49,6 +50,7 @@ from quantcore.scan.loop import every
 from quantcore.service import Service, ServiceContext
 from quantcore.store import positions as pstore
 from quantcore.store import trades as tstore
+from quantcore.store.paper_venue import PaperBooks
 from quantcore.trading import monitor
 from quantcore.trading.monitor import PendingVerdict
 from quantcore.venues.factory import make_venue
@@ -71,8 +73,11 @@ class PositionMonitor(Service):
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
         s = ctx.settings
-        self.market = BybitMarketData(s.bybit_rest_url, s.bybit_rate_per_s)
-        self.venue = make_venue(s, ctx.pool, self.market)
+        # one Bybit client for the process: market data and the venue share its bucket
+        self.market = BybitMarketData(
+            s.bybit_rest_url, s.bybit_rate_per_s, http=make_bybit_client(s)
+        )
+        self.venue = make_venue(s, PaperBooks(ctx.pool, s.paper_start_equity), self.market)
         self.lease = LeaderLease(
             ctx.redis, s.bus_namespace, self.name, ctx.instance, s.position_monitor_lease_s
         )

@@ -203,7 +203,9 @@ class Settings(BaseSettings):
         description="Bybit private REST base URL for the testnet/live venues (default: BYBIT_ENDPOINT_REST if set; else the simulator for testnet when DATA_SOURCE=sim; else api-testnet.bybit.com / api.bybit.com)",
     )
     bybit_trade_rate_per_s: float = Field(
-        8.0, gt=0, description="Bybit private REST requests per second (order endpoints allow 10/s)"
+        8.0,
+        gt=0,
+        description="Bybit private REST requests per second (order endpoints allow 10/s); a service that trades and reads market data on one host has one client, one bucket at the lower of this and BYBIT_RATE_PER_S",
     )
     bybit_recv_window_ms: int = Field(
         5000, ge=100, le=60_000, description="X-BAPI-RECV-WINDOW sent with signed Bybit requests"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -112,15 +112,16 @@ async def exposure(conn: AsyncConnection[Any], venue: str, day_start: datetime) 
 
 async def exposure_unless_decided(
     conn: AsyncConnection[Any], signal_id: uuid.UUID, venue: str, day_start: datetime
-) -> Exposure | None:
-    """`exposure`, or None when the signal already has a decision — one statement, so the
-    autotrader's shared risk lock is held for one round trip less."""
+) -> Exposure | str:
+    """`exposure`, or the signal's earlier decision ('traded', 'refused', …) when it already has
+    one — one statement, so the autotrader's shared risk lock is held for one round trip less
+    and a new signal needs no separate "decided yet?" read."""
     cur = await conn.execute(
         """
         SELECT coalesce(array_agg(DISTINCT symbol) FILTER (WHERE status IN ('pending', 'open')), '{}'),
                coalesce(sum(margin) FILTER (WHERE status IN ('pending', 'open')), 0)::float8,
                coalesce(sum(pnl_quote) FILTER (WHERE status = 'closed' AND closed_at >= %s), 0)::float8,
-               EXISTS (SELECT 1 FROM autotrader_decisions WHERE signal_id = %s)
+               (SELECT decision FROM autotrader_decisions WHERE signal_id = %s)
         FROM trades WHERE venue = %s AND vertical = 'perps'
           AND (status IN ('pending', 'open') OR closed_at >= %s)
         """,
@@ -128,7 +129,9 @@ async def exposure_unless_decided(
     )
     row = await cur.fetchone()
     assert row is not None
-    return None if row[3] else Exposure(frozenset(row[0]), float(row[1]), float(row[2]))
+    if row[3] is not None:
+        return str(row[3])
+    return Exposure(frozenset(row[0]), float(row[1]), float(row[2]))
 
 
 # --- trades and orders --------------------------------------------------------------------------------
@@ -164,29 +167,47 @@ async def insert_created_orders(conn: AsyncConnection[Any], rows: Sequence[Seque
 
 async def apply_venue_order(conn: AsyncConnection[Any], o: Order, agent: str) -> bool:
     """Bring our row of an order to the venue's state; record the change in order_events.
-    Returns whether the status or fill changed."""
-    cur = await conn.execute(
+    Returns whether the status or fill changed. One statement (one round trip)."""
+    return await _changed(await _apply_venue_order(conn, o, agent))
+
+
+async def apply_venue_orders(
+    conn: AsyncConnection[Any], orders: Sequence[Order], agent: str
+) -> list[bool]:
+    """`apply_venue_order` for each; on a connection in pipeline mode, all in one round trip."""
+    cursors = [await _apply_venue_order(conn, o, agent) for o in orders]
+    return [await _changed(cur) for cur in cursors]
+
+
+async def _changed(cur: AsyncCursor[Any]) -> bool:
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
+async def _apply_venue_order(conn: AsyncConnection[Any], o: Order, agent: str) -> AsyncCursor[Any]:
+    return await conn.execute(
         """
-        UPDATE orders SET venue_order_id = %s, status = %s, filled_qty = %s, avg_fill_price = %s,
-               fee = %s, reject_reason = coalesce(%s, reject_reason), updated_at = now()
-        WHERE order_link_id = %s AND (status IS DISTINCT FROM %s OR filled_qty IS DISTINCT FROM %s
-                                      OR venue_order_id IS DISTINCT FROM %s)
+        WITH changed AS (
+            UPDATE orders SET venue_order_id = %(vid)s, status = %(st)s, filled_qty = %(fq)s,
+                   avg_fill_price = %(avg)s, fee = %(fee)s,
+                   reject_reason = coalesce(%(rr)s, reject_reason), updated_at = now()
+            WHERE order_link_id = %(link)s AND (status IS DISTINCT FROM %(st)s
+                  OR filled_qty IS DISTINCT FROM %(fq)s OR venue_order_id IS DISTINCT FROM %(vid)s)
+            RETURNING order_link_id
+        ), event AS (
+            INSERT INTO order_events (time, order_link_id, status, venue_order_id, filled_qty,
+                                      avg_fill_price, fee, agent, detail)
+            SELECT %(at)s::timestamptz, order_link_id, %(st)s::text, %(vid)s::text,
+                   %(fq)s::numeric, %(avg)s::numeric, %(fee)s::numeric, %(agent)s::text,
+                   %(detail)s::jsonb
+            FROM changed ON CONFLICT DO NOTHING
+        )
+        SELECT count(*) FROM changed
         """,
-        (o.venue_order_id, o.status, o.filled_qty, o.avg_fill_price, o.fee, o.reject_reason,
-         o.order_link_id, o.status, o.filled_qty, o.venue_order_id),
+        {"vid": o.venue_order_id, "st": o.status, "fq": o.filled_qty, "avg": o.avg_fill_price,
+         "fee": o.fee, "rr": o.reject_reason, "link": o.order_link_id, "at": o.updated_at,
+         "agent": agent, "detail": Jsonb({"reject_reason": o.reject_reason, "duplicate": o.duplicate})},
     )  # fmt: skip
-    if cur.rowcount == 0:
-        return False
-    await conn.execute(
-        """
-        INSERT INTO order_events (time, order_link_id, status, venue_order_id, filled_qty, avg_fill_price,
-                                  fee, agent, detail)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING
-        """,
-        (o.updated_at, o.order_link_id, o.status, o.venue_order_id, o.filled_qty, o.avg_fill_price,
-         o.fee, agent, Jsonb({"reject_reason": o.reject_reason, "duplicate": o.duplicate})),
-    )  # fmt: skip
-    return True
 
 
 async def orders_in(

@@ -1,7 +1,11 @@
 """Bybit execution: the testnet and live venues (or the simulator, same wire), behind `Venue`.
 
-Calls go through the one Bybit HTTP client (`http.BybitHttp`: a signed pybit session, one bucket
-BYBIT_TRADE_RATE_PER_S, the one `translate()` into quantcore.errors). Reads retry
+Calls go through the one Bybit HTTP client (`http.BybitHttp`: a signed pybit session, one bucket,
+the one `translate()` into quantcore.errors). A service that reads market data and trades at
+Bybit makes ONE client for both (`make_bybit_client`) when they use one host: one session and
+thread pool, one bucket at the stricter of BYBIT_RATE_PER_S and BYBIT_TRADE_RATE_PER_S, so the
+host never sees two budgets from one process. (Testnet orders with mainnet data are two hosts,
+each with its own client and limits.) Reads retry
 TemporaryError; writes never retry on their own (an order's idempotency is its orderLinkId:
 placing again after a TemporaryError is safe and answers duplicate=True). Payloads are parsed
 and translated into our vocabulary in `private`.
@@ -92,16 +96,25 @@ class BybitVenue:
         retry_policy: RetryPolicy | None = None,
         on_bad: OnBad | None = None,
         max_workers: int = 4,
+        http: BybitHttp | None = None,
     ) -> None:
+        """`http`: the process's one signed Bybit client at `endpoint` (shared with market
+        data); by default one of its own with these keys and rate."""
         self.name: VenueName = name
         self.endpoint = endpoint.rstrip("/")
-        self._http = BybitHttp(
+        self._retry = retry_policy or RetryPolicy(attempts=3, base_s=0.5, max_s=5.0)
+        if http is not None and not (http.signed and http.endpoint == self.endpoint):
+            raise ValueError(f"the {name} venue needs a signed client at {self.endpoint}")
+        self._http = http or BybitHttp(
             self.endpoint, rate_per_s, api_key=api_key, api_secret=api_secret,
             testnet=name == "testnet", recv_window_ms=recv_window_ms, timeout_s=timeout_s,
-            retry_policy=retry_policy or RetryPolicy(attempts=3, base_s=0.5, max_s=5.0),
-            max_workers=max_workers, name="bybit-venue",
+            retry_policy=self._retry, max_workers=max_workers, name="bybit-venue",
         )  # fmt: skip
         self._on_bad = on_bad
+
+    @property
+    def http(self) -> BybitHttp:
+        return self._http
 
     def __repr__(self) -> str:  # never the keys
         return f"BybitVenue({self.name!r}, endpoint={self.endpoint!r})"
@@ -113,7 +126,7 @@ class BybitVenue:
 
     async def _read(self, method: str, **params: Any) -> Any:
         """A read: TemporaryError is retried."""
-        return await self._http.read(method, **params)
+        return await self._http.read_with(self._retry, method, **params)
 
     async def _page_rows(
         self, method: str, model: type[M], kind: str, params: dict[str, Any], limit: int
@@ -472,10 +485,8 @@ def trade_endpoint(settings: Settings, name: Literal["testnet", "live"]) -> str:
     return HOSTS[name]
 
 
-def make_bybit_venue(
-    settings: Settings, name: Literal["testnet", "live"], *, on_bad: OnBad | None = None
-) -> BybitVenue:
-    """The testnet venue (BYBIT_TESTNET_API_KEY/SECRET) or the live one (BYBIT_API_KEY/SECRET,
+def _venue_keys(settings: Settings, name: Literal["testnet", "live"]) -> tuple[str, str]:
+    """The venue's API key and secret (BYBIT_TESTNET_API_KEY/SECRET, or BYBIT_API_KEY/SECRET
     only with TRADING_MODE=live and LIVE_TRADING_CONFIRM set). Raises ConfigError otherwise."""
     if name == "live":
         if settings.trading_mode != "live":
@@ -495,14 +506,48 @@ def make_bybit_venue(
     missing = [env_name(f) for f, v in ((key_field, key), (secret_field, secret)) if v is None]
     if missing:
         raise ConfigError(f"the {name} venue needs " + " and ".join(missing))
+    return key.get_secret_value(), secret.get_secret_value()
+
+
+def make_bybit_client(settings: Settings) -> BybitHttp:
+    """The process's one Bybit client for market data (BYBIT_ENDPOINT_REST) — signed with the
+    venue's key when TRADING_MODE trades at Bybit on that same host, so the venue calls through
+    it too (`make_bybit_venue(..., http=)`): one session, one pool, one bucket at the stricter
+    of the two rates. Public (BYBIT_RATE_PER_S) otherwise."""
+    data = settings.bybit_rest_url
+    mode = settings.trading_mode
+    if mode in ("testnet", "live") and trade_endpoint(settings, mode) == data:
+        key, secret = _venue_keys(settings, mode)
+        return BybitHttp(
+            data, min(settings.bybit_rate_per_s, settings.bybit_trade_rate_per_s),
+            api_key=key, api_secret=secret, testnet=mode == "testnet",
+            recv_window_ms=settings.bybit_recv_window_ms, max_workers=8, name="bybit",
+        )  # fmt: skip
+    return BybitHttp(data, settings.bybit_rate_per_s, max_workers=8, name="bybit")
+
+
+def make_bybit_venue(
+    settings: Settings,
+    name: Literal["testnet", "live"],
+    *,
+    on_bad: OnBad | None = None,
+    http: BybitHttp | None = None,
+) -> BybitVenue:
+    """The testnet venue (BYBIT_TESTNET_API_KEY/SECRET) or the live one (BYBIT_API_KEY/SECRET,
+    only with TRADING_MODE=live and LIVE_TRADING_CONFIRM set). Raises ConfigError otherwise.
+    `http`: the process's client (`make_bybit_client`), reused when it is signed and calls the
+    venue's host; otherwise the venue has a client of its own (another host)."""
+    key, secret = _venue_keys(settings, name)
     endpoint = trade_endpoint(settings, name)
-    log.info("bybit venue", venue=name, endpoint=endpoint)
+    shared = http if http is not None and http.signed and http.endpoint == endpoint else None
+    log.info("bybit venue", venue=name, endpoint=endpoint, shared_client=shared is not None)
     return BybitVenue(
         name,
         endpoint=endpoint,
-        api_key=key.get_secret_value(),
-        api_secret=secret.get_secret_value(),
+        api_key=key,
+        api_secret=secret,
         rate_per_s=settings.bybit_trade_rate_per_s,
         recv_window_ms=settings.bybit_recv_window_ms,
         on_bad=on_bad,
+        http=shared,
     )

@@ -1,7 +1,8 @@
 """The one Bybit v5 HTTP client: a pybit session on a small thread pool (pybit is synchronous),
 one token bucket per client, and the one `translate()` of Bybit's failures into
 `quantcore.errors`. Market data (`rest.BybitMarketData`) and execution
-(`execution.BybitVenue`) both call through it.
+(`execution.BybitVenue`) both call through it — in a process that trades at Bybit, through the
+same instance (`execution.make_bybit_client`): one session and pool, one bucket per host.
 
 pybit's own retries are off (its loop would sleep on 10002/10006 and double our waits); reads
 retry TemporaryError with `quantcore.retry`, writes never retry on their own (an order's
@@ -129,6 +130,8 @@ class BybitHttp:
         name: str = "bybit",
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
+        self.signed = api_key is not None
+        self._closed = False
         # max_retries=1 is one attempt: pybit's loop runs `max_retries` times, sends nothing at 0
         self.session = HTTP(
             testnet=testnet,
@@ -165,11 +168,18 @@ class BybitHttp:
 
     async def read(self, method: str, **params: Any) -> Any:
         """A read: TemporaryError is retried (RateLimited waits at least what it asks)."""
-        return await retry_with(
-            self.retry_policy, lambda: self.call(method, **params), f"bybit {method}"
-        )
+        return await self.read_with(self.retry_policy, method, **params)
+
+    async def read_with(self, policy: RetryPolicy, method: str, **params: Any) -> Any:
+        """A read retried by the caller's policy (data and execution share one client, each
+        with its own patience)."""
+        return await retry_with(policy, lambda: self.call(method, **params), f"bybit {method}")
 
     async def aclose(self) -> None:
+        """Idempotent: every user of a shared client may close it."""
+        if self._closed:
+            return
+        self._closed = True
         client = getattr(self.session, "client", None)
         if client is not None:
             await asyncio.get_running_loop().run_in_executor(self._pool, client.close)

@@ -50,20 +50,32 @@ class BybitMarketData:
         retry_policy: RetryPolicy | None = None,
         burst: float | None = None,
         max_workers: int = 8,
+        http: BybitHttp | None = None,
     ) -> None:
+        """`http`: the process's one Bybit client to call through (its session, pool and
+        bucket, shared with the venue: `execution.make_bybit_client`); by default a public
+        client of its own at `base_url`, `rate_per_s`."""
         self.base_url = base_url.rstrip("/")
-        self._http = BybitHttp(
+        self._retry = retry_policy or RetryPolicy()
+        self._http = http or BybitHttp(
             self.base_url, rate_per_s, timeout_s=timeout_s, burst=burst,
-            retry_policy=retry_policy or RetryPolicy(), max_workers=max_workers, name="bybit-rest",
+            retry_policy=self._retry, max_workers=max_workers, name="bybit-rest",
         )  # fmt: skip
+        if self._http.endpoint != self.base_url:
+            raise ValueError(f"the Bybit client calls {self._http.endpoint}, not {self.base_url}")
         self._on_bad = on_bad
+
+    @property
+    def http(self) -> BybitHttp:
+        """The Bybit client this calls through (the venue reuses it on the same host)."""
+        return self._http
 
     @property
     def bucket(self) -> TokenBucket:
         return self._http.bucket
 
     async def _get(self, method: str, **params: Any) -> Any:
-        return await self._http.read(method, **params)
+        return await self._http.read_with(self._retry, method, **params)
 
     async def _parse(self, fn: Callable[..., parse.Parsed[T]], *args: Any) -> parse.Parsed[T]:
         try:
