@@ -805,6 +805,37 @@ class Market:
             model=model,
         )
 
+    def collector_levels(
+        self, coin: int, model: str = "model2", timeframes: tuple[str, ...] = tuple(TIMEFRAMES)
+    ) -> tuple[F64, F64]:
+        """What the liquidation collector stores for a coin now with HEATMAP_SOURCE=sim: the
+        levels of each timeframe's heatmap (its latest column, hm.latest_levels), as
+        (timeframes, levels) arrays by price, NaN / 0 padded."""
+        longest = max(TIMEFRAME_DURATION[tf].total_seconds() for tf in timeframes)
+        lv = self.book.levels(coin, self.now - longest)
+        price = float(self.last_price[coin])
+        decimals = self.coins[coin].price_decimals
+        per_tf = []
+        for tf in timeframes:
+            since = self.now - TIMEFRAME_DURATION[tf].total_seconds()
+            sel = lv.opened >= since
+            per_tf.append(
+                hm.latest_levels(
+                    price=price,
+                    level_price=lv.price[sel],
+                    level_value=lv.value[sel],
+                    model=model,
+                    price_decimals=decimals,
+                )
+            )
+        width = max((p.size for p, _ in per_tf), default=0)
+        prices = np.full((len(timeframes), width), np.nan)
+        values = np.zeros((len(timeframes), width))
+        for k, (p, v) in enumerate(per_tf):
+            prices[k, : p.size] = p
+            values[k, : v.size] = v
+        return prices, values
+
     def _column_candles(self, coin: int, width: int, starts: I64) -> F64:
         """OHLCV of each heatmap column, from the finest candles that cover it."""
         count = starts.size
