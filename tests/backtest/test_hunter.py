@@ -6,6 +6,7 @@ that peeks at the next refresh is caught."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from typing import Any
 
@@ -35,7 +36,7 @@ from svc_autotrader import service as autotrader_svc
 from svc_simulator.coinglass import heatmap_data
 
 # settings under which the one-day tape below gives the hunter plans to make
-LIVELY = {"trigger_mode": "fixed", "min_reward_risk": 0.5}
+LIVELY: dict[str, Any] = {"trigger_mode": "fixed", "min_reward_risk": 0.5, "cooldown_s": 0}
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +110,31 @@ def test_the_hunter_reads_only_the_refreshes_it_names(tape: list[Bars]) -> None:
     assert src.replays == 1
 
 
+def test_captured_while_generating_equals_replayed_and_needs_no_replay() -> None:
+    """sim_tape(capture=strategy) reads the refreshes the strategy names off copies of the book
+    kept at each refresh of the day: the same levels a replay reads, and no replay at all."""
+    hunter = LiquidationHunter(LiquidationHunterParams(**LIVELY))
+    captured = sim_tape(1, seed=42, coins=3, capture=hunter)
+    src = captured[0].heatmap.source  # type: ignore[union-attr]
+    assert isinstance(src, SimHeatmaps)
+    frames = [hunter.signals(b) for b in captured]  # reads only what was captured
+    prefetch(hunter, captured)
+    assert src.replays == 0 and sum(len(f.plans or ()) for f in frames) > 0
+    named = {b.symbol: hunter.heatmap_refreshes(b) for b in captured}
+    fresh = SimHeatmaps(42, 3, int(captured[0].start_s[0]), src.refreshed_s)
+    fresh.fetch(named)
+    assert fresh.replays == 1
+    compared = 0
+    for sym, ks in named.items():
+        assert ks is not None
+        for k in ks.tolist():
+            a, b = src.get(sym, k), fresh.get(sym, k)
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+            compared += 1
+    assert compared > 5
+
+
 # --- the plans ---------------------------------------------------------------------------------------
 
 
@@ -132,6 +158,22 @@ def test_plans_are_the_decisions_sane_plans(
         assert 0 < loss <= 0.0100001 and notional <= 1.0000001
         assert loss > 0.0099 or notional > 0.999
         assert p.trailing == ((10.0, 0.0), (20.0, 10.0), (50.0, 30.0))
+
+
+def test_the_rankers_cooldown_keeps_same_direction_signals_apart(
+    lively: tuple[LiquidationHunter, Bars, SignalFrame],
+) -> None:
+    _, bars, free = lively
+    cooled = LiquidationHunter(LiquidationHunterParams(**{**LIVELY, "cooldown_s": 3600})).signals(
+        bars
+    )
+    assert free.plans is not None and cooled.plans is not None
+    assert 0 < len(cooled.plans) < len(free.plans)
+    for side in (1, -1):
+        t = [int(bars.close_s[p.bar]) for p in cooled.plans if p.side == side]
+        assert all(b - a >= 3600 for a, b in itertools.pairwise(t))
+    # every cooled plan is one of the free ones (the cooldown only removes signals)
+    assert {p.bar for p in cooled.plans} <= {p.bar for p in free.plans}
 
 
 def test_registered_and_settings_checked() -> None:

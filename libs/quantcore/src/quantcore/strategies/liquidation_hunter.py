@@ -1,18 +1,18 @@
 """`liquidation_hunter`: the strategy of SPEC §4 as a plug-in, on the services' own functions.
 
 At a bar's close, for one coin:
-1. trigger candidates: the ranker's trigger measures (15-min OI change, 5-min volume ratio,
-   5-min move) at every bar, kept where they pass the fixed numbers in either direction
-   (quantcore.math.trigger.fires) — the coin mode's thresholds are never below those, so no
-   signal is lost by looking only there; the heatmap refreshes read are those candidates'
-   (as of each bar's close: the newest refresh stamped at or before it);
+1. the ranker's trigger, both modes, the active one deciding (quantcore.math.trigger.evaluate
+   on the windows the ranker reads before the bar), at the bars whose measures pass the fixed
+   numbers in one direction or the other (math.trigger.fires; the coin mode's thresholds are
+   never below them); the heatmap refreshes read are those bars' (as of each bar's close:
+   the newest refresh stamped at or before it);
 2. the cluster scanner's view of each timeframe (quantcore.math.clusters.row_targets) and its
    typical cluster rule when history is short (clusters.snapshot_typical);
 3. the ranker's evaluation (quantcore.math.universe.evaluate: imbalance, clusters, score) —
    a neutral coin, a coin without a target or below `min_score` does not trade (one coin at a
    time has no top-N: `min_score` stands in for that cut);
-4. the ranker's trigger in both modes, the active one deciding
-   (quantcore.math.trigger.evaluate on the same windows the ranker reads);
+4. the trigger must fire in the bias direction, outside the ranker's cooldown (no second
+   signal for the coin in the same direction within SIGNAL_COOLDOWN_S);
 5. the market view (quantcore.trading.view.market_view: target, next opposite cluster, the
    coin's max adverse wick from quantcore.math.wicks) and the one trade decision
    (quantcore.trading.decision.decide), sized as the autotrader sizes it on a nominal
@@ -46,6 +46,7 @@ from quantcore.trading.decision import DecisionSettings, decide
 F = NDArray[np.float64]
 I64 = NDArray[np.int64]
 NOMINAL_EQUITY = 1_000_000.0  # the account the plan is sized on; the engine scales it
+TRIGGER_BLOCK = 256  # bars whose trigger windows are evaluated at once
 
 
 def _d(name: str) -> Any:
@@ -82,6 +83,8 @@ class LiquidationHunterParams(StrategyParams):
     entry_timeout_s: float = Field(_d("entry_timeout_s"), gt=0, le=7 * 86_400)
     trailing_ladder: str = _d("trailing_ladder")
     trailing_basis: Literal["price", "margin"] = _d("trailing_basis")
+    cooldown_s: float = Field(_d("signal_cooldown_s"), ge=0, le=7 * 86_400)
+    pattern_update_s: float = Field(_d("pattern_update_interval_s"), gt=0, le=86_400)
     wick_candle_min: int = Field(_d("wick_candle_min"), ge=1, le=1440)
     wick_window_max_d: float = Field(_d("wick_window_max_d"), gt=0, le=366)
 
@@ -121,19 +124,26 @@ class LiquidationHunter(Strategy[LiquidationHunterParams]):
     needs = frozenset({"open_interest", "heatmap"})
     description = "SPEC §4: hunt the heavy side's largest cluster on the ranker's trigger"
 
+    def __init__(self, params: LiquidationHunterParams) -> None:
+        super().__init__(params)
+        self._wicks: dict[tuple[str, str, int], float | None] = {}
+
     @property
     def warmup(self) -> int:
-        return tm.HOUR_MINUTES
+        """The ranker's trigger reads this many minutes before a bar (its coin history)."""
+        p = self.params
+        return max(p.trigger_history_min, tm.HOUR_MINUTES + 1, tm.OI_MINUTES + 1)
 
-    # --- 1. candidates --------------------------------------------------------------------------
+    # --- 1. the trigger -----------------------------------------------------------------------
 
     def quote_volume(self, bars: Bars) -> F:
         """The ranker's candle volume: quote volume (volume × close where no turnover)."""
         out: F = bars.volume * bars.close
         return out
 
-    def candidates(self, bars: Bars) -> I64:
-        """Bars where the trigger passes the fixed numbers in one direction or the other."""
+    def prefilter(self, bars: Bars) -> I64:
+        """Bars where the trigger's measures pass the fixed numbers in one direction or the
+        other: the coin mode's thresholds are never below them, so no firing bar is missed."""
         n = len(bars)
         if n <= tm.HOUR_MINUTES or bars.open_interest is None:
             return np.empty(0, np.int64)
@@ -147,6 +157,43 @@ class LiquidationHunter(Strategy[LiquidationHunterParams]):
         )
         return np.flatnonzero(either).astype(np.int64)
 
+    def trigger(self, bars: Bars) -> tuple[I64, NDArray[np.bool_], NDArray[np.bool_]]:
+        """(bars, fires long, fires short): the ranker's trigger (quantcore.math.trigger.evaluate,
+        both modes, the active one deciding) at each prefiltered bar, on the windows the ranker
+        reads before it (candle_minutes of closes and quote volume, oi_minutes of open
+        interest; NaN before the tape starts), evaluated many bars at once (rows)."""
+        p = self.params
+        idx = self.prefilter(bars)
+        long_ok = np.zeros(idx.size, dtype=np.bool_)
+        short_ok = np.zeros(idx.size, dtype=np.bool_)
+        if idx.size == 0:
+            return idx, long_ok, short_ok
+        assert bars.open_interest is not None
+        cw = max(p.trigger_history_min, tm.HOUR_MINUTES + 1)
+        ow = max(p.trigger_history_min, tm.OI_MINUTES + 1)
+
+        def windows(x: F, width: int, rows: I64) -> F:
+            padded = np.concatenate([np.full(width - 1, np.nan), x])
+            out: F = np.lib.stride_tricks.sliding_window_view(padded, width)[rows]
+            return out
+
+        vol = self.quote_volume(bars)
+        for a in range(0, idx.size, TRIGGER_BLOCK):
+            rows = idx[a : a + TRIGGER_BLOCK]
+            ev = tm.evaluate(
+                windows(bars.open_interest, ow, rows), windows(vol, cw, rows),
+                windows(bars.close, cw, rows), p.floors, p.trigger_percentile,
+                p.trigger_min_samples,
+            )  # fmt: skip
+            long_ok[a : a + rows.size] = ev.fires(p.trigger_mode, ["long"] * rows.size)
+            short_ok[a : a + rows.size] = ev.fires(p.trigger_mode, ["short"] * rows.size)
+        keep = long_ok | short_ok
+        return idx[keep], long_ok[keep], short_ok[keep]
+
+    def candidates(self, bars: Bars) -> I64:
+        """Bars where the ranker's trigger fires in one direction or the other."""
+        return self.trigger(bars)[0]
+
     def heatmap_refreshes(self, bars: Bars) -> I64 | None:
         if bars.heatmap is None:
             return np.empty(0, np.int64)
@@ -158,28 +205,36 @@ class LiquidationHunter(Strategy[LiquidationHunterParams]):
 
     def wick_pct(self, bars: Bars, i: int, timeframe: str, direction: str) -> float | None:
         """The coin's max adverse wick over the timeframe's window (capped), on candles of
-        wick_candle_min minutes, as the cluster scanner measures it (quantcore.math.wicks)."""
+        wick_candle_min minutes (quantcore.math.wicks), as of the cluster scanner's latest
+        pattern update before bar i's close (every pattern_update_s): what the ranker reads."""
         p = self.params
+        as_of = int(bars.close_s[i]) // int(p.pattern_update_s) * int(p.pattern_update_s)
+        key = (timeframe, direction, as_of)
+        if key in self._wicks:
+            return self._wicks[key]
         window_s = min(TIMEFRAME_DURATION[timeframe].total_seconds(), p.wick_window_max_d * 86_400)
         width = p.wick_candle_min * 60
-        now = int(bars.close_s[i])
-        a = int(np.searchsorted(bars.start_s, (now - window_s) // width * width))
-        if a > i:
-            return None
-        bucket = bars.start_s[a : i + 1] // width
-        first = np.flatnonzero(np.append(True, bucket[1:] != bucket[:-1]))
-        last = np.append(first[1:], bucket.size) - 1
-        o = bars.open[a : i + 1][first]
-        c = bars.close[a : i + 1][last]
-        h = np.maximum.reduceat(bars.high[a : i + 1], first)
-        lo = np.minimum.reduceat(bars.low[a : i + 1], first)
-        w = wicks.wick_stats(o, h, lo, c)
-        return w.max_down_pct if direction == "long" else w.max_up_pct
+        a = int(np.searchsorted(bars.start_s, (as_of - window_s) // width * width))
+        b = int(np.searchsorted(bars.close_s, as_of, side="right"))  # bars closed by then
+        out = None
+        if a < b:
+            bucket = bars.start_s[a:b] // width
+            first = np.flatnonzero(np.append(True, bucket[1:] != bucket[:-1]))
+            last = np.append(first[1:], bucket.size) - 1
+            w = wicks.wick_stats(
+                bars.open[a:b][first], np.maximum.reduceat(bars.high[a:b], first),
+                np.minimum.reduceat(bars.low[a:b], first), bars.close[a:b][last],
+            )  # fmt: skip
+            out = w.max_down_pct if direction == "long" else w.max_up_pct
+        self._wicks[key] = out
+        return out
 
     def plan_at(
-        self, bars: Bars, i: int, prices: F, values: F, refreshed_s: int
-    ) -> OrderPlan | str:
-        """The plan decided at bar i's close on these levels, or why there is none."""
+        self, bars: Bars, i: int, prices: F, values: F, refreshed_s: int, fires_long: bool,
+        fires_short: bool,
+    ) -> OrderPlan | str:  # fmt: skip
+        """The plan decided at bar i's close on these levels and the trigger's verdicts at that
+        bar, or why there is none."""
         p = self.params
         hm = bars.heatmap
         assert hm is not None
@@ -202,16 +257,7 @@ class LiquidationHunter(Strategy[LiquidationHunterParams]):
         if float(ev.score[0]) < p.min_score:
             return "score below min_score"
         direction: Literal["long", "short"] = "long" if ev.direction[0] == "long" else "short"
-        # the ranker's trigger: the same windows (candle_minutes / oi_minutes before the bar)
-        cw = max(p.trigger_history_min, tm.HOUR_MINUTES + 1)
-        ow = max(p.trigger_history_min, tm.OI_MINUTES + 1)
-        assert bars.open_interest is not None
-        a, b = max(0, i - cw + 1), max(0, i - ow + 1)
-        ev_t = tm.evaluate(
-            bars.open_interest[b : i + 1][None], self.quote_volume(bars)[a : i + 1][None],
-            bars.close[a : i + 1][None], p.floors, p.trigger_percentile, p.trigger_min_samples,
-        )  # fmt: skip
-        if not bool(ev_t.fires(p.trigger_mode, [direction])[0]):
+        if not (fires_long if direction == "long" else fires_short):
             return "trigger not in the bias direction"
         tf = hm.timeframes[t] if hm.timeframes else "1y"
         mv = view.market_view(
@@ -247,23 +293,38 @@ class LiquidationHunter(Strategy[LiquidationHunterParams]):
             raise ValueError(
                 f"{self.name} needs heatmap levels per timeframe; the tape of {bars.symbol} has none"
             )
+        p = self.params
         n = len(bars)
         entry = np.zeros(n, dtype=np.int8)
         sl = np.full(n, np.nan)
         tp = np.full(n, np.nan)
         plans: list[OrderPlan] = []
         skipped: dict[str, int] = {}
-        cands = self.candidates(bars)
+        cands, long_ok, short_ok = self.trigger(bars)
         ks = hm.indices_asof(bars.close_s[cands])
-        for i, k in zip(cands.tolist(), ks.tolist(), strict=True):
+        self._wicks = {}
+        last_signal = {1: -math.inf, -1: -math.inf}  # close time of the last plan each way
+        for i, k, lg, sh in zip(
+            cands.tolist(), ks.tolist(), long_ok.tolist(), short_ok.tolist(), strict=True
+        ):
             if k < 0:
                 continue
+            # the ranker's cooldown: no second signal for the coin in the same direction
+            # within cooldown_s (time in (t − cooldown, t]); where every direction the trigger
+            # fires in is cooling down, no signal can come of the bar
+            at = int(bars.close_s[i])
+            lg = lg and not at - p.cooldown_s < last_signal[1] <= at
+            sh = sh and not at - p.cooldown_s < last_signal[-1] <= at
+            if not (lg or sh):
+                skipped["cooldown"] = skipped.get("cooldown", 0) + 1
+                continue
             prices, values = hm.levels(k)
-            got = self.plan_at(bars, i, prices, values, int(hm.refreshed_s[k]))
+            got = self.plan_at(bars, i, prices, values, int(hm.refreshed_s[k]), lg, sh)
             if isinstance(got, str):
                 skipped[got] = skipped.get(got, 0) + 1
                 continue
             plans.append(got)
+            last_signal[got.side] = at
             entry[i] = got.side
             ref = float(bars.close[i])
             sl[i] = abs(got.stop_loss / ref - 1) * 100
