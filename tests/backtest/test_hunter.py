@@ -190,8 +190,8 @@ def test_registered_and_settings_checked() -> None:
 class PeekingHunter(LiquidationHunter):
     """Decides on the refresh after the one stamped at or before the bar: a 5-minute peek."""
 
-    def heatmap_refreshes(self, bars: Bars) -> Any:
-        k = super().heatmap_refreshes(bars)
+    def heatmap_refreshes(self, bars: Bars, since: int = 0) -> Any:
+        k = super().heatmap_refreshes(bars, since)
         return np.unique(np.concatenate([k, k + 1]))
 
     def signals(self, bars: Bars) -> SignalFrame:

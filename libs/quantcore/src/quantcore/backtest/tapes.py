@@ -260,7 +260,7 @@ def _capture(
             volume=cols[c, 4, lead:b], open_interest=cols[c, 5, lead:b],
             heatmap=source.levels_of(coin.symbol), tick_size=coin.tick,
         )  # fmt: skip
-        wanted = strategy.heatmap_refreshes(bars)
+        wanted = strategy.heatmap_refreshes(bars, since=a - lead)
         ks = np.arange(len(source.refreshed_s)) if wanted is None else wanted
         for k in ks.tolist():
             if k in snaps:

@@ -242,9 +242,10 @@ class Strategy(ABC, Generic[P]):
         """Bars needed before the first decision can be meaningful (for walk-forward windows)."""
         return 0
 
-    def heatmap_refreshes(self, bars: Bars) -> I64 | None:
-        """The heatmap refreshes `signals` will read (indices into bars.heatmap), so a lazy
-        tape computes only those; None: every refresh."""
+    def heatmap_refreshes(self, bars: Bars, since: int = 0) -> I64 | None:
+        """The heatmap refreshes `signals` will read (indices into bars.heatmap) for its
+        decisions at bars `since` and later (the bars before are history), so a lazy tape
+        computes only those; None: every refresh."""
         return None
 
     @abstractmethod

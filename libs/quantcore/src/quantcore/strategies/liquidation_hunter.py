@@ -157,13 +157,16 @@ class LiquidationHunter(Strategy[LiquidationHunterParams]):
         )
         return np.flatnonzero(either).astype(np.int64)
 
-    def trigger(self, bars: Bars) -> tuple[I64, NDArray[np.bool_], NDArray[np.bool_]]:
+    def trigger(
+        self, bars: Bars, since: int = 0
+    ) -> tuple[I64, NDArray[np.bool_], NDArray[np.bool_]]:
         """(bars, fires long, fires short): the ranker's trigger (quantcore.math.trigger.evaluate,
         both modes, the active one deciding) at each prefiltered bar, on the windows the ranker
         reads before it (candle_minutes of closes and quote volume, oi_minutes of open
         interest; NaN before the tape starts), evaluated many bars at once (rows)."""
         p = self.params
         idx = self.prefilter(bars)
+        idx = idx[idx >= since]
         long_ok = np.zeros(idx.size, dtype=np.bool_)
         short_ok = np.zeros(idx.size, dtype=np.bool_)
         if idx.size == 0:
@@ -190,18 +193,16 @@ class LiquidationHunter(Strategy[LiquidationHunterParams]):
         keep = long_ok | short_ok
         return idx[keep], long_ok[keep], short_ok[keep]
 
-    def candidates(self, bars: Bars) -> I64:
-        """Bars where the ranker's trigger fires in one direction or the other."""
-        return self.trigger(bars)[0]
+    def candidates(self, bars: Bars, since: int = 0) -> I64:
+        """Bars (from `since` on) where the ranker's trigger fires in one direction or the other."""
+        return self.trigger(bars, since)[0]
 
-    def heatmap_refreshes(self, bars: Bars) -> I64 | None:
+    def heatmap_refreshes(self, bars: Bars, since: int = 0) -> I64 | None:
         if bars.heatmap is None:
             return np.empty(0, np.int64)
-        k = bars.heatmap.indices_asof(bars.close_s[self.candidates(bars)])
+        k = bars.heatmap.indices_asof(bars.close_s[self.candidates(bars, since)])
         out: I64 = np.unique(k[k >= 0])
         return out
-
-    # --- 2-5. one bar -----------------------------------------------------------------------------
 
     def wick_pct(self, bars: Bars, i: int, timeframe: str, direction: str) -> float | None:
         """The coin's max adverse wick over the timeframe's window (capped), on candles of
