@@ -209,14 +209,16 @@ class LiquidationHunter(Strategy[LiquidationHunterParams]):
         wick_candle_min minutes (quantcore.math.wicks), as of the cluster scanner's latest
         pattern update before bar i's close (every pattern_update_s): what the ranker reads."""
         p = self.params
-        as_of = int(bars.close_s[i]) // int(p.pattern_update_s) * int(p.pattern_update_s)
+        close_i = int(bars.start_s[i]) + bars.interval_s  # (bars.close_s would copy them all)
+        as_of = close_i // int(p.pattern_update_s) * int(p.pattern_update_s)
         key = (timeframe, direction, as_of)
         if key in self._wicks:
             return self._wicks[key]
         window_s = min(TIMEFRAME_DURATION[timeframe].total_seconds(), p.wick_window_max_d * 86_400)
         width = p.wick_candle_min * 60
         a = int(np.searchsorted(bars.start_s, (as_of - window_s) // width * width))
-        b = int(np.searchsorted(bars.close_s, as_of, side="right"))  # bars closed by then
+        # the bars closed by then
+        b = int(np.searchsorted(bars.start_s, as_of - bars.interval_s, side="right"))
         out = None
         if a < b:
             bucket = bars.start_s[a:b] // width
@@ -313,7 +315,7 @@ class LiquidationHunter(Strategy[LiquidationHunterParams]):
             # the ranker's cooldown: no second signal for the coin in the same direction
             # within cooldown_s (time in (t − cooldown, t]); where every direction the trigger
             # fires in is cooling down, no signal can come of the bar
-            at = int(bars.close_s[i])
+            at = int(bars.start_s[i]) + bars.interval_s
             lg = lg and not at - p.cooldown_s < last_signal[1] <= at
             sh = sh and not at - p.cooldown_s < last_signal[-1] <= at
             if not (lg or sh):
