@@ -31,6 +31,7 @@ GROUPS: list[Group] = [
     trade.GROUP,
     grafana.GROUP,
     backtest.GROUP,
+    backtest.LIQ_GROUP,
     model.GROUP,
     model.REFRESH_GROUP,
     poly.GROUP,

@@ -233,3 +233,48 @@ def test_random_search_refusals_exit_2(capsys: pytest.CaptureFixture[str], box: 
         p = inproc(capsys, *base, *extra)
         assert p.returncode == 2 and message in p.stderr, (extra, p.stderr)
     assert _count(box) == before
+
+
+def test_the_liquidation_hunter_runs_sweeps_and_walks_forward(
+    quant: Quant, capsys: pytest.CaptureFixture[str], box: Sandbox, tmp_path: Path
+) -> None:
+    base = ["backtest", "--tape", "sim", "--days", "7", "--coins", "3", "--seed", "42",
+            "--strategy", "liquidation_hunter", "--set", "trigger_mode=fixed",
+            "--set", "min_reward_risk=0.5", "--report-dir", str(tmp_path)]  # fmt: skip
+    p = inproc(capsys, *base, "--set", "entry_mode=aggressive")
+    assert p.returncode == 0, p.stderr
+    assert "portfolio" in p.stdout and "liquidation_hunter v1" in p.stdout
+    with psycopg.connect(conninfo(box.settings)) as conn:
+        run_id, trades, path = conn.execute(
+            "SELECT run_id, trades, report_path FROM backtest_runs WHERE strategy = "
+            "'liquidation_hunter' ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()  # type: ignore[misc]
+        stored = conn.execute(
+            "SELECT count(*) FROM backtest_trades WHERE run_id = %s", (run_id,)
+        ).fetchone()
+        assert trades > 0 and stored == (trades,)
+        # the hunter's own exit reasons are stored (migration 0052), nothing else is
+        row = ("long", datetime.now(UTC), datetime.now(UTC), 1.0, 1.0, None, None)
+        for seq, reason in ((10_000, "liquidation"), (10_001, "trailing_stop")):
+            conn.execute(
+                "INSERT INTO backtest_trades (run_id, seq, symbol, side, entry_time, exit_time,"
+                " entry_price, exit_price, stop_loss, take_profit, exit_reason, pnl_pct,"
+                " return_pct, fees_pct, funding_pct) VALUES (%s, %s, 'X', %s, %s, %s, %s, %s, %s,"
+                " %s, %s, 0, 0, 0, 0)", (run_id, seq, *row, reason),
+            )  # fmt: skip
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(
+                "INSERT INTO backtest_trades (run_id, seq, symbol, side, entry_time, exit_time,"
+                " entry_price, exit_price, stop_loss, take_profit, exit_reason, pnl_pct,"
+                " return_pct, fees_pct, funding_pct) VALUES (%s, 10002, 'X', %s, %s, %s, %s, %s,"
+                " %s, %s, 'bogus', 0, 0, 0, 0)", (run_id, *row),
+            )  # fmt: skip
+    assert Path(path).read_text().startswith("<!doctype html>")
+    sweep = quant(*base, "--sweep", "entry_mode=conservative,aggressive",
+                  "take_profit_front_run_pct=0.5,1", "--workers", "2")  # fmt: skip
+    assert sweep.returncode == 0, sweep.stderr
+    assert "sweep 4 points" in sweep.stderr and "4/4" in sweep.stderr
+    wf = inproc(capsys, *base, "--sweep", "entry_mode=conservative,aggressive",
+                "--walk-forward", "2", "--workers", "1")  # fmt: skip
+    assert wf.returncode == 0, wf.stderr
+    assert "out of sample" in wf.stdout and "fold 1 test" in wf.stdout

@@ -40,7 +40,7 @@ from quantcore.backtest.runner import (
     search_axes,
 )
 from quantcore.backtest.tapes import RawCandles, TapeError, check_and_shape, sim_tape
-from quantcore.strategies import Bars
+from quantcore.strategies import Bars, Strategy
 
 DAY_S = 86_400
 
@@ -121,9 +121,12 @@ def _search_key(opts: Options) -> dict[str, Any]:
     }
 
 
-async def load_tape(opts: Options, conninfo: str | None) -> list[Bars]:
+async def load_tape(
+    opts: Options, conninfo: str | None, strategy: Strategy[Any] | None = None
+) -> list[Bars]:
     if opts.tape == "sim":
-        tape = sim_tape(opts.days, seed=opts.seed, coins=opts.coins)
+        # the heatmaps the strategy reads are captured while the market is generated
+        tape = sim_tape(opts.days, seed=opts.seed, coins=opts.coins, capture=strategy)
         if opts.symbols:
             keep = [b for b in tape if b.symbol in opts.symbols]
             missing = set(opts.symbols) - {b.symbol for b in keep}
@@ -297,8 +300,8 @@ async def backtest(opts: Options, conninfo: str | None, out: Any = None) -> int:
     """The command. Raises BadInput / TapeError for refused input (the CLI maps them to 2)."""
     out = out or sys.stdout
     validate(opts)
-    tape = await load_tape(opts, conninfo if opts.tape != "sim" else None)
     strategy = make_strategy(opts.strategy, opts.settings)
+    tape = await load_tape(opts, conninfo if opts.tape != "sim" else None, strategy)
     check_inputs(strategy, tape)
     store = Store(conninfo if opts.write_db else None)
     if opts.walk_forward:

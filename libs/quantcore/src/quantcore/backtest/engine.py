@@ -17,24 +17,43 @@ Rules (what the README calls "our engine assumes"):
 - Funding (perpetuals): at each settlement while the position is open at that bar's close,
   longs pay rate × notional at that close, shorts receive it (negative rates the reverse).
 - Open at the end of the tape: closed at the last bar's close.
-- Leverage and liquidation are not modelled here (size ≤ 1); that is the venue's matching
-  engine's job once the backtester runs on it.
+- Leverage and liquidation: a frame with `plans` (limit-order entries with their own stop,
+  take-profit, leverage and trailing ladder: the liquidation hunter's) is traded by
+  `run_plans` with the venues' matching rules (quantcore.math.matching: marketable limits
+  fill at once as takers, resting ones when the range trades through them as makers; the
+  stop, the take-profit and the liquidation price of the position's average entry; fees;
+  funding) and the position monitor's trailing ladder (quantcore.trading.monitor). Size is
+  the plan's (the decision's risk sizing, any leverage); `size` does not apply there.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from quantcore.strategies.base import Bars, SignalFrame
+from quantcore.math import matching
+from quantcore.model.trading import Side, Trigger
+from quantcore.strategies.base import Bars, OrderPlan, SignalFrame
+from quantcore.trading import monitor, trailing
 
 F = NDArray[np.float64]
 I64 = NDArray[np.int64]
 I8 = NDArray[np.int8]
 
-EXIT_REASONS = ("signal", "reverse", "stop_loss", "take_profit", "end")
+EXIT_REASONS = (
+    "signal",
+    "reverse",
+    "stop_loss",
+    "take_profit",
+    "end",
+    "trailing_stop",
+    "liquidation",
+)
 _SEARCH_BLOCK = 256
 
 
@@ -43,12 +62,15 @@ class Costs:
     commission: float = 0.00055  # per side, fraction of notional (Bybit taker 0.055 %)
     slippage: float = 0.0  # fraction of price, against us on market fills
     size: float = 1.0  # fraction of equity per position
+    maker: float = 0.0002  # per side, resting limit fills of plans (Bybit maker 0.02 %)
 
     def __post_init__(self) -> None:
         if not 0 <= self.commission < 0.1:
             raise ValueError(f"commission {self.commission} must be in [0, 0.1)")
         if not 0 <= self.slippage < 0.1:
             raise ValueError(f"slippage {self.slippage} must be in [0, 0.1)")
+        if not -0.001 <= self.maker < 0.1:
+            raise ValueError(f"maker fee {self.maker} must be in [-0.001, 0.1)")
         if not 0 < self.size <= 1:
             raise ValueError(f"size {self.size} must be in (0, 1] (no leverage in this engine)")
 
@@ -122,6 +144,8 @@ def run(
     n = len(bars)
     if len(frame) != n:
         raise ValueError(f"{bars.symbol}: {len(frame)} decisions for {n} bars")
+    if frame.plans is not None:
+        return run_plans(bars, frame.plans, costs)
     simple = (
         _levels_unused(frame.sl_pct)
         and _levels_unused(frame.tp_pct)
@@ -297,6 +321,268 @@ def _run_loop(bars: Bars, frame: SignalFrame, costs: Costs) -> Result:
             cols[k].append(float(v))
         reasons.append(reason)
     equity[filled:] = eq
+    trades = Trades(
+        side=np.asarray(cols["side"], dtype=np.int8),
+        entry_bar=np.asarray(cols["entry_bar"], dtype=np.int64),
+        exit_bar=np.asarray(cols["exit_bar"], dtype=np.int64),
+        reason=reasons,
+        **{
+            k: np.asarray(cols[k])
+            for k in (
+                "entry_price",
+                "exit_price",
+                "units",
+                "sl",
+                "tp",
+                "pnl_pct",
+                "return_pct",
+                "fees",
+                "funding",
+                "equity_before",
+            )
+        },
+    )
+    return Result(bars.symbol, bars.start_s, bars.interval_s, equity, position, trades, costs)
+
+
+# --- plans: limit entries, leverage, liquidation, trailing ---------------------------------------
+
+
+def _first_at(x: F, level: float, up: bool, start: int, stop: int) -> int:
+    """The first bar in [start, stop) where x ≥ level (up) or x ≤ level, else stop; scanned in
+    growing blocks so a short trade costs little."""
+    a, block = start, _SEARCH_BLOCK
+    while a < stop:
+        b = min(stop, a + block)
+        m = x[a:b] >= level if up else x[a:b] <= level
+        if m.any():
+            return a + int(m.argmax())
+        a, block = b, block * 2
+    return stop
+
+
+def _d(x: float) -> Decimal:
+    return Decimal(repr(float(x)))
+
+
+def run_plans(bars: Bars, plans: Sequence[OrderPlan], costs: Costs = Costs()) -> Result:
+    """Trade `plans` on one coin, one position at a time (a plan decided while one is pending or
+    open is skipped). Per plan, from the bar after its decision:
+    - entries: each limit order marketable at that bar's open fills there as a taker (slipped),
+      the others as makers at their price in the first bar whose range reaches it, until the
+      plan expires (`expire_s` after that open) or the position closes;
+    - the position (average entry of what filled, matching.apply_fill) is closed by the first
+      of: its stop (matching.stop_reached on the bar's range; a gap fills at the open), its
+      liquidation price (matching.liquidation_price of the average entry and the leverage;
+      filled there, as the paper venue does), its take-profit; the one the price path reaches
+      first wins (nearer the entry), the stop when a bar reaches the stop and the target;
+      a take-profit is not taken in the bar an entry filled in (the order inside a bar is
+      unknown: assume the worse);
+    - the trailing ladder (monitor.trailing_update) at each close on the best price since the
+      first fill moves the stop from the next bar on;
+    - funding at each settlement while open (matching.funding_fee on the close);
+    - fees: matching.fee, maker or taker."""
+    n = len(bars)
+    o, h, lo, c = bars.open, bars.high, bars.low, bars.close
+    t_open = bars.start_s
+    comm, maker, slip = _d(costs.commission), _d(costs.maker), _d(costs.slippage)
+    funding_bars = (
+        np.flatnonzero(np.nan_to_num(bars.funding) != 0)
+        if bars.funding is not None
+        else np.empty(0, np.int64)
+    )
+    cols: dict[str, list[float]] = {k: [] for k in (
+        "side", "entry_bar", "exit_bar", "entry_price", "exit_price", "units", "sl", "tp",
+        "pnl_pct", "return_pct", "fees", "funding", "equity_before")}  # fmt: skip
+    reasons: list[str] = []
+    equity = np.empty(n)
+    position = np.zeros(n, dtype=np.int8)
+    eq = 1.0
+    filled_to = 0  # equity[:filled_to] is written
+    free_from = 0  # the first decision bar a new plan may have
+    for plan in sorted(plans, key=lambda p: p.bar):
+        d = plan.bar
+        if d < free_from:
+            continue
+        f = d + 1
+        if f >= n:
+            break
+        side = int(plan.side)
+        held = Side.BUY if side > 0 else Side.SELL
+        direction = "long" if side > 0 else "short"
+        expire = int(np.searchsorted(t_open, t_open[f] + plan.expire_s, side="left"))
+        expire = min(max(expire, f + 1), n)
+        # when each entry order would fill (ignoring the exit; orders after it are cancelled)
+        fills: list[tuple[int, float, float, Decimal]] = []  # (bar, price, qty, fee rate)
+        for price, qpe in zip(plan.prices.tolist(), plan.qty_per_equity.tolist(), strict=True):
+            qty = qpe * eq
+            if qty <= 0:
+                continue
+            if matching.marketable(held, _d(price), _d(o[f])):
+                px = float(matching.taker_price(held, _d(o[f]), slip))
+                fills.append((f, px, qty, comm))
+                continue
+            j = (
+                _first_at(lo, price, False, f, expire)
+                if side > 0
+                else _first_at(h, price, True, f, expire)
+            )
+            if j < expire:
+                fills.append((j, price, qty, maker))
+        if not fills:
+            free_from = expire  # the plan expired unfilled: it held the coin until then
+            continue
+        fills.sort(key=lambda x: x[0])
+        first_bar = fills[0][0]
+        size, avg = Decimal(0), Decimal(0)
+        fees = Decimal(0)
+        fund = 0.0
+        stop = float(plan.stop_loss)
+        tp = float(plan.take_profit)
+        stop_moved = False
+        eq_before = eq
+        curve_from = first_bar  # equity marks written from here
+        marks_base = eq_before  # equity before this trade's open PnL at the current segment
+        k = 0
+        cur = first_bar
+        reason = "end"
+        exit_bar = n - 1
+        exit_px = float(c[n - 1])
+        best = -math.inf if side > 0 else math.inf  # best price since the first fill
+        fill_bar = -1
+        while True:
+            while k < len(fills) and fills[k][0] == cur:  # the entries filling in this bar
+                _, px, qty, rate = fills[k]
+                ch = matching.apply_fill(None if size == 0 else held, size, avg, held,
+                                         _d(qty), _d(px))  # fmt: skip
+                size, avg = ch.size, ch.avg_price
+                fees += matching.fee(_d(qty), _d(px), rate)
+                fill_bar = cur
+                k += 1
+            next_fill = fills[k][0] if k < len(fills) and fills[k][0] < expire else n
+            liq = float(matching.liquidation_price(held, avg, _d(plan.leverage)))
+            # the nearer of stop and liquidation is reached first on the way
+            nearer = max(stop, liq) if side > 0 else min(stop, liq)
+            fl_avg = float(avg)
+            # the next trailing step: the first bar whose best price reaches its trigger
+            step_bar = n
+            if plan.trailing:
+                reached = [
+                    s for s, (trig, _) in enumerate(plan.trailing)
+                    if trailing.profit_pct(direction, fl_avg, best, plan.leverage,
+                                           plan.trailing_basis) >= trig
+                ] if math.isfinite(best) else []  # fmt: skip
+                nxt = (reached[-1] + 1) if reached else 0
+                if nxt < len(plan.trailing):
+                    lock = plan.trailing[nxt][0]
+                    level = trailing.lock_price(
+                        direction, fl_avg, lock, plan.leverage, plan.trailing_basis
+                    )
+                    step_bar = (
+                        _first_at(h, level, True, cur, n) if side > 0
+                        else _first_at(lo, level, False, cur, n)
+                    )  # fmt: skip
+            seg_end = min(next_fill, step_bar + 1, n)
+            tp_from = cur + 1 if fill_bar == cur else cur
+            if side > 0:
+                hit = min(_first_at(lo, nearer, False, cur, seg_end),
+                          _first_at(h, tp, True, tp_from, seg_end))  # fmt: skip
+            else:
+                hit = min(_first_at(h, nearer, True, cur, seg_end),
+                          _first_at(lo, tp, False, tp_from, seg_end))  # fmt: skip
+            # best price over the bars of this segment before the exit (for the next steps)
+            seg_stop = min(hit + 1, seg_end)
+            if seg_stop > cur:
+                best = (max(best, float(h[cur:seg_stop].max())) if side > 0
+                        else min(best, float(lo[cur:seg_stop].min())))  # fmt: skip
+            # funding at the settlements of closes cur..(exit or segment end) − 1
+            fb = funding_bars[(funding_bars >= cur) & (funding_bars < min(hit, seg_end))]
+            assert bars.funding is not None or fb.size == 0
+            seg_fund = 0.0
+            if fb.size and bars.funding is not None:
+                seg_fund = sum(
+                    float(matching.funding_fee(held, size, _d(c[j]), _d(bars.funding[j])))
+                    for j in fb.tolist()
+                )
+            # equity marks of the closes in this segment (before the exit bar)
+            marks = slice(cur, min(hit, seg_end))
+            paid = np.zeros(marks.stop - marks.start)
+            if fb.size and bars.funding is not None:
+                for j in fb.tolist():
+                    paid[j - marks.start :] += float(
+                        matching.funding_fee(held, size, _d(c[j]), _d(bars.funding[j]))
+                    )
+            equity[marks] = (
+                marks_base - float(fees) - fund + side * float(size) * (c[marks] - fl_avg) - paid
+            )
+            position[marks] = side
+            fund += seg_fund
+            if hit < seg_end:
+                exit_bar = hit
+                later = hit > fill_bar  # the fill bar's open is before the fill: no gap there
+                touched_stop = (lo[hit] <= nearer) if side > 0 else (h[hit] >= nearer)
+                reached_tp = hit >= tp_from and ((h[hit] >= tp) if side > 0 else (lo[hit] <= tp))
+                gap_stop = later and ((o[hit] <= nearer) if side > 0 else (o[hit] >= nearer))
+                gap_tp = later and reached_tp and ((o[hit] >= tp) if side > 0 else (o[hit] <= tp))
+                if gap_stop or (touched_stop and not gap_tp):
+                    is_liq = (liq >= stop) if side > 0 else (liq <= stop)
+                    if is_liq and matching.liquidated(
+                        held, _d(liq), _d(lo[hit] if side > 0 else h[hit])
+                    ):
+                        exit_px = min(liq, float(o[hit])) if side > 0 and gap_stop else (
+                            max(liq, float(o[hit])) if gap_stop else liq)  # fmt: skip
+                        reason = "liquidation"
+                        fees += matching.fee(size, _d(exit_px), comm)
+                    else:
+                        assert matching.stop_reached(
+                            held, Trigger.STOP_LOSS, _d(nearer), _d(lo[hit]), _d(h[hit])
+                        )
+                        base_px = float(o[hit]) if gap_stop else stop
+                        exit_px = float(matching.taker_price(held.opposite, _d(base_px), slip))
+                        reason = "trailing_stop" if stop_moved else "stop_loss"
+                        fees += matching.fee(size, _d(exit_px), comm)
+                else:
+                    exit_px = float(o[hit]) if gap_tp else tp
+                    reason = "take_profit"
+                    fees += matching.fee(size, _d(exit_px), comm)
+                break
+            if seg_end >= n:
+                exit_bar = n - 1
+                exit_px = float(matching.taker_price(held.opposite, _d(c[n - 1]), slip))
+                reason = "end"
+                fees += matching.fee(size, _d(exit_px), comm)
+                break
+            if seg_end == step_bar + 1 and step_bar < next_fill:
+                j = step_bar  # the ladder at this close, on the best since the first fill
+                best_pct = trailing.profit_pct(direction, fl_avg, best, 1.0, "price")
+                upd = monitor.trailing_update(
+                    direction, fl_avg, float(c[j]), best_pct, stop, list(plan.trailing),
+                    plan.leverage, plan.trailing_basis, plan.tick,
+                )  # fmt: skip
+                if upd is not None:
+                    stop = float(upd.stop)
+                    stop_moved = True
+            cur = seg_end
+        # realise: the whole position at exit_px
+        gross = float(matching.realised_pnl(held, size, avg, _d(exit_px)))
+        eq = eq_before + gross - float(fees) - fund
+        equity[filled_to:curve_from] = eq_before
+        equity[exit_bar] = eq
+        if reason == "end":
+            equity[n - 1] = eq
+        position[exit_bar] = 0 if reason != "end" else side
+        filled_to = exit_bar + 1
+        free_from = exit_bar  # a decision at the exit bar's close may open the next
+        for key, v in (
+            ("side", side), ("entry_bar", first_bar), ("exit_bar", exit_bar),
+            ("entry_price", float(avg)), ("exit_price", exit_px), ("units", float(size)),
+            ("sl", stop), ("tp", tp), ("pnl_pct", (eq / eq_before - 1) * 100),
+            ("return_pct", side * (exit_px / float(avg) - 1) * 100), ("fees", float(fees)),
+            ("funding", fund), ("equity_before", eq_before),
+        ):  # fmt: skip
+            cols[key].append(float(v))
+        reasons.append(reason)
+    equity[filled_to:] = eq
     trades = Trades(
         side=np.asarray(cols["side"], dtype=np.int8),
         entry_bar=np.asarray(cols["entry_bar"], dtype=np.int64),

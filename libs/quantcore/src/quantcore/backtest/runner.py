@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from quantcore.backtest import metrics as mx
 from quantcore.backtest.engine import Costs, Result, run
 from quantcore.backtest.lookahead import lookahead_violations
-from quantcore.strategies import Bars, Strategy, load_strategy
+from quantcore.strategies import Bars, Strategy, load_strategy, prefetch
 
 F = NDArray[np.float64]
 LOOKAHEAD_PREFIX = 3_000  # bars of the first coin the plug-in self-check runs on
@@ -140,12 +140,16 @@ def run_strategy(
     """Run on every coin of the tape; decisions before bar `trade_from` are dropped (they are
     warm-up: the strategy saw those bars, the account did not trade on them)."""
     results = []
+    prefetch(strategy, tape)  # a lazy tape computes the heatmaps read, all coins at once
     for bars in tape:
         frame = strategy.signals(bars)
         if trade_from:
             entry = frame.entry.copy()
             entry[:trade_from] = 0
-            frame = type(frame)(entry, frame.exit, frame.sl_pct, frame.tp_pct, frame.reason)
+            plans = frame.plans
+            if plans is not None:
+                plans = tuple(p for p in plans if p.bar >= trade_from)
+            frame = replace(frame, entry=entry, plans=plans)
         r = run(bars, frame, costs)
         if trade_from:
             r = _cut(r, trade_from)
@@ -166,8 +170,6 @@ def run_strategy(
 
 def _cut(r: Result, a: int) -> Result:
     """The part of a result from bar a on (no trade starts before a: entries were dropped)."""
-    from dataclasses import replace
-
     shift = r.trades.entry_bar - a
     t = r.trades
     trades = replace(t, entry_bar=shift, exit_bar=t.exit_bar - a)

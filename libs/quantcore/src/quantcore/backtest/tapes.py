@@ -8,14 +8,19 @@ The database tapes are read in `quantcore.store.backtests`; this module checks a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
+from quantcore.model.market import TIMEFRAMES
 from quantcore.sim import Market, MarketConfig
+from quantcore.sim.levels import BookSnapshot
+from quantcore.sim.market import collector_levels_of
 from quantcore.sim.rings import CLOSE, HIGH, LOW, OI, OPEN, VOLUME
-from quantcore.strategies.base import Bars
+from quantcore.strategies.base import Bars, HeatmapLevels, Strategy
 
 F = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -85,35 +90,184 @@ def check_and_shape(raw: RawCandles, interval_s: int = 60, max_gap_bars: int = 0
     )  # fmt: skip
 
 
-def sim_tape(days: float, seed: int = 42, coins: int = 1, start_s: int = SIM_EPOCH_S) -> list[Bars]:
-    """`days` of 1-minute bars for `coins` simulated coins (seeded; offline). The market
-    advances at a 1-minute step (hourly decision blocks) so a month takes seconds."""
-    if days <= 0:
-        raise TapeError("the window is empty (days must be > 0)")
-    market = Market(
+HEATMAP_REFRESH_S = 300  # the liquidation collector's background refresh (SPEC §4: 5 min)
+
+
+def _sim_market(seed: int, coins: int, start_s: int) -> Market:
+    return Market(
         MarketConfig(seed=seed, coins=coins, history_days=0, start=start_s, step_s=60, block_s=3600)
     )
+
+
+class SimHeatmaps:
+    """The sim tape's heatmaps: what the liquidation collector stores with HEATMAP_SOURCE=sim
+    (quantcore.sim.Market.collector_levels: each timeframe's latest heatmap column) at every
+    background refresh, stamped at the refresh time. A year of 60 coins × 9 timeframes every
+    5 minutes would not fit in memory, so they are computed on `fetch`: the seeded market is
+    replayed (same seed, same start: the same market, it does not depend on how it is
+    advanced) and the wanted refreshes are read as it passes them. Kept for later reads."""
+
+    def __init__(
+        self, seed: int, coins: int, start_s: int, refreshed_s: I64, model: str = "model2"
+    ) -> None:
+        self.seed, self.coins, self.start_s, self.model = seed, coins, start_s, model
+        self.refreshed_s = refreshed_s
+        self.timeframes = tuple(TIMEFRAMES)
+        self._got: dict[tuple[str, int], tuple[F, F]] = {}
+        self.replays = 0  # how often the market was replayed (a test and the benchmark read it)
+
+    def fetch(self, wanted: Mapping[str, I64 | None]) -> None:
+        every = np.arange(self.refreshed_s.size, dtype=np.int64)
+        need: dict[int, list[str]] = {}
+        for symbol, ks in wanted.items():
+            for k in (every if ks is None else np.unique(np.asarray(ks, dtype=np.int64))).tolist():
+                if 0 <= k < self.refreshed_s.size and (symbol, k) not in self._got:
+                    need.setdefault(k, []).append(symbol)
+        if not need:
+            return
+        market = _sim_market(self.seed, self.coins, self.start_s)
+        self.replays += 1
+        for k in sorted(need):
+            market.advance_to(int(self.refreshed_s[k]))
+            for symbol in need[k]:
+                c = market.symbol_index(symbol)
+                if c is None:
+                    raise TapeError(f"{symbol} is not in the simulated market")
+                self._got[(symbol, k)] = market.collector_levels(c, self.model, self.timeframes)
+
+    def put(self, symbol: str, k: int, levels: tuple[F, F]) -> None:
+        self._got[(symbol, k)] = levels
+
+    def get(self, symbol: str, k: int) -> tuple[F, F]:
+        try:
+            return self._got[(symbol, k)]
+        except KeyError:
+            raise KeyError(
+                f"heatmap refresh {k} of {symbol} was not fetched (the strategy's "
+                "heatmap_refreshes must name every refresh it reads)"
+            ) from None
+
+    def levels_of(self, symbol: str) -> HeatmapLevels:
+        return HeatmapLevels(
+            refreshed_s=self.refreshed_s, prices=_Lazy(self, symbol, 0),
+            values=_Lazy(self, symbol, 1), timeframes=self.timeframes, source=self,
+        )  # fmt: skip
+
+
+class _Lazy(Sequence[F]):
+    """One field (prices or values) of one coin's refreshes, read from the source."""
+
+    def __init__(self, source: SimHeatmaps, symbol: str, field: int) -> None:
+        self.source, self.symbol, self.field = source, symbol, field
+
+    def __len__(self) -> int:
+        return int(self.source.refreshed_s.size)
+
+    @overload
+    def __getitem__(self, k: int) -> F: ...
+    @overload
+    def __getitem__(self, k: slice) -> Sequence[F]: ...
+    def __getitem__(self, k: int | slice) -> F | Sequence[F]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        if k < 0:
+            k += len(self)
+        return self.source.get(self.symbol, k)[self.field]
+
+
+def sim_tape(
+    days: float, seed: int = 42, coins: int = 1, start_s: int = SIM_EPOCH_S,
+    heatmaps: bool = True, capture: Strategy[Any] | None = None,
+) -> list[Bars]:  # fmt: skip
+    """`days` of 1-minute bars for `coins` simulated coins (seeded; offline). The market
+    advances at a 1-minute step (hourly decision blocks) so a month takes seconds. With
+    `heatmaps`, each coin's bars carry its heatmap levels at every 5-minute refresh (lazy, see
+    SimHeatmaps). With `capture` (a strategy reading heatmaps), the refreshes it names are
+    read while the tape is generated — a day at a time, from copies of the book kept at each
+    refresh of the day — so no replay is needed for it."""
+    if days <= 0:
+        raise TapeError("the window is empty (days must be > 0)")
+    market = _sim_market(seed, coins, start_s)
     total = round(days * DAY_S) // 60 * 60
-    parts: list[list[tuple[I64, F]]] = [[] for _ in range(coins)]
+    n = total // 60
     t0 = market.now
-    done = 0
+    times = np.empty(n, dtype=np.int64)
+    cols = np.empty((coins, 6, n))  # open, high, low, close, volume, OI
+    fields = [OPEN, HIGH, LOW, CLOSE, VOLUME, OI]
+    refreshed = np.arange(t0, t0 + total + 1, HEATMAP_REFRESH_S, dtype=np.int64)
+    source = SimHeatmaps(seed, coins, start_s, refreshed) if heatmaps else None
+    symbols = [c.symbol for c in market.coins]
+    capturing = source is not None and capture is not None and "heatmap" in capture.needs
+    snaps: dict[int, tuple[BookSnapshot, F, int]] = {}
+    if capturing:
+        snaps[0] = (market.book.snapshot(), market.last_price.copy(), market.now)
+    done = filled = 0
     while done < total:
         step = min(DAY_S, total - done)
-        market.advance(step)
+        if capturing:
+            end = market.now + step
+            while market.now < end:
+                market.advance_to(
+                    min(end, (market.now // HEATMAP_REFRESH_S + 1) * HEATMAP_REFRESH_S)
+                )
+                k, rest = divmod(market.now - t0, HEATMAP_REFRESH_S)
+                if rest == 0:
+                    last = snaps[max(snaps)][0] if snaps else None
+                    snaps[k] = (market.book.snapshot(last), market.last_price.copy(), market.now)
+        else:
+            market.advance(step)
+        m = step // 60
         for c in range(coins):
-            ts, vals = market.klines(c, "1", market.now - step, market.now - 1, step // 60 + 1)
-            parts[c].append((ts, vals))
+            ts, vals = market.klines(c, "1", market.now - step, market.now - 1, m + 1)
+            if ts.size != m:
+                raise TapeError(f"{symbols[c]}: the simulator gave {ts.size} candles for {m}")
+            times[filled : filled + m] = ts
+            cols[c, :, filled : filled + m] = vals[fields]
+        if capturing:
+            assert source is not None and capture is not None
+            _capture(market, source, capture, snaps, times, cols, filled, filled + m)
+            snaps = {max(snaps): snaps[max(snaps)]}  # serves the next day's first bars
+        filled += m
         done += step
     out = []
     for c in range(coins):
-        ts = np.concatenate([p[0] for p in parts[c]])
-        vals = np.concatenate([p[1] for p in parts[c]], axis=1)
         f_t, f_r = market.funding_history(c, t0, market.now, 10_000)
         raw = RawCandles(
-            symbol=market.coins[c].symbol, start_s=ts.astype(np.int64),
-            ohlcv=vals[[OPEN, HIGH, LOW, CLOSE, VOLUME]].astype(np.float64),
-            oi_time_s=(ts + 60).astype(np.int64), oi=vals[OI].astype(np.float64),
+            symbol=symbols[c], start_s=times, ohlcv=cols[c, :5],
+            oi_time_s=times + 60, oi=cols[c, 5],
             funding_time_s=f_t.astype(np.int64), funding=f_r.astype(np.float64),
         )  # fmt: skip
-        out.append(check_and_shape(raw))
+        bars = check_and_shape(raw)
+        if source is not None:
+            bars = replace(
+                bars, heatmap=source.levels_of(bars.symbol), tick_size=market.coins[c].tick
+            )
+        out.append(bars)
     return out
+
+
+def _capture(
+    market: Market, source: SimHeatmaps, strategy: Strategy[Any],
+    snaps: dict[int, tuple[BookSnapshot, F, int]], times: I64, cols: F, a: int, b: int,
+) -> None:  # fmt: skip
+    """Read the refreshes the strategy names for bars [a, b) (with its warm-up before them)
+    off the book copies of this stretch."""
+    lead = max(0, a - strategy.warmup - 1)
+    for c, coin in enumerate(market.coins):
+        bars = Bars(
+            symbol=coin.symbol, start_s=times[lead:b], open=cols[c, 0, lead:b],
+            high=cols[c, 1, lead:b], low=cols[c, 2, lead:b], close=cols[c, 3, lead:b],
+            volume=cols[c, 4, lead:b], open_interest=cols[c, 5, lead:b],
+            heatmap=source.levels_of(coin.symbol), tick_size=coin.tick,
+        )  # fmt: skip
+        wanted = strategy.heatmap_refreshes(bars, since=a - lead)
+        ks = np.arange(len(source.refreshed_s)) if wanted is None else wanted
+        for k in ks.tolist():
+            if k in snaps:
+                book, price, now = snaps[k]
+                source.put(
+                    coin.symbol, k, collector_levels_of(
+                        book, c, float(price[c]), now, coin.price_decimals, source.model,
+                        source.timeframes,
+                    ),
+                )  # fmt: skip

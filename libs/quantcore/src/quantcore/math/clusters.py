@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from quantcore.math import imbalance
+
 F = NDArray[np.float64]
 I = NDArray[np.int64]  # noqa: E741 - conventional short alias
 
@@ -182,3 +184,35 @@ def next_opposite(clusters: Clusters, row: int, side: int, price: float) -> int:
         return -1
     edge = np.where(side > 0, clusters.price_high[sel], clusters.price_low[sel])
     return int(sel[np.argmin(np.abs(edge - price))])
+
+
+def row_targets(
+    prices: ArrayLike, values: ArrayLike, price: ArrayLike, merge_pct: float
+) -> tuple[Clusters, F, I]:
+    """The cluster scanner's view of each row (coin × timeframe) on its own: its clusters, its
+    imbalance ratio and its target (index into the clusters of the largest cluster on its bias
+    side; −1 when neutral or none). prices/values: (rows, levels), price: (rows,)."""
+    p = np.atleast_2d(np.asarray(prices, dtype=np.float64))
+    v = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    cur = np.asarray(price, dtype=np.float64)
+    c = merge(p, v, cur, merge_pct)
+    shorts, longs = imbalance.side_totals(p, v, cur)
+    r = imbalance.ratio(shorts, longs)
+    side = np.where(r > 0.5, 1, -1).astype(np.int8)
+    target = np.where(r == 0.5, -1, largest(c, p.shape[0], side)).astype(np.int64)
+    return c, r, target
+
+
+def snapshot_typical(target_value: ArrayLike) -> F:
+    """Per coin, the median over its timeframes of each timeframe's target value (NaN where a
+    timeframe has none): the typical cluster when the coin has too little history (NaN
+    without any target). target_value: (coins, timeframes)."""
+    grid = np.atleast_2d(np.asarray(target_value, dtype=np.float64))
+    k = np.isfinite(grid).sum(axis=1)
+    ranked = np.sort(np.where(np.isfinite(grid), grid, np.inf), axis=1)  # the unknown last
+    rows = np.flatnonzero(k > 0)
+    lo = ranked[rows, (k[rows] - 1) // 2]
+    hi = ranked[rows, k[rows] // 2]
+    out = np.full(grid.shape[0], np.nan)
+    out[rows] = (lo + hi) / 2  # the median of the known values (np.nanmedian's)
+    return out

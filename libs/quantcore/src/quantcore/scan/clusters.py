@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from quantcore.math import clusters, imbalance
+from quantcore.math import clusters
 from quantcore.math.ranking import cluster_size_pct
 from quantcore.math.values import num
 from quantcore.store.clusters import ClusterValues
@@ -48,12 +48,7 @@ class ClusterScan:
         typical cluster when the coin has too little history (NaN without any target)."""
         n_coins = len(self.levels.symbols)
         vals = np.where(self.target >= 0, self.clusters.value[np.maximum(self.target, 0)], np.nan)
-        with np.errstate(invalid="ignore"):
-            out = np.full(n_coins, np.nan)
-            grid = vals.reshape(n_coins, self.n_tf)
-            has = np.isfinite(grid).any(axis=1)
-            out[has] = np.nanmedian(grid[has], axis=1)
-        return out
+        return clusters.snapshot_typical(vals.reshape(n_coins, self.n_tf))
 
 
 def scan(levels: LatestLevels, price: F, merge_pct: float) -> ClusterScan:
@@ -62,11 +57,7 @@ def scan(levels: LatestLevels, price: F, merge_pct: float) -> ClusterScan:
     known = np.isfinite(cur)[:, None]  # a coin without a price has no sides: skipped
     p = np.where(known, levels.prices.reshape(n_coins * n_tf, n_lv), np.nan)
     v = np.where(known, levels.values.reshape(n_coins * n_tf, n_lv), 0.0)
-    c = clusters.merge(p, v, cur, merge_pct)
-    shorts, longs = imbalance.side_totals(p, v, cur)
-    r = imbalance.ratio(shorts, longs)
-    side = np.where(r > 0.5, 1, -1).astype(np.int8)
-    target = np.where(r == 0.5, -1, clusters.largest(c, n_coins * n_tf, side))  # neutral: none
+    c, r, target = clusters.row_targets(p, v, cur, merge_pct)  # neutral rows: no target
     return ClusterScan(levels, np.asarray(price, dtype=np.float64), c, r, target)
 
 

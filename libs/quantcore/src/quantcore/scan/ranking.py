@@ -15,12 +15,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quantcore.config import Settings
-from quantcore.math import clusters, imbalance
+from quantcore.math import imbalance
 from quantcore.math.ranking import ScoreWeights
 from quantcore.math.universe import UniverseEvaluation, boosted, evaluate
 from quantcore.math.values import clean, num
-from quantcore.model.plan import MarketView, PriceRange
+from quantcore.model.plan import MarketView
 from quantcore.store.levels import LatestLevels
+from quantcore.trading import view
 
 F = NDArray[np.float64]
 Direction = Literal["long", "short"]
@@ -157,26 +158,17 @@ def market_view(ev: UniverseEvaluation, inputs: RankInputs, p: RankParams, i: in
     cluster, the nearest cluster on the other side of price in the target's heatmap (for the
     cluster stop), the target timeframe's max adverse wick, and when those levels were read."""
     direction: Direction = "long" if ev.direction[i] == "long" else "short"
-    low, high = float(ev.target_low[i]), float(ev.target_high[i])
-    price = float(inputs.price[i])
     t = int(ev.target_timeframe[i])
     wick_table = inputs.wick_down if direction == "long" else inputs.wick_up
-    wick = num(wick_table[i, t]) if t >= 0 else None
-    nxt = None
-    if t >= 0:
-        side = 1 if direction == "long" else -1
-        c = clusters.merge(inputs.levels.prices[i, t][None, :], inputs.levels.values[i, t][None, :],
-                           [price], p.merge_pct)  # fmt: skip
-        k = clusters.next_opposite(c, 0, side, price)
-        if k >= 0:
-            nxt = PriceRange(low=float(c.price_low[k]), high=float(c.price_high[k]),
-                             value_usd=num(c.value[k]))  # fmt: skip
     # the coin's data is as old as its oldest timeframe (the autotrader's freshness limit)
     times = [snap.time for (c, _), snap in inputs.levels.snapshots.items() if c == i]
-    return MarketView(
-        symbol=ev.symbols[i], direction=direction, price=price,
-        target=PriceRange(low=low, high=high, value_usd=num(ev.target_value[i])),
-        next_opposite=nxt, wick_pct=wick if wick is not None and wick > 0 else None,
+    return view.market_view(
+        symbol=ev.symbols[i], direction=direction, price=float(inputs.price[i]),
+        target_low=float(ev.target_low[i]), target_high=float(ev.target_high[i]),
+        target_value=num(ev.target_value[i]),
+        tf_prices=inputs.levels.prices[i, t] if t >= 0 else None,
+        tf_values=inputs.levels.values[i, t] if t >= 0 else None, merge_pct=p.merge_pct,
+        wick_pct=num(wick_table[i, t]) if t >= 0 else None,
         data_time=min(times) if times else None,
         timeframe=inputs.levels.timeframes[t] if t >= 0 else None,
     )  # fmt: skip

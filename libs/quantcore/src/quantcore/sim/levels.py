@@ -10,7 +10,7 @@ slots, older slots merge by timeframe class, and the smallest are dropped (close
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -97,6 +97,7 @@ class LiquidationBook:
         self.long_total = np.zeros(coins)  # notional per coin and side
         self.short_total = np.zeros(coins)
         self.dropped_usd = 0.0  # value closed because slots ran out
+        self.changes = 0  # bumped by everything but a clear (see snapshot)
 
     @property
     def nbytes(self) -> int:
@@ -108,6 +109,7 @@ class LiquidationBook:
         self, now: float, entry: F64, notional: F64, hazard: F64, side: F64, leverage: F64
     ) -> None:
         """Open positions: entry [C]; notional, hazard, side, leverage [C, M] (one per column)."""
+        self.changes += 1
         epoch = int(now) // MERGE_EPOCH_S
         if epoch != self.merge_epoch:
             self.merge_epoch = epoch
@@ -172,6 +174,7 @@ class LiquidationBook:
 
     def seed(self, coin: int, price: F64, value: F64, opened: F64, hazard: F64, side: F64) -> None:
         """Load pre-aggregated levels of one coin (the synthetic past); keeps the largest."""
+        self.changes += 1
         keep = min(price.size, self.slots - self.slots // 4)
         order = np.argsort(-value, kind="stable")[:keep]
         n = order.size
@@ -191,6 +194,7 @@ class LiquidationBook:
         """Positions close normally at their hazard rate; tiny remainders free their slot."""
         if seconds <= 0:
             return
+        self.changes += 1
         width = int(self.used.max(initial=0))
         if width == 0:
             return
@@ -233,6 +237,7 @@ class LiquidationBook:
     # --- housekeeping ----------------------------------------------------------------------------
     def compact(self, coin: int, now: float) -> None:
         """Free a coin's slots: pack, merge by (side, bucket, age class), drop the smallest."""
+        self.changes += 1
         n = int(self.used[coin])
         live = np.nonzero(self.value[coin, :n] > 0)[0]
         price = self.price[coin, live]
@@ -285,15 +290,55 @@ class LiquidationBook:
     def levels(self, coin: int, since: float | None = None) -> Levels:
         """Active levels of one coin (opened at or after `since`), sorted by price."""
         n = int(self.used[coin])
-        mask = self.value[coin, :n] > 0
-        if since is not None:
-            mask &= self.opened[coin, :n] >= since
-        idx = np.nonzero(mask)[0]
-        idx = idx[np.argsort(self.price[coin, idx], kind="stable")]
-        return Levels(
-            price=self.price[coin, idx],
-            value=self.value[coin, idx],
-            opened=self.opened[coin, idx],
-            side=self.side[coin, idx].astype(np.int8),
-            bucket=self.bucket[coin, idx],
-        )
+        return levels_of(
+            self.price[coin, :n], self.value[coin, :n], self.opened[coin, :n],
+            self.side[coin, :n], self.bucket[coin, :n], since,
+        )  # fmt: skip
+
+    def snapshot(self, fixed: BookSnapshot | None = None) -> BookSnapshot:
+        """A copy of the book now. Between two `open` / `decay` calls only values change (a
+        liquidation clears a slot), so a snapshot taken since then (`fixed`) lends its other
+        arrays and only the values are copied."""
+        width = int(self.used.max(initial=0))
+        if fixed is not None and fixed.epoch == self.changes:
+            return replace(fixed, value=self.value[:, :width].copy())
+        return BookSnapshot(
+            price=self.price[:, :width].copy(), value=self.value[:, :width].copy(),
+            opened=self.opened[:, :width].copy(), side=self.side[:, :width].copy(),
+            bucket=self.bucket[:, :width].copy(), used=self.used.copy(), epoch=self.changes,
+        )  # fmt: skip
+
+
+def levels_of(
+    price: F64, value: F64, opened: F64, side: F64, bucket: I64, since: float | None
+) -> Levels:
+    """The active levels among one coin's slots (opened at or after `since`), by price."""
+    mask = value > 0
+    if since is not None:
+        mask &= opened >= since
+    idx = np.nonzero(mask)[0]
+    idx = idx[np.argsort(price[idx], kind="stable")]
+    return Levels(
+        price=price[idx], value=value[idx], opened=opened[idx],
+        side=side[idx].astype(np.int8), bucket=bucket[idx],
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BookSnapshot:
+    """A LiquidationBook's slots at one moment (read like the book)."""
+
+    price: F64
+    value: F64
+    opened: F64
+    side: F64
+    bucket: I64
+    used: I64
+    epoch: int  # the book's change counter when price/opened/side/bucket were copied
+
+    def levels(self, coin: int, since: float | None = None) -> Levels:
+        n = min(int(self.used[coin]), self.value.shape[1])
+        return levels_of(
+            self.price[coin, :n], self.value[coin, :n], self.opened[coin, :n],
+            self.side[coin, :n], self.bucket[coin, :n], since,
+        )  # fmt: skip

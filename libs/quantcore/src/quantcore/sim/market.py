@@ -34,6 +34,7 @@ from quantcore.sim.levels import (
     SHORT,
     TIER_LIFETIME_S,
     TIER_WEIGHTS,
+    BookSnapshot,
     Levels,
     LiquidationBook,
 )
@@ -805,6 +806,17 @@ class Market:
             model=model,
         )
 
+    def collector_levels(
+        self, coin: int, model: str = "model2", timeframes: tuple[str, ...] = tuple(TIMEFRAMES)
+    ) -> tuple[F64, F64]:
+        """What the liquidation collector stores for a coin now with HEATMAP_SOURCE=sim: the
+        levels of each timeframe's heatmap (its latest column, hm.latest_levels), as
+        (timeframes, levels) arrays by price, NaN / 0 padded."""
+        return collector_levels_of(
+            self.book, coin, float(self.last_price[coin]), self.now,
+            self.coins[coin].price_decimals, model, timeframes,
+        )  # fmt: skip
+
     def _column_candles(self, coin: int, width: int, starts: I64) -> F64:
         """OHLCV of each heatmap column, from the finest candles that cover it."""
         count = starts.size
@@ -872,3 +884,31 @@ def cluster(price: F64, value: F64, age: F64) -> tuple[float, float, str] | None
         TIMEFRAMES[-1],
     )
     return centre, float(sums[best]), timeframe
+
+
+def collector_levels_of(
+    book: LiquidationBook | BookSnapshot, coin: int, price: float, now: int, decimals: int,
+    model: str = "model2", timeframes: tuple[str, ...] = tuple(TIMEFRAMES),
+) -> tuple[F64, F64]:  # fmt: skip
+    """Market.collector_levels on a book (or a snapshot of it) at `now` and `price`."""
+    longest = max(TIMEFRAME_DURATION[tf].total_seconds() for tf in timeframes)
+    lv = book.levels(coin, now - longest)
+    per_tf = []
+    for tf in timeframes:
+        sel = lv.opened >= now - TIMEFRAME_DURATION[tf].total_seconds()
+        per_tf.append(
+            hm.latest_levels(
+                price=price,
+                level_price=lv.price[sel],
+                level_value=lv.value[sel],
+                model=model,
+                price_decimals=decimals,
+            )
+        )
+    width = max((p.size for p, _ in per_tf), default=0)
+    prices = np.full((len(timeframes), width), np.nan)
+    values = np.zeros((len(timeframes), width))
+    for k, (p, v) in enumerate(per_tf):
+        prices[k, : p.size] = p
+        values[k, : v.size] = v
+    return prices, values

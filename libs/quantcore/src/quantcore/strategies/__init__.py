@@ -11,16 +11,22 @@ from typing import Any
 from quantcore.strategies.base import (
     Bars,
     HeatmapLevels,
+    HeatmapSource,
+    OrderPlan,
     Signal,
     SignalFrame,
     Strategy,
     StrategyParams,
+    prefetch,
 )
+from quantcore.strategies.liquidation_hunter import LiquidationHunter
 from quantcore.strategies.scanner_oi import ScannerOi
 from quantcore.strategies.sma_cross import SmaCross
 
 GROUP = "quant.strategies"
-BUILTIN: dict[str, type[Strategy[Any]]] = {s.name: s for s in (SmaCross, ScannerOi)}
+BUILTIN: dict[str, type[Strategy[Any]]] = {
+    s.name: s for s in (SmaCross, ScannerOi, LiquidationHunter)
+}
 
 
 def strategy_names() -> list[str]:
@@ -42,10 +48,13 @@ __all__ = [
     "BUILTIN",
     "Bars",
     "HeatmapLevels",
+    "HeatmapSource",
+    "OrderPlan",
     "Signal",
     "SignalFrame",
     "Strategy",
     "StrategyParams",
     "load_strategy",
+    "prefetch",
     "strategy_names",
 ]

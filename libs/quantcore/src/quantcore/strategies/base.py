@@ -16,14 +16,20 @@ distances). The rule it must keep: the decision at bar i depends on bars 0..i on
 backtester enforces it by test (plant data after t, no decision at ≤ t may change) and fills
 a decision at the **next** bar's open. Live, `decide(bars)` runs the same `signals` on the
 recent window and keeps the last bar's decision as a typed `Signal`.
+
+A strategy that trades like the services (limit-order entries, its own stop / target /
+leverage / trailing ladder) also returns `plans` (`OrderPlan`s) on its frame; one that reads
+heatmaps may say which refreshes it reads (`heatmap_refreshes`) so a lazy tape computes only
+those (`prefetch` asks the tape's source for every coin at once).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,18 +53,59 @@ class StrategyParams(BaseModel):
 P = TypeVar("P", bound=StrategyParams)
 
 
+class HeatmapSource(Protocol):
+    """Where a lazy tape's heatmaps come from (the sim tape replays its market): `fetch`
+    makes the wanted refreshes of each coin readable (None: every refresh)."""
+
+    def fetch(self, wanted: Mapping[str, I64 | None]) -> None: ...
+
+
 @dataclass(frozen=True)
 class HeatmapLevels:
-    """Liquidation levels as of each heatmap refresh (stamped at the refresh time)."""
+    """Liquidation levels as of each heatmap refresh (stamped at the refresh time).
+
+    Without `timeframes` each refresh is one level set (1-D prices / values). With
+    `timeframes` (e.g. the nine of SPEC §4) each refresh is a (timeframes, levels) pair of
+    arrays, NaN-padded prices and 0-padded values, one row per timeframe, as the liquidation
+    collector stores them. A lazy tape (`source` set) computes refreshes on `fetch` only:
+    reading one that was not fetched raises KeyError."""
 
     refreshed_s: I64  # refresh times, ascending
-    prices: list[F]  # per refresh: level prices
-    values: list[F]  # per refresh: level sizes (USD)
+    prices: Sequence[F]  # per refresh: level prices
+    values: Sequence[F]  # per refresh: level sizes (USD)
+    timeframes: tuple[str, ...] = ()
+    source: HeatmapSource | None = None
 
     def index_asof(self, t_s: int) -> int | None:
         """The newest refresh at or before t (None before the first)."""
         k = int(np.searchsorted(self.refreshed_s, t_s, side="right")) - 1
         return k if k >= 0 else None
+
+    def indices_asof(self, t_s: I64) -> I64:
+        """index_asof for many times at once (−1 before the first refresh)."""
+        out: I64 = np.searchsorted(self.refreshed_s, t_s, side="right").astype(np.int64) - 1
+        return out
+
+    def levels(self, k: int) -> tuple[F, F]:
+        """(prices, values) of refresh k."""
+        return self.prices[k], self.values[k]
+
+
+def prefetch(strategy: Strategy[Any], tape: Sequence[Bars]) -> None:
+    """Make the heatmap refreshes the strategy will read readable, for every coin at once
+    (one replay of a lazy tape's source for all of them)."""
+    if "heatmap" not in strategy.needs:
+        return
+    sources: dict[int, HeatmapSource] = {}
+    wanted: dict[str, I64 | None] = {}
+    for bars in tape:
+        hm = bars.heatmap
+        if hm is None or hm.source is None:
+            continue
+        sources[id(hm.source)] = hm.source
+        wanted[bars.symbol] = strategy.heatmap_refreshes(bars)
+    for src in sources.values():
+        src.fetch(wanted)
 
 
 @dataclass(frozen=True)
@@ -79,6 +126,7 @@ class Bars:
     open_interest: F | None = None
     funding: F | None = None
     heatmap: HeatmapLevels | None = None
+    tick_size: float | None = None  # the venue's price grid, when the tape knows it
 
     def __post_init__(self) -> None:
         n = self.start_s.shape[0]
@@ -117,16 +165,39 @@ class Bars:
 
 
 @dataclass(frozen=True)
+class OrderPlan:
+    """An entry through limit orders, decided at bar `bar`'s close (a trade decision's plan,
+    quantcore.trading.decision): working from the next bar until filled or `expire_s` after
+    that bar's open; the position then lives under the plan's stop, take-profit, leverage
+    (liquidation) and trailing ladder until one of them closes it."""
+
+    bar: int
+    side: int  # +1 long, −1 short
+    prices: F  # limit prices, nearest to the market first
+    qty_per_equity: F  # base quantity of each order per unit of account equity
+    stop_loss: float
+    take_profit: float
+    leverage: float
+    expire_s: float
+    trailing: tuple[tuple[float, float], ...] = ()  # PROFIT:LOCK steps, percent
+    trailing_basis: Literal["price", "margin"] = "margin"
+    tick: float = 0.0  # price grid of trailing stops (0: none)
+
+
+@dataclass(frozen=True)
 class SignalFrame:
     """Per-bar decisions taken at each bar's close. `entry`: +1 long, −1 short, 0 none.
     `exit`: close the open position (any side) at the next open. `sl_pct` / `tp_pct`: stop and
-    target distances in percent of the fill price for an entry on that bar (NaN: none)."""
+    target distances in percent of the fill price for an entry on that bar (NaN: none).
+    `plans`: limit-order entries with their own stop, target, leverage and trailing ladder
+    (the liquidation hunter's); when given, the engine trades these instead of `entry`."""
 
     entry: I8
     exit: B | None = None
     sl_pct: F | None = None
     tp_pct: F | None = None
     reason: str = ""
+    plans: tuple[OrderPlan, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.entry.shape[0])
@@ -170,6 +241,12 @@ class Strategy(ABC, Generic[P]):
     def warmup(self) -> int:
         """Bars needed before the first decision can be meaningful (for walk-forward windows)."""
         return 0
+
+    def heatmap_refreshes(self, bars: Bars, since: int = 0) -> I64 | None:
+        """The heatmap refreshes `signals` will read (indices into bars.heatmap) for its
+        decisions at bars `since` and later (the bars before are history), so a lazy tape
+        computes only those; None: every refresh."""
+        return None
 
     @abstractmethod
     def signals(self, bars: Bars) -> SignalFrame:
