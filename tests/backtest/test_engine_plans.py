@@ -5,6 +5,7 @@ shown to be the one both the paper venue and the engine use."""
 from __future__ import annotations
 
 from decimal import Decimal
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -69,7 +70,7 @@ def test_patching_the_shared_liquidation_rule_changes_the_paper_venue_and_the_en
 ) -> None:
     b = bars_of([FLAT, FLAT, (99.0, 99.5, 96.0, 97.0), FLAT])
     before = run_plans(b, [plan(sl=95.0)], NO_FEES)
-    pos = {"side": Side.BUY.value, "avg_price": Decimal(100), "leverage": Decimal(5)}
+    pos = SimpleNamespace(side=Side.BUY, avg_price=Decimal(100), leverage=Decimal(5))
     assert paper._liq_price(pos) == Decimal("80.5")
     monkeypatch.setattr(
         matching, "liquidation_price",
