@@ -600,7 +600,7 @@ scanner_rows: list[list[Panel]] = [
             SELECT r.rank, r.symbol, r.direction, r.score, r.imbalance, r.cluster_size_pct,
                    r.success_rate, r.price, r.target_price,
                    (r.target_price / nullif(r.price, 0) - 1) * 100 AS target_distance_pct,
-                   r.scanner_version, r.time
+                   r.heatmap_source, r.scanner_version, r.time
             FROM coin_rankings r
             WHERE r.time = {LATEST_CYCLE}
             ORDER BY r.rank
@@ -620,7 +620,8 @@ scanner_rows: list[list[Panel]] = [
             "Rank over time of the current top 10",
             "timeseries",
             f"""
-            SELECT $__timeGroupAlias(r.time, $__interval), r.symbol AS metric, min(r.rank) AS rank
+            SELECT $__timeGroupAlias(r.time, $__interval),
+                   r.symbol || ' · ' || coalesce(r.heatmap_source, '?') AS metric, min(r.rank) AS rank
             FROM coin_rankings r
             WHERE $__timeFilter(r.time)
               AND r.symbol IN (SELECT symbol FROM coin_rankings WHERE time = {LATEST_CYCLE})
@@ -631,7 +632,8 @@ scanner_rows: list[list[Panel]] = [
             h=10,
             fmt="time_series",
             defaults={"min": 1, "max": 10, "decimals": 0},
-            description="The coins of the latest top 10 and the rank each held before (1 = top).",
+            description="The coins of the latest top 10 and the rank each held before (1 = top), "
+            "per heatmap source (coinglass | model | sim).",
         ),
     ],
     [
@@ -639,10 +641,11 @@ scanner_rows: list[list[Panel]] = [
             "Most often in the top 10 (range)",
             "bargauge",
             """
-            SELECT symbol, count(*) AS cycles, min(rank) AS best_rank
+            SELECT symbol || ' · ' || coalesce(heatmap_source, '?') AS symbol, count(*) AS cycles,
+                   min(rank) AS best_rank
             FROM coin_rankings
             WHERE $__timeFilter(time)
-            GROUP BY symbol
+            GROUP BY 1
             ORDER BY cycles DESC
             LIMIT 15
             """,
@@ -754,7 +757,8 @@ scanner_rows: list[list[Panel]] = [
                 ORDER BY 1
                 """,
                 """
-                SELECT $__timeGroupAlias(time, $__interval), 'target ' || timeframe || ' (' || side || ')' AS metric,
+                SELECT $__timeGroupAlias(time, $__interval),
+                       'target ' || timeframe || ' (' || side || ', ' || coalesce(heatmap_source, '?') || ')' AS metric,
                        avg((price_low + price_high) / 2) AS price
                 FROM cluster_targets
                 WHERE symbol = '$coin' AND $__timeFilter(time)
@@ -773,7 +777,7 @@ scanner_rows: list[list[Panel]] = [
             "table",
             """
             SELECT c.timeframe, c.side, c.price_low, c.price_high, c.center, c.value_usd, c.level_count,
-                   c.distance_pct, c.size_pct_of_typical, c.ref_price, c.time
+                   c.distance_pct, c.size_pct_of_typical, c.ref_price, c.heatmap_source, c.time
             FROM liquidation_clusters c
             WHERE c.symbol = '$coin'
               AND c.time = (SELECT max(time) FROM liquidation_clusters WHERE symbol = '$coin')
@@ -824,14 +828,15 @@ scanner_rows: list[list[Panel]] = [
                 WHERE status = 'closed' AND $__timeFilter(closed_at)
                 GROUP BY 1, 2
             ), s AS (
-                SELECT scanner, scanner_version, count(*) AS signals
+                SELECT scanner, scanner_version, count(*) AS signals,
+                       string_agg(DISTINCT coalesce(heatmap_source, '?'), ', ') AS heatmap_sources
                 FROM signals
                 WHERE $__timeFilter(time)
                 GROUP BY 1, 2
             )
             SELECT coalesce(t.scanner, s.scanner) AS scanner,
                    coalesce(t.scanner_version, s.scanner_version) AS version,
-                   coalesce(s.signals, 0) AS signals, coalesce(t.trades, 0) AS trades,
+                   coalesce(s.signals, 0) AS signals, s.heatmap_sources, coalesce(t.trades, 0) AS trades,
                    t.win_rate_pct, t.pnl_pct_margin, t.avg_win_pct, t.avg_loss_pct,
                    t.avg_win_pct / nullif(abs(t.avg_loss_pct), 0) AS reward_risk, t.pnl_quote,
                    r.description
@@ -858,7 +863,8 @@ scanner_rows: list[list[Panel]] = [
             "Signals per scanner",
             "timeseries",
             """
-            SELECT $__timeGroupAlias(time, $__interval), scanner || ' ' || scanner_version AS metric,
+            SELECT $__timeGroupAlias(time, $__interval),
+                   scanner || ' ' || scanner_version || ' · ' || coalesce(heatmap_source, '?') AS metric,
                    count(*) AS signals
             FROM signals
             WHERE $__timeFilter(time)

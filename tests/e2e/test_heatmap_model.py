@@ -1,7 +1,8 @@
 """The key-free heatmap estimate in the fleet (issue 14 acceptance): a DATA_SOURCE=bybit run
 with no CoinGlass key (HEATMAP_SOURCE left at auto), its Bybit REST endpoint pointed at the
 simulator: the liquidation collector, fed only by the public Bybit-shaped endpoints (klines,
-open interest), writes the model's levels for every coin × 9 timeframes."""
+open interest), writes the model's levels for every coin × 9 timeframes; the cluster scanner
+and the ranker downstream stamp their clusters, rankings and signals heatmap_source=model."""
 
 from __future__ import annotations
 
@@ -28,9 +29,27 @@ def test_model_source_fills_every_coin_and_timeframe_without_a_key(
         "SIM_PORT": str(port),
         "DATA_SOURCE": "bybit",  # real-data settings: no CoinGlass key, so auto = the model
         "BYBIT_ENDPOINT_REST": f"http://127.0.0.1:{port}",
+        "BYBIT_WS_PUBLIC": f"ws://127.0.0.1:{port}/v5/public/linear",
         "HEATMAP_REFRESH_INTERVAL_S": "30",
+        "OI_BACKFILL_HOURS": "1",
+        "BACKFILL_MAX_DAYS": "0.05",
+        "CLUSTER_SCAN_INTERVAL_S": "10",
+        "RANK_INTERVAL_S": "10",
+        # relaxed trigger and plan (as tests/e2e/test_scanners.py): this run proves which
+        # source a signal carries, not the trigger
+        "TRIGGER_MODE": "fixed",
+        "TRIGGER_OI_PCT": "-100",
+        "TRIGGER_VOLUME_RATIO": "0",
+        "TRIGGER_MOVE_PCT": "0",
+        "MIN_REWARD_RISK": "0",
     }
-    services = ["simulator", "liquidation_collector"]
+    services = [
+        "simulator",
+        "market_collector",
+        "liquidation_collector",
+        "cluster_scanner",
+        "ranker",
+    ]
     with running_fleet(box, services, tmp_path / "fleet.log", env=env) as fleet:
 
         def pairs() -> int:
@@ -60,6 +79,23 @@ def test_model_source_fills_every_coin_and_timeframe_without_a_key(
         )
         print(f"\nheatmap_inputs per interval (width, coins, rows with OI): {inputs}")
         assert any(w == 300 and n == COINS and oi > 0 for w, n, oi in inputs)
+
+        # downstream, every cluster, ranking and signal says which heatmap fed it: the model
+        def sources(table: str) -> list[tuple[Any, ...]]:
+            return fleet.sql(f"SELECT heatmap_source, count(*) FROM {table} GROUP BY 1")
+
+        eventually(lambda: sources("coin_rankings"), timeout=180, interval=1)
+        signal = eventually(
+            lambda: fleet.sql(
+                "SELECT heatmap_source, inputs->'event'->>'heatmap_source' FROM signals LIMIT 1"
+            ),
+            timeout=300, interval=2,
+        )  # fmt: skip
+        for table in ("liquidation_clusters", "coin_rankings", "signals"):
+            found = sources(table)
+            print(f"{table} per heatmap_source: {found}")
+            assert [s for s, _ in found] == ["model"], (table, found)
+        assert signal[0] == ("model", "model")  # the row and the typed event it published
         assert "Traceback" not in fleet.log()
         assert "heatmap estimate from partial inputs" in fleet.log()
         # the backfill command: every coin already synced, so it resumes with nothing to redo

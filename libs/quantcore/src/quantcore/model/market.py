@@ -27,6 +27,17 @@ TIMEFRAME_DURATION: dict[str, timedelta] = {
 Timeframe = Literal["12h", "24h", "3d", "7d", "14d", "30d", "90d", "180d", "1y"]
 Side = Literal["long", "short"]  # side of the position (liquidated longs sit below price)
 Source = Literal["bybit", "sim", "coinglass", "estimate"]
+# Which heatmap fed a cluster, ranking or signal: CoinGlass, the key-free model (its levels
+# are stored with source 'estimate') or the simulator's ground-truth heatmaps.
+HeatmapSource = Literal["coinglass", "model", "sim"]
+_HEATMAP_SOURCE: dict[str, HeatmapSource] = {
+    "coinglass": "coinglass", "estimate": "model", "model": "model", "sim": "sim",
+}  # fmt: skip
+
+
+def heatmap_source(level_source: str) -> HeatmapSource | None:
+    """The heatmap source of levels stored with `level_source` (None when not a heatmap's)."""
+    return _HEATMAP_SOURCE.get(level_source)
 
 
 class _Model(BaseModel):
