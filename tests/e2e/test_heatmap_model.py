@@ -2,7 +2,10 @@
 with no CoinGlass key (HEATMAP_SOURCE left at auto), its Bybit REST endpoint pointed at the
 simulator: the liquidation collector, fed only by the public Bybit-shaped endpoints (klines,
 open interest), writes the model's levels for every coin × 9 timeframes; the cluster scanner
-and the ranker downstream stamp their clusters, rankings and signals heatmap_source=model."""
+and the ranker downstream stamp their clusters, rankings and signals heatmap_source=model. The
+market collector fills the model's other public inputs (the trade stream as taker flow per
+minute, the account ratio, the risk-limit tiers) from the simulator's Bybit-shaped endpoints,
+and the estimate's intervals carry them."""
 
 from __future__ import annotations
 
@@ -96,6 +99,34 @@ def test_model_source_fills_every_coin_and_timeframe_without_a_key(
             print(f"{table} per heatmap_source: {found}")
             assert [s for s, _ in found] == ["model"], (table, found)
         assert signal[0] == ("model", "model")  # the row and the typed event it published
+
+        # the collected inputs: tiers of every coin, the account ratio backfilled over the
+        # simulator's history, the trade stream summed per minute, all folded into the intervals
+        def collected() -> tuple[int, int, int]:
+            return (
+                int(fleet.scalar("SELECT count(DISTINCT symbol) FROM risk_limit_tiers WHERE tier = 1")),
+                int(fleet.scalar("SELECT count(DISTINCT symbol) FROM account_ratios WHERE period_s = 300")),
+                int(fleet.scalar("SELECT count(DISTINCT symbol) FROM taker_flow WHERE buy_qty + sell_qty > 0")),
+            )  # fmt: skip
+
+        eventually(lambda: collected() == (COINS, COINS, COINS), timeout=120, interval=1)
+        mmr = fleet.scalar(
+            "SELECT min(maintenance_margin_rate) FROM risk_limit_tiers WHERE tier = 1"
+        )
+        assert mmr == 0.005  # the simulator's first tier, as its liquidations use
+
+        def folded() -> list[tuple[Any, ...]]:
+            return fleet.sql(
+                "SELECT count(DISTINCT symbol) FILTER (WHERE long_ratio IS NOT NULL),"
+                " count(DISTINCT symbol) FILTER (WHERE taker_buy + taker_sell > 0)"
+                " FROM heatmap_inputs WHERE interval_s = 300"
+            )
+
+        # the first finished 5-minute interval with streamed trades takes up to 5 minutes
+        eventually(lambda: folded()[0] == (COINS, COINS), timeout=480, interval=2)
+        print(
+            f"collected inputs (tiers, ratios, taker flow coins): {collected()}; folded {folded()}"
+        )
         assert "Traceback" not in fleet.log()
         assert "heatmap estimate from partial inputs" in fleet.log()
         # the backfill command: every coin already synced, so it resumes with nothing to redo

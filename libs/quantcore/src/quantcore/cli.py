@@ -216,13 +216,15 @@ async def _backfill(
 
 async def _backfill_inputs(settings: Settings, symbols: list[str] | None, concurrency: int) -> int:
     """The heatmap estimate's inputs of every coin (a year of 4-h and 3 days of 5-min candles
-    and open interest), resumable: each coin continues from its newest stored interval."""
+    and open interest, the account ratio as far back, the risk-limit tiers), resumable: each
+    coin continues from its newest stored interval and ratio."""
     from datetime import UTC, datetime
 
     from tqdm import tqdm
 
     from quantcore.adapters.bybit.rest import BybitMarketData
     from quantcore.db import open_pool
+    from quantcore.estimate.collected import sync_collected
     from quantcore.estimate.refresh import sync_inputs
 
     client = BybitMarketData(settings.bybit_rest_url, settings.bybit_rate_per_s)
@@ -238,6 +240,7 @@ async def _backfill_inputs(settings: Settings, symbols: list[str] | None, concur
             async def one(symbol: str) -> int:
                 async with gate, pool.connection() as conn:
                     try:
+                        got = await sync_collected(client, conn, symbol, now, settings.data_source)
                         res = await sync_inputs(client, conn, symbol, now, settings.data_source)
                     except Exception as exc:
                         failed.append(symbol)
@@ -245,9 +248,9 @@ async def _backfill_inputs(settings: Settings, symbols: list[str] | None, concur
                         return 0
                     finally:
                         bar.update()
-                    for err in res.errors:
+                    for err in res.errors + got.errors:
                         tqdm.write(f"{symbol}: fetch failed: {err}")
-                    if res.errors:
+                    if res.errors or got.errors:
                         failed.append(symbol)
                     return res.intervals
 
@@ -566,7 +569,8 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--concurrency", type=int, default=4, help="coins fetched at once")
     backfill.add_argument(
         "--heatmap-inputs", action="store_true",
-        help="instead: the key-free heatmap estimate's inputs (4-h/5-min candles + open interest)",
+        help="instead: the key-free heatmap estimate's inputs (4-h/5-min candles, open interest, "
+        "account ratio, risk-limit tiers)",
     )  # fmt: skip
     backfill.set_defaults(fn=cmd_backfill)
     top = sub.add_parser("top", help="the latest ranking's top coins")
