@@ -881,6 +881,59 @@ scanner_rows: list[list[Panel]] = [
     ],
 ]
 
+# --- Scanners: heatmap hit rate per source (issue 14) ------------------------------------------
+# The liquidation collector scores every heatmap source against the liquidations recorded after
+# its heatmaps (quantcore.estimate.hit_rate → heatmap_hit_rates).
+scanner_rows.append(
+    [
+        Panel(
+            "Heatmap hit rate vs recorded liquidations, per source",
+            "timeseries",
+            """
+            SELECT $__timeGroupAlias(time, $__interval), heatmap_source || ' precision' AS metric,
+                   avg(precision_pct) AS pct
+            FROM heatmap_hit_rates
+            WHERE $__timeFilter(time) AND precision_pct IS NOT NULL
+            GROUP BY 1, 2
+            UNION ALL
+            SELECT $__timeGroupAlias(time, $__interval), heatmap_source || ' recall', avg(recall_pct)
+            FROM heatmap_hit_rates
+            WHERE $__timeFilter(time) AND recall_pct IS NOT NULL
+            GROUP BY 1, 2
+            ORDER BY 1
+            """,
+            w=14,
+            h=8,
+            fmt="time_series",
+            unit="percent",
+            defaults={"min": 0, "max": 100},
+            description="Top clusters of each source's 1y heatmaps scored against the liquidations "
+            "recorded since: precision = share of the clusters price reached that saw liquidations "
+            "within ±1 % in the window; recall = share of the liquidated value within ±1 % of a "
+            "predicted cluster (coinglass | model | sim).",
+        ),
+        Panel(
+            "Heatmap hit rate: latest per source",
+            "table",
+            """
+            SELECT DISTINCT ON (heatmap_source) heatmap_source, precision_pct, recall_pct, hit, reached,
+                   clusters, coins, liq_value_usd, window_min, tol_pct, time
+            FROM heatmap_hit_rates
+            ORDER BY heatmap_source, time DESC
+            """,
+            w=10,
+            h=8,
+            cols=[
+                Col("precision_pct", PCT, "precision", 1),
+                Col("recall_pct", PCT, "recall", 1),
+                Col("liq_value_usd", "currencyUSD", "liquidated", 0),
+                Col("window_min", "m", "window"),
+                Col("time", "dateTimeAsIso", "scored"),
+            ],
+        ),
+    ]
+)
+
 scanner_vars = [
     _variable(
         "coin",

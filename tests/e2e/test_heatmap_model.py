@@ -45,6 +45,9 @@ def test_model_source_fills_every_coin_and_timeframe_without_a_key(
         "TRIGGER_VOLUME_RATIO": "0",
         "TRIGGER_MOVE_PCT": "0",
         "MIN_REWARD_RISK": "0",
+        # the live hit rate, test-sized: heatmaps of a minute ago against the minute since
+        "HEATMAP_EVAL_INTERVAL_S": "20",
+        "HEATMAP_EVAL_WINDOW_MIN": "1",
     }
     services = [
         "simulator",
@@ -99,6 +102,17 @@ def test_model_source_fills_every_coin_and_timeframe_without_a_key(
             print(f"{table} per heatmap_source: {found}")
             assert [s for s, _ in found] == ["model"], (table, found)
         assert signal[0] == ("model", "model")  # the row and the typed event it published
+
+        # the live hit rate: the model's heatmaps scored against the recorded liquidations
+        rates = eventually(
+            lambda: fleet.sql(
+                "SELECT heatmap_source, coins, clusters, reached, precision_pct, recall_pct"
+                " FROM heatmap_hit_rates ORDER BY time"
+            ),
+            timeout=120, interval=2,
+        )  # fmt: skip
+        print(f"heatmap_hit_rates: {rates}")
+        assert {r[0] for r in rates} == {"model"} and all(r[1] == COINS for r in rates)
 
         # the collected inputs: tiers of every coin, the account ratio backfilled over the
         # simulator's history, the trade stream summed per minute, all folded into the intervals

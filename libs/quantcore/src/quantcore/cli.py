@@ -521,20 +521,14 @@ async def _stored_realised(settings: Settings, args: argparse.Namespace) -> int:
     from psycopg import AsyncConnection
 
     from quantcore.db import conninfo
-    from quantcore.estimate.evaluate import REALISED_TOP, fmt_realised
-    from quantcore.math import heatmap_eval as he
+    from quantcore.estimate.evaluate import fmt_realised
+    from quantcore.estimate.hit_rate import score
     from quantcore.store.heatmap_eval import after_snapshots
 
     at = datetime.now(UTC) - timedelta(hours=args.realised_hours)
     async with await AsyncConnection.connect(conninfo(settings)) as conn:
         coins = await after_snapshots(conn, args.stored_source, "1y", at, args.realised_hours)
-    total = he.Realised(0, 0, 0.0, 0.0)
-    for c in coins:
-        pk = he.peaks(c.level_price, c.level_value, c.price, top=REALISED_TOP)
-        reached = he.reach_times(pk.price, c.candle_start_s, c.candle_low, c.candle_high)
-        total = total + he.realised(
-            pk.price, reached, c.liq_time_s, c.liq_price, c.liq_value, tol_pct=args.tol_pct
-        )
+    total = score(coins, args.tol_pct).realised
     print(
         f"heatmap-eval: source {args.stored_source}, {len(coins)} coins, 1y heatmaps of "
         f"{args.realised_hours:g} h ago against the liquidations recorded since: "

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
+from quantcore.estimate.hit_rate import REALISED_TOP
 from quantcore.math import heatmap_eval as he
 from quantcore.math import liqmodel as lm
 from quantcore.model.market import TIMEFRAMES
@@ -29,7 +30,6 @@ from quantcore.sim.rings import CLOSE, HIGH, LOW, OI, OPEN
 F = NDArray[np.float64]
 RECENT = "5"  # Bybit interval of the recent candles (minutes)
 OLD_S = 14_400  # 4-hour candles before them
-REALISED_TOP = 10  # clusters per coin (1y heatmap) scored against realised liquidations
 
 
 def market_inputs(market: Market, coins: list[int] | None = None) -> lm.ModelInputs:
