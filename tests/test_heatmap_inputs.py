@@ -193,7 +193,7 @@ async def test_estimate_as_of_a_past_moment_ignores_what_came_later(
 async def test_collected_flow_and_ratio_fold_into_the_intervals(pool: AsyncConnectionPool) -> None:
     """The market collector's taker flow (per minute, added up across messages) and account
     ratios fill the 5-minute and 4-hour intervals; an interval nobody saw trade in keeps NULL
-    (unknown, never a zero); the model reads the long share from both."""
+    (unknown, never a zero); the model reads the long share from them (liqmodel.long_share)."""
     sym = "HMFOLDUSDT"
     at = lambda s: datetime.fromtimestamp(s, UTC)  # noqa: E731
     t5 = NOW - 3600  # one 5-minute interval
@@ -230,5 +230,5 @@ async def test_collected_flow_and_ratio_fold_into_the_intervals(pool: AsyncConne
         inp, _ = await read_inputs(conn, [sym], at(NOW))
     assert got == [(14_400, 5.0, 5.0, 0.7), (300, 3.0, 5.0, 0.6), (300, None, None, 0.6)]
     share = inp.long_share[0][np.isfinite(inp.open[0])]
-    # taker buy share and account ratio averaged where both are known; the ratio alone else
-    assert share.tolist() == [(0.5 + 0.7) / 2, (3 / 8 + 0.6) / 2, 0.6]
+    # the taker buy share is the split (the account ratio is weighted 0 by default: a stock)
+    assert share[:2].tolist() == [0.5, 3 / 8] and np.isnan(share[2])

@@ -200,7 +200,11 @@ class Market:
         self.coarse = CandleRing(n, coarse_len, COARSE_S)
         self.funding = RateRing(n, coarse_len // 2 + 2, FUNDING_S)
         self.ratios = RateRing(n, ring_minutes * 60 // RATIO_S + 2, RATIO_S, np.float32)
+        # the taker-buy share of each 5 minutes (what the trade stream showed then)
+        self.taker_shares = RateRing(n, ring_minutes * 60 // RATIO_S + 2, RATIO_S, np.float32)
         self.opening_long_share = np.full(n, 0.5)  # of the current block's new notional
+        self._taker_sum = np.zeros(n)  # the taker-buy shares of the minutes of the 5 under way
+        self._taker_n = 0
         self.book = LiquidationBook(n, config.level_slots)
 
         self.rng = np.random.default_rng([config.seed, 3])
@@ -465,6 +469,12 @@ class Market:
                 self.fine.begin(m, self.last_price, oi_qty)
                 if ta % RATIO_S == 0:
                     self.ratios.write(ta // RATIO_S, self._account_ratio())
+                self._taker_sum += self.taker_buy_shares()  # each minute, as it starts
+                self._taker_n += 1
+                if (ta + 60) % RATIO_S == 0:  # the 5 minutes' last minute: their average
+                    self.taker_shares.write(ta // RATIO_S, self._taker_sum / self._taker_n)
+                    self._taker_sum[:] = 0.0
+                    self._taker_n = 0
                 if ta % COARSE_S == 0:
                     self.coarse.begin(ta // COARSE_S, self.last_price, oi_qty)
             high, low, close = p.max(axis=1), p.min(axis=1), p[:, -1]
@@ -548,9 +558,19 @@ class Market:
         share = np.where(total > 0, long_total / np.where(total > 0, total, 1.0), 0.5)
         return np.asarray(np.round(np.clip(0.5 + RATIO_GAIN * (share - 0.5), 0.01, 0.99), 4))
 
+    def taker_buy_shares(self) -> F64:
+        """Per coin, the share of the volume traded now that takers buy (the trade stream's
+        split): positions are opened by taking, the rest of the volume is balanced."""
+        return np.asarray(0.5 + TAKER_GAIN * (self.opening_long_share - 0.5))
+
     def taker_buy_share(self, coin: int) -> float:
-        """The share of the volume traded now that takers buy (the trade stream's split)."""
-        return float(0.5 + TAKER_GAIN * (self.opening_long_share[coin] - 0.5))
+        return float(self.taker_buy_shares()[coin])
+
+    def taker_history(self, coin: int, start_s: int, end_s: int) -> tuple[I64, F64]:
+        """The taker-buy share of each 5 minutes in [start_s, end_s] as the trade stream showed
+        it then (what a collector listening since would have summed): (bucket start s, share)."""
+        buckets, shares = self.taker_shares.read(coin, start_s // RATIO_S, end_s // RATIO_S)
+        return buckets * RATIO_S, shares
 
     def account_ratio(
         self, coin: int, period_s: int, start_s: int | None, end_s: int | None, limit: int
@@ -898,7 +918,7 @@ class Market:
 
     def memory_bytes(self) -> int:
         arrays = self.fine.nbytes + self.coarse.nbytes + self.funding.nbytes + self.book.nbytes
-        arrays += self.ratios.nbytes
+        arrays += self.ratios.nbytes + self.taker_shares.nbytes
         return int(arrays + self.block.prices.nbytes + self.block.turnover.nbytes)
 
 

@@ -359,10 +359,7 @@ async def read_inputs(
     t = grid(got["t"].astype(np.float64), 0.0)
     w = grid(got["w"].astype(np.float64), 0.0)
     close = grid(got["close"])
-    buy, sell, ratio = grid(got["buy"]), grid(got["sell"]), grid(got["ratio"])
-    flow = buy + sell
-    share = np.where(flow > 0, buy / np.where(flow > 0, flow, 1.0), np.nan)
-    share = np.where(np.isfinite(ratio), np.where(np.isfinite(share), (share + ratio) / 2, ratio), share)  # fmt: skip
+    share = lm.long_share(grid(got["buy"]), grid(got["sell"]), grid(got["ratio"]))
     mmr, max_lev = await first_tiers(conn, symbols)
     last_close = np.array(
         [close[i, -1] if counts[i] else np.nan for i in range(c)], dtype=np.float64
