@@ -324,7 +324,8 @@ async def _control_command(settings: Settings, args: argparse.Namespace) -> str:
             head = f"top {len(rows)} at {rows[0].time:%Y-%m-%d %H:%M} UTC"
             return "\n".join([head] + [
                 f"{r.rank:>3}. {r.symbol:<14} {r.direction or '-':<5} score {r.score:6.1f}  "
-                f"price {_num(r.price)} -> {_num(r.target_price)}" for r in rows])  # fmt: skip
+                f"price {_num(r.price)} -> {_num(r.target_price)}  [{r.heatmap_source or '?'}]"
+                for r in rows])  # fmt: skip
         if action == "positions":
             pos = await surface.positions()
             if not pos:

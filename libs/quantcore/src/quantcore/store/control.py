@@ -41,6 +41,7 @@ class Ranked:
     price: float | None
     target_price: float | None
     time: datetime
+    heatmap_source: str | None = None  # coinglass | model | sim (None: ranked before it was kept)
 
 
 async def top(conn: AsyncConnection[Any], n: int = 10) -> list[Ranked]:
@@ -48,7 +49,7 @@ async def top(conn: AsyncConnection[Any], n: int = 10) -> list[Ranked]:
     return await fetch_all(
         conn,
         """SELECT rank, symbol, score::float8 AS score, direction, price::float8 AS price,
-                  target_price::float8 AS target_price, time
+                  target_price::float8 AS target_price, time, heatmap_source
            FROM coin_rankings
            WHERE time = (SELECT max(time) FROM coin_rankings)
            ORDER BY rank LIMIT %s""",
