@@ -602,7 +602,7 @@ scanner_rows: list[list[Panel]] = [
             SELECT r.rank, r.symbol, r.direction, r.score, r.imbalance, r.cluster_size_pct,
                    r.success_rate, r.price, r.target_price,
                    (r.target_price / nullif(r.price, 0) - 1) * 100 AS target_distance_pct,
-                   r.scanner_version, r.time
+                   r.heatmap_source, r.scanner_version, r.time
             FROM coin_rankings r
             WHERE r.time = {LATEST_CYCLE}
             ORDER BY r.rank
@@ -622,7 +622,8 @@ scanner_rows: list[list[Panel]] = [
             "Rank over time of the current top 10",
             "timeseries",
             f"""
-            SELECT $__timeGroupAlias(r.time, $__interval), r.symbol AS metric, min(r.rank) AS rank
+            SELECT $__timeGroupAlias(r.time, $__interval),
+                   r.symbol || ' · ' || coalesce(r.heatmap_source, '?') AS metric, min(r.rank) AS rank
             FROM coin_rankings r
             WHERE $__timeFilter(r.time)
               AND r.symbol IN (SELECT symbol FROM coin_rankings WHERE time = {LATEST_CYCLE})
@@ -633,7 +634,8 @@ scanner_rows: list[list[Panel]] = [
             h=10,
             fmt="time_series",
             defaults={"min": 1, "max": 10, "decimals": 0},
-            description="The coins of the latest top 10 and the rank each held before (1 = top).",
+            description="The coins of the latest top 10 and the rank each held before (1 = top), "
+            "per heatmap source (coinglass | model | sim).",
         ),
     ],
     [
@@ -641,10 +643,11 @@ scanner_rows: list[list[Panel]] = [
             "Most often in the top 10 (range)",
             "bargauge",
             """
-            SELECT symbol, count(*) AS cycles, min(rank) AS best_rank
+            SELECT symbol || ' · ' || coalesce(heatmap_source, '?') AS symbol, count(*) AS cycles,
+                   min(rank) AS best_rank
             FROM coin_rankings
             WHERE $__timeFilter(time)
-            GROUP BY symbol
+            GROUP BY 1
             ORDER BY cycles DESC
             LIMIT 15
             """,
@@ -756,7 +759,8 @@ scanner_rows: list[list[Panel]] = [
                 ORDER BY 1
                 """,
                 """
-                SELECT $__timeGroupAlias(time, $__interval), 'target ' || timeframe || ' (' || side || ')' AS metric,
+                SELECT $__timeGroupAlias(time, $__interval),
+                       'target ' || timeframe || ' (' || side || ', ' || coalesce(heatmap_source, '?') || ')' AS metric,
                        avg((price_low + price_high) / 2) AS price
                 FROM cluster_targets
                 WHERE symbol = '$coin' AND $__timeFilter(time)
@@ -775,7 +779,7 @@ scanner_rows: list[list[Panel]] = [
             "table",
             """
             SELECT c.timeframe, c.side, c.price_low, c.price_high, c.center, c.value_usd, c.level_count,
-                   c.distance_pct, c.size_pct_of_typical, c.ref_price, c.time
+                   c.distance_pct, c.size_pct_of_typical, c.ref_price, c.heatmap_source, c.time
             FROM liquidation_clusters c
             WHERE c.symbol = '$coin'
               AND c.time = (SELECT max(time) FROM liquidation_clusters WHERE symbol = '$coin')
@@ -845,7 +849,8 @@ scanner_rows: list[list[Panel]] = [
             "Signals per scanner",
             "timeseries",
             """
-            SELECT $__timeGroupAlias(time, $__interval), scanner || ' ' || scanner_version AS metric,
+            SELECT $__timeGroupAlias(time, $__interval),
+                   scanner || ' ' || scanner_version || ' · ' || coalesce(heatmap_source, '?') AS metric,
                    count(*) AS signals
             FROM signals
             WHERE $__timeFilter(time)
@@ -861,6 +866,59 @@ scanner_rows: list[list[Panel]] = [
         ),
     ],
 ]
+
+# --- Scanners: heatmap hit rate per source (issue 14) ------------------------------------------
+# The liquidation collector scores every heatmap source against the liquidations recorded after
+# its heatmaps (quantcore.estimate.hit_rate → heatmap_hit_rates).
+scanner_rows.append(
+    [
+        Panel(
+            "Heatmap hit rate vs recorded liquidations, per source",
+            "timeseries",
+            """
+            SELECT $__timeGroupAlias(time, $__interval), heatmap_source || ' precision' AS metric,
+                   avg(precision_pct) AS pct
+            FROM heatmap_hit_rates
+            WHERE $__timeFilter(time) AND precision_pct IS NOT NULL
+            GROUP BY 1, 2
+            UNION ALL
+            SELECT $__timeGroupAlias(time, $__interval), heatmap_source || ' recall', avg(recall_pct)
+            FROM heatmap_hit_rates
+            WHERE $__timeFilter(time) AND recall_pct IS NOT NULL
+            GROUP BY 1, 2
+            ORDER BY 1
+            """,
+            w=14,
+            h=8,
+            fmt="time_series",
+            unit="percent",
+            defaults={"min": 0, "max": 100},
+            description="Top clusters of each source's 1y heatmaps scored against the liquidations "
+            "recorded since: precision = share of the clusters price reached that saw liquidations "
+            "within ±1 % in the window; recall = share of the liquidated value within ±1 % of a "
+            "predicted cluster (coinglass | model | sim).",
+        ),
+        Panel(
+            "Heatmap hit rate: latest per source",
+            "table",
+            """
+            SELECT DISTINCT ON (heatmap_source) heatmap_source, precision_pct, recall_pct, hit, reached,
+                   clusters, coins, liq_value_usd, window_min, tol_pct, time
+            FROM heatmap_hit_rates
+            ORDER BY heatmap_source, time DESC
+            """,
+            w=10,
+            h=8,
+            cols=[
+                Col("precision_pct", PCT, "precision", 1),
+                Col("recall_pct", PCT, "recall", 1),
+                Col("liq_value_usd", "currencyUSD", "liquidated", 0),
+                Col("window_min", "m", "window"),
+                Col("time", "dateTimeAsIso", "scored"),
+            ],
+        ),
+    ]
+)
 
 scanner_vars = [
     _variable(

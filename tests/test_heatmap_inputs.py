@@ -9,7 +9,16 @@ import numpy as np
 from psycopg_pool import AsyncConnectionPool
 
 from quantcore.math import liqmodel as lm
-from quantcore.store.heatmap_inputs import InputRows, read_inputs, write_inputs, write_risk_limits
+from quantcore.model.market import AccountRatio, RiskTier, TakerFlow
+from quantcore.store.heatmap_inputs import (
+    InputRows,
+    fold_collected,
+    read_inputs,
+    write_account_ratios,
+    write_inputs,
+    write_taker_flow,
+    write_tiers,
+)
 
 NOW = 1_780_000_000 // 14_400 * 14_400  # on a 4-hour boundary
 DAY = 86_400
@@ -40,7 +49,12 @@ async def test_inputs_round_trip_as_of_now(pool: AsyncConnectionPool) -> None:
     async with pool.connection() as conn:
         await write_inputs(conn, _rows(symbols, 100.0), "sim")
         await write_inputs(conn, _rows(symbols, 200.0), "sim")  # re-fetched: replaces
-        await write_risk_limits(conn, "HMIAUSDT", [2e5, 1e6], [0.01, 0.02], [50.0, 25.0], "sim")
+        await write_tiers(conn, [
+            RiskTier(symbol="HMIAUSDT", tier=1, limit_usd=2e5, maintenance_margin_rate=0.01,
+                     max_leverage=50.0),
+            RiskTier(symbol="HMIAUSDT", tier=2, limit_usd=1e6, maintenance_margin_rate=0.02,
+                     max_leverage=25.0),
+        ], "sim")  # fmt: skip
         inp, counts = await read_inputs(
             conn, [*symbols, "HMINONEUSDT"], datetime.fromtimestamp(NOW, UTC)
         )
@@ -174,3 +188,47 @@ async def test_estimate_as_of_a_past_moment_ignores_what_came_later(
     assert before.intervals[1] == 0  # coin 1's history starts at t: nothing as of t
     assert now_view.without_oi[1] == now_view.intervals[1] > 0  # and has no OI: partial
     assert now_view.partial(1) and now_view.grid.value[1].sum() == 0
+
+
+async def test_collected_flow_and_ratio_fold_into_the_intervals(pool: AsyncConnectionPool) -> None:
+    """The market collector's taker flow (per minute, added up across messages) and account
+    ratios fill the 5-minute and 4-hour intervals; an interval nobody saw trade in keeps NULL
+    (unknown, never a zero); the model reads the long share from them (liqmodel.long_share)."""
+    sym = "HMFOLDUSDT"
+    at = lambda s: datetime.fromtimestamp(s, UTC)  # noqa: E731
+    t5 = NOW - 3600  # one 5-minute interval
+    t4 = NOW - 4 * DAY  # one 4-hour interval (before the recent 5-minute days)
+    rows = InputRows(
+        symbols=[sym], coin=np.zeros(3, np.int64), time_s=np.array([t4, t5, t5 + 300]),
+        interval_s=np.array([14_400, 300, 300]), open=np.full(3, 10.0), high=np.full(3, 11.0),
+        low=np.full(3, 9.0), close=np.full(3, 10.0), open_interest=np.full(3, 1e5),
+        taker_buy=np.full(3, np.nan), taker_sell=np.full(3, np.nan), long_ratio=np.full(3, np.nan),
+    )  # fmt: skip
+    flows = [
+        TakerFlow(symbol=sym, minute=at(t5), buy_qty=2.0, sell_qty=1.0, trades=3),
+        TakerFlow(symbol=sym, minute=at(t5), buy_qty=1.0, sell_qty=0.0, trades=1),  # same minute
+        TakerFlow(symbol=sym, minute=at(t5 + 240), buy_qty=0.0, sell_qty=4.0, trades=2),
+        TakerFlow(symbol=sym, minute=at(t4 + 600), buy_qty=5.0, sell_qty=5.0, trades=9),
+    ]
+    ratios = [
+        AccountRatio(symbol=sym, time=at(t5 + 300), period_s=300, long_ratio=0.6),
+        AccountRatio(symbol=sym, time=at(t4 + 14_400), period_s=14_400, long_ratio=0.7),
+    ]
+    async with pool.connection() as conn:
+        await write_inputs(conn, rows, "sim")
+        await write_taker_flow(conn, flows[:2], "sim")
+        await write_taker_flow(conn, flows[2:], "sim")  # a later flush adds to the minute
+        await write_account_ratios(conn, ratios, "sim")
+        assert await fold_collected(conn, sym, at(t4)) == 3
+        assert await fold_collected(conn, sym, at(t4)) == 0  # nothing new: nothing rewritten
+        cur = await conn.execute(
+            "SELECT interval_s, taker_buy, taker_sell, long_ratio FROM heatmap_inputs"
+            " WHERE symbol = %s ORDER BY time",
+            (sym,),
+        )
+        got = await cur.fetchall()
+        inp, _ = await read_inputs(conn, [sym], at(NOW))
+    assert got == [(14_400, 5.0, 5.0, 0.7), (300, 3.0, 5.0, 0.6), (300, None, None, 0.6)]
+    share = inp.long_share[0][np.isfinite(inp.open[0])]
+    # the taker buy share is the split (the account ratio is weighted 0 by default: a stock)
+    assert share[:2].tolist() == [0.5, 3 / 8] and np.isnan(share[2])

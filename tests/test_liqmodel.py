@@ -218,3 +218,23 @@ def test_realised_precision_and_recall() -> None:
     assert r.value_in == 4.0 and r.value_total == 8.0
     assert r.precision_pct == 50.0 and r.recall_pct == 50.0
     assert (r + r).reached == 4
+
+
+@given(
+    buy=st.floats(min_value=0, max_value=1e6),
+    sell=st.floats(min_value=0, max_value=1e6),
+    ratio=st.floats(min_value=0, max_value=1) | st.just(float("nan")),
+    w=st.floats(min_value=0, max_value=1),
+)
+def test_long_share_is_a_share_from_what_is_known(
+    buy: float, sell: float, ratio: float, w: float
+) -> None:
+    share = float(lm.long_share([buy], [sell], [ratio], w)[0])
+    if buy + sell > 0:
+        assert 0.0 <= share <= 1.0
+        if w == 0 or math.isnan(ratio):
+            assert share == pytest.approx(buy / (buy + sell))
+    elif math.isnan(ratio) or w == 0:
+        assert math.isnan(share)  # nothing known: unknown (the model's 0.5), never a zero
+    else:
+        assert share == pytest.approx(0.5 + w * (ratio - 0.5))

@@ -237,3 +237,12 @@ def test_ranking_an_empty_universe_or_unpriced_coins_ranks_nothing(settings: Any
     ev = ranking.rank(_inputs([100.0, np.nan], levels), params)
     assert ev.direction == ["long", "neutral"]
     assert ranking.top(ev, 10) == [0]
+
+
+def test_heatmap_source_names_the_model_for_estimated_levels() -> None:
+    from quantcore.model.market import heatmap_source
+
+    assert heatmap_source("estimate") == "model"
+    assert heatmap_source("coinglass") == "coinglass"
+    assert heatmap_source("sim") == "sim"
+    assert heatmap_source("bybit") is None  # not a heatmap's source: unknown, never a guess

@@ -403,3 +403,21 @@ def test_a_hunt_planted_at_runtime_builds_then_pushes() -> None:
     start = float(market.last_price[coin])
     market.advance(240)
     assert campaign.direction * (float(market.last_price[coin]) / start - 1) > 0.01
+
+
+def test_public_positioning_data_over_the_history() -> None:
+    """The taker-buy share of every 5 minutes (the trade stream's) and the account ratio
+    (/v5/market/account-ratio) cover the 1-minute history; heatmap-eval feeds them to the
+    model as the long share of its 5-minute intervals (the 4-hour past has neither)."""
+    from quantcore.estimate.evaluate import market_inputs
+
+    market = Market(MarketConfig(seed=5, coins=4, history_days=0.3, start=1_780_000_000))
+    t, share = market.taker_history(0, market.history_start, market.now)
+    assert t.size >= 0.3 * 288 - 2 and (np.diff(t) == 300).all()
+    assert ((share > 0.2) & (share < 0.8)).all() and np.unique(share).size > 10
+    rt, ratio, _ = market.account_ratio(0, 300, None, None, 10**6)
+    assert rt.size >= t.size and ((ratio > 0) & (ratio < 1)).all()
+    inp = market_inputs(market)
+    fine = inp.width == 300.0
+    assert np.isfinite(inp.long_share[fine]).mean() > 0.95
+    assert np.isnan(inp.long_share[inp.width == 14_400.0]).all()

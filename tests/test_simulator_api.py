@@ -669,3 +669,63 @@ def test_service_serves_and_stops_on_sigterm(spawn: Any) -> None:
     assert time.monotonic() - started < 10
     output = proc.stdout.read()
     assert "simulator stopped" in output and "service stopped" in output
+
+
+# --- the heatmap model's public inputs (issue 14): account ratio, risk limit, public trades ------
+
+
+def test_account_ratio_pages_back_in_time(bybit: HTTP, sim: Sim) -> None:
+    first = bybit.get_long_short_ratio(
+        category="linear", symbol=sim.symbols[0], period="5min", limit=50
+    )
+    rows = first["result"]["list"]
+    assert len(rows) == 50 and first["result"]["nextPageCursor"]
+    assert set(rows[0]) == {"symbol", "buyRatio", "sellRatio", "timestamp"}
+    assert all(all_strings(r) for r in rows)
+    times = [int(r["timestamp"]) for r in rows]
+    assert times == sorted(times, reverse=True) and {b - a for a, b in pairwise(times[::-1])} == {
+        300_000
+    }
+    assert all(abs(float(r["buyRatio"]) + float(r["sellRatio"]) - 1) < 1e-9 for r in rows)
+    assert len({r["buyRatio"] for r in rows}) > 1  # it moves with the book
+    older = bybit.get_long_short_ratio(
+        category="linear", symbol=sim.symbols[0], period="5min", limit=50,
+        cursor=first["result"]["nextPageCursor"],
+    )["result"]["list"]  # fmt: skip
+    assert int(older[0]["timestamp"]) == times[-1] - 300_000
+    with pytest.raises(InvalidRequestError, match="period"):
+        bybit.get_long_short_ratio(category="linear", symbol=sim.symbols[0], period="2min")
+
+
+def test_risk_limit_ladder(bybit: HTTP, sim: Sim) -> None:
+    from quantcore.adapters.bybit import parse
+
+    payload = bybit.get_risk_limit(category="linear", symbol=sim.symbols[0])
+    tiers = parse.number_tiers(parse.risk_limit_page(payload, sim.symbols[0]).items)
+    assert tiers[0].maintenance_margin_rate == 0.005  # the simulator's liquidations use it
+    assert [t.tier for t in tiers] == list(range(1, len(tiers) + 1))
+    rates = [t.maintenance_margin_rate for t in tiers]
+    levs = [t.max_leverage or 0 for t in tiers]
+    assert rates == sorted(rates) and levs == sorted(levs, reverse=True)
+    every = bybit.get_risk_limit(category="linear")["result"]["list"]
+    assert {r["symbol"] for r in every} == set(sim.symbols)
+
+
+def test_public_trades_stream_taker_volume(sim: Sim) -> None:
+    from quantcore.adapters.bybit import parse
+
+    ut.PUBLIC_WSS = sim.ws_url
+    ws = ut.WebSocket(testnet=False, channel_type="linear")
+    got: list[dict[str, Any]] = []
+    try:
+        within(20, lambda: ws.trade_stream(sim.symbols[:3], got.append))
+        eventually(lambda: len(got) >= 6, timeout=30)
+    finally:
+        ws.exit()
+    item = got[0]["data"][0]
+    assert got[0]["topic"].startswith("publicTrade.") and item["S"] in ("Buy", "Sell")
+    assert {"T", "s", "S", "v", "p", "L", "i", "BT"} <= set(item)
+    flows = [f for m in got for f in parse.ws_message(m).items]
+    assert flows and all(isinstance(f, parse.TakerFlow) for f in flows)
+    assert sum(f.buy_qty + f.sell_qty for f in flows) > 0
+    assert all(not parse.ws_message(m).bad for m in got)

@@ -49,7 +49,7 @@ async def run_quality(box: Sandbox) -> dict[str, Metric]:  # in memory: the sand
         f"±1 %; model F1 {held.model.f1_pct:.1f} %, rank corr {held.model.rank_corr:.2f} "
         f"(naive {held.naive.rank_corr:.2f}); {groups}; development seed {DEV_SEED}: "
         f"P/R {dev.model.precision_pct:.1f}/{dev.model.recall_pct:.1f} %, "
-        f"largest err {dev.model.largest_err_pct:.2f} %"
+        f"largest err {dev.model.largest_err_pct:.2f} %; {load_note()}"
     )
     return {
         "model.cluster_precision_pct": Metric.measured(

@@ -53,7 +53,7 @@ def _public(fn: Callable[[Any], public.Parsed[Any]]) -> Callable[[Any], str]:
 
 def _ws(payload: Any) -> str:
     topic = payload.get("topic", "") if isinstance(payload, dict) else ""
-    if not topic.startswith(("tickers.", "kline.", "allLiquidation.")):
+    if not topic.startswith(("tickers.", "kline.", "allLiquidation.", "publicTrade.")):
         return f"ignored: topic {topic.split('.')[0]!r} is not one we subscribe to"
     return _public(public.ws_message)(payload)
 
@@ -169,7 +169,7 @@ ENDPOINTS: dict[str, tuple[str, Callable[[Any], str] | None]] = {
     "nautilus-bybit/ws_ticker_option.json": ("WS tickers, option: " + NOT_READ, None),
     "nautilus-bybit/ws_orderbook_delta.json": ("WS orderbook: " + NOT_READ, None),
     "nautilus-bybit/ws_orderbook_snapshot.json": ("WS orderbook: " + NOT_READ, None),
-    "nautilus-bybit/ws_public_trade.json": ("WS publicTrade: " + NOT_READ, None),
+    "nautilus-bybit/ws_public_trade.json": ("WS publicTrade (topic edited by the recorder)", WS),
     "nautilus-bybit/ws_subscription_ack.json": ("WS op reply (pybit handles it)", None),
     "nautilus-bybit/ws_subscription_failure.json": ("WS op reply (pybit handles it)", None),
     "nautilus-bybit/ws_auth_success.json": ("WS private auth: " + NOT_READ, None),
@@ -198,7 +198,7 @@ ENDPOINTS: dict[str, tuple[str, Callable[[Any], str] | None]] = {
     "nautilus-bybit-legacy-py/ws_messages/public/ws_ticker_linear.json": ("WS public tickers", WS),
     "nautilus-bybit-legacy-py/ws_messages/public/ws_ticker_option.json": ("WS tickers, option: " + NOT_READ, None),
     "nautilus-bybit-legacy-py/ws_messages/public/ws_ticker_spot.json": ("WS tickers, spot: " + NOT_READ, None),
-    "nautilus-bybit-legacy-py/ws_messages/public/ws_trade.json": ("WS publicTrade: " + NOT_READ, None),
+    "nautilus-bybit-legacy-py/ws_messages/public/ws_trade.json": ("WS publicTrade (taker flow per minute)", WS),
 }  # fmt: skip
 
 for _name in [

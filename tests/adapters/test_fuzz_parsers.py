@@ -118,12 +118,15 @@ BYBIT_REST: list[tuple[str, Callable[[Any], Any]]] = [
     ("bybit_open_interest_docs.json", lambda p: bybit.open_interest_page(p, "BTCUSDT")),
     ("bybit_funding_history_docs.json", lambda p: bybit.funding_page(p, "ETHPERP")),
     ("bybit_server_time_docs.json", bybit.server_time),
+    ("bybit_account_ratio_docs.json", lambda p: bybit.account_ratio_page(p, "BTCUSDT", "5min")),
+    ("bybit_risk_limit_linear.json", lambda p: bybit.risk_limit_page(p, "BTCUSDT")),
 ]
 WS = [
     "bybit_ws_ticker_docs.json",
     "bybit_ws_kline_docs.json",
     "bybit_ws_all_liquidation_docs.json",
     "bybit_ws_all_liquidation_mixed.json",
+    "bybit_ws_public_trade_two.json",
 ]
 HEATMAPS = ["coinglass_heatmap_docs.json", "coinglass_heatmap_grid.json"]
 

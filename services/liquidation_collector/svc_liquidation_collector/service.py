@@ -10,6 +10,9 @@
   without a CoinGlass key on real data (HEATMAP_SOURCE=model / estimate), the key-free
   estimate (quantcore.math.liqmodel) from public Bybit candles and open interest, fetched
   into heatmap_inputs as each coin is refreshed (the first refresh backfills a year).
+- Hit rate: every HEATMAP_EVAL_INTERVAL_S one replica (per-cycle claim) scores every stored
+  heatmap source against the liquidations recorded in the HEATMAP_EVAL_WINDOW_MIN after its
+  heatmaps (quantcore.estimate.hit_rate) → `heatmap_hit_rates`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from quantcore.bus import Delivery
 from quantcore.collect.cycles import cycle_of, cycle_start, sleep_until
 from quantcore.config import ConfigError, Settings
 from quantcore.errors import PermanentError
+from quantcore.estimate.hit_rate import hit_rates
 from quantcore.estimate.refresh import estimate_as_of, sync_inputs
 from quantcore.math.liqmodel import LeverageMix, ModelParams
 from quantcore.model.events import (
@@ -37,6 +41,7 @@ from quantcore.model.events import (
 from quantcore.model.market import TIMEFRAMES, Heatmap
 from quantcore.partition import WorkSplit, split_work
 from quantcore.service import Service, ServiceContext
+from quantcore.store.heatmap_eval import write_hit_rates
 from quantcore.store.heatmap_inputs import mark_partial
 from quantcore.store.heatmaps import write_heatmaps
 
@@ -248,6 +253,40 @@ class LiquidationCollector(Service):
             if not await sleep_until(cycle_start(cycle + 1, interval), stop):
                 return
 
+    # --- hit rate against recorded liquidations -------------------------------------------------------
+
+    async def evaluate_once(self, cycle: int) -> int:
+        """Score every heatmap source once for this cycle (one replica does it); rows written."""
+        s = self.ctx.settings
+        ttl = s.heatmap_eval_interval_s * 2
+        if not await self.split.claim("hit_rate", cycle, ["all"], ttl_s=ttl):
+            return 0
+        now = datetime.now(UTC)
+        async with self.ctx.pool.connection() as conn:
+            rates = await hit_rates(conn, now, s.heatmap_eval_window_min)
+            written = await write_hit_rates(conn, [r.row() for r in rates])
+        for r in rates:
+            got = r.scored.realised
+            self.log.info(
+                "heatmap hit rate", heatmap_source=r.heatmap_source, coins=r.scored.coins,
+                clusters=r.scored.clusters, reached=got.reached, hit=got.hit,
+                precision_pct=None if got.reached == 0 else round(got.precision_pct, 1),
+                recall_pct=None if got.value_total <= 0 else round(got.recall_pct, 1),
+                window_min=r.window_min,
+            )  # fmt: skip
+        return written
+
+    async def eval_loop(self, stop: asyncio.Event) -> None:
+        interval = self.ctx.settings.heatmap_eval_interval_s
+        while not stop.is_set():
+            cycle = cycle_of(interval)
+            try:
+                await self.evaluate_once(cycle)
+            except Exception as exc:
+                self.log.warning("heatmap hit-rate evaluation failed", error=str(exc)[:300])
+            if not await sleep_until(cycle_start(cycle + 1, interval), stop):
+                return
+
     # --- refresh requests --------------------------------------------------------------------------------
 
     async def on_requests(self, deliveries: list[Delivery]) -> None:
@@ -271,8 +310,9 @@ class LiquidationCollector(Service):
         try:
             await self.discover(stop)
             await asyncio.gather(
-                self.cycle_loop(stop), requests.run(stop), self.universe_loop(stop)
-            )
+                self.cycle_loop(stop), requests.run(stop), self.universe_loop(stop),
+                self.eval_loop(stop),
+            )  # fmt: skip
         finally:
             await self.heatmaps.aclose()
             await self.market.aclose()

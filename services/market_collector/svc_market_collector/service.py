@@ -9,6 +9,10 @@
 - Gap repair: at start, after a stream (re)start and every few minutes, each replica fills the
   missing candles of its coins over REST (up to BACKFILL_MAX_DAYS back), then the open
   interest its snapshots lack over the last OI_BACKFILL_HOURS (5-min history, idempotent).
+- Heatmap-model inputs (when the heatmap source is the model): the public trades of its coins
+  as taker buy / sell volume per minute → `taker_flow`; every INPUTS_EVERY_S the long/short
+  account ratio (backfilled a year back at first, then resumed) → `account_ratios`, and
+  hourly the risk-limit tiers → `risk_limit_tiers` (quantcore.estimate.collected).
 """
 
 from __future__ import annotations
@@ -25,16 +29,20 @@ from quantcore.backoff import Backoff, RepeatLog
 from quantcore.collect.candles import repair_gaps
 from quantcore.collect.cycles import cycle_of, cycle_start, sleep_until
 from quantcore.collect.open_interest import repair_open_interest
+from quantcore.estimate.collected import sync_collected
 from quantcore.model.events import STREAM_SNAPSHOTS, MarketSnapshotted
-from quantcore.model.market import Candle, LiquidationEvent, Ticker
+from quantcore.model.market import Candle, LiquidationEvent, TakerFlow, Ticker
 from quantcore.partition import WorkSplit
 from quantcore.service import Service, ServiceContext
+from quantcore.store.heatmap_inputs import write_taker_flow
 from quantcore.store.market import write_candles, write_liquidations, write_snapshots
 
 FLUSH_EVERY_S = 2.0
 REBALANCE_EVERY_S = 15.0
 UNIVERSE_EVERY_S = 3600.0
 MAX_BUFFER = 200_000  # beyond this the oldest buffered rows are dropped, loudly
+INPUTS_EVERY_S = 300.0  # account ratios (5-min periods) of the owned coins
+TIERS_EVERY_S = 3600.0  # risk-limit tiers change rarely
 
 
 class MarketCollector(Service):
@@ -53,6 +61,9 @@ class MarketCollector(Service):
         self.stream: BybitPublicStream | None = None
         self.candles: list[Candle] = []
         self.liquidations: list[LiquidationEvent] = []
+        self.trades: list[TakerFlow] = []
+        # the heatmap model's inputs are gathered only when the model is the heatmap source
+        self.collect_inputs = s.effective_heatmap_source == "estimate"
         self.repair_now = asyncio.Event()
         self.verified_until: dict[str, datetime] = {}  # per coin: candles complete up to
         self.repeats = RepeatLog(self.log, interval_s=60.0)
@@ -129,6 +140,9 @@ class MarketCollector(Service):
     async def _on_liquidation(self, event: LiquidationEvent) -> None:
         self.liquidations.append(event)
 
+    async def _on_trades(self, flow: TakerFlow) -> None:
+        self.trades.append(flow)
+
     async def rebalance(self) -> None:
         mine = await self.split.mine(self.universe)
         if sorted(mine) == self.streamed:
@@ -143,6 +157,7 @@ class MarketCollector(Service):
             self.stream = BybitPublicStream(
                 s.bybit_ws_public_url, mine, on_ticker=None, on_candle=self._on_candle,
                 on_liquidation=self._on_liquidation, on_bad=self._reject,
+                on_trades=self._on_trades if self.collect_inputs else None,
                 symbols_per_connection=s.ws_symbols_per_connection,
                 source="sim" if self.source == "sim" else "bybit",
             )  # fmt: skip
@@ -175,7 +190,8 @@ class MarketCollector(Service):
     async def flush(self) -> None:
         candles, self.candles = self.candles, []
         events, self.liquidations = self.liquidations, []
-        if not candles and not events:
+        trades, self.trades = self.trades, []
+        if not candles and not events and not trades:
             return
         try:
             async with self.ctx.pool.connection() as conn, conn.transaction():
@@ -183,12 +199,16 @@ class MarketCollector(Service):
                     await write_candles(conn, candles, self.source)
                 if events:
                     await write_liquidations(conn, events)
+                if trades:
+                    await write_taker_flow(conn, trades, self.source)
         except Exception as exc:
             # keep what we could not write: the next flush tries again
             self.candles = (candles + self.candles)[-MAX_BUFFER:]
             self.liquidations = (events + self.liquidations)[-MAX_BUFFER:]
+            self.trades = (trades + self.trades)[-MAX_BUFFER:]
             self.log.warning("flush failed; rows kept for the next try", error=str(exc)[:300],
-                             candles=len(candles), liquidations=len(events))  # fmt: skip
+                             candles=len(candles), liquidations=len(events),
+                             taker_minutes=len(trades))  # fmt: skip
 
     async def flush_loop(self, stop: asyncio.Event) -> None:
         while await sleep_until(time.time() + FLUSH_EVERY_S, stop):
@@ -246,6 +266,49 @@ class MarketCollector(Service):
             self.log.info("open-interest history filled", coins=len(written), rows=total,
                           seconds=round(time.monotonic() - started, 1))  # fmt: skip
 
+    # --- heatmap-model inputs ----------------------------------------------------------------------------
+
+    async def collect_once(self, coins: list[str], tiers: bool) -> dict[str, int]:
+        """Account ratios (and tiers) of `coins`; a coin the venue fails for is logged and
+        skipped (what is stored stays in use), the rest go on."""
+        totals = {"ratios": 0, "tiers": 0, "failed": 0, "empty": 0}
+        now = datetime.now(UTC)
+        for symbol in coins:
+            async with self.ctx.pool.connection() as conn:
+                got = await sync_collected(self.client, conn, symbol, now, self.source, tiers)
+            totals["ratios"] += got.ratios
+            totals["tiers"] += got.tiers
+            if got.errors:
+                totals["failed"] += 1
+                self.log.warning("heatmap inputs: fetch failed, the stored ones stay in use",
+                                 symbol=symbol, errors=list(got.errors))  # fmt: skip
+            if got.empty:
+                totals["empty"] += 1
+                self.log.info("heatmap inputs: the venue returned nothing", symbol=symbol,
+                              series=list(got.empty))  # fmt: skip
+        return totals
+
+    async def inputs_loop(self, stop: asyncio.Event) -> None:
+        if not self.collect_inputs:
+            return
+        next_tiers = 0.0
+        while not stop.is_set():
+            coins = list(self.streamed)
+            if coins:
+                started = time.monotonic()
+                tiers = time.time() >= next_tiers
+                try:
+                    totals = await self.collect_once(coins, tiers)
+                    if tiers:
+                        next_tiers = time.time() + TIERS_EVERY_S
+                    self.status_info["last_inputs"] = totals
+                    self.log.info("heatmap inputs collected", coins=len(coins), **totals,
+                                  seconds=round(time.monotonic() - started, 1))  # fmt: skip
+                except Exception as exc:
+                    self.log.warning("heatmap inputs collection failed", error=str(exc)[:300])
+            if not await sleep_until(time.time() + (INPUTS_EVERY_S if coins else 5.0), stop):
+                return
+
     # ----------------------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -257,6 +320,7 @@ class MarketCollector(Service):
                 self.flush_loop(stop),
                 self.repair_loop(stop),
                 self.universe_loop(stop),
+                self.inputs_loop(stop),
             )
         finally:
             await self.client.aclose()

@@ -174,6 +174,7 @@ class Ranker(RegisteredScanner):
             )  # fmt: skip
             return False
         target = (view.target.low + view.target.high) / 2
+        source = ranking.coin_heatmap_source(ev, inputs, i)
         entry, stop, tp = float(plan.entry), float(plan.stop_loss), float(plan.take_profit)
         row: dict[str, Any] = {
             "time": at, "signal_id": sid, "symbol": symbol, "direction": direction,
@@ -185,7 +186,7 @@ class Ranker(RegisteredScanner):
             "oi_change_15m_pct": tv.oi_15m_pct, "volume_ratio_5m": tv.volume_ratio_5m,
             "price_change_5m_pct": tv.price_change_5m_pct, "scanner": self.name,
             "scanner_version": self.scanner_version, "agent": self.ctx.agent, "vertical": "perps",
-            "correlation_id": str(sid), "status": "new",
+            "correlation_id": str(sid), "status": "new", "heatmap_source": source,
             "inputs": {
                 "ranking": ranking.ranking_inputs(ev, inputs, p, i),
                 "trigger": tv.inputs(),
@@ -202,7 +203,7 @@ class Ranker(RegisteredScanner):
             cluster_size_pct=row["cluster_size_pct"], success_rate=row["success_rate"],
             oi_change_15m_pct=tv.oi_15m_pct or 0.0, volume_ratio_5m=tv.volume_ratio_5m or 0.0,
             price_change_5m_pct=tv.price_change_5m_pct or 0.0, scanner=self.name,
-            scanner_version=self.scanner_version, market=view, plan=plan,
+            scanner_version=self.scanner_version, heatmap_source=source, market=view, plan=plan,
         )  # fmt: skip
         row["inputs"]["event"] = event.model_dump(mode="json")  # the outbox copy
         self._check_lease()
@@ -212,7 +213,8 @@ class Ranker(RegisteredScanner):
             return False  # this cycle's signal exists: never published twice
         await self.publish_signal(event)
         self.log.info("trade signal", symbol=symbol, direction=direction, rank=rank,
-                      signal_id=str(sid), entry=entry, stop=stop, tp=tp)  # fmt: skip
+                      signal_id=str(sid), entry=entry, stop=stop, tp=tp,
+                      heatmap_source=source)  # fmt: skip
         await self.ctx.journal(
             "signal.published", f"{direction} {symbol} (rank {rank}, score {row['score']:.1f})",
             symbol=symbol, vertical="perps", signal_id=str(sid), cycle_id=cycle_id,

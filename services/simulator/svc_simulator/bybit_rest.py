@@ -388,6 +388,83 @@ async def funding_history(request: web.Request) -> web.Response:
     return reply(state, {"category": category, "list": rows})
 
 
+# --- heatmap-model inputs (issue 14): account ratio, risk-limit tiers -----------------------------
+RATIO_PERIODS = OI_INTERVALS  # account-ratio `period`: 5min, 15min, 30min, 1h, 4h, 1d
+SIM_MMR = 0.005  # the simulator's liquidations use this maintenance margin (its first tier)
+TIERS = 5  # the ladder served: maintenance margin +0.5 % and leverage down per tier
+
+
+async def account_ratio(request: web.Request) -> web.Response:
+    """GET /v5/market/account-ratio: buyRatio / sellRatio per period, newest first, cursor
+    pages (as the open-interest endpoint), back as far as the 1-minute history goes."""
+    state, q = request.app[STATE], request.query
+    category = _category(q)
+    if category not in ("linear", "inverse"):
+        raise BybitError(ILLEGAL_CATEGORY)
+    coin = _coin(state.market, q, category)
+    period = q.get("period")
+    if not period:
+        raise BybitError("params error: period is required")
+    if period not in RATIO_PERIODS:
+        raise BybitError("params error: period invalid")
+    start = _int(q, "startTime", None, 0)
+    end = _int(q, "endTime", None, 0)
+    limit = _int(q, "limit", 50, 1, 500)
+    assert limit is not None
+    cursor = decode_cursor(q.get("cursor"))
+    end_s = None if end is None else end // 1000
+    if "lastTs" in cursor:
+        try:
+            before = int(cursor["lastTs"]) // 1000 - 1
+        except ValueError:
+            raise BybitError("params error: cursor invalid") from None
+        end_s = before if end_s is None else min(end_s, before)
+    times, ratios, more = state.market.account_ratio(
+        coin.index, RATIO_PERIODS[period], None if start is None else -(-start // 1000), end_s,
+        limit,
+    )  # fmt: skip
+    rows = [
+        {
+            "symbol": coin.symbol, "buyRatio": f"{float(r):.4f}",
+            "sellRatio": f"{1.0 - round(float(r), 4):.4f}", "timestamp": str(int(t) * 1000),
+        }
+        for t, r in zip(times, ratios, strict=True)
+    ]  # fmt: skip
+    next_cursor = encode_cursor(lastTs=str(int(times[-1]) * 1000)) if more and times.size else ""
+    return reply(state, {"list": rows, "nextPageCursor": next_cursor})
+
+
+def risk_tiers(coin: CoinSpec) -> list[dict[str, Any]]:
+    """The coin's risk-limit ladder in Bybit's fields (first tier: the simulator's own
+    maintenance margin and the coin's max leverage)."""
+    base = 2_000_000.0 if coin.is_major else 200_000.0
+    rows: list[dict[str, Any]] = []
+    deduction = 0.0
+    for k in range(1, TIERS + 1):
+        mmr = SIM_MMR * k
+        lev = max(1.0, coin.max_leverage / k)
+        if k > 1:
+            deduction += base * (k - 1) * (mmr - SIM_MMR * (k - 1))
+        rows.append({
+            "id": k, "symbol": coin.symbol, "riskLimitValue": fmt.fixed(base * k, 0),
+            "maintenanceMargin": fmt.rate(mmr), "initialMargin": fmt.rate(1.0 / lev),
+            "isLowestRisk": 1 if k == 1 else 0, "maxLeverage": fmt.fixed(lev, 2),
+            "mmDeduction": fmt.fixed(deduction, 0) if k > 1 else "",
+        })  # fmt: skip
+    return rows
+
+
+async def risk_limit(request: web.Request) -> web.Response:
+    """GET /v5/market/risk-limit: the tiers of one coin (or of every coin, one page)."""
+    state, q = request.app[STATE], request.query
+    category = _category(q)
+    if category not in ("linear", "inverse"):
+        raise BybitError(ILLEGAL_CATEGORY)
+    coins = [_coin(state.market, q, category)] if q.get("symbol") else state.market.coins
+    rows = [row for coin in coins for row in risk_tiers(coin)]
+    return reply(state, {"category": category, "list": rows, "nextPageCursor": ""})
+
+
 def _guard(handler: Handler) -> Handler:
     async def wrapped(request: web.Request) -> web.Response:
         try:
@@ -406,6 +483,8 @@ def add_routes(app: web.Application) -> None:
         "/v5/market/kline": kline,
         "/v5/market/open-interest": open_interest,
         "/v5/market/funding/history": funding_history,
+        "/v5/market/account-ratio": account_ratio,
+        "/v5/market/risk-limit": risk_limit,
     }
     for path, handler in routes.items():
         app.router.add_get(path, _guard(handler))

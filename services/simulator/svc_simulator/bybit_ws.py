@@ -1,6 +1,7 @@
 """Bybit v5 public WebSocket (/v5/public/linear): subscribe/unsubscribe with acks, ping/pong,
 and the topics tickers.{symbol} (a snapshot, then deltas of the changed fields),
-kline.{interval}.{symbol} and allLiquidation.{symbol} (every 500 ms when there are events).
+kline.{interval}.{symbol}, allLiquidation.{symbol} (every 500 ms when there are events) and
+publicTrade.{symbol} (every 500 ms: the volume traded since, as a taker buy and a taker sell).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class Hub:
         self.ticker_state: dict[str, dict[str, str]] = {}  # last published fields per topic
         self.kline_state: dict[str, tuple[int, str]] = {}  # topic -> (candle start, last payload)
         self.liq_seq = state.market.event_seq
+        self.trade_state: dict[str, tuple[int, float]] = {}  # topic -> (minute, volume published)
+        self.trade_seq = 0
         self.cross_seq = 0
         self.drops = 0
 
@@ -154,6 +157,7 @@ class Hub:
                 del self.subscribers[topic]
                 self.ticker_state.pop(topic, None)
                 self.kline_state.pop(topic, None)
+                self.trade_state.pop(topic, None)
 
     def _forget(self, conn: Connection) -> None:
         for topic in list(conn.topics):
@@ -172,7 +176,7 @@ class Hub:
     def _coin_of(self, topic: str) -> CoinSpec | None:
         parts = topic.split(".")
         market = self.state.market
-        if len(parts) == 2 and parts[0] in ("tickers", "allLiquidation"):
+        if len(parts) == 2 and parts[0] in ("tickers", "allLiquidation", "publicTrade"):
             index = market.symbol_index(parts[1])
         elif len(parts) == 3 and parts[0] == "kline" and parts[1] in INTERVAL_MINUTES:
             index = market.symbol_index(parts[2])
@@ -264,6 +268,39 @@ class Hub:
             "timestamp": min(now_ms, end_s * 1000 - 1),
         }
 
+    def _trade_message(self, topic: str) -> dict[str, Any] | None:
+        """The volume of the current minute not published yet, as two trades (a taker buy and
+        a taker sell, split by the market's taker-buy share) at the last price."""
+        coin = self._coin_of(topic)
+        assert coin is not None
+        market = self.state.market
+        starts, values = market.klines(coin.index, "1", None, None, 1)
+        if starts.size == 0:
+            return None
+        minute, volume = int(starts[-1]), float(values[VOLUME, -1])
+        seen_minute, seen = self.trade_state.get(topic, (minute, volume))  # from now on only
+        fresh = volume - (seen if seen_minute == minute else 0.0)
+        self.trade_state[topic] = (minute, volume)
+        if fresh <= 0:
+            return None
+        share = market.taker_buy_share(coin.index)
+        now_ms = self.state.now_ms()
+        price = fmt.price(coin, float(market.last_price[coin.index]))
+        data = []
+        for side, qty in (("Buy", fresh * share), ("Sell", fresh * (1.0 - share))):
+            v = fmt.qty(coin, qty)
+            if float(v) <= 0:
+                continue  # below one lot: no trade
+            self.trade_seq += 1
+            data.append({
+                "T": now_ms, "s": coin.symbol, "S": side, "v": v, "p": price,
+                "L": "ZeroPlusTick", "i": uuid.uuid4().hex, "BT": False, "RPI": False,
+                "seq": self.trade_seq,
+            })  # fmt: skip
+        if not data:
+            return None
+        return {"topic": topic, "type": "snapshot", "ts": now_ms, "data": data}
+
     # --- the publishing loop ------------------------------------------------------------------------
     async def publish_once(self) -> None:
         state = self.state
@@ -290,6 +327,8 @@ class Hub:
                 message = self._ticker_delta(topic)
             elif topic.startswith("kline."):
                 message = self._kline_message(topic)
+            elif topic.startswith("publicTrade."):
+                message = self._trade_message(topic)
             elif topic in by_symbol:
                 message = {
                     "topic": topic,

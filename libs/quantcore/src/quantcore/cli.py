@@ -217,13 +217,15 @@ async def _backfill(
 
 async def _backfill_inputs(settings: Settings, symbols: list[str] | None, concurrency: int) -> int:
     """The heatmap estimate's inputs of every coin (a year of 4-h and 3 days of 5-min candles
-    and open interest), resumable: each coin continues from its newest stored interval."""
+    and open interest, the account ratio as far back, the risk-limit tiers), resumable: each
+    coin continues from its newest stored interval and ratio."""
     from datetime import UTC, datetime
 
     from tqdm import tqdm
 
     from quantcore.adapters.bybit.rest import BybitMarketData
     from quantcore.db import open_pool
+    from quantcore.estimate.collected import sync_collected
     from quantcore.estimate.refresh import sync_inputs
 
     client = BybitMarketData(settings.bybit_rest_url, settings.bybit_rate_per_s)
@@ -239,6 +241,7 @@ async def _backfill_inputs(settings: Settings, symbols: list[str] | None, concur
             async def one(symbol: str) -> int:
                 async with gate, pool.connection() as conn:
                     try:
+                        got = await sync_collected(client, conn, symbol, now, settings.data_source)
                         res = await sync_inputs(client, conn, symbol, now, settings.data_source)
                     except Exception as exc:
                         failed.append(symbol)
@@ -246,9 +249,9 @@ async def _backfill_inputs(settings: Settings, symbols: list[str] | None, concur
                         return 0
                     finally:
                         bar.update()
-                    for err in res.errors:
+                    for err in res.errors + got.errors:
                         tqdm.write(f"{symbol}: fetch failed: {err}")
-                    if res.errors:
+                    if res.errors or got.errors:
                         failed.append(symbol)
                     return res.intervals
 
@@ -328,7 +331,8 @@ async def _control_command(settings: Settings, args: argparse.Namespace) -> str:
             head = f"top {len(rows)} at {rows[0].time:%Y-%m-%d %H:%M} UTC"
             return "\n".join([head] + [
                 f"{r.rank:>3}. {r.symbol:<14} {r.direction or '-':<5} score {r.score:6.1f}  "
-                f"price {_num(r.price)} -> {_num(r.target_price)}" for r in rows])  # fmt: skip
+                f"price {_num(r.price)} -> {_num(r.target_price)}  [{r.heatmap_source or '?'}]"
+                for r in rows])  # fmt: skip
         if action == "positions":
             pos = await surface.positions()
             if not pos:
@@ -534,20 +538,14 @@ async def _stored_realised(settings: Settings, args: argparse.Namespace) -> int:
     from psycopg import AsyncConnection
 
     from quantcore.db import conninfo
-    from quantcore.estimate.evaluate import REALISED_TOP, fmt_realised
-    from quantcore.math import heatmap_eval as he
+    from quantcore.estimate.evaluate import fmt_realised
+    from quantcore.estimate.hit_rate import score
     from quantcore.store.heatmap_eval import after_snapshots
 
     at = datetime.now(UTC) - timedelta(hours=args.realised_hours)
     async with await AsyncConnection.connect(conninfo(settings)) as conn:
         coins = await after_snapshots(conn, args.stored_source, "1y", at, args.realised_hours)
-    total = he.Realised(0, 0, 0.0, 0.0)
-    for c in coins:
-        pk = he.peaks(c.level_price, c.level_value, c.price, top=REALISED_TOP)
-        reached = he.reach_times(pk.price, c.candle_start_s, c.candle_low, c.candle_high)
-        total = total + he.realised(
-            pk.price, reached, c.liq_time_s, c.liq_price, c.liq_value, tol_pct=args.tol_pct
-        )
+    total = score(coins, args.tol_pct).realised
     print(
         f"heatmap-eval: source {args.stored_source}, {len(coins)} coins, 1y heatmaps of "
         f"{args.realised_hours:g} h ago against the liquidations recorded since: "
@@ -582,7 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--concurrency", type=int, default=4, help="coins fetched at once")
     backfill.add_argument(
         "--heatmap-inputs", action="store_true",
-        help="instead: the key-free heatmap estimate's inputs (4-h/5-min candles + open interest)",
+        help="instead: the key-free heatmap estimate's inputs (4-h/5-min candles, open interest, "
+        "account ratio, risk-limit tiers)",
     )  # fmt: skip
     backfill.set_defaults(fn=cmd_backfill)
     top = sub.add_parser("top", help="the latest ranking's top coins")

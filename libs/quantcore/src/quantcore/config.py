@@ -272,6 +272,14 @@ class Settings(BaseSettings):
     heatmap_refresh_interval_s: float = Field(
         300.0, gt=0, description="background refresh of every coin's heatmaps"
     )
+    heatmap_eval_interval_s: float = Field(
+        900.0, gt=0,
+        description="seconds between scorings of every heatmap source against the liquidations recorded after its heatmaps (heatmap_hit_rates)",
+    )  # fmt: skip
+    heatmap_eval_window_min: int = Field(
+        60, ge=1, le=1440,
+        description="hit-rate window: heatmaps this old are scored against the liquidations of the minutes since",
+    )  # fmt: skip
     heatmap_max_age_s: float = Field(
         300.0, gt=0, description="heatmaps older than this are refreshed before a trade"
     )

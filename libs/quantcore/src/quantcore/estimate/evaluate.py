@@ -6,9 +6,12 @@ public endpoints serve (the same functions answer /v5/market/kline and
 candles after, and open interest at each candle's end. (The simulator's kline endpoint
 serves intervals up to 6 h from its 1-minute ring only, so the 4-hour candles of the deep
 past are read from its 4-hour ring, which serves 12 h and longer candles and the 4-hour open
-interest: what a real venue's 4-hour klines give for a year.) No hidden parameter of the simulator
-(leverage tiers, holding times, its long/short split) is read; the model's leverage mix is
-its own default setting.
+interest: what a real venue's 4-hour klines give for a year.) For the 5-minute intervals the
+taker flow is the trade stream's (`publicTrade`) taker-buy share of each 5 minutes — what the
+market collector, listening since the 1-minute history began, would have summed — and the
+account ratio is /v5/market/account-ratio's. No hidden parameter of the simulator
+(leverage tiers, holding times, its long/short split, its level grid) is read; the model's
+leverage mix is its own default setting.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
+from quantcore.estimate.hit_rate import REALISED_TOP
 from quantcore.math import heatmap_eval as he
 from quantcore.math import liqmodel as lm
 from quantcore.model.market import TIMEFRAMES
@@ -29,14 +33,39 @@ from quantcore.sim.rings import CLOSE, HIGH, LOW, OI, OPEN
 F = NDArray[np.float64]
 RECENT = "5"  # Bybit interval of the recent candles (minutes)
 OLD_S = 14_400  # 4-hour candles before them
-REALISED_TOP = 10  # clusters per coin (1y heatmap) scored against realised liquidations
 
 
-def market_inputs(market: Market, coins: list[int] | None = None) -> lm.ModelInputs:
-    """The model's inputs from the market's public candles and open interest, as of now."""
+def _flow_share(market: Market, c: int, start: F, width: F) -> F:
+    """The long share of each interval's new notional as the market's public data shows it
+    (liqmodel.long_share): the trade stream's taker-buy share (what the market collector,
+    listening since the 1-minute history began, would have summed) and the account ratio at
+    the interval's end (/v5/market/account-ratio), for the 5-minute intervals; the venue's
+    4-hour past has neither (NaN: unknown)."""
+    n = start.size
+    if n == 0:
+        return np.empty(0)
+    fine = width == 300.0
+    buy = np.full(n, np.nan)
+    ratio = np.full(n, np.nan)
+    if fine.any():
+        lo, hi = int(start[fine].min()), int(start[fine].max())
+        t, share = market.taker_history(c, lo, hi)
+        at = dict(zip(t.tolist(), share.tolist(), strict=True))
+        buy[fine] = [at.get(int(x), np.nan) for x in start[fine]]
+        rt, rv, _ = market.account_ratio(c, 300, lo + 300, hi + 300, 10**7)
+        ends = dict(zip(rt.tolist(), rv.tolist(), strict=True))
+        ratio[fine] = [ends.get(int(x) + 300, np.nan) for x in start[fine]]
+    return lm.long_share(buy, 1.0 - buy, ratio)
+
+
+def market_inputs(
+    market: Market, coins: list[int] | None = None, flow: bool = True
+) -> lm.ModelInputs:
+    """The model's inputs from the market's public candles and open interest (and, with
+    `flow`, its taker flow and account ratio), as of now."""
     idx = list(range(market.n)) if coins is None else coins
     now = market.now
-    rows: list[tuple[F, F, F, F, F, F, F]] = []
+    rows: list[tuple[F, F, F, F, F, F, F, F]] = []
     for c in idx:
         s5, v5 = market.klines(c, RECENT, None, None, 10**7)
         first5 = int(s5[0]) if s5.size else now
@@ -49,9 +78,13 @@ def market_inputs(market: Market, coins: list[int] | None = None) -> lm.ModelInp
         end = start + width
         done = end <= now  # the open candle is not a finished interval
         oi_usd = vals[OI] * vals[CLOSE]
+        share = (
+            _flow_share(market, c, start[done], width[done]) if flow
+            else np.full(int(done.sum()), np.nan)
+        )  # fmt: skip
         rows.append(
             (end[done], width[done], vals[OPEN][done], vals[HIGH][done], vals[LOW][done],
-             vals[CLOSE][done], oi_usd[done])
+             vals[CLOSE][done], oi_usd[done], share)
         )  # fmt: skip
     n = max((r[0].size for r in rows), default=0)
 
@@ -65,7 +98,7 @@ def market_inputs(market: Market, coins: list[int] | None = None) -> lm.ModelInp
     return lm.ModelInputs(
         end=np.where(np.isfinite(end), end, 0.0), width=np.where(np.isfinite(end), pad(1), 0.0),
         open=pad(2), high=pad(3), low=pad(4), close=pad(5), oi_usd=pad(6),
-        long_share=np.full((len(rows), n), np.nan),
+        long_share=pad(7),
         price=np.asarray(market.last_price[idx], dtype=np.float64), now=float(now),
         mmr=np.full(len(rows), lm.DEFAULT_MMR),
         max_leverage=np.array([market.coins[c].max_leverage for c in idx], dtype=np.float64),

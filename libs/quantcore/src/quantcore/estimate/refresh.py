@@ -4,7 +4,9 @@ public endpoints (no key), store them, and turn the model's grid into `Heatmap`s
 Inputs kept per coin (heatmap_inputs): 4-hour candles + 4-hour open interest for a year, and
 5-minute candles + 5-minute open interest for the last RECENT_S. A refresh fetches from the
 newest stored interval on (the first one backfills: resumable, since every page is stored
-by interval key), so a collector restart costs one page per series.
+by interval key), so a collector restart costs one page per series. The taker flow and the
+account ratio the market collector gathers (taker_flow, account_ratios) are then folded into
+the intervals written and the last FOLD_AGAIN_S of them (minutes flushed late).
 """
 
 from __future__ import annotations
@@ -19,13 +21,20 @@ from psycopg import AsyncConnection
 
 from quantcore.math import liqmodel as lm
 from quantcore.model.market import TIMEFRAMES, Candle, Heatmap, HeatmapLevel, OpenInterestPoint
-from quantcore.store.heatmap_inputs import InputRows, last_input_times, read_inputs, write_inputs
+from quantcore.store.heatmap_inputs import (
+    InputRows,
+    fold_collected,
+    last_input_times,
+    read_inputs,
+    write_inputs,
+)
 
 DAY = 86_400
 RECENT_S = 3 * DAY
 DEEP_S = 366 * DAY
 # (interval seconds, Bybit kline interval, Bybit open-interest interval, history kept)
 SERIES = ((14_400, "240", "4h", DEEP_S), (300, "5", "5min", RECENT_S))
+FOLD_AGAIN_S = 2 * 3600
 
 
 class PublicMarketData(Protocol):
@@ -42,6 +51,7 @@ class PublicMarketData(Protocol):
 class SyncResult:
     intervals: int  # written
     without_oi: int  # of them, how many had no open interest point at their end
+    folded: int = 0  # intervals given taker flow / account ratio
     errors: tuple[str, ...] = ()  # series that could not be fetched (the stored ones are used)
     empty: tuple[str, ...] = ()  # series the venue answered with nothing new
 
@@ -55,6 +65,7 @@ async def sync_inputs(
     written = missing_oi = 0
     errors: list[str] = []
     empty: list[str] = []
+    fold_from = now - timedelta(seconds=FOLD_AGAIN_S)
     for width, kline_iv, oi_iv, keep in SERIES:
         start = now - timedelta(seconds=keep)
         if width in last:
@@ -79,7 +90,9 @@ async def sync_inputs(
         rows = input_rows(symbol, width, candles, oi)
         missing_oi += int(np.isnan(rows.open_interest).sum())
         written += await write_inputs(conn, rows, source)
-    return SyncResult(written, missing_oi, tuple(errors), tuple(empty))
+        fold_from = min(fold_from, candles[0].start)
+    folded = await fold_collected(conn, symbol, fold_from)
+    return SyncResult(written, missing_oi, folded, tuple(errors), tuple(empty))
 
 
 def input_rows(

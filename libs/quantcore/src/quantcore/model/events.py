@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from quantcore.model.market import HeatmapSource
 from quantcore.model.plan import MarketView, TradePlan
 
 
@@ -144,6 +145,8 @@ class TradeSignalled(Event):
     price_change_5m_pct: float
     scanner: str
     scanner_version: str
+    # which heatmap the ranking behind it came from (None: not known, e.g. an older event)
+    heatmap_source: HeatmapSource | None = None
     # the decision's inputs and its plan (quantcore.trading.decision), typed: the autotrader
     # re-runs the same decision on them (or on refreshed data) and never reads `signals.inputs`
     market: MarketView | None = None

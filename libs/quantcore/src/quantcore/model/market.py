@@ -27,6 +27,17 @@ TIMEFRAME_DURATION: dict[str, timedelta] = {
 Timeframe = Literal["12h", "24h", "3d", "7d", "14d", "30d", "90d", "180d", "1y"]
 Side = Literal["long", "short"]  # side of the position (liquidated longs sit below price)
 Source = Literal["bybit", "sim", "coinglass", "estimate"]
+# Which heatmap fed a cluster, ranking or signal: CoinGlass, the key-free model (its levels
+# are stored with source 'estimate') or the simulator's ground-truth heatmaps.
+HeatmapSource = Literal["coinglass", "model", "sim"]
+_HEATMAP_SOURCE: dict[str, HeatmapSource] = {
+    "coinglass": "coinglass", "estimate": "model", "model": "model", "sim": "sim",
+}  # fmt: skip
+
+
+def heatmap_source(level_source: str) -> HeatmapSource | None:
+    """The heatmap source of levels stored with `level_source` (None when not a heatmap's)."""
+    return _HEATMAP_SOURCE.get(level_source)
 
 
 class _Model(BaseModel):
@@ -129,6 +140,38 @@ class LiquidationEvent(_Model):
     @property
     def value_usd(self) -> float:
         return self.price * self.qty
+
+
+class TakerFlow(_Model):
+    """Taker volume of one coin in one minute, from the public trade stream: what takers bought
+    (aggressive buys) and sold, in the base asset. One message may carry part of a minute;
+    the store adds them up."""
+
+    symbol: str
+    minute: datetime  # minute start
+    buy_qty: float = Field(ge=0)
+    sell_qty: float = Field(ge=0)
+    trades: int = Field(ge=1)
+
+
+class AccountRatio(_Model):
+    """The venue's long/short account ratio at one time: the share of accounts holding a long."""
+
+    symbol: str
+    time: datetime
+    period_s: int = Field(gt=0)
+    long_ratio: float = Field(ge=0, le=1)
+
+
+class RiskTier(_Model):
+    """One risk-limit tier of a coin: positions up to `limit_usd` keep this maintenance margin."""
+
+    symbol: str
+    tier: int = Field(ge=1)
+    limit_usd: float = Field(gt=0)
+    maintenance_margin_rate: float = Field(gt=0, lt=1)
+    initial_margin_rate: float | None = Field(None, gt=0, le=1)
+    max_leverage: float | None = Field(None, ge=1)
 
 
 class HeatmapLevel(_Model):

@@ -92,7 +92,7 @@ def cluster_rows(
     snaps = [v.snapshots[g] for g in v.group.tolist()]
     return [
         (at, sn.symbol, sn.timeframe, SIDE_NAME[side], lo, hi, ce, va, n, ref, dist, size,
-         sn.source, sn.time, scanner, version)
+         sn.source, sn.time, scanner, version, sn.heatmap_source)
         for sn, side, lo, hi, ce, va, n, ref, dist, size in zip(
             snaps, v.side.tolist(), v.price_low.tolist(), v.price_high.tolist(),
             v.center.tolist(), v.value.tolist(), v.level_count.tolist(), _nums(v.ref_price),
@@ -116,6 +116,6 @@ def target_rows(
             bucket, snap.symbol, snap.timeframe, at, snap.time, SIDE_NAME[int(c.side[k])],
             float(c.price_low[k]), float(c.price_high[k]), float(c.value[k]),
             float(s.price[coin]), float(c.price_low[k] if above else c.price_high[k]),
-            num(s.ratio[row]), scanner, version,
+            num(s.ratio[row]), scanner, version, snap.heatmap_source,
         ))  # fmt: skip
     return rows

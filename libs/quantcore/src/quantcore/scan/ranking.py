@@ -19,6 +19,7 @@ from quantcore.math import imbalance
 from quantcore.math.ranking import ScoreWeights
 from quantcore.math.universe import UniverseEvaluation, boosted, evaluate
 from quantcore.math.values import clean, num
+from quantcore.model.market import HeatmapSource
 from quantcore.model.plan import MarketView
 from quantcore.store.levels import LatestLevels
 from quantcore.trading import view
@@ -134,6 +135,21 @@ def ranking_inputs(
     return out
 
 
+def coin_heatmap_source(ev: UniverseEvaluation, inputs: RankInputs, i: int) -> HeatmapSource | None:
+    """Which heatmap coin i's ranking came from: its target timeframe's, else the one most of
+    its timeframes came from (both run side by side when a CoinGlass key is set)."""
+    snaps = inputs.levels.snapshots
+    t = int(ev.target_timeframe[i])
+    if t >= 0 and (snap := snaps.get((i, t))) is not None:
+        return snap.heatmap_source
+    seen: list[HeatmapSource] = [
+        src for (c, _), s in snaps.items() if c == i and (src := s.heatmap_source) is not None
+    ]
+    if not seen:
+        return None
+    return max(sorted(set(seen)), key=lambda src: seen.count(src))
+
+
 def ranking_rows(
     ev: UniverseEvaluation, inputs: RankInputs, p: RankParams, chosen: list[int], at: datetime,
     cycle_id: str, scanner: str, version: str,
@@ -145,6 +161,7 @@ def ranking_rows(
             float(strength[i]), ev.direction[i], num(ev.size_pct[i]), num(ev.success[i]),
             num((ev.target_low[i] + ev.target_high[i]) / 2), num(inputs.price[i]),
             scanner, version, ranking_inputs(ev, inputs, p, i),
+            coin_heatmap_source(ev, inputs, i),
         )
         for rank, i in enumerate(chosen, start=1)
     ]  # fmt: skip

@@ -71,6 +71,11 @@ OPENING_PUSH_S = (-90, -30)  # the first opening push starts this long around th
 OPENING_GAP_S = 75  # … the next ones this many seconds apart
 HEATMAP_BAND = math.log1p(hm.MAX_BAND)  # the heatmaps (what the strategy sees) stop here
 TF_SECONDS = np.array([TIMEFRAME_DURATION[tf].total_seconds() for tf in TIMEFRAMES])
+# --- public positioning data (issue 14: what the venue's account-ratio endpoint and trade
+# stream show; derived from the book without random draws, so the market is unchanged) ---
+RATIO_S = 300  # the account ratio is kept per 5 minutes (the venue's finest period)
+RATIO_GAIN = 0.8  # accounts long vs the book's long notional share: 0.5 + gain · (share − 0.5)
+TAKER_GAIN = 0.6  # taker buys vs the long share of newly opened notional, the same way
 APPETITE_RANGE = (0.2, 8.0)  # campaign chance × (book imbalance / the median coin's)², clipped
 
 
@@ -195,6 +200,12 @@ class Market:
         coarse_len = DEEP_DAYS * 6 + math.ceil(config.ring_days * 6) + 12
         self.coarse = CandleRing(n, coarse_len, COARSE_S)
         self.funding = RateRing(n, coarse_len // 2 + 2, FUNDING_S)
+        self.ratios = RateRing(n, ring_minutes * 60 // RATIO_S + 2, RATIO_S, np.float32)
+        # the taker-buy share of each 5 minutes (what the trade stream showed then)
+        self.taker_shares = RateRing(n, ring_minutes * 60 // RATIO_S + 2, RATIO_S, np.float32)
+        self.opening_long_share = np.full(n, 0.5)  # of the current block's new notional
+        self._taker_sum = np.zeros(n)  # the taker-buy shares of the minutes of the 5 under way
+        self._taker_n = 0
         self.book = LiquidationBook(n, config.level_slots)
 
         self.rng = np.random.default_rng([config.seed, 3])
@@ -424,6 +435,10 @@ class Market:
         longs = base * (share * long_flow)[:, None] * noise[:, :, 0]
         shorts = base * ((1 - share) * short_flow)[:, None] * noise[:, :, 1]
         notional = np.concatenate((longs, shorts), axis=1)
+        opened = longs.sum(axis=1) + shorts.sum(axis=1)
+        self.opening_long_share = np.where(
+            opened > 0, longs.sum(axis=1) / np.where(opened > 0, opened, 1.0), 0.5
+        )
         leverage = np.broadcast_to(np.tile(LEVERAGE_TIERS, 2), notional.shape)
         hazard = np.broadcast_to(np.tile(1.0 / TIER_LIFETIME_S, 2), notional.shape)
         side = np.broadcast_to(
@@ -453,6 +468,14 @@ class Market:
             if ta == m * 60:
                 oi_qty = self.oi_usd / self.last_price
                 self.fine.begin(m, self.last_price, oi_qty)
+                if ta % RATIO_S == 0:
+                    self.ratios.write(ta // RATIO_S, self._account_ratio())
+                self._taker_sum += self.taker_buy_shares()  # each minute, as it starts
+                self._taker_n += 1
+                if (ta + 60) % RATIO_S == 0:  # the 5 minutes' last minute: their average
+                    self.taker_shares.write(ta // RATIO_S, self._taker_sum / self._taker_n)
+                    self._taker_sum[:] = 0.0
+                    self._taker_n = 0
                 if ta % COARSE_S == 0:
                     self.coarse.begin(ta // COARSE_S, self.last_price, oi_qty)
             high, low, close = p.max(axis=1), p.min(axis=1), p[:, -1]
@@ -528,6 +551,48 @@ class Market:
             self._event_seq += len(events)
             self.liquidations_total += len(events)
         self.liquidated_usd += total
+
+    def _account_ratio(self) -> F64:
+        """Share of accounts holding a long, as the venue would publish it (4 decimals)."""
+        long_total, short_total = self.book.long_total, self.book.short_total
+        total = long_total + short_total
+        share = np.where(total > 0, long_total / np.where(total > 0, total, 1.0), 0.5)
+        return np.asarray(np.round(np.clip(0.5 + RATIO_GAIN * (share - 0.5), 0.01, 0.99), 4))
+
+    def taker_buy_shares(self) -> F64:
+        """Per coin, the share of the volume traded now that takers buy (the trade stream's
+        split): positions are opened by taking, the rest of the volume is balanced."""
+        return np.asarray(0.5 + TAKER_GAIN * (self.opening_long_share - 0.5))
+
+    def taker_buy_share(self, coin: int) -> float:
+        return float(self.taker_buy_shares()[coin])
+
+    def taker_history(self, coin: int, start_s: int, end_s: int) -> tuple[I64, F64]:
+        """The taker-buy share of each 5 minutes in [start_s, end_s] as the trade stream showed
+        it then (what a collector listening since would have summed): (bucket start s, share)."""
+        buckets, shares = self.taker_shares.read(coin, start_s // RATIO_S, end_s // RATIO_S)
+        return buckets * RATIO_S, shares
+
+    def account_ratio(
+        self, coin: int, period_s: int, start_s: int | None, end_s: int | None, limit: int
+    ) -> tuple[I64, F64, bool]:
+        """Share of accounts long at period boundaries, newest first, as far back as the
+        1-minute history goes; the flag says more are older."""
+        ring = self.ratios
+        if ring.first < 0:
+            return np.empty(0, np.int64), np.empty(0), False
+        last = (min(end_s, self.now) if end_s is not None else self.now) // period_s * period_s
+        oldest = -(-ring.first * RATIO_S // period_s) * period_s
+        if start_s is not None:
+            oldest = max(oldest, -(-start_s // period_s) * period_s)
+        last = min(last, ring.last * RATIO_S // period_s * period_s)
+        if last < oldest:
+            return np.empty(0, np.int64), np.empty(0), False
+        count = min(limit, (last - oldest) // period_s + 1)
+        times = last - np.arange(count, dtype=np.int64) * period_s
+        _, values = ring.read(coin, ring.first, ring.last)
+        values = values[(times // RATIO_S) - ring.first]
+        return times, values, bool(times[-1] - period_s >= oldest)
 
     def _round(self, prices: F64) -> F64:
         tick = self.tick if prices.ndim == 1 else self.tick[:, None]
@@ -865,6 +930,7 @@ class Market:
 
     def memory_bytes(self) -> int:
         arrays = self.fine.nbytes + self.coarse.nbytes + self.funding.nbytes + self.book.nbytes
+        arrays += self.ratios.nbytes + self.taker_shares.nbytes
         return int(arrays + self.block.prices.nbytes + self.block.turnover.nbytes)
 
 

@@ -122,13 +122,16 @@ class CandleRing:
 
 
 class RateRing:
-    """One value per coin per interval (funding rates), same ring rules as CandleRing."""
+    """One value per coin per interval (funding rates, account ratios), same ring rules as
+    CandleRing."""
 
-    def __init__(self, coins: int, capacity: int, interval_s: int) -> None:
+    def __init__(
+        self, coins: int, capacity: int, interval_s: int, dtype: type[np.floating] = np.float64
+    ) -> None:
         self.coins = coins
         self.capacity = capacity
         self.interval_s = interval_s
-        self.data = np.zeros((coins, capacity), dtype=np.float64)
+        self.data = np.zeros((coins, capacity), dtype=dtype)
         self.first = -1
         self.last = -1
 
@@ -150,4 +153,4 @@ class RateRing:
         if self.first < 0 or lo > hi:
             return np.empty(0, np.int64), np.empty(0)
         buckets = np.arange(lo, hi + 1, dtype=np.int64)
-        return buckets, self.data[coin, buckets % self.capacity]
+        return buckets, self.data[coin, buckets % self.capacity].astype(np.float64)

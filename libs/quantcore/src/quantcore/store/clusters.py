@@ -22,7 +22,7 @@ from quantcore.store.levels import Snapshot
 CLUSTER_COLUMNS = (
     "time", "symbol", "timeframe", "side", "price_low", "price_high", "center", "value_usd",
     "level_count", "ref_price", "distance_pct", "size_pct_of_typical", "source", "levels_time",
-    "scanner", "scanner_version",
+    "scanner", "scanner_version", "heatmap_source",
 )  # fmt: skip
 
 
@@ -62,7 +62,7 @@ class ClusterValues:
 
 TARGET_COLUMNS = (
     "time", "symbol", "timeframe", "scan_time", "levels_time", "side", "price_low", "price_high",
-    "value_usd", "ref_price", "edge", "imbalance", "scanner", "scanner_version",
+    "value_usd", "ref_price", "edge", "imbalance", "scanner", "scanner_version", "heatmap_source",
 )  # fmt: skip
 
 
@@ -105,6 +105,7 @@ async def insert_clusters(
         "at": at, "scanner": scanner, "version": version,
         "symbol": [s.symbol for s in v.snapshots], "timeframe": [s.timeframe for s in v.snapshots],
         "source": [s.source for s in v.snapshots], "levels_time": [s.time for s in v.snapshots],
+        "heatmap_source": [s.heatmap_source for s in v.snapshots],
     }  # fmt: skip
     insert = sql.SQL(
         f"""
@@ -113,11 +114,11 @@ async def insert_clusters(
                s.price_low, s.price_high, s.center, s.value_usd, s.level_count,
                nullif(s.ref_price, 'NaN'), nullif(s.distance_pct, 'NaN'),
                nullif(s.size_pct_of_typical, 'NaN'), m.source, m.levels_time, %(scanner)s,
-               %(version)s
+               %(version)s, m.heatmap_source
         FROM {_STAGE} s
         JOIN unnest(%(symbol)s::text[], %(timeframe)s::text[], %(source)s::text[],
-                    %(levels_time)s::timestamptz[]) WITH ORDINALITY
-             AS m(symbol, timeframe, source, levels_time, g) ON m.g = s.g + 1
+                    %(levels_time)s::timestamptz[], %(heatmap_source)s::text[]) WITH ORDINALITY
+             AS m(symbol, timeframe, source, levels_time, heatmap_source, g) ON m.g = s.g + 1
         """
     ).format(cols=sql.SQL(", ").join(map(sql.Identifier, CLUSTER_COLUMNS)))
     upsert = insert + sql.SQL(

@@ -42,6 +42,7 @@ class Ranked:
     price: float | None
     target_price: float | None
     time: datetime
+    heatmap_source: str | None = None  # coinglass | model | sim (None: ranked before it was kept)
 
 
 async def top(conn: AsyncConnection[Any], n: int = 10) -> list[Ranked]:
@@ -49,7 +50,7 @@ async def top(conn: AsyncConnection[Any], n: int = 10) -> list[Ranked]:
     return await fetch_all(
         conn,
         """SELECT rank, symbol, score::float8 AS score, direction, price::float8 AS price,
-                  target_price::float8 AS target_price, time
+                  target_price::float8 AS target_price, time, heatmap_source
            FROM coin_rankings
            WHERE time = (SELECT max(time) FROM coin_rankings)
            ORDER BY rank LIMIT %s""",
@@ -218,24 +219,27 @@ def leaderboard_sql(since: str, until: str, limit: str) -> str:
               AND ({since} IS NULL OR closed_at >= {since}) AND ({until} IS NULL OR closed_at < {until})
             GROUP BY 1, 2
         ), s AS (
-            SELECT scanner, scanner_version, count(*) AS signals
+            SELECT scanner, scanner_version, count(*) AS signals,
+                   string_agg(DISTINCT heatmap_source, ', ') AS heatmap_sources
             FROM (
-                SELECT scanner, scanner_version, time FROM signals
-                UNION ALL SELECT scanner, scanner_version, time FROM poly_signals
+                SELECT scanner, scanner_version, time, coalesce(heatmap_source, '?') AS heatmap_source
+                FROM signals
+                UNION ALL SELECT scanner, scanner_version, time, NULL FROM poly_signals
             ) x
             WHERE ({since} IS NULL OR time >= {since}) AND ({until} IS NULL OR time < {until})
             GROUP BY 1, 2
         ), live AS (
             SELECT coalesce(t.scanner, s.scanner) AS scanner,
                    coalesce(t.scanner_version, s.scanner_version) AS version,
-                   coalesce(s.signals, 0) AS signals, coalesce(t.trades, 0) AS trades,
-                   coalesce(t.wins, 0) AS wins, t.pnl_pct_margin, t.avg_pnl_pct, t.avg_win_pct,
+                   coalesce(s.signals, 0) AS signals, s.heatmap_sources,
+                   coalesce(t.trades, 0) AS trades, coalesce(t.wins, 0) AS wins, t.pnl_pct_margin, t.avg_pnl_pct, t.avg_win_pct,
                    t.avg_loss_pct, t.pnl_quote
             FROM t
             FULL JOIN s ON s.scanner = t.scanner AND s.scanner_version = t.scanner_version
         )
         SELECT coalesce(l.scanner, b.strategy) AS scanner, coalesce(l.version, b.version) AS version,
-               coalesce(l.signals, 0)::int AS signals, coalesce(l.trades, 0)::int AS trades,
+               coalesce(l.signals, 0)::int AS signals, l.heatmap_sources,
+               coalesce(l.trades, 0)::int AS trades,
                coalesce(l.wins, 0)::int AS wins,
                (100.0 * l.wins / nullif(l.trades, 0))::float8 AS win_rate_pct,
                l.pnl_pct_margin::float8 AS pnl_pct_margin, l.avg_pnl_pct::float8 AS avg_pnl_pct,
@@ -267,6 +271,7 @@ class ScannerScore:
     scanner: str
     version: str
     signals: int
+    heatmap_sources: str | None  # the heatmap sources behind its signals (coinglass, model, sim)
     trades: int
     wins: int
     win_rate_pct: float | None

@@ -89,3 +89,29 @@ async def after_snapshots(
             )
         )  # fmt: skip
     return out
+
+
+async def heatmap_level_sources(conn: AsyncConnection[Any]) -> list[str]:
+    """The sources heatmaps are stored from (liquidation_refreshes is small and plain)."""
+    cur = await conn.execute("SELECT DISTINCT source FROM liquidation_refreshes ORDER BY 1")
+    return [r[0] for r in await cur.fetchall()]
+
+
+HIT_RATE_COLUMNS = (
+    "time", "heatmap_source", "timeframe", "predicted_at", "window_min", "tol_pct", "coins",
+    "clusters", "reached", "hit", "liq_value_usd", "liq_inside_usd", "precision_pct",
+    "recall_pct",
+)  # fmt: skip
+
+
+async def write_hit_rates(conn: AsyncConnection[Any], rows: list[tuple[Any, ...]]) -> int:
+    """One row per source and evaluation (a repeated evaluation key is kept as first written)."""
+    if not rows:
+        return 0
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            f"INSERT INTO heatmap_hit_rates ({', '.join(HIT_RATE_COLUMNS)}) "
+            f"VALUES ({', '.join(['%s'] * len(HIT_RATE_COLUMNS))}) ON CONFLICT DO NOTHING",
+            rows,
+        )
+    return len(rows)

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from psycopg import AsyncConnection
 
 from quantcore.math import liqmodel as lm
+from quantcore.model.market import AccountRatio, RiskTier, TakerFlow
 from quantcore.store.arrays import ColumnType, copy_binary, fetch_packed, packed
 
 F = NDArray[np.float64]
@@ -116,20 +117,151 @@ async def repack(conn: AsyncConnection[Any], symbols: Sequence[str]) -> None:
     )  # fmt: skip
 
 
-async def write_risk_limits(
-    conn: AsyncConnection[Any], symbol: str, limits: Sequence[float], mmr: Sequence[float],
-    max_leverage: Sequence[float | None], source: str,
-) -> None:  # fmt: skip
-    """Replace a coin's risk-limit tiers (ascending limits)."""
+async def write_tiers(conn: AsyncConnection[Any], tiers: Sequence[RiskTier], source: str) -> int:
+    """Replace the risk-limit tiers of every coin in `tiers` (the venue's whole ladder)."""
+    symbols = sorted({t.symbol for t in tiers})
+    if not symbols:
+        return 0
     async with conn.transaction():
-        await conn.execute("DELETE FROM risk_limit_tiers WHERE symbol = %s", (symbol,))
-        for k, (lim, rate, lev) in enumerate(zip(limits, mmr, max_leverage, strict=True)):
-            await conn.execute(
-                """INSERT INTO risk_limit_tiers
-                   (symbol, tier, risk_limit_value, maintenance_margin_rate, max_leverage, source)
-                   VALUES (%s, %s, %s, %s, %s, %s)""",
-                (symbol, k + 1, lim, rate, lev, source),
+        await conn.execute("DELETE FROM risk_limit_tiers WHERE symbol = ANY(%s)", (symbols,))
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                """INSERT INTO risk_limit_tiers (symbol, tier, risk_limit_value,
+                       maintenance_margin_rate, initial_margin_rate, max_leverage, source)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+                [
+                    (
+                        t.symbol,
+                        t.tier,
+                        t.limit_usd,
+                        t.maintenance_margin_rate,
+                        t.initial_margin_rate,
+                        t.max_leverage,
+                        source,
+                    )
+                    for t in tiers
+                ],
             )
+    return len(tiers)
+
+
+async def write_taker_flow(
+    conn: AsyncConnection[Any], flows: Sequence[TakerFlow], source: str
+) -> int:
+    """Add taker volume to its coin × minute (a minute arrives in several messages)."""
+    sums: dict[tuple[str, datetime], list[float]] = {}
+    for f in flows:
+        acc = sums.setdefault((f.symbol, f.minute), [0.0, 0.0, 0.0])
+        acc[0] += f.buy_qty
+        acc[1] += f.sell_qty
+        acc[2] += f.trades
+    if not sums:
+        return 0
+    keys = sorted(sums)
+    async with conn.cursor() as cur:
+        await cur.execute(
+            """
+            INSERT INTO taker_flow (time, symbol, buy_qty, sell_qty, trades, source)
+            SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::float8[], %s::float8[],
+                                 %s::int[], %s::text[])
+            ON CONFLICT (symbol, time) DO UPDATE SET
+                buy_qty = taker_flow.buy_qty + EXCLUDED.buy_qty,
+                sell_qty = taker_flow.sell_qty + EXCLUDED.sell_qty,
+                trades = taker_flow.trades + EXCLUDED.trades
+            """,
+            (
+                [k[1] for k in keys], [k[0] for k in keys], [sums[k][0] for k in keys],
+                [sums[k][1] for k in keys], [int(sums[k][2]) for k in keys], [source] * len(keys),
+            ),
+        )  # fmt: skip
+    return len(keys)
+
+
+async def write_account_ratios(
+    conn: AsyncConnection[Any], ratios: Sequence[AccountRatio], source: str
+) -> int:
+    if not ratios:
+        return 0
+    async with conn.cursor() as cur:
+        await cur.execute(
+            """
+            INSERT INTO account_ratios (time, symbol, period_s, long_ratio, source)
+            SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::int[], %s::float8[],
+                                 %s::text[])
+            ON CONFLICT (symbol, period_s, time) DO UPDATE SET
+                long_ratio = EXCLUDED.long_ratio, source = EXCLUDED.source
+            """,
+            (
+                [r.time for r in ratios], [r.symbol for r in ratios],
+                [r.period_s for r in ratios], [r.long_ratio for r in ratios],
+                [source] * len(ratios),
+            ),
+        )  # fmt: skip
+        return cur.rowcount
+
+
+async def last_account_ratios(
+    conn: AsyncConnection[Any], symbols: Sequence[str], period_s: int
+) -> dict[str, datetime]:
+    """Newest stored account ratio per coin of one period (resuming a backfill)."""
+    cur = await conn.execute(
+        """
+        SELECT k.symbol, (SELECT max(time) FROM account_ratios a
+                          WHERE a.symbol = k.symbol AND a.period_s = %s)
+        FROM unnest(%s::text[]) AS k(symbol)
+        """,
+        (period_s, list(symbols)),
+    )
+    return {r[0]: r[1] for r in await cur.fetchall() if r[1] is not None}
+
+
+# the account ratio folded into an interval: the newest one at or before its end, of the
+# period matching its width, no older than one interval before it
+_RATIO_PERIOD = {300: 300, PACKED_INTERVAL_S: PACKED_INTERVAL_S}
+
+
+async def fold_collected(conn: AsyncConnection[Any], symbol: str, since: datetime) -> int:
+    """Fill the taker flow and account ratio of `symbol`'s stored intervals from `since` on
+    from what the market collector gathered (taker_flow, account_ratios): an interval's
+    taker volume is the sum of its minutes (NULL when no minute of it was seen), its ratio
+    the venue's latest at its end. Values already folded are replaced by fresher sums (a
+    minute may have been flushed after the first fold). Rebuilds the 4-hour pack when any
+    4-hour interval changed. Returns intervals updated."""
+    updated = 0
+    for width, period in _RATIO_PERIOD.items():
+        cur = await conn.execute(
+            """
+            UPDATE heatmap_inputs h SET
+                taker_buy = coalesce(f.buy, h.taker_buy),
+                taker_sell = coalesce(f.sell, h.taker_sell),
+                long_ratio = coalesce(r.ratio, h.long_ratio)
+            FROM heatmap_inputs k
+            LEFT JOIN LATERAL (
+                SELECT sum(buy_qty) AS buy, sum(sell_qty) AS sell FROM taker_flow t
+                WHERE t.symbol = k.symbol AND t.time >= k.time
+                  AND t.time < k.time + make_interval(secs => k.interval_s)
+                HAVING count(*) > 0
+            ) f ON true
+            LEFT JOIN LATERAL (
+                SELECT long_ratio AS ratio FROM account_ratios a
+                WHERE a.symbol = k.symbol AND a.period_s = %(period)s
+                  AND a.time <= k.time + make_interval(secs => k.interval_s)
+                  AND a.time > k.time - make_interval(secs => k.interval_s)
+                ORDER BY a.time DESC LIMIT 1
+            ) r ON true
+            WHERE h.symbol = %(symbol)s AND h.interval_s = %(width)s AND h.time >= %(since)s
+              AND k.symbol = h.symbol AND k.interval_s = h.interval_s AND k.time = h.time
+              AND (f.buy IS NOT NULL OR r.ratio IS NOT NULL)
+              AND (h.taker_buy, h.taker_sell, h.long_ratio)
+                  IS DISTINCT FROM (coalesce(f.buy, h.taker_buy), coalesce(f.sell, h.taker_sell),
+                                    coalesce(r.ratio, h.long_ratio))
+            """,
+            {"symbol": symbol, "width": width, "since": since, "period": period},
+        )
+        updated += cur.rowcount
+        if width == PACKED_INTERVAL_S and cur.rowcount:
+            await repack(conn, [symbol])
+    return updated
 
 
 async def first_tiers(conn: AsyncConnection[Any], symbols: Sequence[str]) -> tuple[F, F]:
@@ -227,10 +359,7 @@ async def read_inputs(
     t = grid(got["t"].astype(np.float64), 0.0)
     w = grid(got["w"].astype(np.float64), 0.0)
     close = grid(got["close"])
-    buy, sell, ratio = grid(got["buy"]), grid(got["sell"]), grid(got["ratio"])
-    flow = buy + sell
-    share = np.where(flow > 0, buy / np.where(flow > 0, flow, 1.0), np.nan)
-    share = np.where(np.isfinite(ratio), np.where(np.isfinite(share), (share + ratio) / 2, ratio), share)  # fmt: skip
+    share = lm.long_share(grid(got["buy"]), grid(got["sell"]), grid(got["ratio"]))
     mmr, max_lev = await first_tiers(conn, symbols)
     last_close = np.array(
         [close[i, -1] if counts[i] else np.nan for i in range(c)], dtype=np.float64

@@ -23,7 +23,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from quantcore.math.grid import padded
-from quantcore.model.market import TIMEFRAMES
+from quantcore.model.market import TIMEFRAMES, HeatmapSource, heatmap_source
 from quantcore.store.arrays import fetch_packed, packed, unpack
 
 F = NDArray[np.float64]
@@ -35,6 +35,10 @@ class Snapshot:
     timeframe: str
     source: str
     time: datetime
+
+    @property
+    def heatmap_source(self) -> HeatmapSource | None:
+        return heatmap_source(self.source)
 
 
 @dataclass(frozen=True)

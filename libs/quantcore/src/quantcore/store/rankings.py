@@ -20,7 +20,7 @@ F = NDArray[np.float64]
 RANKING_COLUMNS = (
     "time", "cycle_id", "rank", "symbol", "score", "imbalance", "imbalance_strength", "direction",
     "cluster_size_pct", "success_rate", "target_price", "price", "scanner", "scanner_version",
-    "inputs",
+    "inputs", "heatmap_source",
 )  # fmt: skip
 
 
@@ -131,7 +131,7 @@ SIGNAL_COLUMNS = (
     "entry_price", "stop_loss", "take_profit", "target_price", "price", "imbalance",
     "cluster_size_pct", "success_rate", "oi_change_15m_pct", "volume_ratio_5m",
     "price_change_5m_pct", "scanner", "scanner_version", "agent", "vertical", "correlation_id",
-    "status", "inputs",
+    "status", "inputs", "heatmap_source",
 )  # fmt: skip
 
 

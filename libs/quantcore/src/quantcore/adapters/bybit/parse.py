@@ -17,6 +17,7 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import ValidationError
 
 from quantcore.adapters.bybit.schemas import (
+    ACCOUNT_RATIO_PERIODS,
     KLINE_INTERVALS,
     PERPETUAL,
     QUOTE,
@@ -24,11 +25,14 @@ from quantcore.adapters.bybit.schemas import (
 )
 from quantcore.errors import BadPayload
 from quantcore.model.market import (
+    AccountRatio,
     Candle,
     FundingRate,
     Instrument,
     LiquidationEvent,
     OpenInterestPoint,
+    RiskTier,
+    TakerFlow,
     Ticker,
 )
 
@@ -50,6 +54,9 @@ WS_TICKER = "ws_ticker"
 WS_KLINE = "ws_kline"
 LIQUIDATION = "liquidation"
 WS_MESSAGE = "ws_message"
+ACCOUNT_RATIO = "account_ratio"
+RISK_LIMIT = "risk_limit"
+WS_TRADE = "ws_trade"
 
 
 @dataclass
@@ -334,6 +341,61 @@ def funding_page(payload: Any, symbol: str) -> Parsed[FundingRate]:
     return _collect(items, FUNDING, build, meta)
 
 
+def account_ratio_page(payload: Any, symbol: str, period: str) -> Parsed[AccountRatio]:
+    """The long share of accounts per period. buyRatio + sellRatio is 1 up to rounding; a pair
+    that is not (or a ratio outside 0..1) is bad data, never clamped into a value."""
+    items, meta = list_of(payload, ACCOUNT_RATIO)
+    period_s = ACCOUNT_RATIO_PERIODS[period]
+
+    def build(raw: Any) -> AccountRatio:
+        item = as_mapping(raw, "account ratio")
+        if text(item, "symbol") != symbol:
+            raise ValueError(f"asked for {symbol}, got {item['symbol']}")
+        buy, sell = num(item, "buyRatio"), num(item, "sellRatio")
+        if not (0.0 <= buy <= 1.0 and 0.0 <= sell <= 1.0 and abs(buy + sell - 1.0) <= 0.01):
+            raise ValueError(f"buyRatio {buy} and sellRatio {sell} are not shares summing to 1")
+        return AccountRatio(
+            symbol=symbol, time=ms_time(item["timestamp"], "timestamp"), period_s=period_s,
+            long_ratio=buy / (buy + sell) if buy + sell > 0 else buy,
+        )  # fmt: skip
+
+    return _collect(items, ACCOUNT_RATIO, build, meta)
+
+
+def risk_limit_page(payload: Any, symbol: str | None = None) -> Parsed[RiskTier]:
+    """Risk-limit tiers (of `symbol` only, when given), numbered per symbol in ascending
+    riskLimitValue order once all pages are in (`number_tiers`); here `tier` is Bybit's id
+    order within the page, renumbered later."""
+    items, meta = list_of(payload, RISK_LIMIT)
+
+    def build(raw: Any) -> RiskTier | None:
+        item = as_mapping(raw, "risk limit")
+        s = text(item, "symbol")
+        if symbol is not None and s != symbol:
+            return None  # another coin's tier (the endpoint may list every coin)
+        lev = opt_num(item, "maxLeverage")
+        im = opt_num(item, "initialMargin")
+        return RiskTier(
+            symbol=s, tier=1, limit_usd=num(item, "riskLimitValue"),
+            maintenance_margin_rate=num(item, "maintenanceMargin"),
+            initial_margin_rate=im if im else None, max_leverage=lev if lev else None,
+        )  # fmt: skip
+
+    return _collect(items, RISK_LIMIT, build, meta)
+
+
+def number_tiers(tiers: list[RiskTier]) -> list[RiskTier]:
+    """Tiers per symbol in ascending limit, numbered 1, 2, … (one tier per limit)."""
+    out: list[RiskTier] = []
+    by_symbol: dict[str, dict[float, RiskTier]] = {}
+    for t in tiers:
+        by_symbol.setdefault(t.symbol, {}).setdefault(t.limit_usd, t)
+    for symbol in sorted(by_symbol):
+        ladder = sorted(by_symbol[symbol].values(), key=lambda t: t.limit_usd)
+        out += [t.model_copy(update={"tier": k}) for k, t in enumerate(ladder, start=1)]
+    return out
+
+
 def server_time(payload: Any) -> datetime:
     result = result_of(payload, SERVER_TIME)
     try:
@@ -426,7 +488,49 @@ def _ws_liquidation(msg: Mapping[str, Any], source: StreamSource) -> Parsed[Liqu
     return _collect(data, LIQUIDATION, lambda raw: liquidation(raw, symbol, source), Parsed())
 
 
-WsModel = Ticker | Candle | LiquidationEvent
+TAKER_SIDES = ("Buy", "Sell")  # S of publicTrade is the taker's side
+
+
+def _ws_trades(msg: Mapping[str, Any]) -> Parsed[TakerFlow]:
+    """A publicTrade push → taker volume per minute (one TakerFlow per minute it spans); each
+    trade is checked, a broken one is reported and left out of the sums."""
+    symbol = _topic_symbol(msg["topic"], "publicTrade.")
+    data = msg.get("data")
+    if not isinstance(data, list):
+        raise BadPayload(WS_TRADE, snippet(msg), "data is not a list")
+    sums: dict[int, list[float]] = {}  # minute ms → [buy, sell, trades]
+
+    def build(raw: Any) -> None:
+        item = as_mapping(raw, "trade")
+        s, side = text(item, "s"), text(item, "S")
+        if s != symbol:
+            raise ValueError(f"topic is {symbol}, data is {s}")
+        if side not in TAKER_SIDES:
+            raise ValueError(f"S is not Buy/Sell: {side!r}")
+        qty, price = num(item, "v"), num(item, "p")
+        if qty <= 0 or price <= 0:
+            raise ValueError(f"v {qty} and p {price} must be positive")
+        minute = ms_int(item["T"], "T") // 60_000 * 60_000
+        acc = sums.setdefault(minute, [0.0, 0.0, 0.0])
+        acc[0 if side == "Buy" else 1] += qty
+        acc[2] += 1
+
+    checked: Parsed[None] = _collect(data, WS_TRADE, build, Parsed())
+    out: Parsed[TakerFlow] = Parsed(bad=checked.bad)
+    for minute, (buy, sell, n) in sorted(sums.items()):
+        out.items.append(
+            TakerFlow(
+                symbol=symbol,
+                minute=EPOCH + timedelta(milliseconds=minute),
+                buy_qty=buy,
+                sell_qty=sell,
+                trades=int(n),
+            )
+        )
+    return out
+
+
+WsModel = Ticker | Candle | LiquidationEvent | TakerFlow
 
 
 def ws_message(msg: Any, source: StreamSource = "bybit") -> Parsed[WsModel]:
@@ -435,13 +539,15 @@ def ws_message(msg: Any, source: StreamSource = "bybit") -> Parsed[WsModel]:
         return Parsed(bad=[BadPayload(WS_MESSAGE, snippet(msg), "message has no topic")])
     topic: str = msg["topic"]
     try:
-        parsed: Parsed[Ticker] | Parsed[Candle] | Parsed[LiquidationEvent]
+        parsed: Parsed[Ticker] | Parsed[Candle] | Parsed[LiquidationEvent] | Parsed[TakerFlow]
         if topic.startswith("tickers."):
             parsed = _ws_ticker(msg)
         elif topic.startswith("kline."):
             parsed = _ws_kline(msg)
         elif topic.startswith("allLiquidation."):
             parsed = _ws_liquidation(msg, source)
+        elif topic.startswith("publicTrade."):
+            parsed = _ws_trades(msg)
         else:
             return Parsed()
     except BadPayload as exc:

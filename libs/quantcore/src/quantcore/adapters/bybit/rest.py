@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 from quantcore.adapters.bybit import parse
 from quantcore.adapters.bybit.http import BybitHttp
 from quantcore.adapters.bybit.schemas import (
+    ACCOUNT_RATIO_LIMIT,
+    ACCOUNT_RATIO_PERIODS,
     CATEGORY,
     FUNDING_LIMIT,
     INSTRUMENTS_LIMIT,
@@ -21,7 +23,15 @@ from quantcore.adapters.bybit.schemas import (
 )
 from quantcore.errors import BadPayload, OnBad, PermanentError, report_bad
 from quantcore.logging import get_logger
-from quantcore.model.market import Candle, FundingRate, Instrument, OpenInterestPoint, Ticker
+from quantcore.model.market import (
+    AccountRatio,
+    Candle,
+    FundingRate,
+    Instrument,
+    OpenInterestPoint,
+    RiskTier,
+    Ticker,
+)
 from quantcore.ratelimit import TokenBucket
 from quantcore.retry import RetryPolicy
 
@@ -168,6 +178,49 @@ class BybitMarketData:
             return (await self._parse(parse.funding_page, payload, symbol)).items
 
         return await _backwards(page, lambda r: r.time, start, end)
+
+    async def account_ratio(
+        self, symbol: str, start: datetime, end: datetime, period: str = "5min"
+    ) -> list[AccountRatio]:
+        """The long/short account ratio per `period` in [start, end], ascending (all pages:
+        the venue answers newest first and pages on by cursor)."""
+        if period not in ACCOUNT_RATIO_PERIODS:
+            raise PermanentError(f"unknown Bybit account-ratio period {period!r}")
+        found: dict[datetime, AccountRatio] = {}
+        cursor, seen = "", set()
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {
+                "category": CATEGORY, "symbol": symbol, "period": period,
+                "startTime": _ms(start), "endTime": _ms(end), "limit": ACCOUNT_RATIO_LIMIT,
+            }  # fmt: skip
+            if cursor:
+                params["cursor"] = cursor
+            payload = await self._get("get_long_short_ratio", **params)
+            page = await self._parse(parse.account_ratio_page, payload, symbol, period)
+            for point in page.items:
+                found.setdefault(point.time, point)
+            seen.add(cursor)
+            cursor = page.cursor
+            if not cursor or cursor in seen or not (page.items or page.bad):
+                break
+        return [found[k] for k in sorted(found) if start <= k <= end]
+
+    async def risk_limits(self, symbol: str) -> list[RiskTier]:
+        """The risk-limit tiers of one coin, ascending (maintenance margin per tier)."""
+        tiers: list[RiskTier] = []
+        cursor, seen = "", set()
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {"category": CATEGORY, "symbol": symbol}
+            if cursor:
+                params["cursor"] = cursor
+            payload = await self._get("get_risk_limit", **params)
+            page = await self._parse(parse.risk_limit_page, payload, symbol)
+            tiers += page.items
+            seen.add(cursor)
+            cursor = page.cursor
+            if not cursor or cursor in seen:
+                break
+        return parse.number_tiers(tiers)
 
     async def server_time(self) -> datetime:
         payload = await self._get("get_server_time")

@@ -16,6 +16,7 @@ INSTRUMENTS_LIMIT = 1000  # instruments-info: 1..1000
 KLINE_LIMIT = 1000  # kline: 1..1000
 OPEN_INTEREST_LIMIT = 200  # open-interest: 1..200
 FUNDING_LIMIT = 200  # funding/history: 1..200
+ACCOUNT_RATIO_LIMIT = 500  # account-ratio: 1..500
 
 
 # Bybit kline interval → (our Candle.interval, length; None = calendar month)
@@ -35,6 +36,10 @@ KLINE_INTERVALS: dict[str, tuple[str, timedelta | None]] = {
     "M": ("1M", None),
 }
 OPEN_INTEREST_INTERVALS = frozenset({"5min", "15min", "30min", "1h", "4h", "1d"})
+# account-ratio `period` → seconds (docs/v5/market/long-short-ratio: 5min … 1d)
+ACCOUNT_RATIO_PERIODS: dict[str, int] = {
+    "5min": 300, "15min": 900, "30min": 1800, "1h": 3600, "4h": 14_400, "1d": 86_400,
+}  # fmt: skip
 
 
 class Envelope(TypedDict):
@@ -123,6 +128,30 @@ class FundingItem(TypedDict):
     fundingRateTimestamp: str  # ms
 
 
+class AccountRatioItem(TypedDict):
+    """result.list[] of /v5/market/account-ratio (newest first); result = {list,
+    nextPageCursor}. buyRatio / sellRatio: share of accounts holding a long / a short."""
+
+    symbol: str
+    buyRatio: str
+    sellRatio: str
+    timestamp: str  # ms
+
+
+class RiskLimitItem(TypedDict, total=False):
+    """result.list[] of /v5/market/risk-limit; result = {category, list, nextPageCursor}. One
+    tier: positions up to riskLimitValue (USD) keep maintenanceMargin (a rate, "0.005")."""
+
+    id: int
+    symbol: str
+    riskLimitValue: str
+    maintenanceMargin: str
+    initialMargin: str
+    isLowestRisk: int  # 1: the first tier
+    maxLeverage: str
+    mmDeduction: str
+
+
 class ServerTime(TypedDict):
     timeSecond: str
     timeNano: str
@@ -153,6 +182,22 @@ class WsLiquidationItem(TypedDict):
     S: str
     v: str
     p: str
+
+
+class WsTradeItem(TypedDict, total=False):
+    """data[] of publicTrade.{symbol} (ascending, up to 1024 per message). S is the taker's
+    side (Buy = an aggressive buy); v the size in the base asset."""
+
+    T: int  # ms, a number
+    s: str
+    S: str
+    v: str
+    p: str
+    L: str  # tick direction
+    i: str  # trade id
+    BT: bool  # block trade
+    RPI: bool
+    seq: int
 
 
 class WsMessage(TypedDict, total=False):

@@ -1,4 +1,5 @@
-"""Bybit v5 public WebSocket through pybit: tickers, 1-min klines and all liquidations.
+"""Bybit v5 public WebSocket through pybit: tickers, 1-min klines, all liquidations and the
+public trades (as taker volume per minute).
 
 One pybit WebSocket per shard of `symbols_per_connection` coins. pybit calls back on its own
 thread; messages are copied there (pybit keeps mutating the ticker dict it hands out) and
@@ -25,7 +26,7 @@ import pybit.unified_trading as pybit_ut  # type: ignore[import-untyped]
 from quantcore.adapters.bybit import parse
 from quantcore.errors import OnBad, report_bad
 from quantcore.logging import get_logger
-from quantcore.model.market import Candle, LiquidationEvent, Ticker
+from quantcore.model.market import Candle, LiquidationEvent, TakerFlow, Ticker
 
 log = get_logger(component="bybit.ws")
 T = TypeVar("T")
@@ -38,6 +39,7 @@ _URL_LOCK = threading.Lock()  # pybit reads its URL from a module global when co
 OnTicker = Callable[[Ticker], Awaitable[None]]
 OnCandle = Callable[[Candle], Awaitable[None]]
 OnLiquidation = Callable[[LiquidationEvent], Awaitable[None]]
+OnTrades = Callable[[TakerFlow], Awaitable[None]]
 
 
 def chunks(symbols: Sequence[str], size: int) -> list[list[str]]:
@@ -153,6 +155,8 @@ class _Shard:
             conn.ws.kline_stream(interval=KLINE_INTERVAL, symbol=self.symbols, callback=callback)
         if s.on_liquidation is not None:
             conn.ws.all_liquidation_stream(symbol=self.symbols, callback=callback)
+        if s.on_trades is not None:
+            conn.ws.trade_stream(symbol=self.symbols, callback=callback)
         if conn.abandoned:
             self._close(conn)
 
@@ -281,6 +285,7 @@ class BybitPublicStream:
         on_candle: OnCandle | None,
         on_liquidation: OnLiquidation | None,
         on_bad: OnBad | None,
+        on_trades: OnTrades | None = None,
         symbols_per_connection: int = 100,
         loop: asyncio.AbstractEventLoop | None = None,
         source: parse.StreamSource = "bybit",
@@ -297,6 +302,7 @@ class BybitPublicStream:
         self.on_ticker = on_ticker
         self.on_candle = on_candle
         self.on_liquidation = on_liquidation
+        self.on_trades = on_trades
         self.on_bad = on_bad
         self.source: parse.StreamSource = source
         self.start_timeout_s = start_timeout_s
@@ -392,5 +398,7 @@ class BybitPublicStream:
                 await self.on_candle(item)
             elif isinstance(item, LiquidationEvent) and self.on_liquidation is not None:
                 await self.on_liquidation(item)
+            elif isinstance(item, TakerFlow) and self.on_trades is not None:
+                await self.on_trades(item)
         except Exception as exc:
             log.warning("ws callback failed", model=type(item).__name__, error=str(exc)[:300])
