@@ -278,3 +278,18 @@ def test_patching_the_shared_trigger_changes_the_ranker_and_the_hunter(
     scan_trigger.check(series, oi, {bars.symbol: "long"}, params)
     assert "quantcore.strategies.liquidation_hunter" in calls
     assert "quantcore.scan.trigger" in calls
+
+
+def test_the_live_entry_point_carries_the_plan(
+    lively: tuple[LiquidationHunter, Bars, SignalFrame],
+) -> None:
+    hunter, bars, frame = lively
+    assert frame.plans is not None
+    p = frame.plans[0]
+    live = bars.window(0, p.bar + 1)  # the newest bar is the plan's
+    signal = hunter.decide(live)
+    assert signal is not None and signal.plan is not None
+    assert signal.side == ("long" if p.side > 0 else "short")
+    assert signal.plan.entries == p.prices.tolist() and signal.plan.stop_loss == p.stop_loss
+    assert signal.plan.take_profit == p.take_profit and signal.plan.leverage == p.leverage
+    assert hunter.decide(bars.window(0, p.bar)) is None or p.bar - 1 in {q.bar for q in frame.plans}

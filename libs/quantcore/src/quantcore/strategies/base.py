@@ -203,6 +203,31 @@ class SignalFrame:
         return int(self.entry.shape[0])
 
 
+class SignalPlan(BaseModel):
+    """An OrderPlan on a live Signal (JSON-friendly): the entries, stop, target, leverage and
+    trailing ladder the strategy decided, sizes as base quantity per unit of equity."""
+
+    model_config = ConfigDict(frozen=True)
+
+    entries: list[float]
+    qty_per_equity: list[float]
+    stop_loss: float
+    take_profit: float
+    leverage: float
+    expire_s: float
+    trailing: list[tuple[float, float]] = Field(default_factory=list)
+    trailing_basis: Literal["price", "margin"] = "margin"
+
+    @classmethod
+    def of(cls, plan: OrderPlan) -> SignalPlan:
+        return cls(
+            entries=plan.prices.tolist(), qty_per_equity=plan.qty_per_equity.tolist(),
+            stop_loss=plan.stop_loss, take_profit=plan.take_profit, leverage=plan.leverage,
+            expire_s=plan.expire_s, trailing=list(plan.trailing),
+            trailing_basis=plan.trailing_basis,
+        )  # fmt: skip
+
+
 class Signal(BaseModel):
     """A typed signal for the live path: what `Strategy.decide` returns."""
 
@@ -218,6 +243,7 @@ class Signal(BaseModel):
     take_profit_pct: float | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     reason: str = ""
+    plan: SignalPlan | None = None  # the newest bar's OrderPlan, for a strategy that plans
 
 
 class Strategy(ABC, Generic[P]):
@@ -270,4 +296,5 @@ class Strategy(ABC, Generic[P]):
             side="long" if side > 0 else "short", price=float(bars.close[-1]),
             stop_loss_pct=last(frame.sl_pct), take_profit_pct=last(frame.tp_pct),
             params=self.params.model_dump(), reason=frame.reason,
+            plan=next((SignalPlan.of(p) for p in frame.plans or () if p.bar == len(bars) - 1), None),
         )  # fmt: skip
