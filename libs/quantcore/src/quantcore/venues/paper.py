@@ -90,6 +90,7 @@ class PaperVenue:
 
     async def place_orders(self, orders: Sequence[OrderRequest]) -> list[Order]:
         quotes = await self.prices.quotes()
+        opens = await self._bar_opens(orders)
         out: list[Order] = []
         # not waiting for the WAL flush: the caller's next ordinary commit flushes it; a database
         # crash before that loses the order with the caller's own rows, and it is placed again
@@ -99,10 +100,35 @@ class PaperVenue:
                 if existing is not None:
                     out.append(_order(existing, duplicate=True))
                     continue
-                out.append(_order(await self._place(conn, req, quotes.get(req.symbol))))
+                out.append(
+                    _order(
+                        await self._place(
+                            conn, req, quotes.get(req.symbol), opens.get(req.order_link_id)
+                        )
+                    )
+                )
         return out
 
-    async def _place(self, conn: AsyncConnection[Any], req: OrderRequest, q: Quote | None) -> Row:
+    async def _bar_opens(self, orders: Sequence[OrderRequest]) -> dict[str, Decimal]:
+        """The reference price of the market orders that ask to fill at a bar's open
+        (`fill_from`): that bar's open while it is in progress; else they fill at the last
+        price (logged)."""
+        out: dict[str, Decimal] = {}
+        for req in orders:
+            if req.order_type is not OrderType.MARKET or req.fill_from is None:
+                continue
+            found = await self.prices.bar_open(req.symbol, req.fill_from)
+            if found is None:
+                log.info("bar open not available: filled at the last price",
+                         order_link_id=req.order_link_id, fill_from=req.fill_from.isoformat())  # fmt: skip
+                continue
+            out[req.order_link_id] = Decimal(str(found))
+        return out
+
+    async def _place(
+        self, conn: AsyncConnection[Any], req: OrderRequest, q: Quote | None,
+        bar_open: Decimal | None = None,
+    ) -> Row:  # fmt: skip
         now = _now()
         reason = None
         if q is None:
@@ -116,7 +142,7 @@ class PaperVenue:
         if reason or q is None:
             log.info("paper order rejected", order_link_id=req.order_link_id, reason=reason)
             return row
-        last = Decimal(str(q.last))
+        last = Decimal(str(q.last)) if bar_open is None else bar_open
         crosses = req.order_type is OrderType.MARKET or (
             req.price is not None and matching.marketable(req.side, req.price, last)
         )
