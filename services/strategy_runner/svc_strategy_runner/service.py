@@ -130,9 +130,14 @@ class StrategyRunner(Service):
                     continue
                 for sig in found:
                     published += await self.signal(st, sig)
+        firsts = [t for c in self.cursors.values() for t in c.first.values()]
+        through = [t for c in self.cursors.values() for t in c.decided.values()]
         self.status_info.update(
             coins=len(tape), signals=int(self.status_info.get("signals", 0)) + published,
-            decided_through=datetime.fromtimestamp(newest, UTC).isoformat() if newest else None,
+            newest_bar=datetime.fromtimestamp(newest, UTC).isoformat() if newest else None,
+            # every strategy has decided every coin through this bar close
+            decided_through=datetime.fromtimestamp(min(through), UTC).isoformat() if through else None,
+            decided_from=datetime.fromtimestamp(min(firsts), UTC).isoformat() if firsts else None,
         )  # fmt: skip
         return published
 

@@ -90,12 +90,14 @@ def signal_id(strategy: str, scanner_version: str, symbol: str, bar_close_s: int
 
 @dataclass
 class Cursor:
-    """The newest bar close (s) decided per coin for one strategy."""
+    """Per coin, for one strategy: the newest bar close (s) decided, and the first one (where
+    its live record starts: a backtest of the same window trades from there)."""
 
     decided: dict[str, int]
+    first: dict[str, int]
 
     def __init__(self) -> None:
-        self.decided = {}
+        self.decided, self.first = {}, {}
 
 
 def new_decisions(strategy: Strategy[Any], bars: Bars, cursor: Cursor, now_s: int) -> list[Signal]:
@@ -114,4 +116,5 @@ def new_decisions(strategy: Strategy[Any], bars: Bars, cursor: Cursor, now_s: in
         if sig is not None:
             out.append(sig)
     cursor.decided[bars.symbol] = int(close_s[-1])
+    cursor.first.setdefault(bars.symbol, int(close_s[first]))
     return out
