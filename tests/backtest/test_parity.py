@@ -30,6 +30,7 @@ from quantcore.backtest.runner import run_strategy
 from quantcore.backtest.tapes import RawCandles, check_and_shape
 from quantcore.db import conninfo
 from quantcore.store.backtests import load_candles
+from quantcore.store.control import ScannerScore, scanner_leaderboard
 from quantcore.strategies.base import Bars
 from quantcore.strategies.live import strategies_from
 from quantcore.testing import Sandbox
@@ -40,7 +41,7 @@ pytestmark = pytest.mark.e2e
 
 SYMBOL = "SOLUSDT"
 SPEC = "sma_cross(fast=3,slow=8)"
-STEPS = 40  # bars stepped through after the fleet settled
+STEPS = 45  # bars stepped through after the fleet settled
 TAKER, SLIP = 0.00055, 0.0005  # the paper venue's defaults (PAPER_TAKER_FEE_PCT, _SLIPPAGE_PCT)
 FLEET = ["simulator", "market_collector", "strategy_runner", "autotrader", "position_monitor"]
 ENV = {
@@ -99,6 +100,11 @@ def _stored_bars(settings: Any, until: datetime) -> Bars:
     return asyncio.run(read())
 
 
+async def _leaderboard(settings: Any) -> list[ScannerScore]:
+    async with await psycopg.AsyncConnection.connect(conninfo(settings)) as conn:
+        return await scanner_leaderboard(conn)
+
+
 def test_backtest_and_paper_fleet_make_the_same_signals_and_trades(
     fresh: Sandbox, tmp_path: Path
 ) -> None:
@@ -128,6 +134,7 @@ def test_backtest_and_paper_fleet_make_the_same_signals_and_trades(
             "SELECT signal_id, time, direction FROM signals WHERE scanner = 'sma_cross' "
             "ORDER BY time"
         )
+        version = fleet.scalar("SELECT version FROM scanners WHERE name = 'sma_cross'")
         decisions = dict(fleet.sql("SELECT signal_id, decision FROM autotrader_decisions"))
         orders = {
             link: (side, float(px))
@@ -137,6 +144,18 @@ def test_backtest_and_paper_fleet_make_the_same_signals_and_trades(
             )
         }
         bars = _stored_bars(fresh.settings, datetime.fromtimestamp(last, UTC))
+        # the position monitor books the trades: every one but the open one closed
+        traded = sum(1 for sid, _, _ in signals if decisions.get(sid) == "traded")
+        eventually(lambda: fleet.scalar("SELECT count(*) FROM trades WHERE scanner = 'sma_cross' "
+                                        "AND status = 'closed'") >= traded - 1, timeout=60)  # fmt: skip
+        booked = {
+            sid: (status, reason, entry, exit_)
+            for sid, status, reason, entry, exit_ in fleet.sql(
+                "SELECT signal_id, status, close_reason, entry_price::float8, exit_price::float8 "
+                "FROM trades WHERE scanner = 'sma_cross'"
+            )
+        }
+        board = asyncio.run(_leaderboard(fresh.settings))
 
     # --- the backtest: the same plug-in on the db tape of what the fleet stored ---------------
     assert int(bars.close_s[-1]) == last, "the tape ends at the last bar the fleet decided"
@@ -169,13 +188,21 @@ def test_backtest_and_paper_fleet_make_the_same_signals_and_trades(
         side, px = orders[f"{by_time[at].hex}e00"]
         assert side == ("buy" if t.side[i] > 0 else "sell")
         assert px == pytest.approx(float(t.entry_price[i]), rel=1e-9), f"entry at {at}"
+        status, reason, entry, exit_ = booked[by_time[at]]
+        assert entry == pytest.approx(float(t.entry_price[i]), rel=1e-9)  # the trade log agrees
         if t.reason[i] == "reverse":  # closed by the next signal's reversal, at its fill bar
             x_at = int(start[t.exit_bar[i]])
             x_side, x_px = orders[f"{by_time[x_at].hex}x00"]
             assert x_side == ("sell" if t.side[i] > 0 else "buy")
             assert x_px == pytest.approx(float(t.exit_price[i]), rel=1e-9), f"exit at {x_at}"
+            assert (status, reason) == ("closed", "signal")
+            assert exit_ == pytest.approx(float(t.exit_price[i]), rel=1e-9)
         compared += 1
     assert compared >= 2
+    # on the scanner leaderboard under its name and version: every signal, every closed trade
+    [row] = [b for b in board if b.scanner == "sma_cross"]
+    assert row.scanner_version == version and row.signals == len(live)
+    assert row.trades == sum(1 for v in booked.values() if v[0] == "closed") >= compared - 1
     print(
         f"\nparity: {len(live)} signals, {compared} trades compared over {last - first + 60} s of "
         f"market ({len(bars) - k0} bars); fleet settled in {settled_s:.0f} s, stepped in "

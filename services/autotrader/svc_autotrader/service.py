@@ -222,7 +222,7 @@ class Autotrader(Service):
         requests = []
         if relation == "opposite" and pos is not None:
             requests.append(OrderRequest(
-                f"{sig.signal_id.hex}x00", sig.symbol, order_side, OrderType.MARKET, pos.size,
+                plugin.close_link_id(sig.signal_id), sig.symbol, order_side, OrderType.MARKET, pos.size,
                 reduce_only=True, fill_from=sig.time,
             ))  # fmt: skip
         # decided at the bar's close: the paper venue fills at the next bar's open (the

@@ -263,7 +263,7 @@ STREAM_POSITIONS = "positions"
 
 Direction = Literal["long", "short"]
 VenueName = Literal["paper", "testnet", "live"]
-CloseReason = Literal["tp", "sl", "trailing_sl", "liquidation", "manual", "cancelled"]
+CloseReason = Literal["tp", "sl", "trailing_sl", "liquidation", "manual", "cancelled", "signal"]
 
 
 class _PositionEvent(Event):

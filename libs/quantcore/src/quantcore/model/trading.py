@@ -104,6 +104,7 @@ class CloseReason(StrEnum):
     LIQUIDATION = "liquidation"
     MANUAL = "manual"
     CANCELLED = "cancelled"  # the entry never filled
+    SIGNAL = "signal"  # a strategy plug-in's opposite signal closed it (a reversal)
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,12 @@ target are distances in percent from the fill price."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Literal
 
+from quantcore.model.trading import Fill
 from quantcore.trading.sizing import capped_qty, floor_to_step
 
 Held = Literal["same", "opposite", "none"]
@@ -38,3 +41,31 @@ def market_qty(
     return floor_to_step(
         capped_qty(float("inf"), price, equity, leverage, max_margin_pct), qty_step
     )
+
+
+CLOSE_TAG = "x00"  # order_link_id = signal id hex + this: a reversal's reduce-only close
+
+
+def close_link_id(signal_id: uuid.UUID) -> str:
+    """The order id of the close a reversal places before its entry (≤ 36 chars)."""
+    return f"{signal_id.hex}{CLOSE_TAG}"
+
+
+def is_signal_close(order_link_id: str | None) -> bool:
+    return (
+        order_link_id is not None and len(order_link_id) == 35 and order_link_id.endswith(CLOSE_TAG)
+    )
+
+
+def own_fills(fills: Sequence[Fill], signal_id: uuid.UUID | None) -> list[Fill]:
+    """A trade's fills among a coin's: a reversal books the next trade's entry at the same
+    moment, on the closing side; that fill (another signal's order) is not this trade's.
+    Fills without an order id (the venue's SL/TP, liquidation, funding) and reversal closes
+    are kept; a trade without a signal (manual) keeps them all."""
+    if signal_id is None:
+        return list(fills)
+    mine = signal_id.hex
+    return [
+        f for f in fills
+        if f.order_link_id is None or f.order_link_id.startswith(mine) or is_signal_close(f.order_link_id)
+    ]  # fmt: skip
