@@ -25,7 +25,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from quantcore.errors import Rejected, TemporaryError
+from quantcore.errors import ExternalError, Rejected, TemporaryError
 from quantcore.logging import get_logger
 from quantcore.math import matching
 from quantcore.model.trading import (
@@ -117,7 +117,11 @@ class PaperVenue:
         for req in orders:
             if req.order_type is not OrderType.MARKET or req.fill_from is None:
                 continue
-            found = await self.prices.bar_open(req.symbol, req.fill_from)
+            try:
+                found = await self.prices.bar_open(req.symbol, req.fill_from)
+            except ExternalError as exc:  # the market data hiccuped: the last price, as before
+                log.warning("bar open unreadable", symbol=req.symbol, error=str(exc)[:200])
+                found = None
             if found is None:
                 log.info("bar open not available: filled at the last price",
                          order_link_id=req.order_link_id, fill_from=req.fill_from.isoformat())  # fmt: skip
