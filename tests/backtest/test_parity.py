@@ -40,7 +40,7 @@ from tests.e2e.harness import RunningFleet, running_fleet
 pytestmark = pytest.mark.e2e
 
 SYMBOL = "SOLUSDT"
-SPEC = "sma_cross(fast=3,slow=8)"
+SPEC = "sma_cross(fast=2,slow=5)"  # crosses often: several trades in 45 bars
 STEPS = 45  # bars stepped through after the fleet settled
 TAKER, SLIP = 0.00055, 0.0005  # the paper venue's defaults (PAPER_TAKER_FEE_PCT, _SLIPPAGE_PCT)
 FLEET = ["simulator", "market_collector", "strategy_runner", "autotrader", "position_monitor"]
@@ -50,7 +50,6 @@ ENV = {
     "STRATEGIES": SPEC, "STRATEGY_SYMBOLS": SYMBOL, "STRATEGY_INTERVAL_S": "0.5",
     "STRATEGY_WINDOW_MIN": "60", "AUTOTRADE_STRATEGIES": "sma_cross",
     "SIGNAL_MAX_AGE_S": "86400",  # simulated time runs ahead of the wall clock here
-    "TRAILING_LADDER": "100000:0",  # the hunter's trailing stop is not a plug-in rule
     "POSITION_MONITOR_INTERVAL_S": "1",
 }  # fmt: skip
 

@@ -214,6 +214,8 @@ class PositionMonitor(Service):
             await pstore.update_open(
                 conn, t["trade_id"], pos.avg_price, pos.size, run.best_pct, run.worst_pct
             )
+        if plugin.keeps_its_levels(t.get("metadata")):
+            return  # a strategy plug-in's levels stay as its strategy set them (no ladder)
         current = float(pos.stop_loss) if pos.stop_loss is not None else (
             float(t["stop_loss"]) if t["stop_loss"] is not None else None)  # fmt: skip
         update = monitor.trailing_update(

@@ -69,3 +69,10 @@ def own_fills(fills: Sequence[Fill], signal_id: uuid.UUID | None) -> list[Fill]:
         f for f in fills
         if f.order_link_id is None or f.order_link_id.startswith(mine) or is_signal_close(f.order_link_id)
     ]  # fmt: skip
+
+
+def keeps_its_levels(trade_metadata: dict[str, object] | None) -> bool:
+    """A plug-in's trade (the autotrader marks its metadata with the strategy) keeps the stop
+    and target its strategy gave, as in the backtest: the trailing ladder is the liquidation
+    hunter's rule, not every strategy's."""
+    return bool(trade_metadata and trade_metadata.get("strategy"))
