@@ -89,3 +89,28 @@ async def test_plugin_signals_are_traded_with_the_backtest_rules(
     finally:
         await svc.venue.close()
         await svc.market.aclose()
+
+
+async def test_a_reversal_never_closes_a_position_that_is_not_the_plugins(
+    fresh: Sandbox,
+    fresh_pool: AsyncConnectionPool,
+    fresh_redis: Redis,
+    bybit: FakeBybit,  # noqa: F811
+) -> None:
+    from quantcore.model.trading import OrderRequest, OrderType
+
+    svc = autotrader(fresh, fresh_pool, fresh_redis, bybit, autotrade_strategies="scanner_oi")
+    try:
+        # the owner's own long, placed at the venue by hand (no trade row of ours yet)
+        await svc.venue.place_orders(
+            [OrderRequest("by-hand-1", SYMBOL, Side.BUY, OrderType.MARKET, Decimal("1"))]
+        )
+        short = plugin_signal("short")
+        await svc.decide_plugin(short)
+        verdict, reason = await decision(fresh_pool, short)
+        assert verdict == "refused" and "not scanner_oi: no reversal" in (reason or "")
+        [pos] = await svc.venue.positions()
+        assert (pos.side, pos.size) == (Side.BUY, Decimal("1"))  # untouched
+    finally:
+        await svc.venue.close()
+        await svc.market.aclose()

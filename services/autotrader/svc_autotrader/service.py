@@ -262,13 +262,14 @@ class Autotrader(Service):
             detail: dict[str, Any] = {"strategy": sig.strategy, "reversal": reversing}
             if reversing:
                 held = await store.held_trade(conn, venue, sig.symbol)
-                if held is not None and held.scanner != sig.scanner:
-                    await self._record(conn, sig, "refused", f"{sig.symbol} is held by "
-                                       f"{held.scanner or 'a manual trade'}, not {sig.scanner}",
-                                       None, detail)  # fmt: skip
+                if held is None or held.scanner != sig.scanner:  # never close what is not ours
+                    owner = "a position without a trade of ours" if held is None else (
+                        held.scanner or "a manual trade")  # fmt: skip
+                    await self._record(conn, sig, "refused", f"{sig.symbol} is held by {owner}, "
+                                       f"not {sig.scanner}: no reversal", None, detail)  # fmt: skip
                     return None
                 open_symbols = open_symbols - {sig.symbol}
-                used -= held.margin if held is not None else 0.0
+                used -= held.margin
             state = risk.RiskState(
                 equity=equity, open_symbols=open_symbols, used_margin=used,
                 realised_today=exp.realised_today, kill_switch=ks.reason if ks.active else None,
