@@ -22,9 +22,9 @@ pytestmark = pytest.mark.e2e
 
 SPEC = "sma_cross(fast=2,slow=3)"  # crosses often: a signal within minutes
 ENV = {
-    "SIM_COINS": "3", "SIM_HISTORY_DAYS": "0.05", "BACKFILL_MAX_DAYS": "0.05",
-    "SIM_SPEED": "6", "STRATEGIES": SPEC, "STRATEGY_SYMBOLS": "SOLUSDT",
-    "STRATEGY_INTERVAL_S": "1", "STRATEGY_WINDOW_MIN": "30",
+    "SIM_COINS": "3", "SIM_HISTORY_DAYS": "0.08", "BACKFILL_MAX_DAYS": "0.08",
+    "SIM_SPEED": "6", "STRATEGIES": f"{SPEC},scanner_oi", "STRATEGY_SYMBOLS": "SOLUSDT",
+    "STRATEGY_INTERVAL_S": "1", "STRATEGY_WINDOW_MIN": "90",
 }  # fmt: skip
 
 
@@ -55,6 +55,15 @@ def test_runner_on_the_simulator_publishes_signals_tagged_with_name_and_version(
         registered = fleet.sql(
             "SELECT name, version, params FROM scanners WHERE name = 'sma_cross'"
         )
+        # scanner_oi (reads open interest: waits for the snapshot at each bar's close) keeps
+        # up too: every strategy has decided the coin through a bar after the first signal
+        first_at = rows[0][1]
+        eventually(
+            lambda: (fleet.scalar("SELECT info->>'decided_through' FROM service_heartbeats "
+                                  "WHERE service = 'strategy_runner'") or "") > first_at.isoformat(),
+            timeout=180, interval=1,
+        )  # fmt: skip
+        assert fleet.scalar("SELECT count(*) FROM scanners WHERE name = 'scanner_oi'") == 1
         published = eventually(
             lambda: [p for p in _published(box) if p["_type"] == "signal.strategy"]
         )
