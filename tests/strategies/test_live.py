@@ -93,3 +93,16 @@ def test_signal_ids_are_one_per_strategy_version_coin_and_bar() -> None:
     assert len({a, signal_id("sma_cross", "1+abd", "SOLUSDT", t),
                 signal_id("sma_cross", "1+abc", "SOLUSDT", t + 60),
                 signal_id("scanner_oi", "1+abc", "SOLUSDT", t)}) == 4  # fmt: skip
+
+
+def test_a_look_with_nothing_new_decides_nothing() -> None:
+    """Most looks find no newly closed bar: nothing is decided, the cursor stays (a bug made
+    such a look fail and the next one lose the signals it had found)."""
+    bars = sim_tape(0.05, seed=5, coins=1)[0]
+    [st] = strategies_from("sma_cross(fast=2,slow=3)")
+    cursor = Cursor()
+    now = int(bars.close_s[-1])
+    new_decisions(st, bars, cursor, now)
+    assert new_decisions(st, bars, cursor, now) == []
+    assert new_decisions(st, bars.window(0, len(bars) - 5), cursor, now) == []  # a shorter read
+    assert cursor.decided[bars.symbol] == now and cursor.first[bars.symbol] == now

@@ -122,14 +122,23 @@ class StrategyRunner(Service):
                 known_s = closed_s
                 if "open_interest" in st.needs:  # the bar's OI snapshot must be in first
                     known_s = min(known_s, oi_known.get(bars.symbol, 0))
+                cursor = self.cursors[st.name]
+                before = cursor.decided.get(bars.symbol)
                 try:
-                    found = new_decisions(st, bars, self.cursors[st.name], known_s)
-                except (ValueError, FloatingPointError) as exc:
-                    self.log.warning("strategy refused the bars", strategy=st.name,
-                                     symbol=bars.symbol, error=str(exc)[:300])  # fmt: skip
+                    found = new_decisions(st, bars, cursor, known_s)
+                except Exception as exc:  # a plug-in's own error: the others carry on
+                    self.log.warning("strategy failed on the bars", strategy=st.name,
+                                     symbol=bars.symbol, error=f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
                     continue
-                for sig in found:
-                    published += await self.signal(st, sig)
+                try:
+                    for sig in found:
+                        published += await self.signal(st, sig)
+                except Exception:  # not written or not published: decided again next look
+                    if before is None:  # (same ids: a signal already written is kept once)
+                        cursor.decided.pop(bars.symbol, None)
+                    else:
+                        cursor.decided[bars.symbol] = before
+                    raise
         firsts = [t for c in self.cursors.values() for t in c.first.values()]
         through = [t for c in self.cursors.values() for t in c.decided.values()]
         self.status_info.update(

@@ -110,11 +110,14 @@ def new_decisions(strategy: Strategy[Any], bars: Bars, cursor: Cursor, now_s: in
     close_s = bars.close_s[:closed]
     last = cursor.decided.get(bars.symbol)
     first = closed - 1 if last is None else int((close_s <= last).sum())
+    if first >= closed:
+        return []  # nothing closed since the last look
     out = []
     for k in range(first, closed):
         sig = strategy.decide(bars.window(0, k + 1))
         if sig is not None:
             out.append(sig)
     cursor.decided[bars.symbol] = int(close_s[-1])
-    cursor.first.setdefault(bars.symbol, int(close_s[first]))
+    if bars.symbol not in cursor.first:
+        cursor.first[bars.symbol] = int(close_s[first])
     return out
