@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from quantcore.venues.prices import Quote
@@ -12,12 +14,16 @@ class StaticPrices:
 
     def __init__(self) -> None:
         self.book: dict[str, Quote] = {}
+        self.bars: dict[tuple[str, datetime], float] = {}  # (symbol, bar start) → its open
 
     def set(self, symbol: str, last: float, funding_rate_pct: float | None = 0.01) -> None:
         self.book[symbol] = Quote(symbol, last, last, funding_rate_pct)
 
     async def quotes(self) -> dict[str, Quote]:
         return dict(self.book)
+
+    async def bar_open(self, symbol: str, start: datetime) -> float | None:
+        return self.bars.get((symbol, start))
 
 
 @pytest.fixture

@@ -181,3 +181,27 @@ def test_average_fill() -> None:
     got = monitor.average_fill([entry_order(OrderStatus.FILLED, "1", "100"),
                                 entry_order(OrderStatus.FILLED, "3", "104")])  # fmt: skip
     assert got == (D(4), D(103))
+
+
+def test_a_reversal_close_is_reason_signal_and_the_next_entry_is_not_this_trades_fill() -> None:
+    """A plug-in's reversal: its reduce-only close (order id = the new signal + 'x00') closes
+    the old trade for reason `signal`; the new entry, booked at the same moment on the same
+    side, belongs to the next trade (its fee is not the old trade's)."""
+    import uuid
+    from dataclasses import replace
+
+    from quantcore.trading import plugin
+
+    old, new = uuid.uuid4(), uuid.uuid4()
+    opened = replace(fill(Side.BUY), order_link_id=f"{old.hex}e00")
+    close = replace(fill(Side.SELL), order_link_id=plugin.close_link_id(new))
+    entry = replace(fill(Side.SELL), order_link_id=f"{new.hex}e00")
+    funding = fill(Side.BUY, ExecKind.FUNDING)
+    fills = [opened, funding, close, entry]
+    assert monitor.close_reason("long", fills, False) is CloseReason.SIGNAL
+    assert plugin.own_fills(fills, old) == [opened, funding, close]
+    assert plugin.own_fills(fills, None) == fills  # a manual trade keeps them all
+    # the owner's own close (another order id, no trigger) stays manual
+    hand = replace(fill(Side.SELL), order_link_id="my-own-close")
+    assert monitor.close_reason("long", [opened, hand], False) is CloseReason.MANUAL
+    assert not plugin.is_signal_close(f"{new.hex}e00") and not plugin.is_signal_close(None)

@@ -188,3 +188,26 @@ async def test_adding_reducing_and_flipping_follow_the_matching_rules(fresh_pool
     fees = (D(2) * 100 + D(2) * 110 + D(1) * 120 + D(3) * 120) * D("0.001")
     assert closed.closed_pnl == D(60) - fees
     assert pos.fees == D(2) * 120 * D("0.001")
+
+
+async def test_a_bar_close_decision_fills_at_the_next_bar_open_like_the_backtest(
+    fresh_pool, prices
+) -> None:
+    """`fill_from`: a market order for a decision taken at a bar's close fills at the open of
+    the bar starting then (the backtester's rule, matching.signed_taker_price with slippage),
+    not at the last price the fleet's latency happens to meet; without that bar (a later one
+    exists already) it fills at the last price."""
+    fees = PaperFees(taker_pct=0.1, maker_pct=0.02, slippage_pct=0.05, default_leverage=10)
+    v = PaperVenue(fresh_pool, prices, start_equity=10_000, fees=fees)
+    bar = datetime(2026, 1, 1, 12, 1, tzinfo=UTC)
+    prices.set("SOLUSDT", 101.7)  # the market has moved on since the bar opened
+    prices.bars[("SOLUSDT", bar)] = 100.0
+    [o] = await v.place_orders(
+        [OrderRequest("m1", "SOLUSDT", "buy", "market", D("2"), fill_from=bar)]  # type: ignore[arg-type]
+    )
+    assert o.avg_fill_price == D("100.0") * (1 + D("0.0005"))  # the bar's open, slipped
+    late = bar + timedelta(minutes=5)  # no such bar in progress: the last price
+    [o2] = await v.place_orders(
+        [OrderRequest("m2", "SOLUSDT", "sell", "market", D("2"), reduce_only=True, fill_from=late)]  # type: ignore[arg-type]
+    )
+    assert o2.avg_fill_price == D("101.7") * (1 - D("0.0005"))

@@ -43,6 +43,7 @@ from quantcore.model.events import (
     STREAM_SIGNALS,
     HeatmapRefreshRequested,
     HeatmapsRefreshed,
+    StrategySignalled,
     TradeSignalled,
 )
 from quantcore.model.plan import (
@@ -60,10 +61,11 @@ from quantcore.scan.rank_inputs import read_rank_inputs
 from quantcore.service import Service, ServiceContext
 from quantcore.store import trades as store
 from quantcore.store.paper_venue import PaperBooks
-from quantcore.trading import risk
+from quantcore.trading import plugin, risk
 from quantcore.trading.decision import DecisionSettings, decide
 from quantcore.trading.guard import enforce_daily_loss
 from quantcore.trading.killswitch import KillSwitch, KillSwitchState
+from quantcore.trading.sizing import round_to_tick
 from quantcore.venues.factory import make_venue
 
 RISK_LOCK = 0x5EA1_7AD3  # pg advisory lock: one entry decision at a time across replicas
@@ -115,13 +117,23 @@ class Autotrader(Service):
         """A batch is decided concurrently (waits on the venue and the database overlap); the
         shared risk lock and the per-signal decision key keep the outcome the same as in turn."""
         signals = [d for d in deliveries if isinstance(d.event, TradeSignalled)]
+        # a plug-in's signals in turn, in stream order: a reversal reads the position the
+        # previous one left
+        plugin_signals = [d for d in deliveries if isinstance(d.event, StrategySignalled)]
         results = await asyncio.gather(
             *(self._decide_limited(d.event, d.envelope.correlation_id) for d in signals),  # type: ignore[arg-type]
+            self._decide_plugins(plugin_signals),
             return_exceptions=True,
         )
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]  # the bus redelivers the batch; decided signals are not decided again
+
+    async def _decide_plugins(self, deliveries: list[Delivery]) -> None:
+        for d in deliveries:
+            assert isinstance(d.event, StrategySignalled)
+            with correlation(d.envelope.correlation_id):
+                await self.decide_plugin(d.event, d.envelope.correlation_id)
 
     async def _decide_limited(self, sig: TradeSignalled, correlation_id: str) -> None:
         async with self.gate:
@@ -190,6 +202,150 @@ class Autotrader(Service):
             vertical="perps", signal_id=str(sig.signal_id), trade_id=str(trade_id),
         )  # fmt: skip
 
+    # --- strategy plug-ins (signal.strategy) -----------------------------------------------------
+
+    async def decide_plugin(self, sig: StrategySignalled, correlation_id: str = "") -> None:
+        """A plug-in's signal, traded the way the backtester trades it (quantcore.trading.plugin):
+        a market entry; the side already held is kept; the opposite side is a reversal (a
+        reduce-only market close, then the entry, in one call to the venue); stop and target
+        set from the fill. Only plug-ins named in AUTOTRADE_STRATEGIES are traded."""
+        decided, ks = await asyncio.gather(
+            self.decided_before(sig.signal_id), self.killswitch.state()
+        )
+        if decided:  # redelivered: a 'traded' one had its unplaced orders placed
+            return
+        reason = self.skip_reason(sig) or self.kill_switch_refusal(ks)
+        if reason is None and sig.strategy not in self.ctx.settings.autotraded_strategies:
+            reason = (
+                "skipped",
+                f"{sig.strategy} is not in AUTOTRADE_STRATEGIES: recorded, not traded",
+            )
+        if reason is not None:
+            await self.record(sig, reason[0], reason[1])
+            return
+        side = 1 if sig.direction == "long" else -1
+        try:
+            equity = await self.account_equity()
+            rules = await self.instrument(sig.symbol)
+            held = await self.venue.positions(sig.symbol)
+        except (ExternalError, LookupError) as exc:
+            await self.record(sig, "skipped", f"cannot trade: {exc}")
+            return
+        pos = next((p for p in held if p.size > 0), None)
+        held_side = 0 if pos is None else (1 if pos.side is Side.BUY else -1)
+        relation = plugin.held_relation(held_side, side)
+        if relation == "same":
+            await self.record(sig, "skipped", f"already {sig.direction} on {sig.symbol}: the "
+                              "position held is kept (a repeated entry is ignored, as in the backtest)")  # fmt: skip
+            return
+        s = self.ctx.settings
+        qty = plugin.market_qty(equity, sig.price, s.trade_leverage, s.max_trade_equity_pct,
+                                rules.qty_step)  # fmt: skip
+        if qty <= 0 or qty < Decimal(str(rules.min_qty)):
+            await self.record(sig, "refused", f"size_zero: {qty} below the minimum {rules.min_qty}")
+            return
+        order_side = Side.BUY if side > 0 else Side.SELL
+        requests = []
+        if relation == "opposite" and pos is not None:
+            requests.append(OrderRequest(
+                plugin.close_link_id(sig.signal_id), sig.symbol, order_side, OrderType.MARKET, pos.size,
+                reduce_only=True, fill_from=sig.time,
+            ))  # fmt: skip
+        # decided at the bar's close: the paper venue fills at the next bar's open (the
+        # backtester's rule), a real venue at its market
+        entry = OrderRequest(
+            store.order_link_id_for(sig.signal_id), sig.symbol, order_side, OrderType.MARKET, qty,
+            fill_from=sig.time,
+        )  # fmt: skip
+        requests.append(entry)
+        margin = float(qty) * sig.price / s.trade_leverage
+        trade_id = await self.commit_plugin(sig, requests, margin, equity, ks, correlation_id,
+                                            reversing=relation == "opposite")  # fmt: skip
+        if trade_id is None:
+            return
+        await self.send(requests)
+        await self.plugin_levels(sig, trade_id, entry.order_link_id, side, rules.tick_size)
+        await self.ctx.journal(
+            "entry_planned", f"{sig.strategy}: {sig.direction} {sig.symbol} at market, qty {qty}"
+            + (" (reversal)" if relation == "opposite" else ""), symbol=sig.symbol,
+            vertical="perps", signal_id=str(sig.signal_id), trade_id=str(trade_id),
+        )  # fmt: skip
+
+    async def commit_plugin(
+        self, sig: StrategySignalled, requests: list[OrderRequest], margin: float, equity: float,
+        ks: KillSwitchState, correlation_id: str, reversing: bool,
+    ) -> uuid.UUID | None:  # fmt: skip
+        """Risk guards and the trade + order rows under the shared lock (a reversal's own coin
+        and margin do not count: the close goes first in the same venue call)."""
+        venue = self.venue.name
+        trade_id = store.trade_id_for(sig.signal_id)
+        async with self.ctx.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (RISK_LOCK,))
+            exp = await store.exposure_unless_decided(conn, sig.signal_id, venue, self.day_start())
+            if isinstance(exp, str):  # decided meanwhile (a replica): its decision stands
+                return None
+            open_symbols, used = exp.open_symbols, exp.used_margin
+            detail: dict[str, Any] = {"strategy": sig.strategy, "reversal": reversing}
+            if reversing:
+                held = await store.held_trade(conn, venue, sig.symbol)
+                if held is None or held.scanner != sig.scanner:  # never close what is not ours
+                    owner = "a position without a trade of ours" if held is None else (
+                        held.scanner or "a manual trade")  # fmt: skip
+                    await self._record(conn, sig, "refused", f"{sig.symbol} is held by {owner}, "
+                                       f"not {sig.scanner}: no reversal", None, detail)  # fmt: skip
+                    return None
+                open_symbols = open_symbols - {sig.symbol}
+                used -= held.margin
+            state = risk.RiskState(
+                equity=equity, open_symbols=open_symbols, used_margin=used,
+                realised_today=exp.realised_today, kill_switch=ks.reason if ks.active else None,
+                unrealised=self.unrealised_value,
+            )  # fmt: skip
+            refusal = risk.refusal(state, self.limits, sig.symbol, margin)
+            if refusal is not None:
+                await self._record(conn, sig, "refused", refusal, None, detail)
+                return None
+            entry = requests[-1]
+            await store.insert_pending_trade(conn, {
+                "trade_id": trade_id, "signal_id": sig.signal_id, "agent": self.agent_name,
+                "agent_version": self.version, "scanner": sig.scanner,
+                "scanner_version": sig.scanner_version, "source": "auto", "venue": venue,
+                "symbol": sig.symbol, "direction": sig.direction,
+                "leverage": Decimal(str(self.ctx.settings.trade_leverage)), "qty": entry.qty,
+                "margin": Decimal(str(round(margin, 8))), "status": "pending",
+                "correlation_id": correlation_id or None,
+                "metadata": {"strategy": sig.strategy, "strategy_version": sig.strategy_version,
+                             "reversal": reversing},
+            })  # fmt: skip
+            await store.insert_created_orders(conn, [
+                (r.order_link_id, venue, sig.signal_id, trade_id, r.symbol, r.side, r.order_type,
+                 r.qty, None, TimeInForce.GTC, r.reduce_only, None, None, None,
+                 OrderStatus.SUBMITTING, self.agent_name)
+                for r in requests
+            ])  # fmt: skip
+            await self._record(conn, sig, "traded", None, trade_id, detail)
+        return trade_id
+
+    async def plugin_levels(
+        self, sig: StrategySignalled, trade_id: uuid.UUID, link: str, side: int, tick: float
+    ) -> None:
+        """Stop and target from the entry's fill price (plugin.stop_levels), on the tick grid."""
+        if sig.stop_loss_pct is None and sig.take_profit_pct is None:
+            return
+        order = await self.venue.get_order(sig.symbol, link)
+        if order is None or order.avg_fill_price is None:
+            self.log.warning(
+                "entry not filled yet: no stop / target set", signal_id=str(sig.signal_id)
+            )
+            return
+        sl, tp = plugin.stop_levels(side, float(order.avg_fill_price), sig.stop_loss_pct,
+                                    sig.take_profit_pct)  # fmt: skip
+        d_sl = round_to_tick(sl, tick) if sl is not None else None
+        d_tp = round_to_tick(tp, tick) if tp is not None else None
+        await self.venue.set_trading_stop(sig.symbol, stop_loss=d_sl, take_profit=d_tp)
+        async with self.ctx.pool.connection() as conn:
+            await store.set_trade_levels(conn, trade_id, d_sl, d_tp)
+
     async def account_equity(self) -> float:
         """The venue's equity, refreshed every EQUITY_REFRESH_S in the background (a signal
         never waits for it unless it is older than EQUITY_MAX_AGE_S)."""
@@ -237,12 +393,15 @@ class Autotrader(Service):
     async def kill_switch_reason(
         ks_task: asyncio.Future[KillSwitchState],
     ) -> tuple[str, str] | None:
-        ks = await ks_task
+        return Autotrader.kill_switch_refusal(await ks_task)
+
+    @staticmethod
+    def kill_switch_refusal(ks: KillSwitchState) -> tuple[str, str] | None:
         if not ks.active:
             return None
         return "refused", f"kill switch engaged: {ks.reason or 'no reason given'}"
 
-    def skip_reason(self, sig: TradeSignalled) -> tuple[str, str] | None:
+    def skip_reason(self, sig: TradeSignalled | StrategySignalled) -> tuple[str, str] | None:
         s = self.ctx.settings
         age = (datetime.now(UTC) - sig.time).total_seconds()
         if age > s.signal_max_age_s:
@@ -405,7 +564,7 @@ class Autotrader(Service):
         async with self.ctx.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT * FROM orders WHERE signal_id = %s AND status = 'submitting' "
-                "ORDER BY ladder_index NULLS FIRST",
+                "ORDER BY reduce_only DESC, ladder_index NULLS FIRST",  # a reversal closes first
                 (signal_id,),
             )
             cols = [c.name for c in cur.description or []]
@@ -464,7 +623,11 @@ class Autotrader(Service):
         await self.place(signal_id)
 
     async def record(
-        self, sig: TradeSignalled, decision: str, reason: str, detail: dict[str, Any] | None = None
+        self,
+        sig: TradeSignalled | StrategySignalled,
+        decision: str,
+        reason: str,
+        detail: dict[str, Any] | None = None,
     ) -> None:
         async with self.ctx.pool.connection() as conn, conn.transaction():
             await self._record(conn, sig, decision, reason, None, detail or {})
@@ -474,7 +637,7 @@ class Autotrader(Service):
                                vertical="perps", signal_id=str(sig.signal_id))  # fmt: skip
 
     async def _record(
-        self, conn: Any, sig: TradeSignalled, decision: str, reason: str | None,
+        self, conn: Any, sig: TradeSignalled | StrategySignalled, decision: str, reason: str | None,
         trade_id: uuid.UUID | None, detail: dict[str, Any],
     ) -> None:  # fmt: skip
         await store.record_decision(

@@ -8,7 +8,7 @@ One leader (Redis lease, hot standbys) makes a pass every POSITION_MONITOR_INTER
 - open trades: excursions, the trailing ladder (TRAILING_LADDER on TRAILING_BASIS; the stop is
   moved at the venue first, then recorded, and only ever tightens → `position.stop_moved`);
 - a position gone from the venue → closed with the venue's closed PnL, the reason from its
-  executions (tp / sl / trailing_sl / liquidation / manual), PnL % on price and on margin;
+  executions (tp / sl / trailing_sl / liquidation / signal / manual), PnL % on price and on margin;
   then outcome learning (coin × timeframe success, scanner track record) → `position.closed`;
 - positions nobody opened here (the owner's manual trades) are imported as agent 'manual';
 - every EQUITY_SNAPSHOT_INTERVAL_S: `equity_snapshots` for the account and each agent.
@@ -51,7 +51,7 @@ from quantcore.service import Service, ServiceContext
 from quantcore.store import positions as pstore
 from quantcore.store import trades as tstore
 from quantcore.store.paper_venue import PaperBooks
-from quantcore.trading import monitor
+from quantcore.trading import monitor, plugin
 from quantcore.trading.monitor import PendingVerdict
 from quantcore.venues.factory import make_venue
 from quantcore.venues.paper import PaperVenue
@@ -219,6 +219,8 @@ class PositionMonitor(Service):
             await pstore.update_open(
                 conn, t["trade_id"], pos.avg_price, pos.size, run.best_pct, run.worst_pct
             )
+        if plugin.keeps_its_levels(t.get("metadata")):
+            return  # a strategy plug-in's levels stay as its strategy set them (no ladder)
         current = float(pos.stop_loss) if pos.stop_loss is not None else (
             float(t["stop_loss"]) if t["stop_loss"] is not None else None)  # fmt: skip
         update = monitor.trailing_update(
@@ -263,7 +265,7 @@ class PositionMonitor(Service):
             self.log.info("position gone but no closed PnL yet; next pass looks again",
                           symbol=t["symbol"], trade_id=str(t["trade_id"]))  # fmt: skip
             return
-        fills = await self.venue.executions(since, t["symbol"])
+        fills = plugin.own_fills(await self.venue.executions(since, t["symbol"]), t["signal_id"])
         moved = t["initial_stop_loss"] is not None and t["stop_loss"] != t["initial_stop_loss"]
         result = monitor.close_result(
             t["direction"], closes, fills, stop_moved=moved,

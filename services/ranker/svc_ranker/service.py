@@ -234,7 +234,7 @@ class Ranker(RegisteredScanner):
         now = now or datetime.now(UTC)
         async with self.ctx.pool.connection() as conn:
             pending = await store.unpublished_signals(
-                conn, now - REPUBLISH_WITHIN, now - REPUBLISH_AFTER
+                conn, now - REPUBLISH_WITHIN, now - REPUBLISH_AFTER, [self.name]
             )
         for raw in pending:
             event = TradeSignalled.model_validate(raw)

@@ -366,6 +366,22 @@ class Settings(BaseSettings):
     wick_window_max_d: float = Field(
         30.0, gt=0, description="wick stats use the timeframe's window, capped at this many days"
     )
+    strategies: str = Field(
+        "scanner_oi",
+        description="strategy_runner: plug-ins to run live, by name, with optional settings: "
+        "scanner_oi,sma_cross(fast=5,slow=20) (quant backtest --list shows them)",
+    )
+    strategy_interval_s: float = Field(
+        5.0, gt=0, description="strategy_runner: seconds between looks for newly closed bars"
+    )
+    strategy_window_min: int = Field(
+        240, ge=2, le=20_160,
+        description="strategy_runner: 1-min bars each decision reads (at least a plug-in's warm-up)",
+    )  # fmt: skip
+    strategy_symbols: str = Field(
+        "", description="strategy_runner: coins to run on, comma-separated (empty: every coin "
+        "with 1-min candles)",
+    )  # fmt: skip
     rank_interval_s: float = Field(60.0, gt=0, description="seconds between ranking cycles")
     ranker_lease_s: float = Field(
         10.0,
@@ -656,6 +672,11 @@ class Settings(BaseSettings):
     # --- trading: autotrader, risk, paper venue, position monitor ---
     autotrader_agent: str = Field(
         "liquidation_hunter", description="agent name the autotrader trades as (trades.agent)"
+    )
+    autotrade_strategies: str = Field(
+        "",
+        description="strategy plug-ins (strategy_runner) whose signals the autotrader trades, "
+        "comma-separated names; the others' signals are recorded as skipped (empty: none traded)",
     )
     trade_majors: str = Field(
         "BTCUSDT,ETHUSDT", description="comma-separated coins the autotrader never trades"
@@ -1044,6 +1065,14 @@ class Settings(BaseSettings):
     @property
     def majors(self) -> frozenset[str]:
         return frozenset(s.strip().upper() for s in self.trade_majors.split(",") if s.strip())
+
+    @property
+    def autotraded_strategies(self) -> frozenset[str]:
+        return frozenset(s.strip() for s in self.autotrade_strategies.split(",") if s.strip())
+
+    @property
+    def strategy_symbol_list(self) -> list[str]:
+        return [s.strip().upper() for s in self.strategy_symbols.split(",") if s.strip()]
 
     @property
     def trailing_steps(self) -> list[tuple[float, float]]:

@@ -20,6 +20,7 @@ FLEET_ORDER = [
     "spike_scanner",
     "cluster_scanner",
     "ranker",
+    "strategy_runner",
     "autotrader",
     "position_monitor",
     "broadcaster",

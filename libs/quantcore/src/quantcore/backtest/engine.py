@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quantcore.math import matching
+from quantcore.math.matching import signed_taker_price as taker
 from quantcore.model.trading import Side, Trigger
 from quantcore.strategies.base import Bars, OrderPlan, SignalFrame
 from quantcore.trading import monitor, trailing
@@ -181,9 +182,9 @@ def _run_reversals(bars: Bars, frame: SignalFrame, costs: Costs) -> Result:
     if k == 0:
         return _run_loop(bars, SignalFrame(entry=np.zeros(n, dtype=np.int8)), costs)
     f = d + 1
-    fill = o[f] * (1 + s * slip)
+    fill = taker(s, o[f], slip)
     x_bar = np.append(f[1:], n - 1).astype(np.int64)
-    exit_px = np.append(o[f[1:]], c[n - 1]) * (1 - s * slip)
+    exit_px = taker(-s, np.append(o[f[1:]], c[n - 1]), slip)
     held_to = np.append(f[1:], n)
     u = size / (fill * (1 + comm))  # units per unit of equity at the fill
     # funding per unit held, settled at each close; cum[j] = paid over closes 0..j−1
@@ -244,7 +245,7 @@ def _run_loop(bars: Bars, frame: SignalFrame, costs: Costs) -> Result:
             break
         side = int(entry[d])
         f_i = d + 1
-        fill = o[f_i] * (1 + side * slip)
+        fill = taker(side, o[f_i], slip)
         units = size * eq / (fill * (1 + comm))
         entry_fee = comm * units * fill
         sl = fill * (1 - side * sl_pct[d] / 100) if sl_pct is not None else np.nan
@@ -266,7 +267,7 @@ def _run_loop(bars: Bars, frame: SignalFrame, costs: Costs) -> Result:
             gap_tp = later and has_tp and (o[x_i] >= tp if side > 0 else o[x_i] <= tp)
             touched_sl = has_sl and (lo[x_i] <= sl if side > 0 else h[x_i] >= sl)
             if gap_sl or (touched_sl and not gap_tp):  # both inside one bar: the stop first
-                exit_px = (o[x_i] if gap_sl else sl) * (1 - side * slip)
+                exit_px = taker(-side, o[x_i] if gap_sl else sl, slip)
                 reason = "stop_loss"
             else:
                 exit_px = o[x_i] if gap_tp else tp
@@ -275,13 +276,13 @@ def _run_loop(bars: Bars, frame: SignalFrame, costs: Costs) -> Result:
             cursor = x_i
         elif decided < n - 1:
             x_i = decided + 1
-            exit_px = o[x_i] * (1 - side * slip)
+            exit_px = taker(-side, o[x_i], slip)
             reason = "reverse" if decided == opp and decided != ex else "signal"
             held_to = x_i  # open at the closes of f_i..decided
             cursor = decided if reason == "reverse" else decided + 1
         else:
             x_i = n - 1
-            exit_px = c[x_i] * (1 - side * slip)
+            exit_px = taker(-side, c[x_i], slip)
             reason = "end"
             held_to = n  # closed at the last close itself
             cursor = n

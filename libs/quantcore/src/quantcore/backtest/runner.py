@@ -16,12 +16,12 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import ValidationError
 
 from quantcore.backtest import metrics as mx
 from quantcore.backtest.engine import Costs, Result, run
 from quantcore.backtest.lookahead import lookahead_violations
-from quantcore.strategies import Bars, Strategy, load_strategy, prefetch
+from quantcore.strategies import Bars, Strategy, live, load_strategy, prefetch
+from quantcore.strategies.live import parse_value
 
 F = NDArray[np.float64]
 LOOKAHEAD_PREFIX = 3_000  # bars of the first coin the plug-in self-check runs on
@@ -30,14 +30,6 @@ OBJECTIVES = ("pnl_pct", "sharpe", "sortino", "profit_factor")
 
 class BadInput(ValueError):
     """Input the backtester refuses (exit code 2 in the CLI)."""
-
-
-def parse_value(text: str) -> Any:
-    """A setting from the command line: JSON (numbers, null, true) or a bare string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def parse_settings(items: Sequence[str]) -> dict[str, Any]:
@@ -69,15 +61,12 @@ def strategy_class(name: str) -> type[Strategy[Any]]:
 
 
 def make_strategy(name: str, settings: dict[str, Any]) -> Strategy[Any]:
-    """The strategy with these settings, or BadInput naming what is wrong."""
-    cls = strategy_class(name)
+    """The strategy with these settings, or BadInput naming what is wrong (the live runner's
+    rule: quantcore.strategies.live.make_strategy)."""
     try:
-        return cls.from_settings(settings)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
-        )
-        raise BadInput(f"{name}: bad setting(s): {problems}") from None
+        return live.make_strategy(name, settings)
+    except live.StrategyError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def params_hash(strategy: Strategy[Any]) -> str:

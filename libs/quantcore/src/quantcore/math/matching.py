@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from quantcore.model.trading import Side, Trigger
 
 ONE = Decimal(1)
 MAINTENANCE_MARGIN = Decimal("0.005")  # Bybit's lowest tier for most linear perps
 FUNDING_EVERY = timedelta(hours=8)  # 00/08/16 UTC
+T = TypeVar("T")
 
 
 def sign(side: Side) -> int:
@@ -23,10 +25,19 @@ def sign(side: Side) -> int:
     return 1 if side is Side.BUY else -1
 
 
+def signed_taker_price(direction: Any, price: T, slippage: Any) -> T:
+    """A market fill: `price` moved against the taker by `slippage` (a fraction), `direction` +1
+    for a buy, −1 for a sell — Decimal, float or NumPy arrays alike. The paper venue fills at
+    the reference price it has (the last price, or the next bar's open for a bar-close
+    decision); the backtester fills entries and exits at the next bar's open with it."""
+    out: T = price * (1 + direction * slippage)
+    return out
+
+
 def taker_price(side: Side, last: Decimal, slippage: Decimal) -> Decimal:
     """Where a market order fills: the last price moved against the taker by `slippage`
     (a fraction, 0.0005 = 0.05 %). A venue with a tick grid rounds it away from the taker."""
-    return last * (ONE + slippage) if side is Side.BUY else last * (ONE - slippage)
+    return signed_taker_price(sign(side), last, slippage)
 
 
 def marketable(side: Side, limit: Decimal, last: Decimal) -> bool:

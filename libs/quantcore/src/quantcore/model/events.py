@@ -153,6 +153,30 @@ class TradeSignalled(Event):
     plan: TradePlan | None = None
 
 
+@register
+class StrategySignalled(Event):
+    """A strategy plug-in's decision at a closed bar (services/strategy_runner): enter `direction`
+    at the market. Same stream as the ranker's signals; `scanner` is the plug-in's name and
+    `scanner_version` its registry version (plug-in version + hash of its settings), so the
+    leaderboard, the autotrader and the journal tell the plug-ins apart. The `signals` row
+    (same signal_id) is written before this is published. Stop and target are distances in
+    percent of the fill (the backtester's rule: levels are set from the fill price)."""
+
+    TYPE: ClassVar[str] = "signal.strategy"
+    signal_id: uuid.UUID
+    time: datetime  # the close of the bar the decision was taken on
+    symbol: str = Field(pattern=r"^[A-Z0-9]{2,30}$")
+    direction: Literal["long", "short"]
+    price: float = Field(gt=0)  # that bar's close
+    strategy: str = Field(min_length=1, max_length=100)
+    strategy_version: str = Field(min_length=1, max_length=40)
+    scanner: str
+    scanner_version: str
+    stop_loss_pct: float | None = Field(None, gt=0)
+    take_profit_pct: float | None = Field(None, gt=0)
+    reason: str = ""
+
+
 # --- Polymarket (poly_scanner) ------------------------------------------------------------------
 
 STREAM_POLY_SIGNALS = "poly.signals"
@@ -242,7 +266,7 @@ STREAM_POSITIONS = "positions"
 
 Direction = Literal["long", "short"]
 VenueName = Literal["paper", "testnet", "live"]
-CloseReason = Literal["tp", "sl", "trailing_sl", "liquidation", "manual", "cancelled"]
+CloseReason = Literal["tp", "sl", "trailing_sl", "liquidation", "manual", "cancelled", "signal"]
 
 
 class _PositionEvent(Event):

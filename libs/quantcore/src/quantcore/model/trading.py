@@ -104,6 +104,7 @@ class CloseReason(StrEnum):
     LIQUIDATION = "liquidation"
     MANUAL = "manual"
     CANCELLED = "cancelled"  # the entry never filled
+    SIGNAL = "signal"  # a strategy plug-in's opposite signal closed it (a reversal)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,10 @@ class OrderRequest:
     reduce_only: bool = False
     stop_loss: Decimal | None = None  # SL/TP attached to the order, moved onto the position
     take_profit: Decimal | None = None
+    # a market order for a decision taken at a bar's close: the paper venue fills it at the open
+    # of the 1-min bar starting here (the backtester's next-bar-open rule), not at whatever the
+    # last price is when the order arrives (the fleet's latency); a real venue ignores it
+    fill_from: datetime | None = None
 
     def __post_init__(self) -> None:
         if not 0 < len(self.order_link_id) <= 36:

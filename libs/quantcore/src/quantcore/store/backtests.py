@@ -40,6 +40,16 @@ async def tape_symbols(
     return [r[0] for r in await cur.fetchall()]
 
 
+async def latest_candle(conn: AsyncConnection[Any], source: str | None = None) -> datetime | None:
+    """Open time of the newest stored 1-min candle (the live strategy runner's window end)."""
+    cur = await conn.execute(
+        "SELECT max(time) FROM ohlcv WHERE interval = '1m' AND (%s::text IS NULL OR source = %s)",
+        (source, source),
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
 async def load_candles(
     conn: AsyncConnection[Any], symbol: str, start: datetime, end: datetime, source: str | None
 ) -> StoredCandles:

@@ -155,12 +155,13 @@ async def mark_published(conn: AsyncConnection[Any], signal_id: Any, at: datetim
 
 
 async def unpublished_signals(
-    conn: AsyncConnection[Any], since: datetime, before: datetime
+    conn: AsyncConnection[Any], since: datetime, before: datetime, scanners: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """Events of signals written but never stamped published (a crash between the two)."""
+    """Events of `scanners`' signals written but never stamped published (a crash between the
+    two): each publisher republishes its own (the events differ by scanner)."""
     cur = await conn.execute(
         "SELECT inputs->'event' FROM signals WHERE published_at IS NULL AND time >= %s AND time < %s "
-        "AND inputs ? 'event' ORDER BY time",
-        (since, before),
+        "AND inputs ? 'event' AND scanner = ANY(%s) ORDER BY time",
+        (since, before, list(scanners)),
     )
     return [row[0] for row in await cur.fetchall()]

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from psycopg import AsyncConnection, AsyncCursor
@@ -135,6 +136,38 @@ async def exposure_unless_decided(
 
 
 # --- trades and orders --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeldTrade:
+    trade_id: uuid.UUID
+    scanner: str | None
+    direction: str
+    margin: float
+
+
+async def held_trade(conn: AsyncConnection[Any], venue: str, symbol: str) -> HeldTrade | None:
+    """The pending or open trade on a coin (one position per coin), if any."""
+    cur = await conn.execute(
+        "SELECT trade_id, scanner, direction, coalesce(margin, 0)::float8 FROM trades "
+        "WHERE venue = %s AND vertical = 'perps' AND symbol = %s AND status IN ('pending', 'open') "
+        "ORDER BY created_at DESC LIMIT 1",
+        (venue, symbol),
+    )
+    row = await cur.fetchone()
+    return None if row is None else HeldTrade(row[0], row[1], row[2], float(row[3]))
+
+
+async def set_trade_levels(
+    conn: AsyncConnection[Any], trade_id: uuid.UUID, stop_loss: Decimal | None,
+    take_profit: Decimal | None,
+) -> None:  # fmt: skip
+    """Stop and target set after the fill (a plug-in's levels are distances from the fill)."""
+    await conn.execute(
+        "UPDATE trades SET stop_loss = %s, initial_stop_loss = %s, take_profit = %s, "
+        "updated_at = now() WHERE trade_id = %s",
+        (stop_loss, stop_loss, take_profit, trade_id),
+    )
 
 
 async def insert_pending_trade(conn: AsyncConnection[Any], row: dict[str, Any]) -> bool:

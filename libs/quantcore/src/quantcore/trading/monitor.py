@@ -26,7 +26,7 @@ from quantcore.model.trading import (
     Side,
     Trigger,
 )
-from quantcore.trading import trailing
+from quantcore.trading import plugin, trailing
 
 # --- tick grid -------------------------------------------------------------------------------------
 
@@ -146,7 +146,7 @@ def trailing_update(
 def close_reason(direction: str, fills: Sequence[Fill], stop_moved: bool) -> CloseReason:
     """Why the position closed, from the venue's fills on the closing side: liquidation (or
     auto-deleverage) first, then take-profit, then stop-loss (trailing when our ladder had moved
-    it), else a manual close."""
+    it), a strategy's reversal close (`signal`), else a manual close."""
     closing_side = Side.closing(direction)
     closing = [f for f in fills if f.side is closing_side and f.kind is not ExecKind.FUNDING]
     if any(f.kind in (ExecKind.LIQUIDATION, ExecKind.ADL) for f in closing):
@@ -155,6 +155,8 @@ def close_reason(direction: str, fills: Sequence[Fill], stop_moved: bool) -> Clo
         return CloseReason.TP
     if any(f.trigger in (Trigger.STOP_LOSS, Trigger.TRAILING_STOP) for f in closing):
         return CloseReason.TRAILING_SL if stop_moved else CloseReason.SL
+    if any(plugin.is_signal_close(f.order_link_id) for f in closing):
+        return CloseReason.SIGNAL
     return CloseReason.MANUAL
 
 

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
 
-from quantcore.errors import Rejected, TemporaryError
+from quantcore.errors import ExternalError, Rejected, TemporaryError
 from quantcore.logging import get_logger
 from quantcore.math import matching
 from quantcore.model.trading import (
@@ -196,6 +196,7 @@ class PaperVenue:
         if not orders:
             return []
         quotes = await self.prices.quotes()
+        opens = await self._bar_opens(orders)
         out: list[Order] = []
         # not waiting for the WAL flush: the caller's next ordinary commit flushes it; a database
         # crash before that loses the order with the caller's own rows, and it is placed again
@@ -211,15 +212,38 @@ class PaperVenue:
                     out.append(replace(existing, duplicate=True))
                     continue
                 use = ctx if req.symbol == orders[0].symbol else None
-                order = await self._place(tx, req, quotes.get(req.symbol), use)
+                order = await self._place(
+                    tx, req, quotes.get(req.symbol), use, opens.get(req.order_link_id)
+                )
                 ctx = None
                 found[req.order_link_id] = order
                 out.append(order)
         return out
 
+    async def _bar_opens(self, orders: Sequence[OrderRequest]) -> dict[str, Decimal]:
+        """The reference price of the market orders that ask to fill at a bar's open
+        (`fill_from`): that bar's open while it is in progress; else they fill at the last
+        price (logged)."""
+        out: dict[str, Decimal] = {}
+        for req in orders:
+            if req.order_type is not OrderType.MARKET or req.fill_from is None:
+                continue
+            try:
+                found = await self.prices.bar_open(req.symbol, req.fill_from)
+            except ExternalError as exc:  # the market data hiccuped: the last price, as before
+                log.warning("bar open unreadable", symbol=req.symbol, error=str(exc)[:200])
+                found = None
+            if found is None:
+                log.info("bar open not available: filled at the last price",
+                         order_link_id=req.order_link_id, fill_from=req.fill_from.isoformat())  # fmt: skip
+                continue
+            out[req.order_link_id] = Decimal(str(found))
+        return out
+
     async def _place(
-        self, tx: PaperBookTx, req: OrderRequest, q: Quote | None, ctx: OrderContext | None
-    ) -> Order:
+        self, tx: PaperBookTx, req: OrderRequest, q: Quote | None, ctx: OrderContext | None,
+        bar_open: Decimal | None = None,
+    ) -> Order:  # fmt: skip
         now = _now()
         reason = None
         if q is None:
@@ -234,7 +258,7 @@ class PaperVenue:
         if reason or q is None:
             log.info("paper order rejected", order_link_id=req.order_link_id, reason=reason)
             return order
-        last = Decimal(str(q.last))
+        last = Decimal(str(q.last)) if bar_open is None else bar_open
         crosses = req.order_type is OrderType.MARKET or (
             req.price is not None and matching.marketable(req.side, req.price, last)
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from quantcore.adapters.bybit.rest import BybitMarketData
@@ -26,6 +27,12 @@ class Quote:
 
 class PriceSource(Protocol):
     async def quotes(self) -> dict[str, Quote]: ...
+
+    async def bar_open(self, symbol: str, start: datetime) -> float | None:
+        """The open of the 1-min bar starting at `start` while it is the bar in progress (None
+        once a later bar exists, or before it starts: the order is then filled at the last
+        price)."""
+        ...
 
 
 def quote_of(t: Ticker) -> Quote:
@@ -60,6 +67,12 @@ class TickerPrices:
             if time.monotonic() - self._at > self.max_age_s:
                 await self._refresh()
             return self._cache
+
+    async def bar_open(self, symbol: str, start: datetime) -> float | None:
+        candles = await self.market.klines(symbol, start, start + timedelta(minutes=1))
+        if len(candles) != 1 or candles[0].start != start:
+            return None
+        return candles[0].open
 
     async def _refresh(self) -> None:
         self._cache = {t.symbol: quote_of(t) for t in await self.market.tickers()}

@@ -1,0 +1,1 @@
+"""Strategy runner service: strategy plug-ins live."""
