@@ -68,6 +68,8 @@ from quantcore.testing import LOCAL_DATABASE_URL, Infra, Sandbox, sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_SCALED = {"simulator"}  # it is the market: one instance
+# killed right after a signal is published, to hit the windows where a duplicate is made
+IN_FLIGHT_TARGETS = ("autotrader", "broadcaster", "position_monitor", "journal")
 SIM_FAULTS_ON = "http_429=0.08,http_5xx=0.08,http_slow=0.05,slow_s=2,ws_drop_per_min=2"
 PRICE_EXEMPT_PREFIX = "poly_"  # outcome prices of resolved markets are legitimately 0
 EVENT_TIME_COLUMNS = ("time", "decided_at", "created_at", "opened_at", "closed_at",
@@ -83,6 +85,7 @@ class Config:
     coins: int
     settle_s: float
     kills_per_service: int
+    warmup_s: float
     json_path: Path | None
     bench: bool
     workdir: Path
@@ -273,7 +276,7 @@ class Chaos:
 
     def fleet_env(self, channels: Channels | None) -> dict[str, str]:
         env = {
-            **os.environ, **self.box.env, **TIGHT,
+            **os.environ, **self.box.env, **({} if self.cfg.load else TIGHT),
             "SIM_HOST": "127.0.0.1", "SIM_BIND_HOST": "127.0.0.1", "SIM_PORT": str(self.sim_port),
             "SIM_SPEED": "1", "SIM_COINS": str(self.cfg.coins), "SIM_SEED": str(self.cfg.seed),
             "HEARTBEAT_INTERVAL_S": "1", "HEARTBEAT_TTL_S": "4", "BUS_CLAIM_IDLE_MS": "1500",
@@ -285,8 +288,8 @@ class Chaos:
             "BROADCAST_EMAIL_RATE": "1000/1", "BROADCAST_SMS_RATE": "1000/1",
             "MAX_OPEN_POSITIONS": "50",
         }  # fmt: skip
-        if self.cfg.load:
-            env.update(SIM_HISTORY_DAYS="0.1", SNAPSHOT_INTERVAL_S="1")
+        if self.cfg.load:  # the market at its defaults (1-s prices), 500 coins, every cycle
+            env.update(SIM_HISTORY_DAYS="0.2")
         if channels is not None:
             env.update(channels.env)
         return env
@@ -527,6 +530,11 @@ class Chaos:
                 with contextlib.suppress(Exception):
                     await self.publish_signals(self.rng.randint(1, 2))
                 next_signal = elapsed + self.rng.uniform(2, 5)
+                if self.rng.random() < 0.35:  # a kill while that signal is in flight
+                    who = self.rng.choice(IN_FLIGHT_TARGETS)
+                    label = f"{who}.{self.rng.randint(1, self.scale.get(who, 1))}"
+                    acts.append((elapsed + self.rng.uniform(0.05, 1.5), "kill", label))
+                    acts.sort()
             await asyncio.sleep(0.5)
         with contextlib.suppress(Exception):
             await self.sample(fleet)
@@ -553,7 +561,7 @@ class Chaos:
             self.say(f"injected {len(self.tally.injected) - before} malformed entries")
 
     async def load_phase(self, fleet: FleetProc, duration: float) -> None:
-        await asyncio.sleep(30)  # past the start-up burst (first heatmap refresh, backfills)
+        await asyncio.sleep(self.cfg.warmup_s)  # past the start-up burst (first refreshes)
         self.tally.rss_start = self.rss(fleet)
         start = time.monotonic()
         last = start
@@ -632,6 +640,7 @@ class Chaos:
         }
         if self.cfg.load:
             out.update(self.load_figures())
+            out["activity"] = await asyncio.to_thread(self.activity)
             out["ok"] = out["dead_letters_valid"] == 0
             return out
 
@@ -803,6 +812,9 @@ class Chaos:
             "stuck": stuck,
             "in_doubt": sum(in_doubt.values()),
             "in_doubt_delivered": in_doubt_delivered,
+            # a sender killed during the provider call: by design not resent (no repeats) on
+            # Telegram/X/SMS — at most once there; reported, not counted as lost
+            "in_doubt_not_delivered": sum(in_doubt.values()) - in_doubt_delivered,
             "sent_without_record": unrecorded_sent,
             "signals_without_broadcast": signals_without_broadcast,
             "duplicated": duplicated,
@@ -834,6 +846,31 @@ class Chaos:
                     if n and n[0]:
                         found[f"{what}:{table}.{column}"] = int(n[0])
         return found
+
+    def activity(self) -> dict[str, int]:
+        """Rows the fleet wrote during the run: the cycles really ran (not an idle fleet)."""
+        queries = {
+            "market_snapshots": "SELECT count(*) FROM market_snapshots",
+            "snapshot_coins": "SELECT count(DISTINCT symbol) FROM market_snapshots",
+            "ohlcv_1m": "SELECT count(*) FROM ohlcv",
+            "heatmap_refreshes": "SELECT count(*) FROM liquidation_refreshes",
+            "heatmap_coins": "SELECT count(DISTINCT symbol) FROM liquidation_refreshes",
+            "ranking_cycles": "SELECT count(DISTINCT cycle_id) FROM coin_rankings",
+            "signals": "SELECT count(*) FROM signals",
+            "decisions": "SELECT count(*) FROM autotrader_decisions",
+            "price_movers": "SELECT count(*) FROM fast_price_movers",
+            "agent_logs": "SELECT count(*) FROM agent_logs",
+        }
+        out: dict[str, int] = {}
+        with psycopg.connect(conninfo(self.box.settings)) as conn:
+            for name, q in queries.items():
+                try:
+                    row = conn.execute(q).fetchone()  # type: ignore[arg-type]
+                    out[name] = int(row[0]) if row else 0
+                except psycopg.Error:
+                    conn.rollback()
+                    out[name] = -1  # table not there
+        return out
 
     def load_figures(self) -> dict[str, Any]:
         t = self.tally
@@ -913,6 +950,7 @@ def parse_args(argv: list[str] | None) -> Config:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--settle", type=float, default=120.0, help="seconds allowed to settle")
     p.add_argument("--kills-per-service", type=int, default=None, help="default: 3 + minutes/3")
+    p.add_argument("--warmup", type=float, default=90.0, help="load: seconds before measuring")
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
     p.add_argument(
         "--bench", action="store_true", help="merge chaos.* / load.* into bench/results.json"
@@ -928,7 +966,7 @@ def parse_args(argv: list[str] | None) -> Config:
     return Config(
         minutes=a.minutes, replicas=a.replicas, seed=a.seed, load=a.load,
         coins=a.coins or (500 if a.load else 8), settle_s=a.settle,
-        kills_per_service=a.kills_per_service or 3 + int(a.minutes // 3),
+        kills_per_service=a.kills_per_service or 3 + int(a.minutes // 3), warmup_s=a.warmup,
         json_path=a.json, bench=a.bench, workdir=workdir,
     )  # fmt: skip
 
