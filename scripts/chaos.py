@@ -62,8 +62,9 @@ from tests.helpers.redis_server import RedisServer
 from quantcore.bus import DEADLETTER, Bus, decode, stream_key
 from quantcore.config import env_name
 from quantcore.db import conninfo
-from quantcore.model.events import STREAM_SIGNALS, TradeSignalled
+from quantcore.model.events import STREAM_SIGNALS, AgentLogRecorded, TradeSignalled
 from quantcore.registry import service_names
+from quantcore.service import AGENT_LOG_STREAM
 from quantcore.testing import LOCAL_DATABASE_URL, Infra, Sandbox, sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -659,6 +660,22 @@ class Chaos:
             (str(s), d)
             for s, d in await self.asql("SELECT signal_id, decision FROM autotrader_decisions")
         )
+        # on the journal stream: each decision announced once (two replicas deciding one
+        # signal would both announce it, whatever the table's key kept)
+        announced: Counter[str] = Counter()
+        for mid, fields in await self.stream_entries(AGENT_LOG_STREAM):
+            try:
+                ev = decode(mid, fields).event
+            except Exception:
+                continue
+            if (
+                isinstance(ev, AgentLogRecorded)
+                and (ev.event_type == "entry_planned" or ev.event_type.startswith("signal_"))
+                and ev.vertical == "perps"
+                and "signal_id" in ev.detail
+            ):
+                announced[str(ev.detail["signal_id"])] += 1
+        decided_twice = sorted(s for s, n in announced.items() if n > 1)
         lost_signals = sorted(signal_ids - set(decisions))
         phantom_decisions = sorted(set(decisions) - signal_ids)
         traded = {s.replace("-", "") for s, d in decisions.items() if d == "traded"}
@@ -709,7 +726,8 @@ class Chaos:
 
         lost = (len(lost_signals) + lost_orders + stuck_orders + bc["lost"]
                 + out["dead_letters_valid"])  # fmt: skip
-        duplicated = dup_orders + overfilled + close_dups + bc["duplicated"] + len(double_trades)
+        duplicated = (dup_orders + overfilled + close_dups + bc["duplicated"] + len(double_trades)
+                      + len(decided_twice))  # fmt: skip
         out.update(
             {
                 "kills": sum(t.kills.values()),
@@ -728,6 +746,8 @@ class Chaos:
                 "decisions_by_kind": dict(Counter(decisions.values())),
                 "lost_signals": len(lost_signals),
                 "phantom_decisions": len(phantom_decisions),
+                "decisions_announced": sum(announced.values()),
+                "decided_twice": len(decided_twice),
                 "venue_entry_orders": sum(venue.values()),
                 "planned_entry_orders": sum(planned.values()),
                 "duplicate_orders": dup_orders,
@@ -755,6 +775,7 @@ class Chaos:
         out["ok"] = (out["lost"] == 0 and out["duplicated"] == 0 and out["orphans"] == 0
                      and not bad_rows and not phantom_decisions)  # fmt: skip
         out["detail"] = {"lost_signals": lost_signals[:20], "phantom": phantom_decisions[:20],
+                         "decided_twice": decided_twice[:20],
                          "missing_dead_letters": missing_dl[:20]}  # fmt: skip
         return out
 
