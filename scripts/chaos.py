@@ -360,6 +360,9 @@ class Chaos:
                 events.append(
                     sig.model_copy(update={"scanner_version": f"chaos-{k}", "cycle_id": "chaos"})
                 )
+            if self.rng.random() < 0.3:  # republished at once: both replicas get it together
+                events.append(events[0])
+                self.tally.signals_replayed += 1
             if self.published and self.rng.random() < 0.3:  # a republished (replayed) signal
                 events.append(self.rng.choice(self.published))
                 self.tally.signals_replayed += 1
@@ -368,7 +371,7 @@ class Chaos:
                 bus = Bus(redis, self.box.settings.bus_namespace, source="ranker@chaos")
                 for e in events:
                     await bus.publish(STREAM_SIGNALS, e, correlation_id=str(e.signal_id))
-                    if e not in self.published:
+                    if all(e.signal_id != p.signal_id for p in self.published):
                         self.published.append(e)
                         self.tally.signals_published += 1
             finally:
