@@ -944,10 +944,19 @@ def table(report: dict[str, Any]) -> str:
 
 
 def bench_metrics(report: dict[str, Any]) -> dict[str, Any]:
-    from scripts.benchmarks.report import Metric, load_note
+    from scripts.benchmarks.report import Metric
 
-    note = f"{report['minutes']:g} min, {report['services']} services x{report['replicas']}; {load_note()}"
+    note = (f"{report['minutes']:g} min, {report['services']} services x{report['replicas']} "
+            f"(simulator x1); 1-min load avg {report['load_avg_1m']:.1f} at the end of the run "
+            f"on {os.cpu_count()} cpus (shared machine)")  # fmt: skip
     if report["mode"] == "load":
+        growth = report.get("rss_growth_pct") or {}
+        worst = max(growth, key=lambda k: growth[k], default="-")
+        act = report.get("activity", {})
+        note = (f"{act.get('snapshot_coins', 0)} coins snapshotted, {act.get('heatmap_refreshes', 0)} "
+                f"heatmap refreshes, {act.get('ranking_cycles', 0)} ranking cycles, "
+                f"{act.get('signals', 0)} signals; lag sampled every 5 s after a "
+                f"{report.get('warmup_s', 90):g}-s warm-up; largest RSS growth {worst}; " + note)  # fmt: skip
         return {
             "load.max_lag_s": Metric.measured(report["max_lag_s"], "s", None, "lower",
                                               f"{report['coins']} coins, 1-s ticks; " + note),
@@ -956,6 +965,13 @@ def bench_metrics(report: dict[str, Any]) -> dict[str, Any]:
                 f"largest start→end RSS growth of any service; dead letters from valid data "
                 f"{report['dead_letters_valid']}; " + note),
         }  # fmt: skip
+    bc = report["broadcast"]["per_channel"]
+    note = (f"{report['signals_on_stream']} signals, {report['venue_entry_orders']} orders at "
+            f"the venue, {sum(c['delivered'] for c in bc.values())} messages at the fake servers, "
+            f"{report['redis_restarts']} Redis restarts, {report['pg_backend_kills']} PostgreSQL "
+            f"backends and {report['redis_client_kills']} Redis clients killed; "
+            f"{report['injected']} bad entries injected, {report['dead_letters_expected']} dead "
+            f"letters expected (one per group reading each); " + note)  # fmt: skip
     names = {"kills": "kills", "restarts": "restarts", "injected": "injected",
              "dead_lettered": "dead_lettered", "lost": "lost", "duplicated": "duplicated"}  # fmt: skip
     return {
@@ -1007,6 +1023,7 @@ def main(argv: list[str] | None = None) -> int:
             chaos = Chaos(cfg, box, redis_server)
             report = asyncio.run(chaos.run())
             report["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
+            report["warmup_s"] = cfg.warmup_s
             report["workdir"] = str(cfg.workdir)
     finally:
         redis_server.close()
