@@ -58,6 +58,7 @@ from tests.fakes.telegram import FakeTelegram, retry_after
 from tests.fakes.twilio import FakeTwilio
 from tests.fakes.x import FakeX
 from tests.helpers.redis_server import RedisServer
+from tqdm import tqdm
 
 from quantcore.bus import DEADLETTER, Bus, decode, stream_key
 from quantcore.config import env_name
@@ -250,11 +251,15 @@ class Chaos:
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
         self.published: list[TradeSignalled] = []
         self.log_lines: list[str] = []
+        self.bar: tqdm[Any] | None = None  # the chaos / load phase's progress (a terminal only)
 
     def say(self, text: str) -> None:
         line = f"[{datetime.now(UTC).strftime('%H:%M:%S')}] {text}"
         self.log_lines.append(line)
-        print(line, flush=True)
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            print(line, flush=True)
 
     # --- plumbing --------------------------------------------------------------------------------
 
@@ -523,7 +528,9 @@ class Chaos:
         start = time.monotonic()
         acts = self.plan(duration)
         next_signal = 0.0
+        self.bar = tqdm(total=int(duration), desc="chaos", unit="s", disable=None)
         while (elapsed := time.monotonic() - start) < duration:
+            self.bar.update(int(elapsed) - self.bar.n)
             while acts and acts[0][0] <= elapsed:
                 _, action, target = acts.pop(0)
                 try:
@@ -540,6 +547,8 @@ class Chaos:
                     acts.append((elapsed + self.rng.uniform(0.05, 1.5), "kill", label))
                     acts.sort()
             await asyncio.sleep(0.5)
+        self.bar.close()
+        self.bar = None
         with contextlib.suppress(Exception):
             await self.sample(fleet)
 
@@ -569,14 +578,18 @@ class Chaos:
         self.tally.rss_start = self.rss(fleet)
         start = time.monotonic()
         last = start
+        self.bar = tqdm(total=int(duration), desc="load", unit="s", disable=None)
         while time.monotonic() - start < duration:
             await asyncio.sleep(5)
+            self.bar.update(min(int(time.monotonic() - start), int(duration)) - self.bar.n)
             await self.sample(fleet)
             if time.monotonic() - last > 60:
                 last = time.monotonic()
                 lag = self.tally.lag_samples_s[-1] if self.tally.lag_samples_s else float("nan")
                 self.say(f"load: {int(time.monotonic() - start)} s, lag now {lag:.1f} s, "
                          f"load avg {os.getloadavg()[0]:.1f}")  # fmt: skip
+        self.bar.close()
+        self.bar = None
         self.tally.rss_end = self.rss(fleet)
 
     async def settle(self, within_s: float) -> bool:
@@ -934,7 +947,7 @@ def table(report: dict[str, Any]) -> str:
     for key, value in report.items():
         if key in ("detail", "kills_by_service", "rss_start_kb", "rss_end_kb"):
             continue
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value:
             for k, v in value.items():
                 rows.append((f"{key}.{k}", v))
         else:
