@@ -105,6 +105,7 @@ class Tally:
     signals_replayed: int = 0
     injected: list[dict[str, Any]] = field(default_factory=list)  # stream, id, groups, kind
     lag_samples_s: list[float] = field(default_factory=list)
+    lag_by_group: dict[str, float] = field(default_factory=dict)  # stream/group → max lag (s)
     rss_start: dict[str, int] = field(default_factory=dict)
     rss_end: dict[str, int] = field(default_factory=dict)
 
@@ -345,10 +346,14 @@ class Chaos:
         self.tally.pg_backend_kills += int(rows[0][0] or 0)
 
     async def restart_redis(self) -> None:
+        """Every other restart is a crash (SIGKILL; the chaos Redis runs `appendfsync always`,
+        so nothing acknowledged may be lost), the others clean (SHUTDOWN)."""
         down = self.rng.uniform(0.5, 2.5)
-        await asyncio.to_thread(self.redis_server.restart, down)
+        crash = self.tally.redis_restarts % 2 == 1
+        await asyncio.to_thread(self.redis_server.restart, down, crash)
         self.tally.redis_restarts += 1
-        self.say(f"redis restarted (down {down:.1f}s)")
+        self.say(f"redis {'crashed (SIGKILL)' if crash else 'shut down'} and restarted "
+                 f"(down {down:.1f}s)")  # fmt: skip
 
     async def publish_signals(self, n: int) -> None:
         r = await self.sim("GET", "/v5/market/tickers", params={"category": "linear"})
@@ -442,6 +447,7 @@ class Chaos:
         ns = self.box.settings.bus_namespace
         prefix = stream_key(ns, "")
         worst = 0.0
+        by_group = self.tally.lag_by_group
         try:
             now_ms = time.time() * 1000
             async for key in redis.scan_iter(match=prefix + "*", count=500, _type="STREAM"):
@@ -456,7 +462,10 @@ class Chaos:
                     if nxt and (oldest is None or _ms(nxt[0][0].decode()) < _ms(oldest)):
                         oldest = nxt[0][0].decode()
                     if oldest is not None:
-                        worst = max(worst, (now_ms - _ms(oldest)) / 1000)
+                        lag = (now_ms - _ms(oldest)) / 1000
+                        worst = max(worst, lag)
+                        name = f"{key.decode()[len(prefix) :]}/{g['name'].decode()}"
+                        by_group[name] = round(max(by_group.get(name, 0.0), lag), 2)
             self.tally.lag_samples_s.append(worst)
         except Exception as exc:
             self.say(f"lag sample failed: {str(exc)[:120]}")
@@ -920,6 +929,7 @@ class Chaos:
             "coins": self.cfg.coins,
             "max_lag_s": round(max(t.lag_samples_s, default=float("nan")), 2),
             "lag_samples": len(t.lag_samples_s),
+            "max_lag_by_group_s": dict(sorted(t.lag_by_group.items(), key=lambda kv: -kv[1])),
             "rss_start_kb": t.rss_start,
             "rss_end_kb": t.rss_end,
             "rss_growth_pct": growth,
@@ -1026,7 +1036,8 @@ def parse_args(argv: list[str] | None) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
-    redis_server = RedisServer(cfg.workdir / "redis", fsync="everysec")
+    # chaos: fsync every write, so a SIGKILLed Redis keeps all it acknowledged; load: as compose
+    redis_server = RedisServer(cfg.workdir / "redis", fsync="everysec" if cfg.load else "always")
     redis_server.start()
     infra = Infra(
         os.environ.get("TEST_DATABASE_URL", LOCAL_DATABASE_URL), redis_server.url, "chaos"
