@@ -976,7 +976,10 @@ def bench_metrics(report: dict[str, Any]) -> dict[str, Any]:
         growth = report.get("rss_growth_pct") or {}
         worst = max(growth, key=lambda k: growth[k], default="-")
         act = report.get("activity", {})
-        note = (f"{act.get('snapshot_coins', 0)} coins snapshotted, {act.get('heatmap_refreshes', 0)} "
+        lags = report.get("max_lag_by_group_s") or {}
+        worst_group = max(lags, key=lambda k: lags[k], default="-")
+        note = (f"worst group {worst_group}; "
+                f"{act.get('snapshot_coins', 0)} coins snapshotted, {act.get('heatmap_refreshes', 0)} "
                 f"heatmap refreshes, {act.get('ranking_cycles', 0)} ranking cycles, "
                 f"{act.get('signals', 0)} signals; lag sampled every 5 s after a "
                 f"{report.get('warmup_s', 90):g}-s warm-up; largest RSS growth {worst}; " + note)  # fmt: skip
