@@ -13,7 +13,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
-from quantcore.bus import DEADLETTER, Bus, Delivery, parse_deadletter
+from quantcore.bus import DEADLETTER, Bus, Delivery, Handler, parse_deadletter
 from quantcore.db import conninfo
 from quantcore.model.events import AgentLogRecorded, Envelope
 from tests.conftest import aeventually
@@ -268,6 +268,63 @@ async def test_sigkilled_consumer_message_is_reclaimed_and_effect_happens_once(
     # delivered twice (counted per delivery), applied once: the dead consumer applied it, the
     # survivor's attempt found it applied and changed nothing
     assert attempts == [("doomed", 1, 1), ("survivor", 2, 0)]
+
+
+async def test_a_slow_batch_of_a_live_consumer_is_not_taken_over(bus: Bus) -> None:
+    """A handler working longer than claim_idle_ms keeps its entries: a second replica that
+    reclaims idle entries meanwhile does not take them and do them again (found by the load
+    run: heatmap refresh batches taken over mid-way and refreshed twice, lag past 100 s)."""
+    stream, group = _stream(), "g"
+    calls: list[tuple[str, str, int]] = []  # (consumer, entry id, attempt)
+    release = asyncio.Event()
+
+    def handler(name: str) -> Handler:
+        async def handle(ds: list[Delivery]) -> None:
+            calls.extend((name, d.message_id, d.attempt) for d in ds)
+            if name == "slow":
+                await release.wait()
+
+        return handle
+
+    slow = bus.consumer(stream, group, "slow", handler("slow"), claim_idle_ms=300, batch_size=5)
+    other = bus.consumer(stream, group, "other", handler("other"), claim_idle_ms=300,
+                         claim_every_s=0)  # fmt: skip
+    await slow.ensure_group()
+    await bus.publish_many(stream, [_event(i) for i in range(5)])
+    busy = asyncio.create_task(slow.poll_once(block_ms=100))
+    await aeventually(lambda: len(calls) == 5, timeout=10)
+    for _ in range(12):  # 1.2 s: four claim intervals, the other replica reclaiming all along
+        await other.poll_once(block_ms=100)
+    assert [c for c in calls if c[0] == "other"] == []
+    release.set()
+    assert await busy == 5
+    info = await bus.redis.xinfo_groups(bus.key(stream))
+    assert info[0]["pending"] == 0
+    assert len(calls) == 5
+
+
+async def test_a_stuck_handler_gives_its_entries_up(bus: Bus) -> None:
+    """Renewal stops after ten claim intervals: a handler stuck for good is taken for dead."""
+    stream, group = _stream(), "g"
+    taken: list[int] = []
+    stuck, got = asyncio.Event(), asyncio.Event()
+
+    async def hang(ds: list[Delivery]) -> None:
+        got.set()
+        await stuck.wait()
+
+    async def take(ds: list[Delivery]) -> None:
+        taken.extend(d.attempt for d in ds)
+
+    a = bus.consumer(stream, group, "stuck", hang, claim_idle_ms=100)
+    b = bus.consumer(stream, group, "rescuer", take, claim_idle_ms=100, claim_every_s=0)
+    await a.ensure_group()
+    await bus.publish(stream, _event(1))
+    hung = asyncio.create_task(a.poll_once(block_ms=100))
+    await asyncio.wait_for(got.wait(), timeout=10)
+    await aeventually(lambda: b.poll_once(block_ms=50), timeout=10, interval=0.05)
+    assert taken == [2]  # taken over once renewal stopped, flagged as a redelivery
+    hung.cancel()
 
 
 async def _noop(ds: list[Delivery]) -> None:

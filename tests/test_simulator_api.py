@@ -522,6 +522,13 @@ def test_injected_rate_limits_and_server_errors(sim: Sim, no_faults: None) -> No
     assert injected["http_429"] >= 21 and injected["http_5xx"] >= 10
 
 
+def test_injected_slow_answers_still_answer(sim: Sim, no_faults: None) -> None:
+    sim.post("/sim/faults", content="http_slow=1,slow_s=0.2")
+    response = sim.get("/v5/market/tickers", params={"category": "linear"})
+    assert response.status_code == 200 and response.json()["retCode"] == 0
+    assert sim.get("/sim/stats").json()["faults_injected"]["http_slow"] >= 1
+
+
 def test_pybit_retries_rate_limits(sim: Sim, bybit: HTTP, no_faults: None) -> None:
     sim.post("/sim/faults", content="http_429=0.3")
     failures: list[str] = []
@@ -591,6 +598,7 @@ def test_sim_scenario_is_parsed_strictly(text: str) -> None:
         ("", Faults()),
         ("http_429=0.05,http_5xx=0.02,ws_drop_per_min=0.5", Faults(0.05, 0.02, 0.5)),
         (" http_5xx = 1 ", Faults(http_5xx=1.0)),
+        ("http_slow=0.1,slow_s=3", Faults(http_slow=0.1, slow_s=3.0)),
     ],
 )
 def test_sim_faults_parse(text: str, expected: Faults) -> None:
@@ -607,6 +615,8 @@ def test_sim_faults_parse(text: str, expected: Faults) -> None:
         "ws_drop_per_min=-1",
         "http_429=0.1,http_429=0.2",
         "http_429=nan",
+        "http_slow=2",
+        "slow_s=500",
     ],
 )
 def test_sim_faults_are_parsed_strictly(text: str) -> None:

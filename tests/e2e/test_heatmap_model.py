@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from quantcore.model.market import TIMEFRAMES
@@ -91,11 +92,21 @@ def test_model_source_fills_every_coin_and_timeframe_without_a_key(
             return fleet.sql(f"SELECT heatmap_source, count(*) FROM {table} GROUP BY 1")
 
         eventually(lambda: sources("coin_rankings"), timeout=180, interval=1)
+        # test-sized: a hunt planted on each coin of the first top 3 (the scenario hook, as in
+        # tests/e2e/test_trigger_to_trade.py) moves price the bias way, so a signal comes soon
+        top = fleet.sql(
+            "SELECT symbol FROM coin_rankings WHERE rank <= 3"
+            " AND time = (SELECT max(time) FROM coin_rankings) ORDER BY rank"
+        )
+        for (symbol,) in top:
+            httpx.post(
+                f"http://127.0.0.1:{port}/sim/hunt", json={"symbol": symbol, "push_in_s": 30}
+            )
         signal = eventually(
             lambda: fleet.sql(
                 "SELECT heatmap_source, inputs->'event'->>'heatmap_source' FROM signals LIMIT 1"
             ),
-            timeout=300, interval=2,
+            timeout=420, interval=2,
         )  # fmt: skip
         for table in ("liquidation_clusters", "coin_rankings", "signals"):
             found = sources(table)

@@ -19,6 +19,7 @@ class Call:
     params: dict[str, Any]
     headers: dict[str, str]
     at: float = field(default_factory=time.time)  # wall clock when received
+    faulted: bool = False  # answered with a scripted fault instead (nothing delivered)
 
 
 @dataclass
@@ -61,6 +62,8 @@ class FakeServer:
         if not self.faults:
             return None
         f = self.faults.popleft()
+        if self.calls:  # handlers record the call, then ask for a fault with no await between
+            self.calls[-1].faulted = True
         return web.json_response(f.body, status=f.status, headers=f.headers)
 
     @staticmethod
@@ -75,6 +78,10 @@ class FakeServer:
 
     def named(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
+
+    def delivered(self, method: str) -> list[Call]:
+        """Calls of `method` the server accepted (not answered with a scripted fault)."""
+        return [c for c in self.calls if c.method == method and not c.faulted]
 
 
 async def wait_for(check: Any, timeout: float = 20.0) -> Any:

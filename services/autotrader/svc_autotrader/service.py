@@ -630,7 +630,13 @@ class Autotrader(Service):
         detail: dict[str, Any] | None = None,
     ) -> None:
         async with self.ctx.pool.connection() as conn, conn.transaction():
-            await self._record(conn, sig, decision, reason, None, detail or {})
+            first = await self._record(conn, sig, decision, reason, None, detail or {})
+        if (
+            not first
+        ):  # another replica decided it meanwhile: its decision stands, and is its to tell
+            self.log.info("signal already decided by another replica", symbol=sig.symbol,
+                          signal_id=str(sig.signal_id))  # fmt: skip
+            return
         self.log.info("signal not traded", symbol=sig.symbol, signal_id=str(sig.signal_id),
                       decision=decision, reason=reason)  # fmt: skip
         await self.ctx.journal(f"signal_{decision}", f"{sig.symbol}: {reason}", symbol=sig.symbol,
@@ -639,13 +645,16 @@ class Autotrader(Service):
     async def _record(
         self, conn: Any, sig: TradeSignalled | StrategySignalled, decision: str, reason: str | None,
         trade_id: uuid.UUID | None, detail: dict[str, Any],
-    ) -> None:  # fmt: skip
-        await store.record_decision(
+    ) -> bool:  # fmt: skip
+        """False when the signal already had a decision (another replica's stands)."""
+        first = await store.record_decision(
             conn, signal_id=sig.signal_id, agent=self.agent_name, agent_version=self.version,
             instance=self.ctx.instance, decision=decision, reason=reason, symbol=sig.symbol,
             venue=self.venue.name, trade_id=trade_id, detail=detail,
         )  # fmt: skip
-        self.status_info["decisions"] = int(self.status_info.get("decisions", 0)) + 1
+        if first:
+            self.status_info["decisions"] = int(self.status_info.get("decisions", 0)) + 1
+        return first
 
     def day_start(self) -> datetime:
         return risk.day_start(datetime.now(UTC), self.ctx.settings.timezone).astimezone(UTC)

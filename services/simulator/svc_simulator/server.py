@@ -44,6 +44,8 @@ async def count_and_inject(
     state.count(request)
     path = request.path
     if path.startswith((*BYBIT_PREFIXES, COINGLASS_PREFIX)):
+        if state.draw_slow():
+            await asyncio.sleep(state.faults.slow_s)
         fault = state.draw_fault()
         if fault == "http_429":
             if path.startswith(COINGLASS_PREFIX):

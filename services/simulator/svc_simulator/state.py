@@ -67,6 +67,13 @@ class SimState:
             return "http_5xx"
         return "none"
 
+    def draw_slow(self) -> bool:
+        """Whether this request's answer comes `faults.slow_s` late (drawn apart from 429/5xx)."""
+        if self.faults.http_slow <= 0 or self.fault_rng.random() >= self.faults.http_slow:
+            return False
+        self.injected["http_slow"] += 1
+        return True
+
     def reset_stats(self) -> None:
         self.requests.clear()
         self.injected.clear()

@@ -11,7 +11,10 @@ Streams (`{ns}:stream:{name}`):
   and XACKs only after the handler returned, i.e. after its effect is durable. Effects must
   be idempotent: a message can be delivered again after a crash.
 - Entries left pending by a dead consumer are taken over with XAUTOCLAIM once idle for
-  BUS_CLAIM_IDLE_MS.
+  BUS_CLAIM_IDLE_MS. While a live consumer's handler is still working on a batch, it keeps
+  its entries' idle time fresh (XCLAIM JUSTID, only entries it still owns), so a slow batch
+  is not taken over and done twice by another replica; a handler stuck past ten claim
+  intervals stops renewing and its entries are taken over as a dead consumer's would be.
 - A message that fails validation, or fails BUS_MAX_DELIVERIES times, is moved to the
   dead-letter stream (`{ns}:stream:deadletter`) with the reason, and acked: the consumer
   keeps going.
@@ -95,6 +98,23 @@ return {removed, len - removed, floor or ''}
 """
 
 
+# Reset the idle time of the entries this consumer still owns (a live consumer's batch in
+# progress), leaving alone any another consumer has taken meanwhile. JUSTID: the delivery count
+# is not raised. Returns how many were renewed.
+_KEEP_CLAIMED = """
+local renewed = 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+  if #p == 1 and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
+    renewed = renewed + 1
+  end
+end
+return renewed
+"""
+
+
 @dataclass(frozen=True)
 class Trimmed:
     """What one `Bus.trim` did: entries removed, the length left, and the oldest entry some
@@ -155,6 +175,7 @@ class Bus:
         self.trim_every = max(1, min(maxlen // 20, 5_000))
         self._appended: dict[str, int] = {}
         self._trim = redis.register_script(_SAFE_TRIM)
+        self._renew = redis.register_script(_KEEP_CLAIMED)
         self.alarms = RepeatLog(log, interval_s=alarm_interval_s)
         self.backpressure_waits = 0
 
@@ -533,13 +554,31 @@ class Consumer:
     async def _handle(self, deliveries: list[Delivery]) -> None:
         # One message: its own id. A batch: each message's id is bound by the handler around
         # its own work (Delivery.bound); no made-up id for the batch as a whole.
-        if len(deliveries) == 1:
-            with deliveries[0].bound():
+        keeper = asyncio.create_task(self._keep_claimed([d.message_id for d in deliveries]))
+        try:
+            if len(deliveries) == 1:
+                with deliveries[0].bound():
+                    await self.handler(deliveries)
+            else:
                 await self.handler(deliveries)
-        else:
-            await self.handler(deliveries)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
         await self.bus.redis.xack(self.key, self.group, *[d.message_id for d in deliveries])
         self.handled += len(deliveries)
+
+    async def _keep_claimed(self, ids: list[str]) -> None:
+        """While the handler works: every third of claim_idle_ms, renew the idle time of the
+        entries still ours, for at most ten claim intervals (then taken for stuck)."""
+        interval = self.claim_idle_ms / 3000
+        deadline = time.monotonic() + 10 * self.claim_idle_ms / 1000
+        while time.monotonic() + interval < deadline:
+            await asyncio.sleep(interval)
+            try:
+                await self.bus._renew(keys=[self.key], args=[self.group, self.name, *ids])
+            except (RedisConnectionError, RedisTimeoutError, OSError, ResponseError) as exc:
+                log.debug("could not renew claims", stream=self.stream, error=str(exc)[:200])
 
     async def _dead(
         self, message_id: str, fields: dict[bytes, bytes], reason: str, error: str

@@ -16,6 +16,8 @@ quant restore FILE --database NAME   load a backup into a new database
 quant backtest --tape sim|db|bybit --days N --strategy NAME [--sweep K=V1,V2 ..] [--walk-forward K]
                [--search random --samples N --seed S]   random search over the declared ranges
 quant heatmap-eval --seed N  the key-free heatmap estimate scored against the simulator's truth
+quant chaos [--minutes N] [--load]   the fleet under random failures (or load), reconciled from
+                           outside (runs scripts/chaos.py of a repository checkout)
 """
 
 from __future__ import annotations
@@ -668,6 +670,13 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     ev.add_argument("--leverage-mix", help="leverage:share:hold_days,... (default: the model's)")
     ev.set_defaults(fn=cmd_heatmap_eval)
+    ch = sub.add_parser(
+        "chaos", add_help=False,
+        help="kills, restarts, faults and bad input on the whole fleet, then reconcile "
+        "(--minutes N, --load, --json FILE, --bench; scripts/chaos --help for all)",
+    )  # fmt: skip
+    ch.add_argument("rest", nargs=argparse.REMAINDER)
+    ch.set_defaults(fn=cmd_chaos)
     sub.add_parser("services", help="list known services").set_defaults(fn=cmd_services)
     sub.add_parser("config", help="show effective settings (secrets hidden)").set_defaults(
         fn=cmd_config
@@ -675,8 +684,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    """The chaos/load run lives in the repository (it drives the wire-level fake channel servers
+    of tests/fakes), so `quant chaos` runs it from a checkout."""
+    import subprocess
+    from pathlib import Path
+
+    root = next((p for p in Path(__file__).resolve().parents if (p / "scripts" / "chaos.py").is_file()),
+                None)  # fmt: skip
+    if root is None:
+        print("chaos: needs a checkout of the repository (scripts/chaos.py, tests/fakes)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    return subprocess.call([sys.executable, "-m", "scripts.chaos", *args.rest], cwd=root)  # noqa: S603
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["chaos"]:  # every option (--help too) belongs to scripts/chaos
+        return cmd_chaos(argparse.Namespace(rest=given[1:]))
+    args = build_parser().parse_args(given)
     code: int = args.fn(args)
     return code
 

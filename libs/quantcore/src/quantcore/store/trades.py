@@ -56,7 +56,8 @@ async def record_decision(
     trade_id: uuid.UUID | None = None,
     detail: dict[str, Any] | None = None,
 ) -> bool:
-    """Returns False when the signal already had a decision (the first one stands)."""
+    """Returns False when the signal already had a decision (the first one stands; the
+    signal's status stays the one that decision gave it)."""
     cur = await conn.execute(
         """
         INSERT INTO autotrader_decisions (signal_id, agent, agent_version, instance, decision, reason,
@@ -67,11 +68,13 @@ async def record_decision(
         (signal_id, agent, agent_version, instance, decision, reason, trade_id, symbol, venue,
          Jsonb(detail or {})),
     )  # fmt: skip
+    if cur.rowcount != 1:
+        return False
     await conn.execute(
         "UPDATE signals SET status = %s, status_reason = %s WHERE signal_id = %s",
         (decision if decision != "refused" else "rejected", reason, signal_id),
     )
-    return cur.rowcount == 1
+    return True
 
 
 async def heatmap_age_s(conn: AsyncConnection[Any], symbol: str) -> float | None:
