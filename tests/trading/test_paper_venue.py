@@ -198,7 +198,7 @@ async def test_a_bar_close_decision_fills_at_the_next_bar_open_like_the_backtest
     not at the last price the fleet's latency happens to meet; without that bar (a later one
     exists already) it fills at the last price."""
     fees = PaperFees(taker_pct=0.1, maker_pct=0.02, slippage_pct=0.05, default_leverage=10)
-    v = PaperVenue(fresh_pool, prices, start_equity=10_000, fees=fees)
+    v = PaperVenue(PaperBooks(fresh_pool, start_equity=10_000), prices, fees=fees)
     bar = datetime(2026, 1, 1, 12, 1, tzinfo=UTC)
     prices.set("SOLUSDT", 101.7)  # the market has moved on since the bar opened
     prices.bars[("SOLUSDT", bar)] = 100.0

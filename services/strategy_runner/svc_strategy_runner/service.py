@@ -168,6 +168,7 @@ class StrategyRunner(Service):
             "oi_change_15m_pct": None, "volume_ratio_5m": None, "price_change_5m_pct": None,
             "scanner": st.name, "scanner_version": version, "agent": self.ctx.agent,
             "vertical": "perps", "correlation_id": str(sid), "status": "new",
+            "heatmap_source": None,  # the runner feeds no heatmap levels (refused at start)
             "inputs": {
                 "strategy": {"name": st.name, "version": st.version,
                              "params": st.params.model_dump(mode="json"), "reason": sig.reason,
