@@ -3,14 +3,18 @@ venue payload column."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import psycopg
 
+from quantcore.config import Settings
 from quantcore.db import conninfo
 from quantcore.migrations import migrate
+from quantcore.model.trading import CloseReason
 from quantcore.testing import Infra, sandbox
+from quantcore.trading.poly import ExitReason
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "db" / "migrations"
 
@@ -69,3 +73,21 @@ def test_bybit_words_in_old_rows_become_ours(infra: Infra, tmp_path: Path) -> No
                 ).fetchall()
             }
             assert "raw" not in columns and "status" in columns
+
+
+def test_the_close_reason_check_accepts_every_close_reason_of_both_verticals(
+    settings: Settings,
+) -> None:
+    """Two migrations redefined trades_close_reason_check from one base (0054 'signal', 0062
+    the poly reasons) and the later one dropped the other's word: a reversal's close then
+    failed in the position monitor at every pass. The check must accept every close reason the
+    code writes — perps (CloseReason) and poly (ExitReason, 'resolved') — and nothing else."""
+    with psycopg.connect(conninfo(settings)) as conn:
+        definition = conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conname = 'trades_close_reason_check'"
+        ).fetchone()
+    assert definition is not None
+    allowed = set(re.findall(r"'([a-z_]+)'::text", definition[0]))
+    written = {r.value for r in CloseReason} | {r.value for r in ExitReason} | {"resolved"}
+    assert allowed == written
