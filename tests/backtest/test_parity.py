@@ -168,7 +168,9 @@ def test_backtest_and_paper_fleet_make_the_same_signals_and_trades(
     }
     live = {int(t.timestamp()): d for _, t, d in signals}
     assert live == expected, "the live signals are the backtest's decisions"
-    assert len(live) >= 3, f"too few signals to compare ({len(live)}) — a quiet stretch?"
+    assert len(live) >= 3, (
+        f"too few signals to compare ({len(live)}) — a quiet stretch? closes {bars.close[k0:].tolist()} times {bars.close_s[k0:].tolist()[:3]}"
+    )
 
     result = run_strategy(strategy, [bars], Costs(commission=TAKER, slippage=SLIP),
                           trade_from=k0).results[0]  # fmt: skip
@@ -200,7 +202,7 @@ def test_backtest_and_paper_fleet_make_the_same_signals_and_trades(
     assert compared >= 2
     # on the scanner leaderboard under its name and version: every signal, every closed trade
     [row] = [b for b in board if b.scanner == "sma_cross"]
-    assert row.scanner_version == version and row.signals == len(live)
+    assert row.version == version and row.signals == len(live)
     assert row.trades == sum(1 for v in booked.values() if v[0] == "closed") >= compared - 1
     print(
         f"\nparity: {len(live)} signals, {compared} trades compared over {last - first + 60} s of "
