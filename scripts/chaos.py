@@ -728,10 +728,12 @@ class Chaos:
             "JOIN orders o ON o.trade_id = t.trade_id JOIN paper_orders p USING (order_link_id) "
             "WHERE o.order_link_id LIKE 'close-%%' GROUP BY 1) x"))[0][0])  # fmt: skip
 
-        # positions: the venue's open positions against our open trades
+        # positions: the perps venue's open positions against our open perps trades (the copy
+        # trader's positions are trades too, vertical 'poly', held in the poly paper venue)
         venue_open = {r[0] for r in await self.asql("SELECT symbol FROM paper_positions")}
         trade_open = Counter(r[0] for r in await self.asql(
-            "SELECT symbol FROM trades WHERE status = 'open' AND venue = 'paper'"))  # fmt: skip
+            "SELECT symbol FROM trades WHERE status = 'open' AND venue = 'paper' "
+            "AND vertical = 'perps'"))  # fmt: skip
         orphan_positions = sorted(venue_open - set(trade_open))
         orphan_trades = sorted(set(trade_open) - venue_open)
         double_trades = sorted(s for s, n in trade_open.items() if n > 1)
