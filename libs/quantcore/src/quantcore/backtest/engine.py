@@ -322,7 +322,13 @@ def _run_loop(bars: Bars, frame: SignalFrame, costs: Costs) -> Result:
             cols[k].append(float(v))
         reasons.append(reason)
     equity[filled:] = eq
-    trades = Trades(
+    trades = _trades(cols, reasons)
+    return Result(bars.symbol, bars.start_s, bars.interval_s, equity, position, trades, costs)
+
+
+def _trades(cols: dict[str, list[float]], reasons: list[str]) -> Trades:
+    """The trade log from the per-trade columns both engines (signals, plans) collect."""
+    return Trades(
         side=np.asarray(cols["side"], dtype=np.int8),
         entry_bar=np.asarray(cols["entry_bar"], dtype=np.int64),
         exit_bar=np.asarray(cols["exit_bar"], dtype=np.int64),
@@ -343,7 +349,6 @@ def _run_loop(bars: Bars, frame: SignalFrame, costs: Costs) -> Result:
             )
         },
     )
-    return Result(bars.symbol, bars.start_s, bars.interval_s, equity, position, trades, costs)
 
 
 # --- plans: limit entries, leverage, liquidation, trailing ---------------------------------------
@@ -584,25 +589,5 @@ def run_plans(bars: Bars, plans: Sequence[OrderPlan], costs: Costs = Costs()) ->
             cols[key].append(float(v))
         reasons.append(reason)
     equity[filled_to:] = eq
-    trades = Trades(
-        side=np.asarray(cols["side"], dtype=np.int8),
-        entry_bar=np.asarray(cols["entry_bar"], dtype=np.int64),
-        exit_bar=np.asarray(cols["exit_bar"], dtype=np.int64),
-        reason=reasons,
-        **{
-            k: np.asarray(cols[k])
-            for k in (
-                "entry_price",
-                "exit_price",
-                "units",
-                "sl",
-                "tp",
-                "pnl_pct",
-                "return_pct",
-                "fees",
-                "funding",
-                "equity_before",
-            )
-        },
-    )
+    trades = _trades(cols, reasons)
     return Result(bars.symbol, bars.start_s, bars.interval_s, equity, position, trades, costs)
