@@ -72,7 +72,10 @@ async def test_inputs_round_trip_as_of_now(pool: AsyncConnectionPool) -> None:
     assert np.isnan(inp.oi_usd[1, -1])  # missing OI stays unknown, not zero
     assert inp.long_share[0, -1] == 0.75  # taker buy share
     assert np.isnan(inp.long_share[1, -1])
-    assert inp.mmr.tolist() == [0.01, lm.DEFAULT_MMR, lm.DEFAULT_MMR]
+    assert inp.tiers.mmr[:, 0].tolist() == [0.01, lm.DEFAULT_MMR, lm.DEFAULT_MMR]
+    assert inp.tiers.mmr[0].tolist() == [0.01, 0.02]  # every tier, not only the first
+    assert inp.tiers.limit[0].tolist() == [2e5, 1e6] and inp.tiers.max_leverage[0, 1] == 25.0
+    assert np.isnan(inp.tiers.mmr[1, 1])  # no tiers stored: one of the default rate
     assert inp.max_leverage is not None and inp.max_leverage[0] == 50.0
     assert np.isnan(inp.price[2])
     grid = lm.estimate(inp)

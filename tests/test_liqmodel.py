@@ -40,10 +40,94 @@ def test_liquidation_moves_with_leverage_and_margin(entry: float, lev: float, mm
     assert lm.liquidation_price(entry, lev, -1, mmr * 2) < lm.liquidation_price(entry, lev, -1, mmr)  # fmt: skip
 
 
-def test_tier_mmr_follows_risk_limit_tiers() -> None:
-    limits, rates = [2e6, 4e6, 6e6], [0.005, 0.01, 0.015]
-    got = lm.tier_mmr([1e3, 2e6, 2e6 + 1, 5e6, 1e9], limits, rates)
-    assert got.tolist() == [0.005, 0.005, 0.01, 0.015, 0.015]
+LIMITS, RATES = [2e5, 4e5, 6e5, 8e5, 1e6], [0.01, 0.02, 0.03, 0.04, 0.05]
+
+
+def test_tier_and_deduction_follow_risk_limit_tiers() -> None:
+    got = lm.tier_index([1e3, 2e5, 2e5 + 1, 5e5, 1e9], LIMITS)
+    assert got.tolist() == [0, 0, 1, 2, 4]
+    # Bybit's mmDeduction for this ladder (as /v5/market/risk-limit serves it): 2000, 6000, …
+    assert lm.mm_deduction(LIMITS, RATES).tolist() == pytest.approx([0, 2e3, 6e3, 1.2e4, 2e4])
+
+
+notionals = st.floats(1e2, 5e6)
+
+
+@given(prices, notionals, st.floats(1.5, 20.0), st.sampled_from([1, -1]))
+@example(100.0, 2e5 + 1, 10.0, 1)  # just into the second tier
+def test_liquidation_price_follows_the_tier_of_the_notional(
+    entry: float, notional: float, lev: float, side: int
+) -> None:
+    """Bybit: liq = entry ∓ (IM − MM) / qty, IM = notional / lev, MM = notional · tier rate −
+    mmDeduction; the tier is the one the notional falls in. A bigger position (a higher tier)
+    liquidates no further from entry, and maintenance margin is continuous across tiers."""
+    qty = notional / entry
+    k = int(np.searchsorted(LIMITS, notional, side="left"))
+    k = min(k, len(RATES) - 1)
+    ded = float(lm.mm_deduction(LIMITS, RATES)[k])
+    mm = notional * RATES[k] - ded
+    venue = entry - side * (notional / lev - mm) / qty
+    rate = float(lm.position_mmr(notional, LIMITS, RATES))
+    assert float(lm.liquidation_price(entry, lev, side, rate)) == pytest.approx(venue, rel=1e-9)
+    assert RATES[0] <= rate <= RATES[k] + 1e-12
+    bigger = notional * 1.7
+    r2 = float(lm.position_mmr(bigger, LIMITS, RATES))
+    assert r2 >= rate - 1e-12  # the rate never falls with size
+    further = lm.liquidation_price(entry, lev, side, r2) - lm.liquidation_price(
+        entry, lev, side, rate
+    )
+    assert side * float(further) >= -1e-9 * entry  # a long's rises, a short's falls
+    for lim in LIMITS[:-1]:  # MM continuous at every tier limit
+        below = lim * float(lm.position_mmr(lim, LIMITS, RATES))
+        above = (lim + 1e-3) * float(lm.position_mmr(lim + 1e-3, LIMITS, RATES))
+        assert above == pytest.approx(below, rel=1e-6)
+
+
+def test_higher_tiers_move_the_estimated_levels_by_their_rate() -> None:
+    """All tiers are used: with most notional in large positions (SizeDist), levels of a ladder
+    whose upper tiers have a higher rate sit nearer the entry than with one flat tier."""
+    path = _flat([100.0] * 6)
+    flat = _inputs(path, [1e9] * 6)
+    ladder = lm.RiskTiers(
+        limit=np.array([LIMITS]), mmr=np.array([RATES]), max_leverage=np.full((1, 5), np.nan)
+    )
+    tiered = replace(flat, tiers=ladder)
+    params = lm.ModelParams(
+        mix=lm.LeverageMix((10.0,), (1.0,), (30.0,)), sizes=lm.SizeDist(1.2, 1e6), bin_pct=0.05
+    )
+
+    def mean_long_liq(inp: lm.ModelInputs) -> float:
+        p, v = lm.estimate(inp, params).levels(0, len(lm.TIMEFRAMES) - 1)
+        below = p < 100.0
+        return float((p[below] * v[below]).sum() / v[below].sum())
+
+    one = mean_long_liq(replace(flat, tiers=lm.RiskTiers.flat([RATES[0]])))
+    many = mean_long_liq(tiered)
+    assert one == pytest.approx(100.0 * (1 - 0.1 + 0.01), rel=1e-3)
+    assert many > one + 0.5  # the upper tiers' rates pull longs' levels up (towards entry)
+    share, rate, _ = lm.tier_groups(ladder, params.sizes, 5)
+    assert share.sum() == pytest.approx(1.0)
+    assert share[0, 0] == 0.0  # every position is above $1 M: the last tier
+    assert rate[0, 4] == pytest.approx(0.05 - 2e4 * params.sizes.inv_mean(1e6, np.inf))
+
+
+def test_tier_max_leverage_caps_the_leverage_of_its_positions() -> None:
+    ladder = lm.RiskTiers(
+        limit=np.array([[1e5, np.inf]]), mmr=np.array([[0.005, 0.01]]),
+        max_leverage=np.array([[100.0, 10.0]]),
+    )  # fmt: skip
+    sizes = lm.SizeDist(1.5, 1e3)
+    share, rate, cap = lm.tier_groups(ladder, sizes, 3)
+    assert share[0].tolist() == pytest.approx([1 - (100.0) ** -0.5, (100.0) ** -0.5, 0.0])
+    assert cap[0, :2].tolist() == [100.0, 10.0]
+    assert rate[0, 1] == pytest.approx(0.01 - 500.0 * sizes.inv_mean(1e5, np.inf))
+    inp = replace(_inputs(_flat([100.0] * 6), [1e9] * 6), tiers=ladder)
+    params = lm.ModelParams(mix=lm.LeverageMix((5.0, 50.0), (0.5, 0.5), (30.0, 30.0)))
+    shares, _ = lm._combos(inp, params, slice(0, 1), np.asarray(params.mix.share))
+    # tier 1: 5× and 50× as the mix says; tier 2 (cap 10×): all its notional at 5×
+    assert shares[0].tolist() == pytest.approx(
+        [share[0, 0] / 2, share[0, 0] / 2, share[0, 1], 0.0, 0.0, 0.0]
+    )
 
 
 def _inputs(
@@ -60,7 +144,7 @@ def _inputs(
         high=np.array([[p[1] for p in path]]), low=np.array([[p[2] for p in path]]),
         close=close[None], oi_usd=np.array([oi], dtype=np.float64),
         long_share=np.full((1, n), np.nan), price=np.array([close[-1]]),
-        now=NOW if now is None else now, mmr=np.array([lm.DEFAULT_MMR]),
+        now=NOW if now is None else now, tiers=lm.RiskTiers.flat([lm.DEFAULT_MMR]),
     )  # fmt: skip
 
 
@@ -130,7 +214,7 @@ def test_as_of_t_sees_nothing_later(opens: list[float], hidden: int) -> None:
         end=full.end[:, :-hidden], width=full.width[:, :-hidden], open=full.open[:, :-hidden],
         high=full.high[:, :-hidden], low=full.low[:, :-hidden], close=full.close[:, :-hidden],
         oi_usd=full.oi_usd[:, :-hidden], long_share=full.long_share[:, :-hidden],
-        price=full.price, now=t, mmr=full.mmr,
+        price=full.price, now=t, tiers=full.tiers,
     )  # fmt: skip
     crash = [(p[0], p[1], p[2] * 0.5) for p in path]
     later_crash = replace(_inputs(path[:-hidden] + crash[-hidden:], [1e8] * len(path)), now=t)
@@ -148,7 +232,7 @@ def test_short_history_is_partial_and_empty_coin_has_no_levels() -> None:
         close=np.vstack((inp.close, np.full_like(inp.close, np.nan))),
         oi_usd=np.vstack((inp.oi_usd, np.full_like(inp.oi_usd, np.nan))),
         long_share=np.vstack((inp.long_share, inp.long_share)),
-        price=np.array([100.0, 50.0]), now=NOW, mmr=np.array([0.005, 0.005]),
+        price=np.array([100.0, 50.0]), now=NOW, tiers=lm.RiskTiers.flat([0.005, 0.005]),
     )  # fmt: skip
     grid = lm.estimate(two)
     assert grid.partial.tolist() == [True, True]

@@ -709,6 +709,7 @@ def test_account_ratio_pages_back_in_time(bybit: HTTP, sim: Sim) -> None:
 
 def test_risk_limit_ladder(bybit: HTTP, sim: Sim) -> None:
     from quantcore.adapters.bybit import parse
+    from quantcore.math import liqmodel as lm
 
     payload = bybit.get_risk_limit(category="linear", symbol=sim.symbols[0])
     tiers = parse.number_tiers(parse.risk_limit_page(payload, sim.symbols[0]).items)
@@ -717,6 +718,11 @@ def test_risk_limit_ladder(bybit: HTTP, sim: Sim) -> None:
     rates = [t.maintenance_margin_rate for t in tiers]
     levs = [t.max_leverage or 0 for t in tiers]
     assert rates == sorted(rates) and levs == sorted(levs, reverse=True)
+    # the served mmDeduction is the one that keeps maintenance margin continuous (the model
+    # derives it so, liqmodel.mm_deduction, since the tiers table does not store it)
+    served = [float(r["mmDeduction"] or 0) for r in payload["result"]["list"]]
+    limits = [t.limit_usd for t in tiers]
+    assert served == pytest.approx(lm.mm_deduction(limits, rates).tolist())
     every = bybit.get_risk_limit(category="linear")["result"]["list"]
     assert {r["symbol"] for r in every} == set(sim.symbols)
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from quantcore.sim import CoinSpec, Market, TickerTable
 from quantcore.sim.klines import INTERVAL_MINUTES
 from quantcore.sim.rings import CLOSE, HIGH, LOW, OPEN, TURNOVER, VOLUME
+from quantcore.sim.universe import risk_tiers as sim_risk_tiers
 from svc_simulator import formatting as fmt
 from svc_simulator.state import STATE, Handler, SimState
 
@@ -390,8 +391,6 @@ async def funding_history(request: web.Request) -> web.Response:
 
 # --- heatmap-model inputs (issue 14): account ratio, risk-limit tiers -----------------------------
 RATIO_PERIODS = OI_INTERVALS  # account-ratio `period`: 5min, 15min, 30min, 1h, 4h, 1d
-SIM_MMR = 0.005  # the simulator's liquidations use this maintenance margin (its first tier)
-TIERS = 5  # the ladder served: maintenance margin +0.5 % and leverage down per tier
 
 
 async def account_ratio(request: web.Request) -> web.Response:
@@ -435,23 +434,16 @@ async def account_ratio(request: web.Request) -> web.Response:
 
 
 def risk_tiers(coin: CoinSpec) -> list[dict[str, Any]]:
-    """The coin's risk-limit ladder in Bybit's fields (first tier: the simulator's own
-    maintenance margin and the coin's max leverage)."""
-    base = 2_000_000.0 if coin.is_major else 200_000.0
-    rows: list[dict[str, Any]] = []
-    deduction = 0.0
-    for k in range(1, TIERS + 1):
-        mmr = SIM_MMR * k
-        lev = max(1.0, coin.max_leverage / k)
-        if k > 1:
-            deduction += base * (k - 1) * (mmr - SIM_MMR * (k - 1))
-        rows.append({
-            "id": k, "symbol": coin.symbol, "riskLimitValue": fmt.fixed(base * k, 0),
-            "maintenanceMargin": fmt.rate(mmr), "initialMargin": fmt.rate(1.0 / lev),
-            "isLowestRisk": 1 if k == 1 else 0, "maxLeverage": fmt.fixed(lev, 2),
-            "mmDeduction": fmt.fixed(deduction, 0) if k > 1 else "",
-        })  # fmt: skip
-    return rows
+    """The coin's risk-limit ladder (quantcore.sim.universe.risk_tiers) in Bybit's fields."""
+    return [
+        {
+            "id": k, "symbol": coin.symbol, "riskLimitValue": fmt.fixed(t.limit_usd, 0),
+            "maintenanceMargin": fmt.rate(t.mmr), "initialMargin": fmt.rate(1.0 / t.max_leverage),
+            "isLowestRisk": 1 if k == 1 else 0, "maxLeverage": fmt.fixed(t.max_leverage, 2),
+            "mmDeduction": fmt.fixed(t.mm_deduction, 0) if k > 1 else "",
+        }
+        for k, t in enumerate(sim_risk_tiers(coin), start=1)
+    ]  # fmt: skip
 
 
 async def risk_limit(request: web.Request) -> web.Response:

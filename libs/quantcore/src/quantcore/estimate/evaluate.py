@@ -9,7 +9,8 @@ past are read from its 4-hour ring, which serves 12 h and longer candles and the
 interest: what a real venue's 4-hour klines give for a year.) For the 5-minute intervals the
 taker flow is the trade stream's (`publicTrade`) taker-buy share of each 5 minutes — what the
 market collector, listening since the 1-minute history began, would have summed — and the
-account ratio is /v5/market/account-ratio's. No hidden parameter of the simulator
+account ratio is /v5/market/account-ratio's, the risk-limit tiers /v5/market/risk-limit's.
+No hidden parameter of the simulator
 (leverage tiers, holding times, its long/short split, its level grid) is read; the model's
 leverage mix is its own default setting.
 """
@@ -29,6 +30,7 @@ from quantcore.model.market import TIMEFRAMES
 from quantcore.sim import klines as kl
 from quantcore.sim.market import Market, MarketConfig
 from quantcore.sim.rings import CLOSE, HIGH, LOW, OI, OPEN
+from quantcore.sim.universe import CoinSpec, risk_tiers
 
 F = NDArray[np.float64]
 RECENT = "5"  # Bybit interval of the recent candles (minutes)
@@ -56,6 +58,17 @@ def _flow_share(market: Market, c: int, start: F, width: F) -> F:
         ends = dict(zip(rt.tolist(), rv.tolist(), strict=True))
         ratio[fine] = [ends.get(int(x) + 300, np.nan) for x in start[fine]]
     return lm.long_share(buy, 1.0 - buy, ratio)
+
+
+def sim_tiers(coins: list[CoinSpec]) -> lm.RiskTiers:
+    """The coins' risk-limit ladders as /v5/market/risk-limit serves them."""
+    ladders = [risk_tiers(c) for c in coins]
+    k = max((len(x) for x in ladders), default=1)
+    lim, mmr, lev = (np.full((len(coins), k), np.nan) for _ in range(3))
+    for i, ladder in enumerate(ladders):
+        for j, t in enumerate(ladder):
+            lim[i, j], mmr[i, j], lev[i, j] = t.limit_usd, t.mmr, t.max_leverage
+    return lm.RiskTiers(limit=lim, mmr=mmr, max_leverage=lev)
 
 
 def market_inputs(
@@ -100,7 +113,7 @@ def market_inputs(
         open=pad(2), high=pad(3), low=pad(4), close=pad(5), oi_usd=pad(6),
         long_share=pad(7),
         price=np.asarray(market.last_price[idx], dtype=np.float64), now=float(now),
-        mmr=np.full(len(rows), lm.DEFAULT_MMR),
+        tiers=sim_tiers([market.coins[c] for c in idx]),
         max_leverage=np.array([market.coins[c].max_leverage for c in idx], dtype=np.float64),
     )  # fmt: skip
 

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quantcore.model.market import TIMEFRAME_DURATION, TIMEFRAMES
+from quantcore.sim.universe import FIRST_TIER_MMR
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -25,7 +26,7 @@ I64 = NDArray[np.int64]
 LEVERAGE_TIERS = np.array([3.0, 5.0, 10.0, 25.0, 50.0, 100.0])
 TIER_WEIGHTS = np.array([0.02, 0.30, 0.29, 0.20, 0.12, 0.07])  # share of new notional per tier
 TIER_LIFETIME_S = np.array([120.0, 20.0, 7.0, 2.0, 0.5, 1.0 / 6.0]) * 86_400.0  # mean holding
-MMR = 0.005  # maintenance margin rate
+MMR = FIRST_TIER_MMR  # maintenance margin rate of every position (the first tier's)
 BUCKET_WIDTH = 0.0015  # relative width of a price level
 LOG_STEP = math.log1p(BUCKET_WIDTH)
 LONG, SHORT = 1, -1

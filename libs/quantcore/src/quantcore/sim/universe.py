@@ -97,6 +97,34 @@ class CoinSpec:
         return self.base in ("BTC", "ETH")
 
 
+RISK_TIERS = 5  # the risk-limit ladder served: maintenance margin +0.5 % and leverage down per tier
+FIRST_TIER_MMR = 0.005  # = levels.MMR: the simulator's liquidations use the first tier's rate
+
+
+@dataclass(frozen=True)
+class RiskTierSpec:
+    """One tier of a simulated coin's risk-limit ladder (/v5/market/risk-limit)."""
+
+    limit_usd: float
+    mmr: float
+    max_leverage: float
+    mm_deduction: float  # keeps maintenance margin continuous across tiers (Bybit's field)
+
+
+def risk_tiers(coin: CoinSpec) -> list[RiskTierSpec]:
+    """The coin's public risk-limit ladder: tier k (1…RISK_TIERS) up to k × $2 M (majors) or
+    k × $200 k, maintenance margin k × 0.5 %, max leverage the coin's / k."""
+    base = 2_000_000.0 if coin.is_major else 200_000.0
+    out: list[RiskTierSpec] = []
+    deduction = 0.0
+    for k in range(1, RISK_TIERS + 1):
+        mmr = FIRST_TIER_MMR * k
+        if k > 1:
+            deduction += base * (k - 1) * (mmr - FIRST_TIER_MMR * (k - 1))
+        out.append(RiskTierSpec(base * k, mmr, max(1.0, coin.max_leverage / k), deduction))
+    return out
+
+
 def synthetic_base(k: int) -> str:
     """AAA1, AAB1, ..., ZZZ1, AAA2, ...: never collides with a named coin."""
     letters = len(ascii_uppercase)

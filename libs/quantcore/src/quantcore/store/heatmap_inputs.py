@@ -264,19 +264,29 @@ async def fold_collected(conn: AsyncConnection[Any], symbol: str, since: datetim
     return updated
 
 
-async def first_tiers(conn: AsyncConnection[Any], symbols: Sequence[str]) -> tuple[F, F]:
-    """(mmr of the first tier, highest max leverage) per coin; NaN where unknown."""
+async def risk_tiers(conn: AsyncConnection[Any], symbols: Sequence[str]) -> lm.RiskTiers:
+    """Every stored risk-limit tier per coin, ascending limit ([C, K], NaN-padded; a coin
+    with none stored gets one tier of lm.DEFAULT_MMR, any size)."""
     cur = await conn.execute(
         """
-        SELECT symbol, (array_agg(maintenance_margin_rate ORDER BY tier))[1], max(max_leverage)
+        SELECT symbol, array_agg(risk_limit_value ORDER BY tier),
+               array_agg(maintenance_margin_rate ORDER BY tier),
+               array_agg(max_leverage ORDER BY tier)
         FROM risk_limit_tiers WHERE symbol = ANY(%s) GROUP BY symbol
         """,
         (list(symbols),),
     )
-    found = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
-    mmr = np.array([found.get(s, (None, None))[0] or np.nan for s in symbols], dtype=np.float64)
-    lev = np.array([found.get(s, (None, None))[1] or np.nan for s in symbols], dtype=np.float64)
-    return mmr, lev
+    found = {r[0]: r[1:] for r in await cur.fetchall()}
+    k = max((len(v[0]) for v in found.values()), default=1)
+    lim, mmr, lev = (np.full((len(symbols), k), np.nan) for _ in range(3))
+    lim[:, 0], mmr[:, 0] = np.inf, lm.DEFAULT_MMR
+    for i, s in enumerate(symbols):
+        if s in found:
+            n = len(found[s][0])
+            lim[i, :n] = [float(x) for x in found[s][0]]
+            mmr[i, :n] = [float(x) for x in found[s][1]]
+            lev[i, :n] = [np.nan if x is None else float(x) for x in found[s][2]]
+    return lm.RiskTiers(limit=lim, mmr=mmr, max_leverage=lev)
 
 
 # Per coin one packed bytea per column (quantcore.store.arrays), all aggregates of a group
@@ -360,7 +370,9 @@ async def read_inputs(
     w = grid(got["w"].astype(np.float64), 0.0)
     close = grid(got["close"])
     share = lm.long_share(grid(got["buy"]), grid(got["sell"]), grid(got["ratio"]))
-    mmr, max_lev = await first_tiers(conn, symbols)
+    tiers = await risk_tiers(conn, symbols)
+    caps = np.where(np.isfinite(tiers.max_leverage), tiers.max_leverage, -np.inf)
+    max_lev = caps.max(axis=1)  # the first tier's, the loosest
     last_close = np.array(
         [close[i, -1] if counts[i] else np.nan for i in range(c)], dtype=np.float64
     )
@@ -368,7 +380,7 @@ async def read_inputs(
         end=t + w, width=w, open=grid(got["open"]), high=grid(got["high"]),
         low=grid(got["low"]), close=close, oi_usd=grid(got["oi"]) * close, long_share=share,
         price=last_close, now=float(now_s),
-        mmr=np.where(np.isfinite(mmr), mmr, lm.DEFAULT_MMR),
+        tiers=tiers,
         max_leverage=np.where(np.isfinite(max_lev), max_lev, np.inf),
     )  # fmt: skip
     return inputs, counts
