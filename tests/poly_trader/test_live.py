@@ -30,7 +30,7 @@ from quantcore.store.poly_live_venue import LivePolyVenue
 from quantcore.testing import Sandbox
 from quantcore.venues.poly import PolyOrderRequest
 from svc_poly_trader.service import PolyTrader, order_id_of, signal_key
-from svc_simulator.polymarket_clob import ERR_SIGNER_KEY
+from svc_simulator.polymarket_clob import ERR_MAKER
 from tests.conftest import aeventually
 from tests.poly.conftest import NOW, PolySim
 from tests.poly_trader.test_crash import scalar, start
@@ -229,26 +229,43 @@ async def test_matched_but_never_settled_is_not_a_fill(
     assert await fresh_redis.xrange(bus.key(STREAM_POLY_POSITIONS)) == []
 
 
-async def test_deposit_wallet_orders_carry_the_venues_refusal(
+async def test_deposit_wallet_account_trades_live(
     fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
     poly_client: PolymarketClient, live_world: None,
 ) -> None:  # fmt: skip
-    """Signature type 3 through py-clob-client-v2: the ERC-7739 order signature verifies, but the
-    client binds the API key to the EOA, and the CLOB refuses with Polymarket's text (upstream
-    py-clob-client-v2 issues #58/#65): recorded as the order's reason, nothing filled."""
-    wallet = "0x" + "d3" * 20
+    """Signature type 3 (the default for accounts created after 2026-05-04) through
+    py-clob-client-v2: the key derived by the owner EOA, orders made and signed for the deposit
+    wallet (ERC-7739). The CLOB accepts the order, the fill is confirmed from the Data API feed
+    of the wallet, the decision is settled with it. The same account's plain EOA order is still
+    refused with Polymarket's text, recorded as the decision's reason, nothing placed."""
+    wallet = Account.create().address
     owner = Account.from_key(KEY).address
     await sim_post(poly_sim, "/sim/poly/account", {"owner": owner, "usd": 1000, "wallet": wallet,
                                                    "kind": "deposit"})  # fmt: skip
-    [(cond, token, ask)] = await open_tokens(fresh_pool, poly_client, 1)
+    [(cond, token, ask), (cond2, token2, ask2)] = await open_tokens(fresh_pool, poly_client, 2)
+    eoa = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-eoa")  # signature type 0
+    await eoa.venue.clob.connect()  # type: ignore[union-attr]
+    refused = signal(cond2, token2, ask2)
+    await eoa.decide(refused)
+    d = (await decisions(fresh_pool))[signal_key(refused)]
+    assert d["status"] == "rejected" and d["reason"] == f"venue: {ERR_MAKER}"
+    assert (await clob_view(poly_sim))["orders"] == []
+
     t = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-dw", poly_signature_type=3,
                     poly_funder_address=wallet)  # fmt: skip
-    await t.venue.clob.connect()  # type: ignore[union-attr]
+    venue = t.venue
+    assert isinstance(venue, LivePolyVenue) and venue.user == wallet.lower()
+    await venue.clob.connect()
     sig = signal(cond, token, ask)
     await t.decide(sig)
     d = (await decisions(fresh_pool))[signal_key(sig)]
-    assert d["status"] == "rejected" and d["reason"] == f"venue: {ERR_SIGNER_KEY}"
-    assert (await clob_view(poly_sim))["orders"] == []
+    assert d["decision"] == "traded" and d["status"] == "filled" and d["filled"] > 0, d
+    [order] = (await clob_view(poly_sim))["orders"]
+    assert order["maker_address"] == wallet.lower() and D(order["size_matched"]) == d["filled"]
+    feed = await poly_client.trades_page(user=wallet.lower(), conditions=[cond])
+    assert D(str(sum(tr.size for tr in feed.items))) == d["filled"]  # confirmed from the feed
+    assert [h.token_id for h in await venue.holdings()] == [token]
+    assert (await poly_client.trades_page(user=owner.lower(), conditions=[cond])).items == []
 
 
 async def test_crash_between_signing_and_recording_is_healed_by_the_hash(
