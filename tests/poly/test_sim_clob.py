@@ -22,6 +22,7 @@ from quantcore.adapters.polymarket.clob import (
     ClobAccount,
     ClobRejected,
     ClobTrader,
+    Geoblock,
     SignedOrder,
     geoblock,
 )
@@ -31,6 +32,7 @@ from svc_simulator.polymarket_clob import (
     ERR_L1,
     ERR_L2,
     ERR_MAKER,
+    ERR_REGION,
     ERR_SIGNATURE,
     ERR_SIGNER_KEY,
     ERR_VERSION,
@@ -262,11 +264,55 @@ async def test_fak_without_a_match_and_settlement_failure(
 
 async def test_geoblock_check(poly_sim: PolySim) -> None:
     verdict = await geoblock(poly_sim.url + "/web/api/geoblock")
-    assert not verdict.blocked and verdict.country == "IE"
+    assert not verdict.blocked and verdict.country == "IE" and verdict.access == "open"
     async with httpx.AsyncClient() as c:
         await c.post(poly_sim.url + "/sim/poly/geoblock", json={"blocked": True, "country": "US", "region": "NY"})  # fmt: skip
     verdict = await geoblock(poly_sim.url + "/web/api/geoblock")
     assert verdict.blocked and (verdict.country, verdict.region) == ("US", "NY")
+    assert verdict.access == "close_only"  # the US is close-only on frontend and API
+
+
+@pytest.mark.parametrize(
+    ("blocked", "country", "region", "access"),
+    [
+        (False, "IE", "L", "open"),
+        (False, "IR", None, "open"),  # the endpoint's verdict decides whether anything applies
+        (True, "IR", "23", "blocked"),
+        (True, "CU", None, "blocked"),
+        (True, "UA", "43", "blocked"),  # Crimea (ISO 3166-2 UA-43)
+        (True, "UA", "UA-14", "blocked"),  # Donetsk, region given with its country prefix
+        (True, "UA", "30", "close_only"),  # Kyiv: blocked, not an OFAC region
+        (True, "GB", "ENG", "close_only"),
+        (True, "SG", None, "close_only"),
+        (True, None, None, "close_only"),  # blocked, jurisdiction unknown: exits only
+    ],
+)
+def test_geoblock_access(
+    blocked: bool, country: str | None, region: str | None, access: str
+) -> None:
+    assert Geoblock(blocked, "1.2.3.4", country, region).access == access
+
+
+async def test_close_only_region_refuses_opening_orders_and_takes_exits(
+    poly_sim: PolySim, eoa: ClobTrader
+) -> None:
+    """While the geoblock answer is blocked from a close-only jurisdiction, the CLOB refuses
+    buys with Polymarket's text and takes sells (closing); from an OFAC one, both."""
+    _, token, ask = open_token(poly_sim)
+    await eoa.post(await eoa.sign(token, "buy", D(str(ask)), D(10), TICK))
+    async with httpx.AsyncClient() as c:
+        await c.post(poly_sim.url + "/sim/poly/geoblock", json={"blocked": True, "country": "GB", "region": "ENG"})  # fmt: skip
+    with pytest.raises(ClobRejected) as err:
+        await eoa.post(await eoa.sign(token, "buy", D(str(ask)), D(5), TICK))
+    assert (err.value.status, err.value.message) == (403, ERR_REGION)
+    sold = await eoa.post(await eoa.sign(token, "sell", D("0.01"), D(4), TICK))
+    assert sold.status == "matched" and sold.error is None
+    async with httpx.AsyncClient() as c:
+        await c.post(poly_sim.url + "/sim/poly/geoblock", json={"blocked": True, "country": "IR", "region": "23"})  # fmt: skip
+    with pytest.raises(ClobRejected) as err:
+        await eoa.post(await eoa.sign(token, "sell", D("0.01"), D(4), TICK))
+    assert (err.value.status, err.value.message) == (403, ERR_REGION)
+    assert [o["side"] for o in (await clob_view(poly_sim))["orders"]] == ["BUY", "SELL"]
 
 
 def test_order_args_v2_still_has_token_id() -> None:

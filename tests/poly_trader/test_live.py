@@ -26,7 +26,7 @@ from quantcore.collect import poly as collect
 from quantcore.config import LIVE_CONFIRMATION_PHRASE, ConfigError, Settings
 from quantcore.model.events import STREAM_POLY_POSITIONS, STREAM_POLY_SIGNALS
 from quantcore.model.trading import Side
-from quantcore.store.poly_live_venue import LivePolyVenue
+from quantcore.store.poly_live_venue import LivePolyVenue, start_live
 from quantcore.testing import Sandbox
 from quantcore.venues.poly import PolyOrderRequest
 from svc_poly_trader.service import PolyTrader, order_id_of, signal_key
@@ -91,8 +91,8 @@ async def test_live_refuses_to_start_when_geoblocked_or_unchecked(
     fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
     live_world: None, tmp_path: Path,
 ) -> None:  # fmt: skip
-    await sim_post(
-        poly_sim, "/sim/poly/geoblock", {"blocked": True, "country": "US", "region": "NY"}
+    await sim_post(  # an OFAC jurisdiction: no orders at all (a close-only one: exits only)
+        poly_sim, "/sim/poly/geoblock", {"blocked": True, "country": "IR", "region": "23"}
     )
     blocked = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-geo")
     with pytest.raises(ConfigError, match="geoblocks this machine"):
@@ -103,12 +103,49 @@ async def test_live_refuses_to_start_when_geoblocked_or_unchecked(
     proc = start(fresh, poly_sim, tmp_path / "geo.log", **live)
     assert await asyncio.wait_for(asyncio.to_thread(proc.wait), timeout=60) == 2
     text = (tmp_path / "geo.log").read_text()
-    assert "geoblocks this machine (country US, region NY)" in text and "Traceback" not in text
+    assert "geoblocks this machine (country IR, region 23)" in text and "Traceback" not in text
     unchecked = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-geo2",
                             poly_endpoint_geoblock=poly_sim.url + "/no/such/page")  # fmt: skip
     with pytest.raises(ConfigError, match="geoblock check failed"):
         await unchecked.run(asyncio.Event())
     assert (await clob_view(poly_sim))["orders"] == []
+
+
+async def test_close_only_region_exits_only(
+    fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
+    poly_client: PolymarketClient, live_world: None,
+) -> None:  # fmt: skip
+    """Started where Polymarket's geoblock answers blocked from a close-only jurisdiction (the
+    UK): the venue starts for exits only. A new signal is refused with the reason before
+    anything is signed; a sell of a held position goes through and is confirmed."""
+    (c1, t1, a1), (c2, t2, a2) = await open_tokens(fresh_pool, poly_client, 2)
+    t = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-co")
+    venue = t.venue
+    assert isinstance(venue, LivePolyVenue)
+    await start_live(venue, t.ctx.settings.poly_geoblock_url, t.log)
+    assert venue.close_only is None
+    held = await venue.place_order(
+        PolyOrderRequest("pc-held", c1, t1, Side.BUY, D(str(a1)), D(15), D("0.01"))
+    )
+    assert held.filled == D(15)
+    await sim_post(
+        poly_sim, "/sim/poly/geoblock", {"blocked": True, "country": "GB", "region": "ENG"}
+    )
+    t = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-co2")
+    venue = t.venue
+    assert isinstance(venue, LivePolyVenue)
+    await start_live(venue, t.ctx.settings.poly_geoblock_url, t.log)  # starts: exits allowed
+    assert venue.close_only is not None and "country GB" in venue.close_only
+    sig = signal(c2, t2, a2)
+    await t.decide(sig)
+    d = (await decisions(fresh_pool))[signal_key(sig)]
+    assert d["status"] == "rejected" and d["reason"].startswith("close_only: "), d
+    exit_ = await venue.place_order(
+        PolyOrderRequest("pc-exit", c1, t1, Side.SELL, D("0.01"), D(5), D("0.01"))
+    )
+    assert exit_.status.value == "filled" and exit_.filled == D(5), exit_
+    assert [h.shares for h in await venue.holdings()] == [D(10)]
+    assert [o["side"] for o in (await clob_view(poly_sim))["orders"]] == ["BUY", "SELL"]
 
 
 async def test_live_signals_become_clob_orders_confirmed_from_the_feeds(

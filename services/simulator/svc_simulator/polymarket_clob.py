@@ -28,7 +28,9 @@ the way the perps simulator checks Bybit's HMAC (shared/api README §4.4):
   with settlement transactions that appear in the Data API feeds (/data/v2/trades, positions);
   the `settle_fail` fault makes the next n trades FAILED (matched, never settled, not in the
   feeds).
-- Geoblock: GET /web/api/geoblock answers like https://polymarket.com/api/geoblock.
+- Geoblock: GET /web/api/geoblock answers like https://polymarket.com/api/geoblock; while the
+  answer is blocked, POST /order refuses 403 "Trading restricted in your region": every order
+  from an OFAC jurisdiction, buys from a close-only one (sells, which close, go through).
 - Balance sync: GET /balance-allowance/update (L2, the docs' step after funding a deposit
   wallet) answers like the CLOB and counts the syncs.
 Test hooks: POST /sim/poly/account (fund an owner, give it a deposit wallet / proxy, deployed
@@ -54,6 +56,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils.crypto import keccak
 
+from quantcore.adapters.polymarket.clob import Geoblock
 from quantcore.model.poly import PolyTrade
 from quantcore.sim.poly import PolyWorld
 from quantcore.trading import poly as rules
@@ -92,6 +95,7 @@ ERR_SIGNATURE = "invalid signature"
 ERR_SIGNER_KEY = "the order signer address has to be the address of the API KEY"
 ERR_MAKER = "maker address not allowed, please use the deposit wallet flow"
 ERR_BALANCE = "not enough balance / allowance"
+ERR_REGION = "Trading restricted in your region"
 ERR_FAK = (
     "no orders found to match with FAK order. "
     "FAK orders are partially filled or killed if no match is found."
@@ -384,6 +388,10 @@ async def post_order(request: web.Request) -> web.Response:
     refusal, exchange = check_order(state, key, o)
     if refusal is not None:
         return _error(400, refusal)
+    g = state.geoblock
+    access = Geoblock(bool(g.get("blocked")), g.get("ip"), g.get("country"), g.get("region")).access
+    if access == "blocked" or (access == "close_only" and o.get("side") == "BUY"):
+        return _error(403, ERR_REGION)
     oid = order_hash(o, exchange)
     if oid in state.orders:
         return _error(400, f"order {oid} is invalid. Duplicated.")

@@ -10,6 +10,10 @@
   funder address shows for the order's settlement transactions (from the post answer, else the
   CLOB trades), waited for up to POLY_CONFIRM_TIMEOUT_S and re-checked on every read after.
 - Holdings come from the Data API positions feed; cash from the CLOB's collateral balance.
+- Geoblock, at start: an OFAC jurisdiction refuses to start; a close-only one (Polymarket's
+  geoblock answers blocked from, e.g., the US or the UK: positions may be closed, none opened)
+  starts the venue close-only: buys are refused with the reason before anything is signed,
+  sells (exits) go through.
 - Resolution: redeeming is an on-chain transaction (the CTF contract through Polymarket's
   relayer), outside the CLOB client: `resolve` reports a market's holdings once the positions
   feed no longer shows them open (redeemed), and nothing before.
@@ -169,6 +173,7 @@ class LivePolyVenue:
         self.data = data  # Data API reads (trades, positions) and the CLOB book
         self.fees = fees
         self.confirm_timeout_s = confirm_timeout_s
+        self.close_only: str | None = None  # why only exits are allowed (a close-only region)
         self._start: Decimal | None = None
 
     @property
@@ -184,6 +189,8 @@ class LivePolyVenue:
             if row["status"] == OrderStatus.SUBMITTING.value:
                 row = await self._recover(row)
             return _order(row, duplicate=True)
+        if self.close_only is not None and req.side == Side.BUY:
+            return await self._rejected(req, f"close_only: {self.close_only}")
         try:
             book = await self.data.book(req.token_id)
         except PermanentError as exc:
@@ -430,19 +437,24 @@ def make_live_venue(
 
 
 async def start_live(venue: LivePolyVenue, geoblock_url: str, logger: Any) -> None:
-    """Before the first order: Polymarket must not geoblock this machine (an unreadable answer
-    refuses too), then the API key is derived (L1). Raises ConfigError: the service stops."""
+    """Before the first order: Polymarket's geoblock verdict on this machine (an unreadable
+    answer refuses to start; an OFAC jurisdiction refuses; a close-only one starts the venue for
+    exits only), then the API key is derived (L1). Raises ConfigError: the service stops."""
     try:
         verdict = await geoblock(geoblock_url)
     except ExternalError as exc:
         raise ConfigError(
             f"POLY_TRADING_MODE=live refuses to start: geoblock check failed ({exc})"
         ) from exc
-    if verdict.blocked:
+    where = f"country {verdict.country}, region {verdict.region}"
+    if verdict.access == "blocked":
         raise ConfigError(
-            "POLY_TRADING_MODE=live refuses to start: Polymarket geoblocks this machine "
-            f"(country {verdict.country}, region {verdict.region})"
+            f"POLY_TRADING_MODE=live refuses to start: Polymarket geoblocks this machine ({where})"
         )
+    if verdict.access == "close_only":
+        venue.close_only = f"Polymarket allows only closing positions from here ({where})"
+        logger.warning("live Polymarket venue is close-only: exits only, no new positions",
+                       country=verdict.country, region=verdict.region)  # fmt: skip
     try:
         await venue.clob.connect()
     except ExternalError as exc:
@@ -450,4 +462,4 @@ async def start_live(venue: LivePolyVenue, geoblock_url: str, logger: Any) -> No
             f"POLY_TRADING_MODE=live refuses to start: API key derivation failed ({exc})"
         ) from exc
     logger.info("live Polymarket venue ready", signer=venue.clob.signer, funder=venue.clob.funder,
-                country=verdict.country)  # fmt: skip
+                country=verdict.country, access=verdict.access)  # fmt: skip

@@ -25,7 +25,12 @@ stored signed order is looked up by its hash, and re-posted unchanged only if th
 got it.
 
 `geoblock()` reads Polymarket's geoblock endpoint (https://polymarket.com/api/geoblock, on
-polymarket.com, not the API hosts): `{blocked, ip, country, region}`.
+polymarket.com, not the API hosts): `{blocked, ip, country, region}`. `blocked: true` covers two
+groups (https://docs.polymarket.com/api-reference/geoblock, "Restricted Jurisdictions"): the
+OFAC-sanctioned ones ("Block Completely": no new orders, positions cannot be closed) and the
+regulatory close-only ones ("users can close existing positions but cannot open new ones");
+the answer does not say which, so `Geoblock.access` reads it from the country / ISO 3166-2
+region: OFAC list → "blocked", any other blocked answer → "close_only".
 """
 
 from __future__ import annotations
@@ -103,12 +108,27 @@ class ClobTrade:
     tx_hash: str | None
 
 
+# "OFAC-Sanctioned Jurisdictions (Block Completely)", docs.polymarket.com/api-reference/geoblock
+OFAC_BLOCKED = frozenset({"IR", "SY", "CU", "KP", "UA-43", "UA-14", "UA-09"})
+GeoAccess = Literal["open", "close_only", "blocked"]
+
+
 @dataclass(frozen=True)
 class Geoblock:
     blocked: bool
     ip: str | None
     country: str | None
     region: str | None
+
+    @property
+    def access(self) -> GeoAccess:
+        """open: trade; close_only: exits only; blocked: nothing (OFAC)."""
+        if not self.blocked:
+            return "open"
+        country = (self.country or "").upper()
+        region = (self.region or "").upper()
+        codes = {country, region, f"{country}-{region.removeprefix(country + '-')}"}
+        return "blocked" if codes & OFAC_BLOCKED else "close_only"
 
 
 def _message(exc: PolyApiException) -> str:
