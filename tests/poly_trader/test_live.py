@@ -26,7 +26,7 @@ from quantcore.collect import poly as collect
 from quantcore.config import LIVE_CONFIRMATION_PHRASE, ConfigError, Settings
 from quantcore.model.events import STREAM_POLY_POSITIONS, STREAM_POLY_SIGNALS
 from quantcore.model.trading import Side
-from quantcore.store.poly_live_venue import LivePolyVenue, start_live
+from quantcore.store.poly_live_venue import AwaitingRedeem, LivePolyVenue, start_live
 from quantcore.testing import Sandbox
 from quantcore.venues.poly import PolyOrderRequest
 from svc_poly_trader.service import PolyTrader, order_id_of, signal_key
@@ -200,11 +200,12 @@ async def test_live_signals_become_clob_orders_confirmed_from_the_feeds(
 
 async def test_live_exits_step_out_and_resolution_is_booked(
     fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
-    poly_client: PolymarketClient, live_world: None,
+    poly_client: PolymarketClient, live_world: None, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     """The paper run's exits and resolution on the live venue: exit steps are SELL orders signed
     and matched at the CLOB (holdings from the Data API shrink), a resolved market is booked
-    once and then no longer held."""
+    once and then no longer held; its shares, still in the wallet at Polymarket, are logged and
+    listed as awaiting redeem until Polymarket pays them out (its feed shows them redeemed)."""
     picks = await open_tokens(fresh_pool, poly_client, 2)
     t = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-1", poly_exit_resolution_h=0.0,
                     poly_exit_min_edge=-1.0)  # fmt: skip
@@ -240,6 +241,16 @@ async def test_live_exits_step_out_and_resolution_is_booked(
     kinds = [s[0] for s in steps]
     assert kinds.count("resolution") == 1 and kinds.count("exit") == 2
     assert all(s[2] is not None for s in steps)
+    m = poly_sim.world.market(c_res)
+    won = tok_res == m.token_ids[0]  # resolved to outcomes[1], the first outcome
+    shares = held[tok_res].shares
+    assert await t.venue.awaiting_redeem() == [
+        AwaitingRedeem(c_res, tok_res, shares, won, shares if won else D(0))
+    ]
+    out = capsys.readouterr().out
+    assert "position awaiting redeem" in out and f"token_id={tok_res}" in out
+    m.winner, m.end = 0, poly_sim.world.now  # Polymarket resolves and redeems (its auto-redeem)
+    assert await t.venue.awaiting_redeem() == []
 
 
 async def test_matched_but_never_settled_is_not_a_fill(
