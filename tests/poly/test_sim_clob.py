@@ -211,7 +211,8 @@ async def test_deposit_wallet_order_through_the_client_fills_for_the_wallet(
 async def test_deposit_wallet_rules(poly_sim: PolySim) -> None:
     """The broken variants, refused with Polymarket's texts: a plain EOA order from an account
     with a deposit wallet; a type-3 order for another owner's wallet or for a wallet the relayer
-    has not deployed yet; a type-3 client without the wallet as funder refuses to build."""
+    has not deployed yet; a type-3 order with the EOA as maker and signer; a type-3 client
+    without the wallet as funder refuses to build."""
     owner, wallet = Account.create(), Account.create().address
     await fund(poly_sim, owner.address, wallet=wallet, kind="deposit")
     _, token, ask = open_token(poly_sim)
@@ -240,6 +241,19 @@ async def test_deposit_wallet_rules(poly_sim: PolySim) -> None:
         with pytest.raises(ValueError, match="deposit wallet's address as funder"):
             ClobTrader(ClobAccount(poly_sim.url + "/clob", owner.key.hex(), signature_type=3,
                                    funder=funder))  # fmt: skip
+    # what the bare client signs for type 3 without a funder: maker = signer = the EOA, which
+    # has no ERC-1271 to ask
+    bare = ClobClient(poly_sim.url + "/clob", chain_id=137, key=owner.key.hex(), signature_type=3)
+    bare.set_api_creds(await asyncio.to_thread(bare.create_or_derive_api_key))
+    own = await asyncio.to_thread(
+        bare.create_order,
+        OrderArgsV2(token_id=token, price=ask, size=5, side="BUY"),
+        PartialCreateOrderOptions(tick_size="0.01", neg_risk=False, version=2),
+    )
+    assert own.maker == own.signer == owner.address and int(own.signatureType) == 3
+    with pytest.raises(PolyApiException) as perr:
+        await asyncio.to_thread(bare.post_order, own, OrderType.FAK)
+    assert perr.value.error_msg == {"error": ERR_SIGNATURE}
     assert (await clob_view(poly_sim))["orders"] == []
 
 

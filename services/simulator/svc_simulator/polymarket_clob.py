@@ -303,8 +303,8 @@ def check_order(state: ClobState, key: ApiKey, o: dict[str, Any]) -> tuple[str |
     if signer != key.address and not (sig_type == 3 and signer == own_wallet):
         return ERR_SIGNER_KEY, exchange
     if sig_type == 3:
-        if maker != signer:  # both must be the deposit wallet (docs: fails ERC-1271 validation)
-            return ERR_SIGNATURE, exchange
+        if not (maker == signer == own_wallet):  # else ERC-1271 validation fails (docs)
+            return ERR_SIGNATURE, exchange  # e.g. the EOA as signer: no contract to ask
         good = [ex for ex in EXCHANGES_V2 if _recover_1271(o, ex) == key.address]
     else:
         sig = str(o.get("signature"))
