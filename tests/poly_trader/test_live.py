@@ -26,11 +26,11 @@ from quantcore.collect import poly as collect
 from quantcore.config import LIVE_CONFIRMATION_PHRASE, ConfigError, Settings
 from quantcore.model.events import STREAM_POLY_POSITIONS, STREAM_POLY_SIGNALS
 from quantcore.model.trading import Side
-from quantcore.store.poly_live_venue import LivePolyVenue
+from quantcore.store.poly_live_venue import AwaitingRedeem, LivePolyVenue, start_live
 from quantcore.testing import Sandbox
 from quantcore.venues.poly import PolyOrderRequest
 from svc_poly_trader.service import PolyTrader, order_id_of, signal_key
-from svc_simulator.polymarket_clob import ERR_SIGNER_KEY
+from svc_simulator.polymarket_clob import ERR_MAKER
 from tests.conftest import aeventually
 from tests.poly.conftest import NOW, PolySim
 from tests.poly_trader.test_crash import scalar, start
@@ -91,8 +91,8 @@ async def test_live_refuses_to_start_when_geoblocked_or_unchecked(
     fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
     live_world: None, tmp_path: Path,
 ) -> None:  # fmt: skip
-    await sim_post(
-        poly_sim, "/sim/poly/geoblock", {"blocked": True, "country": "US", "region": "NY"}
+    await sim_post(  # an OFAC jurisdiction: no orders at all (a close-only one: exits only)
+        poly_sim, "/sim/poly/geoblock", {"blocked": True, "country": "IR", "region": "23"}
     )
     blocked = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-geo")
     with pytest.raises(ConfigError, match="geoblocks this machine"):
@@ -103,12 +103,49 @@ async def test_live_refuses_to_start_when_geoblocked_or_unchecked(
     proc = start(fresh, poly_sim, tmp_path / "geo.log", **live)
     assert await asyncio.wait_for(asyncio.to_thread(proc.wait), timeout=60) == 2
     text = (tmp_path / "geo.log").read_text()
-    assert "geoblocks this machine (country US, region NY)" in text and "Traceback" not in text
+    assert "geoblocks this machine (country IR, region 23)" in text and "Traceback" not in text
     unchecked = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-geo2",
                             poly_endpoint_geoblock=poly_sim.url + "/no/such/page")  # fmt: skip
     with pytest.raises(ConfigError, match="geoblock check failed"):
         await unchecked.run(asyncio.Event())
     assert (await clob_view(poly_sim))["orders"] == []
+
+
+async def test_close_only_region_exits_only(
+    fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
+    poly_client: PolymarketClient, live_world: None,
+) -> None:  # fmt: skip
+    """Started where Polymarket's geoblock answers blocked from a close-only jurisdiction (the
+    UK): the venue starts for exits only. A new signal is refused with the reason before
+    anything is signed; a sell of a held position goes through and is confirmed."""
+    (c1, t1, a1), (c2, t2, a2) = await open_tokens(fresh_pool, poly_client, 2)
+    t = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-co")
+    venue = t.venue
+    assert isinstance(venue, LivePolyVenue)
+    await start_live(venue, t.ctx.settings.poly_geoblock_url, t.log)
+    assert venue.close_only is None
+    held = await venue.place_order(
+        PolyOrderRequest("pc-held", c1, t1, Side.BUY, D(str(a1)), D(15), D("0.01"))
+    )
+    assert held.filled == D(15)
+    await sim_post(
+        poly_sim, "/sim/poly/geoblock", {"blocked": True, "country": "GB", "region": "ENG"}
+    )
+    t = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-co2")
+    venue = t.venue
+    assert isinstance(venue, LivePolyVenue)
+    await start_live(venue, t.ctx.settings.poly_geoblock_url, t.log)  # starts: exits allowed
+    assert venue.close_only is not None and "country GB" in venue.close_only
+    sig = signal(c2, t2, a2)
+    await t.decide(sig)
+    d = (await decisions(fresh_pool))[signal_key(sig)]
+    assert d["status"] == "rejected" and d["reason"].startswith("close_only: "), d
+    exit_ = await venue.place_order(
+        PolyOrderRequest("pc-exit", c1, t1, Side.SELL, D("0.01"), D(5), D("0.01"))
+    )
+    assert exit_.status.value == "filled" and exit_.filled == D(5), exit_
+    assert [h.shares for h in await venue.holdings()] == [D(10)]
+    assert [o["side"] for o in (await clob_view(poly_sim))["orders"]] == ["BUY", "SELL"]
 
 
 async def test_live_signals_become_clob_orders_confirmed_from_the_feeds(
@@ -163,11 +200,12 @@ async def test_live_signals_become_clob_orders_confirmed_from_the_feeds(
 
 async def test_live_exits_step_out_and_resolution_is_booked(
     fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
-    poly_client: PolymarketClient, live_world: None,
+    poly_client: PolymarketClient, live_world: None, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     """The paper run's exits and resolution on the live venue: exit steps are SELL orders signed
     and matched at the CLOB (holdings from the Data API shrink), a resolved market is booked
-    once and then no longer held."""
+    once and then no longer held; its shares, still in the wallet at Polymarket, are logged and
+    listed as awaiting redeem until Polymarket pays them out (its feed shows them redeemed)."""
     picks = await open_tokens(fresh_pool, poly_client, 2)
     t = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-1", poly_exit_resolution_h=0.0,
                     poly_exit_min_edge=-1.0)  # fmt: skip
@@ -203,6 +241,16 @@ async def test_live_exits_step_out_and_resolution_is_booked(
     kinds = [s[0] for s in steps]
     assert kinds.count("resolution") == 1 and kinds.count("exit") == 2
     assert all(s[2] is not None for s in steps)
+    m = poly_sim.world.market(c_res)
+    won = tok_res == m.token_ids[0]  # resolved to outcomes[1], the first outcome
+    shares = held[tok_res].shares
+    assert await t.venue.awaiting_redeem() == [
+        AwaitingRedeem(c_res, tok_res, shares, won, shares if won else D(0))
+    ]
+    out = capsys.readouterr().out
+    assert "position awaiting redeem" in out and f"token_id={tok_res}" in out
+    m.winner, m.end = 0, poly_sim.world.now  # Polymarket resolves and redeems (its auto-redeem)
+    assert await t.venue.awaiting_redeem() == []
 
 
 async def test_matched_but_never_settled_is_not_a_fill(
@@ -229,26 +277,43 @@ async def test_matched_but_never_settled_is_not_a_fill(
     assert await fresh_redis.xrange(bus.key(STREAM_POLY_POSITIONS)) == []
 
 
-async def test_deposit_wallet_orders_carry_the_venues_refusal(
+async def test_deposit_wallet_account_trades_live(
     fresh: Sandbox, fresh_pool: AsyncConnectionPool, fresh_redis: Redis, poly_sim: PolySim,
     poly_client: PolymarketClient, live_world: None,
 ) -> None:  # fmt: skip
-    """Signature type 3 through py-clob-client-v2: the ERC-7739 order signature verifies, but the
-    client binds the API key to the EOA, and the CLOB refuses with Polymarket's text (upstream
-    py-clob-client-v2 issues #58/#65): recorded as the order's reason, nothing filled."""
-    wallet = "0x" + "d3" * 20
+    """Signature type 3 (the default for accounts created after 2026-05-04) through
+    py-clob-client-v2: the key derived by the owner EOA, orders made and signed for the deposit
+    wallet (ERC-7739). The CLOB accepts the order, the fill is confirmed from the Data API feed
+    of the wallet, the decision is settled with it. The same account's plain EOA order is still
+    refused with Polymarket's text, recorded as the decision's reason, nothing placed."""
+    wallet = Account.create().address
     owner = Account.from_key(KEY).address
     await sim_post(poly_sim, "/sim/poly/account", {"owner": owner, "usd": 1000, "wallet": wallet,
                                                    "kind": "deposit"})  # fmt: skip
-    [(cond, token, ask)] = await open_tokens(fresh_pool, poly_client, 1)
+    [(cond, token, ask), (cond2, token2, ask2)] = await open_tokens(fresh_pool, poly_client, 2)
+    eoa = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-eoa")  # signature type 0
+    await eoa.venue.clob.connect()  # type: ignore[union-attr]
+    refused = signal(cond2, token2, ask2)
+    await eoa.decide(refused)
+    d = (await decisions(fresh_pool))[signal_key(refused)]
+    assert d["status"] == "rejected" and d["reason"] == f"venue: {ERR_MAKER}"
+    assert (await clob_view(poly_sim))["orders"] == []
+
     t = live_trader(fresh, fresh_pool, fresh_redis, poly_sim, "pt-dw", poly_signature_type=3,
                     poly_funder_address=wallet)  # fmt: skip
-    await t.venue.clob.connect()  # type: ignore[union-attr]
+    venue = t.venue
+    assert isinstance(venue, LivePolyVenue) and venue.user == wallet.lower()
+    await venue.clob.connect()
     sig = signal(cond, token, ask)
     await t.decide(sig)
     d = (await decisions(fresh_pool))[signal_key(sig)]
-    assert d["status"] == "rejected" and d["reason"] == f"venue: {ERR_SIGNER_KEY}"
-    assert (await clob_view(poly_sim))["orders"] == []
+    assert d["decision"] == "traded" and d["status"] == "filled" and d["filled"] > 0, d
+    [order] = (await clob_view(poly_sim))["orders"]
+    assert order["maker_address"] == wallet.lower() and D(order["size_matched"]) == d["filled"]
+    feed = await poly_client.trades_page(user=wallet.lower(), conditions=[cond])
+    assert D(str(sum(tr.size for tr in feed.items))) == d["filled"]  # confirmed from the feed
+    assert [h.token_id for h in await venue.holdings()] == [token]
+    assert (await poly_client.trades_page(user=owner.lower(), conditions=[cond])).items == []
 
 
 async def test_crash_between_signing_and_recording_is_healed_by_the_hash(

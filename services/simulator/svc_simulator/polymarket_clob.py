@@ -8,21 +8,33 @@ the way the perps simulator checks Bybit's HMAC (shared/api README §4.4):
   urlsafe_b64(HMAC_SHA256(b64decode(secret), timestamp + METHOD + path + body)) over the raw
   body, by a known key whose address is POLY_ADDRESS. Else 401 "Unauthorized/Invalid api key".
 - Orders: a V1-shaped order (nonce / feeRateBps / taker) is refused "order_version_mismatch".
-  A V2 order's EIP-712 signature is recovered against the V2 exchange domains: signature types
-  0-2 must recover to `signer`; type 3 (POLY_1271, deposit wallet) carries the ERC-7739
-  wrapper, whose inner signature must recover to the owner of the deposit wallet that is
-  `maker` and `signer`. Else "invalid signature". The order's signer must be the API key's
-  address ("the order signer address has to be the address of the API KEY"); an owner with a
-  deposit wallet (an account created on or after 2026-05-04) may not make orders from any
-  other address ("maker address not allowed, please use the deposit wallet flow").
+  The order's signer must be the API key's address, or (signature type 3, POLY_1271) a deployed
+  deposit wallet owned by that address: the key of a deposit-wallet account is derived by its
+  owner EOA (L1 and L2 carry the EOA), while its orders carry the wallet as maker and signer
+  (docs.polymarket.com/trading/deposit-wallets; py-clob-client-v2 1.2.1 and polymarket-client
+  0.14.0 both form exactly this). Else "the order signer address has to be the address of the
+  API KEY" -- what production answers for a deposit wallet not yet deployed / registered
+  (py-clob-client-v2 issue #64) or one owned by another key. A V2 order's EIP-712 signature is
+  then recovered against the V2 exchange domains: types 0-2 must recover to `signer`; type 3
+  carries the ERC-7739 wrapper (inner 65-byte signature || app domain separator || contents
+  hash || contents type || uint16 length), whose inner signature over the nested TypedDataSign
+  (DepositWallet, version 1, the wallet, salt 0) must recover to the wallet's owner, with maker
+  == signer == the wallet. Else "invalid signature". An owner with a deposit wallet (an account
+  created on or after 2026-05-04) may not make orders from any other address ("maker address
+  not allowed, please use the deposit wallet flow").
 - Matching: FAK against the same book levels /book serves; nothing at the limit → "no orders
   found to match with FAK order. ..."; not enough cash or shares → "not enough balance /
   allowance"; a hash posted twice → "order {hash} is invalid. Duplicated.". Fills are trades
   with settlement transactions that appear in the Data API feeds (/data/v2/trades, positions);
   the `settle_fail` fault makes the next n trades FAILED (matched, never settled, not in the
   feeds).
-- Geoblock: GET /web/api/geoblock answers like https://polymarket.com/api/geoblock.
-Test hooks: POST /sim/poly/account (fund an owner, give it a deposit wallet / proxy), POST
+- Geoblock: GET /web/api/geoblock answers like https://polymarket.com/api/geoblock; while the
+  answer is blocked, POST /order refuses 403 "Trading restricted in your region": every order
+  from an OFAC jurisdiction, buys from a close-only one (sells, which close, go through).
+- Balance sync: GET /balance-allowance/update (L2, the docs' step after funding a deposit
+  wallet) answers like the CLOB and counts the syncs.
+Test hooks: POST /sim/poly/account (fund an owner, give it a deposit wallet / proxy, deployed
+or not), POST
 /sim/poly/geoblock, POST /sim/poly/clob-faults, GET /sim/poly/clob (orders, trades, heartbeats).
 """
 
@@ -44,6 +56,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils.crypto import keccak
 
+from quantcore.adapters.polymarket.clob import Geoblock
 from quantcore.model.poly import PolyTrade
 from quantcore.sim.poly import PolyWorld
 from quantcore.trading import poly as rules
@@ -82,6 +95,7 @@ ERR_SIGNATURE = "invalid signature"
 ERR_SIGNER_KEY = "the order signer address has to be the address of the API KEY"
 ERR_MAKER = "maker address not allowed, please use the deposit wallet flow"
 ERR_BALANCE = "not enough balance / allowance"
+ERR_REGION = "Trading restricted in your region"
 ERR_FAK = (
     "no orders found to match with FAK order. "
     "FAK orders are partially filled or killed if no match is found."
@@ -102,6 +116,7 @@ class Account_:
     usd: Decimal
     wallet: str | None = None  # the funder of signature types 1-3
     kind: str = "eoa"  # eoa | deposit | proxy | safe
+    deployed: bool = True  # a deposit wallet the relayer created (WALLET-CREATE confirmed)
 
 
 @dataclass
@@ -111,6 +126,7 @@ class ClobState:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     trades: dict[str, dict[str, Any]] = field(default_factory=dict)
     heartbeats: int = 0
+    balance_syncs: int = 0
     settle_fail: int = 0
     geoblock: dict[str, Any] = field(
         default_factory=lambda: {
@@ -228,11 +244,16 @@ def order_hash(o: dict[str, Any], exchange: str = EXCHANGES_V2[0]) -> str:
 
 
 def _recover_1271(o: dict[str, Any], exchange: str) -> str | None:
-    """The owner key behind a deposit wallet's ERC-7739 (TypedDataSign) order signature."""
-    raw = bytes.fromhex(str(o["signature"]).removeprefix("0x"))
+    """The owner key behind a deposit wallet's ERC-7739 (TypedDataSign) order signature: inner
+    65-byte signature || app domain separator || contents hash || contents type || uint16 length
+    of the type; the trailer must be this order's (as the wallet's nested-EIP-712 check reads it)."""
+    try:
+        raw = bytes.fromhex(str(o["signature"]).removeprefix("0x"))
+    except ValueError:
+        return None
     if len(raw) < 65 + 64 + 2:
         return None
-    inner = raw[:65]
+    inner, trailer = raw[:65], raw[65:]
     m = _order_message(o)
     contents = keccak(abi_encode(
         ["bytes32", "uint256", "address", "address", "uint256", "uint256", "uint256", "uint8",
@@ -246,6 +267,9 @@ def _recover_1271(o: dict[str, Any], exchange: str) -> str | None:
         [keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
          keccak(text="Polymarket CTF Exchange"), keccak(text="2"), CHAIN_ID, exchange],
     ))  # fmt: skip
+    type_text = ORDER_TYPE.encode()
+    if trailer != domain + contents + type_text + len(type_text).to_bytes(2, "big"):
+        return None
     wrapped = keccak(abi_encode(
         ["bytes32", "bytes32", "bytes32", "bytes32", "uint256", "address", "bytes32"],
         [keccak(text=TYPED_DATA_SIGN), contents, keccak(text="DepositWallet"), keccak(text="1"),
@@ -270,22 +294,24 @@ def check_order(state: ClobState, key: ApiKey, o: dict[str, Any]) -> tuple[str |
         maker, signer = _lower(o["maker"]), _lower(o["signer"])
     except (KeyError, ValueError):
         return ERR_SIGNATURE, exchange
-    owners = {
-        a.wallet: a.owner for a in state.accounts.values() if a.kind == "deposit" and a.wallet
-    }
+    account = state.accounts.get(key.address)  # the API key's owner
+    own_wallet = (
+        account.wallet
+        if account is not None and account.kind == "deposit" and account.deployed
+        else None
+    )
+    if signer != key.address and not (sig_type == 3 and signer == own_wallet):
+        return ERR_SIGNER_KEY, exchange
     if sig_type == 3:
-        if maker != signer or maker not in owners:
-            return ERR_SIGNATURE, exchange
-        good = [ex for ex in EXCHANGES_V2 if _recover_1271(o, ex) == owners[maker]]
+        if not (maker == signer == own_wallet):  # else ERC-1271 validation fails (docs)
+            return ERR_SIGNATURE, exchange  # e.g. the EOA as signer: no contract to ask
+        good = [ex for ex in EXCHANGES_V2 if _recover_1271(o, ex) == key.address]
     else:
         sig = str(o.get("signature"))
         good = [ex for ex in EXCHANGES_V2 if _recover(_typed_order(o, ex), sig) == signer]
     if not good:
         return ERR_SIGNATURE, exchange
     exchange = good[0]
-    if signer != key.address:
-        return ERR_SIGNER_KEY, exchange
-    account = state.accounts.get(signer)
     if sig_type != 3 and account is not None and account.kind == "deposit":
         return ERR_MAKER, exchange  # an account with a deposit wallet trades only through it
     if sig_type == 0 and maker != signer:
@@ -362,6 +388,10 @@ async def post_order(request: web.Request) -> web.Response:
     refusal, exchange = check_order(state, key, o)
     if refusal is not None:
         return _error(400, refusal)
+    g = state.geoblock
+    access = Geoblock(bool(g.get("blocked")), g.get("ip"), g.get("country"), g.get("region")).access
+    if access == "blocked" or (access == "close_only" and o.get("side") == "BUY"):
+        return _error(403, ERR_REGION)
     oid = order_hash(o, exchange)
     if oid in state.orders:
         return _error(400, f"order {oid} is invalid. Duplicated.")
@@ -476,6 +506,14 @@ async def balance_allowance(request: web.Request) -> web.Response:
     })  # fmt: skip
 
 
+async def update_balance_allowance(request: web.Request) -> web.Response:
+    """GET /balance-allowance/update: the CLOB re-reads the funder's balance and allowances."""
+    if l2_key(request, "") is None:
+        return _error(401, ERR_L2)
+    request.app[CLOB].balance_syncs += 1
+    return web.json_response("OK")
+
+
 async def heartbeat(request: web.Request) -> web.Response:
     if l2_key(request, await request.text()) is None:
         return _error(401, ERR_L2)
@@ -503,7 +541,7 @@ async def set_account(request: web.Request) -> web.Response:
     owner = _lower(body["owner"])
     request.app[CLOB].accounts[owner] = Account_(
         owner=owner, usd=Decimal(str(body.get("usd", 0))), wallet=_lower(body.get("wallet")) or None,
-        kind=str(body.get("kind", "eoa")),
+        kind=str(body.get("kind", "eoa")), deployed=bool(body.get("deployed", True)),
     )  # fmt: skip
     return web.json_response({"ok": True})
 
@@ -524,6 +562,7 @@ async def view(request: web.Request) -> web.Response:
     return web.json_response({
         "orders": list(state.orders.values()),
         "trades": list(state.trades.values()), "heartbeats": state.heartbeats,
+        "balance_syncs": state.balance_syncs,
     })  # fmt: skip
 
 
@@ -536,6 +575,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(p + "/data/order/{id}", get_order)
     app.router.add_get(p + "/data/trades", get_trades)
     app.router.add_get(p + "/balance-allowance", balance_allowance)
+    app.router.add_get(p + "/balance-allowance/update", update_balance_allowance)
     app.router.add_post(p + "/v1/heartbeats", heartbeat)
     app.router.add_get(p + "/version", version)
     app.router.add_get(p + "/neg-risk", neg_risk)

@@ -10,9 +10,16 @@
   funder address shows for the order's settlement transactions (from the post answer, else the
   CLOB trades), waited for up to POLY_CONFIRM_TIMEOUT_S and re-checked on every read after.
 - Holdings come from the Data API positions feed; cash from the CLOB's collateral balance.
-- Resolution: redeeming is an on-chain transaction (the CTF contract through Polymarket's
-  relayer), outside the CLOB client: `resolve` reports a market's holdings once the positions
-  feed no longer shows them open (redeemed), and nothing before.
+- Geoblock, at start: an OFAC jurisdiction refuses to start; a close-only one (Polymarket's
+  geoblock answers blocked from, e.g., the US or the UK: positions may be closed, none opened)
+  starts the venue close-only: buys are refused with the reason before anything is signed,
+  sells (exits) go through.
+- Resolution: `resolve` records the outcome (`poly_live_resolutions`) and reports the market's
+  holdings closed (the trader books winner 1 / loser 0 a share). Redeeming is an on-chain
+  transaction (a deposit-wallet batch through Polymarket's relayer), which this venue does not
+  send: each resolved holding gets a warning line "awaiting redeem", and `awaiting_redeem()`
+  lists the resolved positions the wallet still holds at Polymarket (its positions feed) until
+  Polymarket's auto-redeem or a manual redeem pays them out.
 """
 
 from __future__ import annotations
@@ -120,6 +127,17 @@ def fill_status(filled: Decimal, shares: Decimal) -> OrderStatus:
 
 
 @dataclass(frozen=True)
+class AwaitingRedeem:
+    """A resolved market's shares the wallet still holds at Polymarket (not yet redeemed)."""
+
+    condition_id: str
+    token_id: str
+    shares: Decimal
+    won: bool
+    payout: Decimal  # pUSD the redeem pays: the shares if won, else 0
+
+
+@dataclass(frozen=True)
 class OurFills:
     """One token's confirmed fills in poly_live_orders."""
 
@@ -169,6 +187,7 @@ class LivePolyVenue:
         self.data = data  # Data API reads (trades, positions) and the CLOB book
         self.fees = fees
         self.confirm_timeout_s = confirm_timeout_s
+        self.close_only: str | None = None  # why only exits are allowed (a close-only region)
         self._start: Decimal | None = None
 
     @property
@@ -184,6 +203,8 @@ class LivePolyVenue:
             if row["status"] == OrderStatus.SUBMITTING.value:
                 row = await self._recover(row)
             return _order(row, duplicate=True)
+        if self.close_only is not None and req.side == Side.BUY:
+            return await self._rejected(req, f"close_only: {self.close_only}")
         try:
             book = await self.data.book(req.token_id)
         except PermanentError as exc:
@@ -301,15 +322,7 @@ class LivePolyVenue:
         our confirmed fills say we hold where the feed shows nothing (a fill the feed has not
         caught up with, or a position redeemed before we recorded the resolution); markets we
         reported resolved are out."""
-        positions: list[PolyPosition] = []
-        for status in ("OPEN", "REDEEMABLE"):  # REDEEMABLE: resolved, shares not yet redeemed
-            cursor: str | None = None
-            for _ in range(100):
-                page = await self.data.positions_page(self.user, cursor, status=status)
-                positions.extend(page.items)
-                cursor = page.next_cursor
-                if cursor is None:
-                    break
+        positions = await self._positions()
         books = await self._books()
         resolved = await self._resolved()
         out: dict[str, PolyHolding] = {}
@@ -325,6 +338,19 @@ class LivePolyVenue:
                 out[token] = mine.holding()
         return sorted(out.values(), key=lambda h: h.token_id)
 
+    async def _positions(self) -> list[PolyPosition]:
+        """The wallet's Data API positions, open and resolved-not-redeemed."""
+        positions: list[PolyPosition] = []
+        for status in ("OPEN", "REDEEMABLE"):  # REDEEMABLE: resolved, shares not yet redeemed
+            cursor: str | None = None
+            for _ in range(100):
+                page = await self.data.positions_page(self.user, cursor, status=status)
+                positions.extend(page.items)
+                cursor = page.next_cursor
+                if cursor is None:
+                    break
+        return positions
+
     async def equity(self) -> PolyEquity:
         cash = await self.clob.cash()
         exposure = sum((h.cost for h in await self.holdings()), ZERO)
@@ -335,7 +361,8 @@ class LivePolyVenue:
     async def resolve(self, condition_id: str, winner_token_id: str) -> list[PolyHolding]:
         """Record the market resolved and report its holdings closed (winner 1, loser 0 a share,
         the trader books the PnL). The pUSD arrives when the position is redeemed on chain
-        (Polymarket's relayer / auto-redeem), which this client cannot do."""
+        (Polymarket's relayer / auto-redeem), which this venue does not do: logged as awaiting
+        redeem, listed by `awaiting_redeem()` until the wallet no longer holds it."""
         held = [h for h in await self.holdings() if h.condition_id == condition_id]
         async with self.pool.connection() as conn:
             cur = await conn.execute(
@@ -345,8 +372,35 @@ class LivePolyVenue:
             )
             if await cur.fetchone() is None:
                 return []  # reported before
+        for h in held:
+            won = h.token_id == winner_token_id
+            log.warning(
+                "poly market resolved: outcome recorded, position awaiting redeem (the on-chain "
+                "redeem is not sent by this venue; Polymarket's auto-redeem or a manual redeem "
+                "pays it)",
+                condition_id=condition_id, token_id=h.token_id, shares=str(h.shares), won=won,
+                payout=str(h.shares if won else ZERO), wallet=self.user,
+            )  # fmt: skip
         return [PolyHolding(h.condition_id, h.token_id, ZERO, ZERO, ZERO, h.realized_pnl)
                 for h in held]  # fmt: skip
+
+    async def awaiting_redeem(self) -> list[AwaitingRedeem]:
+        """Resolved markets (as recorded by `resolve`) whose shares the wallet's Data API
+        positions (OPEN or REDEEMABLE) still show: resolved, not yet redeemed."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT condition_id, winner_token_id FROM poly_live_resolutions"
+            )
+            winners = {r[0]: r[1] for r in await cur.fetchall()}
+        out: list[AwaitingRedeem] = []
+        for p in await self._positions():
+            winner = winners.get(p.condition_id)
+            if winner is None or p.size <= 0:
+                continue
+            shares, won = _d(p.size), p.token_id == winner
+            out.append(AwaitingRedeem(p.condition_id, p.token_id, shares, won,
+                                      shares if won else ZERO))  # fmt: skip
+        return sorted(out, key=lambda a: a.token_id)
 
     async def close(self) -> None:
         await self.clob.close()
@@ -430,19 +484,24 @@ def make_live_venue(
 
 
 async def start_live(venue: LivePolyVenue, geoblock_url: str, logger: Any) -> None:
-    """Before the first order: Polymarket must not geoblock this machine (an unreadable answer
-    refuses too), then the API key is derived (L1). Raises ConfigError: the service stops."""
+    """Before the first order: Polymarket's geoblock verdict on this machine (an unreadable
+    answer refuses to start; an OFAC jurisdiction refuses; a close-only one starts the venue for
+    exits only), then the API key is derived (L1). Raises ConfigError: the service stops."""
     try:
         verdict = await geoblock(geoblock_url)
     except ExternalError as exc:
         raise ConfigError(
             f"POLY_TRADING_MODE=live refuses to start: geoblock check failed ({exc})"
         ) from exc
-    if verdict.blocked:
+    where = f"country {verdict.country}, region {verdict.region}"
+    if verdict.access == "blocked":
         raise ConfigError(
-            "POLY_TRADING_MODE=live refuses to start: Polymarket geoblocks this machine "
-            f"(country {verdict.country}, region {verdict.region})"
+            f"POLY_TRADING_MODE=live refuses to start: Polymarket geoblocks this machine ({where})"
         )
+    if verdict.access == "close_only":
+        venue.close_only = f"Polymarket allows only closing positions from here ({where})"
+        logger.warning("live Polymarket venue is close-only: exits only, no new positions",
+                       country=verdict.country, region=verdict.region)  # fmt: skip
     try:
         await venue.clob.connect()
     except ExternalError as exc:
@@ -450,4 +509,4 @@ async def start_live(venue: LivePolyVenue, geoblock_url: str, logger: Any) -> No
             f"POLY_TRADING_MODE=live refuses to start: API key derivation failed ({exc})"
         ) from exc
     logger.info("live Polymarket venue ready", signer=venue.clob.signer, funder=venue.clob.funder,
-                country=verdict.country)  # fmt: skip
+                country=verdict.country, access=verdict.access)  # fmt: skip

@@ -4,6 +4,20 @@ key, L2 auth (HMAC headers) signs every trading request, orders are EIP-712 V2 o
 the client (signature type 0 EOA, 1 proxy, 2 Safe, 3 deposit wallet / POLY_1271 with the
 ERC-7739 wrapper), posted FAK. The client is synchronous: every call runs in a worker thread.
 
+Deposit wallets (signature type 3, every account created after 2026-05-04), as documented at
+https://docs.polymarket.com/trading/deposit-wallets ("Place CLOB Orders", "Sync Balance and
+Allowance") and as both official Python SDKs form it (py-clob-client-v2 1.2.1 and the unified
+polymarket-client 0.14.0, whose `sign_api_key_auth` and L2 header resolver use the signer's own
+address): the API key is derived by the owner EOA (L1 `ClobAuth` over the EOA, POLY_ADDRESS the
+EOA, on L2 too); each order has maker = signer = the deposit wallet, signatureType 3, and the
+owner's ERC-7739 signature (a TypedDataSign over the order nested in the DepositWallet domain)
+with its trailer. The CLOB accepts that signer for the EOA's key once the wallet is deployed
+through the relayer (WALLET-CREATE confirmed); before that it answers "the order signer address
+has to be the address of the API KEY" (py-clob-client-v2 issue #64). The client lacks two steps
+the docs require, done here: a type-3 account must name its deposit wallet as funder (the
+client would otherwise sign with maker = signer = the EOA), and after connecting the CLOB's
+balance cache is synced with signature_type 3 (`GET /balance-allowance/update`).
+
 Venue words stop here: the live venue gets `SignedOrder`, `PostAnswer` and `ClobTrade` records.
 The order id at Polymarket is the EIP-712 hash of the signed order, computed here before the
 order is posted, so a crash between posting and recording leaves nothing unknowable: the
@@ -11,7 +25,12 @@ stored signed order is looked up by its hash, and re-posted unchanged only if th
 got it.
 
 `geoblock()` reads Polymarket's geoblock endpoint (https://polymarket.com/api/geoblock, on
-polymarket.com, not the API hosts): `{blocked, ip, country, region}`.
+polymarket.com, not the API hosts): `{blocked, ip, country, region}`. `blocked: true` covers two
+groups (https://docs.polymarket.com/api-reference/geoblock, "Restricted Jurisdictions"): the
+OFAC-sanctioned ones ("Block Completely": no new orders, positions cannot be closed) and the
+regulatory close-only ones ("users can close existing positions but cannot open new ones");
+the answer does not say which, so `Geoblock.access` reads it from the country / ISO 3166-2
+region: OFAC list → "blocked", any other blocked answer → "close_only".
 """
 
 from __future__ import annotations
@@ -43,6 +62,7 @@ T = TypeVar("T")
 log = get_logger(component="polymarket_clob")
 GEOBLOCK_URL = "https://polymarket.com/api/geoblock"
 POLYGON = 137
+DEPOSIT_WALLET = 3  # signature type POLY_1271
 COLLATERAL_DECIMALS = Decimal(1_000_000)  # pUSD has 6 decimals; balances come in base units
 TRADE_FAILED = "FAILED"
 FAK_UNMATCHED = "no orders found to match with FAK order"  # HTTP 400 when a FAK finds no match
@@ -88,12 +108,27 @@ class ClobTrade:
     tx_hash: str | None
 
 
+# "OFAC-Sanctioned Jurisdictions (Block Completely)", docs.polymarket.com/api-reference/geoblock
+OFAC_BLOCKED = frozenset({"IR", "SY", "CU", "KP", "UA-43", "UA-14", "UA-09"})
+GeoAccess = Literal["open", "close_only", "blocked"]
+
+
 @dataclass(frozen=True)
 class Geoblock:
     blocked: bool
     ip: str | None
     country: str | None
     region: str | None
+
+    @property
+    def access(self) -> GeoAccess:
+        """open: trade; close_only: exits only; blocked: nothing (OFAC)."""
+        if not self.blocked:
+            return "open"
+        country = (self.country or "").upper()
+        region = (self.region or "").upper()
+        codes = {country, region, f"{country}-{region.removeprefix(country + '-')}"}
+        return "blocked" if codes & OFAC_BLOCKED else "close_only"
 
 
 def _message(exc: PolyApiException) -> str:
@@ -127,6 +162,13 @@ class ClobTrader:
             host=account.host, chain_id=account.chain_id, key=account.private_key,
             signature_type=account.signature_type, funder=account.funder,
         )  # fmt: skip
+        if account.signature_type == DEPOSIT_WALLET and (
+            not account.funder or account.funder.lower() == self.signer.lower()
+        ):
+            raise ValueError(
+                "signature type 3 (deposit wallet) needs the deposit wallet's address as funder, "
+                "not the owner key's"
+            )
 
     @property
     def signer(self) -> str:
@@ -149,6 +191,10 @@ class ClobTrader:
         if not creds.api_key:
             raise ClobRejected(None, "no API key came back from L1 authentication")
         self._client.set_api_creds(creds)
+        if self.account.signature_type == DEPOSIT_WALLET:  # the docs' step after funding
+            params = BalanceAllowanceParams(asset_type=AssetType.COLLATERAL,
+                                            signature_type=DEPOSIT_WALLET)  # fmt: skip
+            await self._call("balance sync", lambda: self._client.update_balance_allowance(params))
 
     async def sign(
         self,
