@@ -66,7 +66,7 @@ from quantcore.db import conninfo
 from quantcore.model.events import STREAM_SIGNALS, AgentLogRecorded, TradeSignalled
 from quantcore.registry import service_names
 from quantcore.service import AGENT_LOG_STREAM
-from quantcore.testing import LOCAL_DATABASE_URL, Infra, Sandbox, sandbox
+from quantcore.testing import LOCAL_DATABASE_URL, Infra, Sandbox, free_port, sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_SCALED = {"simulator"}  # it is the market: one instance
@@ -248,7 +248,7 @@ class Chaos:
         self.tally = Tally()
         self.services = service_names()
         self.scale = {s: 1 if s in NOT_SCALED else cfg.replicas for s in self.services}
-        self.sim_port = _free_port()
+        self.sim_port = free_port()
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
         self.published: list[TradeSignalled] = []
         self.log_lines: list[str] = []
@@ -941,14 +941,6 @@ class Chaos:
 
 def _ms(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- output ---------------------------------------------------------------------------------------

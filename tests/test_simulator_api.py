@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from pybit.unified_trading import HTTP
 from quantcore.config import ConfigError
 from quantcore.model.market import TIMEFRAMES
 from quantcore.sim import Market, MarketConfig
+from quantcore.testing import free_port
 from svc_simulator.faults import Faults, parse_faults
 from svc_simulator.scenario import Scenario, parse_scenario
 from svc_simulator.server import SimServer
@@ -640,14 +640,8 @@ def test_bad_sim_faults_stop_the_service_at_start() -> None:
     assert "SIM_FAULTS" in proc.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_service_serves_and_stops_on_sigterm(spawn: Any) -> None:
-    port = _free_port()
+    port = free_port()
     proc = spawn(
         sys.executable,
         "-m",

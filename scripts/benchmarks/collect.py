@@ -34,7 +34,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,7 +53,7 @@ from quantcore.db import conninfo, open_pool
 from quantcore.model.market import TIMEFRAMES, Ticker
 from quantcore.service import Service, ServiceContext, connect_redis
 from quantcore.store.market import SNAPSHOT_COLUMNS, write_snapshots
-from quantcore.testing import Sandbox
+from quantcore.testing import Sandbox, free_port
 from scripts.benchmarks.db import snapshot_market
 from scripts.benchmarks.report import Group, Metric, load_note
 from svc_liquidation_collector.service import LiquidationCollector
@@ -80,12 +79,6 @@ INGEST_TARGET_RATIO = 0.5  # issue 3: within 2× of raw COPY
 # ================================================================================================
 # heatmap refresh
 # ================================================================================================
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cpu_s(pid: int) -> float | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,13 +17,8 @@ import httpx
 import psycopg
 
 from quantcore.db import conninfo
-from tests.conftest import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from quantcore.testing import free_port
+from tests.conftest import ROOT, eventually
 
 
 @dataclass
@@ -56,6 +50,20 @@ class RunningFleet:
         return httpx.request(method, self.sim_url + path, timeout=10, **kw)
 
 
+def _wait_serving(fleet: RunningFleet, timeout: float = 240.0) -> None:
+    """Until the simulator answers: it beats ("starting") while it builds its market, which
+    takes seconds on a busy machine, and a test's first request must not race that."""
+
+    def serving() -> bool:
+        assert fleet.proc.poll() is None, f"quant up exited:\n{fleet.log()[-3000:]}"
+        try:
+            return fleet.sim("GET", "/sim/state").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    eventually(serving, timeout=timeout, interval=0.25)
+
+
 @contextmanager
 def running_fleet(
     box: Any,
@@ -81,6 +89,8 @@ def running_fleet(
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
         fleet = RunningFleet(proc, log_path, f"http://127.0.0.1:{port}", box.settings)
         try:
+            if "simulator" in services:
+                _wait_serving(fleet)
             yield fleet
         finally:
             proc.send_signal(signal.SIGINT)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -15,11 +14,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from quantcore.testing import free_port
 
 
 @dataclass
@@ -60,7 +55,7 @@ class FakeSmtp:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(context)
         self.controller = Controller(
-            _Handler(self), hostname="127.0.0.1", port=_free_port(), tls_context=context,
+            _Handler(self), hostname="127.0.0.1", port=free_port(), tls_context=context,
             require_starttls=True, auth_require_tls=True, authenticator=self._auth,
             auth_required=True,
         )  # fmt: skip

@@ -10,18 +10,13 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 from redis import Redis
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from quantcore.testing import free_port
 
 
 def available() -> bool:
@@ -32,7 +27,7 @@ class RedisServer:
     def __init__(self, workdir: Path, fsync: str = "always", port: int | None = None) -> None:
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.fsync = fsync
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0

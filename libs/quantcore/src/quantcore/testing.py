@@ -12,6 +12,8 @@ both at the end, so nothing depends on (or leaks into) what a previous run left 
 from __future__ import annotations
 
 import os
+import random
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -137,3 +139,38 @@ def sandbox(infra: Infra, label: str = "test", run_migrations: bool = True) -> I
             for key in client.scan_iter(match=f"{namespace}:*", count=1000):
                 client.delete(key)
             client.close()
+
+
+_HANDED: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = f.read().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def free_port() -> int:
+    """A local TCP port for a server a test or a tool is about to start (a fleet's simulator, a
+    fake channel, a private redis-server). Drawn below the kernel's ephemeral range: a port the
+    kernel hands out (bind to 0) can be taken again by any outgoing connection — PostgreSQL and
+    Redis clients open many — before the server binds it, which under load (or with parallel
+    test workers) leaves the server unable to start. A drawn port is checked free and never
+    handed out twice by one process."""
+    low, _ = _ephemeral_range()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, min(low, 32768))
+        if port in _HANDED:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED.add(port)
+        return port
+    raise RuntimeError("no free local port found below the ephemeral range")
