@@ -173,7 +173,10 @@ async def test_runner_signals_are_the_db_tapes_decisions_on_stored_heatmaps(
     runner = _runner(fresh, fresh_pool, redis_fresh, SPEC)
     await _run(runner, planted)
     await _plant(fresh_pool, planted, MID)
-    await runner.look()
+    assert await runner.look() > 0
+    read = runner.status_info["heatmap_refreshes_read"]
+    assert await runner.look() == 0  # nothing new: nothing decided, no refresh read again
+    assert runner.status_info["heatmap_refreshes_read"] == read
     live = await _signals(fresh_pool)
 
     # the backtester's db tape on the same stored data, the same window

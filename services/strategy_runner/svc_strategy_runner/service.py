@@ -128,14 +128,14 @@ class StrategyRunner(Service):
         published = 0
         newest = 0
         now_s = int(datetime.now(UTC).timestamp())
-        for k, bars in enumerate(tape):
+        for bars in tape:
             closed_s = int(bars.close_s[-1])  # the collectors store closed candles only
             newest = max(newest, closed_s)
             for st in self.strategies:
                 known_s = closed_s
                 if "open_interest" in st.needs:  # the bar's OI snapshot must be in first
                     known_s = min(known_s, oi_known.get(bars.symbol, 0))
-                seen = fed[st.name][k] if st.name in fed else bars  # with its heatmaps
+                seen = fed.get(st.name, {}).get(bars.symbol, bars)  # with its heatmaps
                 if seen.heatmap is not None:  # the refreshes stamped by the close must be in
                     ts = seen.heatmap.refreshed_s
                     last = int(ts[-1]) if ts.size else 0
@@ -168,17 +168,22 @@ class StrategyRunner(Service):
         )  # fmt: skip
         return published
 
-    async def read_heatmaps(self, tape: list[Bars]) -> dict[str, list[Bars]]:
-        """Per plug-in that reads heatmaps: the tape with the refreshes stamped up to its newest
-        bar close, those the plug-in reads read (the new ones only: kept across looks)."""
+    async def read_heatmaps(self, tape: list[Bars]) -> dict[str, dict[str, Bars]]:
+        """Per plug-in that reads heatmaps, the coins with a bar it has not decided: their bars
+        with the refreshes stamped up to the newest bar close, those the plug-in reads read
+        (the new ones only: kept across looks)."""
         if not self.heatmaps or not tape:
             return {}
         end_s = max(int(b.close_s[-1]) for b in tape)
         out = {}
         async with self.ctx.pool.connection() as conn:
             for st in self.strategies:
-                if st.name in self.heatmaps:
-                    out[st.name] = await self.heatmaps[st.name].load(conn, st, tape, end_s)
+                if st.name not in self.heatmaps:
+                    continue
+                decided = self.cursors[st.name].decided
+                new = [b for b in tape if int(b.close_s[-1]) > decided.get(b.symbol, 0)]
+                fed = await self.heatmaps[st.name].load(conn, st, new, end_s)
+                out[st.name] = {b.symbol: b for b in fed}
         self.status_info["heatmap_refreshes_read"] = sum(h.read for h in self.heatmaps.values())
         return out
 
