@@ -104,8 +104,9 @@ async def load_candles(
 
 @dataclass(frozen=True)
 class RefreshTimes:
-    """A coin's heatmap refreshes as stored (liquidation_levels' snapshot times), ascending,
-    with the level source of each (the smallest name where two sources share a time)."""
+    """A coin's heatmap refreshes as stored (liquidation_levels' snapshot times of any of the
+    timeframes), ascending, with the level source of each (the smallest name where two
+    sources share a time)."""
 
     symbol: str
     refreshed_s: I64
@@ -117,16 +118,22 @@ async def heatmap_refresh_times(
     timeframes: Sequence[str],
 ) -> RefreshTimes:  # fmt: skip
     """The coin's refreshes stamped in (start, end], and the newest one at or before `start`
-    (what a decision at the window's first bar reads)."""
+    (what a decision at the window's first bar reads: found per timeframe at the end of its
+    key range, never by a scan of the history before the window)."""
     cur = await conn.execute(
         """
         WITH before AS (
-            SELECT max(time) AS t FROM liquidation_levels
-            WHERE symbol = %(s)s AND timeframe = ANY(%(tf)s) AND time <= %(a)s
+            SELECT coalesce(max(b.time), %(a)s) AS t
+            FROM unnest(%(tf)s::text[]) AS f(tf)
+            CROSS JOIN LATERAL (
+                SELECT time FROM liquidation_levels
+                WHERE symbol = %(s)s AND timeframe = f.tf AND time <= %(a)s
+                ORDER BY time DESC LIMIT 1
+            ) b
         )
         SELECT extract(epoch FROM time)::int8, min(source) FROM liquidation_levels
-        WHERE symbol = %(s)s AND timeframe = ANY(%(tf)s) AND value_usd > 0 AND time <= %(b)s
-          AND time >= coalesce((SELECT t FROM before), %(a)s)
+        WHERE symbol = %(s)s AND timeframe = ANY(%(tf)s) AND time <= %(b)s
+          AND time >= (SELECT t FROM before)
         GROUP BY time ORDER BY time
         """,
         {"s": symbol, "tf": list(timeframes), "a": start, "b": end},
