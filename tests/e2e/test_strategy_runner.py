@@ -102,3 +102,26 @@ def test_unknown_strategy_or_bad_setting_exits_2_with_the_reason(
     )
     assert done.returncode == 2, done.stderr[-2000:]
     assert says in done.stderr
+
+
+def test_a_plugin_that_reads_heatmaps_starts(box: Sandbox, spawn: Any) -> None:
+    """`STRATEGIES=liquidation_hunter` (it reads heatmap levels) starts and registers the
+    plug-in: it used to be refused at start (its live signals on stored heatmaps are shown
+    in tests/strategies/test_runner_heatmaps.py)."""
+    import sys
+
+    import psycopg
+
+    from quantcore.db import conninfo
+
+    env = {"STRATEGIES": "liquidation_hunter", "STRATEGY_WINDOW_MIN": "1500"}
+    proc = spawn(sys.executable, "-m", "quantcore.cli", "run", "strategy_runner", env=env)
+
+    def registered() -> Any:
+        with psycopg.connect(conninfo(box.settings)) as conn:
+            return conn.execute(
+                "SELECT version FROM scanners WHERE name = 'liquidation_hunter'"
+            ).fetchone()
+
+    eventually(registered, timeout=90, interval=0.5)
+    assert proc.poll() is None, proc.stdout.read()[-2000:] if proc.stdout else ""

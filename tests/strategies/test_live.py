@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from quantcore.backtest.tapes import sim_tape
+from quantcore.strategies.base import Bars, SignalFrame, Strategy, StrategyParams
 from quantcore.strategies.live import (
     Cursor,
     StrategyError,
@@ -106,3 +107,30 @@ def test_a_look_with_nothing_new_decides_nothing() -> None:
     assert new_decisions(st, bars, cursor, now) == []
     assert new_decisions(st, bars.window(0, len(bars) - 5), cursor, now) == []  # a shorter read
     assert cursor.decided[bars.symbol] == now and cursor.first[bars.symbol] == now
+
+
+class _Peeker(Strategy[StrategyParams]):
+    """Goes long at any bar whose decision can see a heatmap refresh stamped after its close."""
+
+    name = "peeker"
+    version = "1"
+    params_model = StrategyParams
+    needs = frozenset({"heatmap"})
+
+    def signals(self, bars: Bars) -> SignalFrame:
+        assert bars.heatmap is not None
+        newest = bars.heatmap.refreshed_s[-1] if bars.heatmap.refreshed_s.size else 0
+        return SignalFrame(entry=(bars.close_s < newest).astype(np.int8))
+
+
+def test_live_decisions_see_no_refresh_stamped_after_the_bar() -> None:
+    """The runner reads refreshes up to its newest bar; deciding an earlier bar, the refreshes
+    stamped after that bar's close are cut off whatever the plug-in asks for."""
+    bars = sim_tape(0.05, seed=5, coins=1)[0]  # heatmaps every 5 minutes
+    st = _Peeker(StrategyParams())
+    assert bars.heatmap is not None and bars.heatmap.refreshed_s[-1] > bars.close_s[-30]
+    assert _Peeker.signals(st, bars).entry[:-30].all()  # the whole tape's refreshes: it peeks
+    cursor = Cursor()
+    cursor.decided[bars.symbol] = int(bars.close_s[0])
+    assert new_decisions(st, bars, cursor, int(bars.close_s[-1])) == []
+    assert cursor.decided[bars.symbol] == int(bars.close_s[-1])

@@ -1,11 +1,15 @@
 """Strategy runner: the strategy plug-ins named in STRATEGIES run live, on the bars the
 collectors stored, through the same entry point the backtester's decisions come from.
 
-Every STRATEGY_INTERVAL_S: the last STRATEGY_WINDOW_MIN 1-min candles of each coin (and open
-interest) are read the way the backtester's `db` tape reads them (quantcore.store.backtests,
-checked and shaped by quantcore.backtest.tapes — a coin with a gap is skipped with a log
-line), and each strategy's `decide` runs on every bar that closed since its last look (a
-strategy that reads open interest waits for the snapshot stamped at the bar's close). A
+Every STRATEGY_INTERVAL_S: the last STRATEGY_WINDOW_MIN 1-min candles of each coin (with open
+interest and funding, and for a plug-in that reads them the heatmap refreshes the liquidation
+collector stored) are read the way the backtester's `db` tape reads them
+(quantcore.store.backtests, checked and shaped by quantcore.backtest.tapes — a coin with a gap
+is skipped with a log line; heatmaps through the one StoredHeatmaps reader, stamped at the
+refresh time), and each strategy's `decide` runs on every bar that closed since its last look,
+seeing no refresh stamped after that bar's close (a strategy that reads open interest waits
+for the snapshot stamped at the bar's close; one that reads heatmaps waits HEATMAP_SETTLE_S
+after the close for a refresh stamped at or before it to be written). A
 decision becomes a `signals` row (scanner = the plug-in's name, scanner_version = its version
 + settings hash, registered in `scanners`) and then a `signal.strategy` event on the
 `signals` stream, which the autotrader trades. Ids are derived from (strategy, version, coin,
@@ -18,10 +22,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from quantcore.backtest.tapes import RawCandles, TapeError, check_and_shape
+from quantcore.backtest.tapes import RawCandles, StoredHeatmaps, TapeError, check_and_shape
 from quantcore.config import ConfigError, Settings
 from quantcore.logging import correlation
 from quantcore.model.events import STREAM_SIGNALS, StrategySignalled
+from quantcore.model.market import HeatmapSource, heatmap_source
 from quantcore.scan.loop import every
 from quantcore.service import Service, ServiceContext
 from quantcore.store import rankings as signals_store
@@ -38,6 +43,9 @@ from quantcore.strategies.live import (
 
 REPUBLISH_WITHIN = timedelta(days=1)
 REPUBLISH_AFTER = timedelta(seconds=5)
+# a refresh is stamped when its fetch ends and written at once: after this many seconds past a
+# bar's close every refresh stamped at or before it is in (a bar is decided then at the latest)
+HEATMAP_SETTLE_S = 30
 
 
 def configured(settings: Settings) -> list[Strategy[Any]]:
@@ -47,9 +55,6 @@ def configured(settings: Settings) -> list[Strategy[Any]]:
     except StrategyError as exc:
         raise ConfigError(str(exc)) from None
     for st in strategies:
-        if "heatmap" in st.needs:
-            raise ConfigError(f"STRATEGIES: {st.name} reads heatmap levels; the live runner does "
-                              "not feed them yet (backtest it, or run it without them)")  # fmt: skip
         if st.warmup >= settings.strategy_window_min:
             raise ConfigError(
                 f"STRATEGY_WINDOW_MIN ({settings.strategy_window_min}) must exceed {st.name}'s "
@@ -72,6 +77,10 @@ class StrategyRunner(Service):
         self.strategies = configured(ctx.settings)
         self.cursors = {st.name: Cursor() for st in self.strategies}
         self.versions: dict[str, str] = {}  # strategy → registry version (version + params hash)
+        # per plug-in that reads heatmaps: its stored refreshes, kept across looks
+        self.heatmaps = {
+            st.name: StoredHeatmaps() for st in self.strategies if "heatmap" in st.needs
+        }
         self.status_info.update(strategies=[st.name for st in self.strategies], signals=0)
 
     async def register(self) -> None:
@@ -100,7 +109,9 @@ class StrategyRunner(Service):
         for c in stored:
             if c.start_s.size == 0:
                 continue
-            raw = RawCandles(c.symbol, c.start_s, c.ohlcv, c.oi_time_s, c.oi)
+            raw = RawCandles(
+                c.symbol, c.start_s, c.ohlcv, c.oi_time_s, c.oi, c.funding_time_s, c.funding
+            )
             try:
                 tape.append(check_and_shape(raw))
             except TapeError as exc:  # a gap the collector has not repaired yet: next look
@@ -113,8 +124,10 @@ class StrategyRunner(Service):
         """Decide every newly closed bar of every coin for every strategy; returns the signals."""
         await self.republish_pending()
         tape, oi_known = await self.read_bars()
+        fed = await self.read_heatmaps(tape)
         published = 0
         newest = 0
+        now_s = int(datetime.now(UTC).timestamp())
         for bars in tape:
             closed_s = int(bars.close_s[-1])  # the collectors store closed candles only
             newest = max(newest, closed_s)
@@ -122,17 +135,22 @@ class StrategyRunner(Service):
                 known_s = closed_s
                 if "open_interest" in st.needs:  # the bar's OI snapshot must be in first
                     known_s = min(known_s, oi_known.get(bars.symbol, 0))
+                seen = fed.get(st.name, {}).get(bars.symbol, bars)  # with its heatmaps
+                if seen.heatmap is not None:  # the refreshes stamped by the close must be in
+                    ts = seen.heatmap.refreshed_s
+                    last = int(ts[-1]) if ts.size else 0
+                    known_s = min(known_s, max(last, now_s - HEATMAP_SETTLE_S))
                 cursor = self.cursors[st.name]
                 before = cursor.decided.get(bars.symbol)
                 try:
-                    found = new_decisions(st, bars, cursor, known_s)
+                    found = new_decisions(st, seen, cursor, known_s)
                 except Exception as exc:  # a plug-in's own error: the others carry on
                     self.log.warning("strategy failed on the bars", strategy=st.name,
                                      symbol=bars.symbol, error=f"{type(exc).__name__}: {exc}"[:300])  # fmt: skip
                     continue
                 try:
                     for sig in found:
-                        published += await self.signal(st, sig)
+                        published += await self.signal(st, sig, self.source_of(st, sig))
                 except Exception:  # not written or not published: decided again next look
                     if before is None:  # (same ids: a signal already written is kept once)
                         cursor.decided.pop(bars.symbol, None)
@@ -150,7 +168,34 @@ class StrategyRunner(Service):
         )  # fmt: skip
         return published
 
-    async def signal(self, st: Strategy[Any], sig: Signal) -> int:
+    async def read_heatmaps(self, tape: list[Bars]) -> dict[str, dict[str, Bars]]:
+        """Per plug-in that reads heatmaps, the coins with a bar it has not decided: their bars
+        with the refreshes stamped up to the newest bar close, those the plug-in reads read
+        (the new ones only: kept across looks)."""
+        if not self.heatmaps or not tape:
+            return {}
+        end_s = max(int(b.close_s[-1]) for b in tape)
+        out = {}
+        async with self.ctx.pool.connection() as conn:
+            for st in self.strategies:
+                if st.name not in self.heatmaps:
+                    continue
+                decided = self.cursors[st.name].decided
+                new = [b for b in tape if int(b.close_s[-1]) > decided.get(b.symbol, 0)]
+                fed = await self.heatmaps[st.name].load(conn, st, new, end_s)
+                out[st.name] = {b.symbol: b for b in fed}
+        self.status_info["heatmap_refreshes_read"] = sum(h.read for h in self.heatmaps.values())
+        return out
+
+    def source_of(self, st: Strategy[Any], sig: Signal) -> HeatmapSource | None:
+        """The heatmap that fed the signal: its refresh as of the signal's bar close."""
+        hm = self.heatmaps.get(st.name)
+        level_source = hm.source_at(sig.symbol, int(sig.time.timestamp())) if hm else None
+        return heatmap_source(level_source) if level_source else None
+
+    async def signal(
+        self, st: Strategy[Any], sig: Signal, source: HeatmapSource | None = None
+    ) -> int:
         """Write the signal row, then publish its event (at least once: the row holds it)."""
         version = self.versions[st.name]
         sid = signal_id(st.name, version, sig.symbol, int(sig.time.timestamp()))
@@ -168,7 +213,7 @@ class StrategyRunner(Service):
             "oi_change_15m_pct": None, "volume_ratio_5m": None, "price_change_5m_pct": None,
             "scanner": st.name, "scanner_version": version, "agent": self.ctx.agent,
             "vertical": "perps", "correlation_id": str(sid), "status": "new",
-            "heatmap_source": None,  # the runner feeds no heatmap levels (refused at start)
+            "heatmap_source": source,  # the heatmap that fed it (None: the plug-in reads none)
             "inputs": {
                 "strategy": {"name": st.name, "version": st.version,
                              "params": st.params.model_dump(mode="json"), "reason": sig.reason,

@@ -39,7 +39,13 @@ from quantcore.backtest.runner import (
     score,
     search_axes,
 )
-from quantcore.backtest.tapes import RawCandles, TapeError, check_and_shape, sim_tape
+from quantcore.backtest.tapes import (
+    RawCandles,
+    StoredHeatmaps,
+    TapeError,
+    check_and_shape,
+    sim_tape,
+)
 from quantcore.strategies import Bars, Strategy
 
 DAY_S = 86_400
@@ -156,9 +162,19 @@ async def load_tape(
             rows = await load_candles(conn, sym, start, end, source)
             tape.append(
                 check_and_shape(
-                    RawCandles(sym, rows.start_s, rows.ohlcv, rows.oi_time_s, rows.oi),
+                    RawCandles(
+                        sym, rows.start_s, rows.ohlcv, rows.oi_time_s, rows.oi,
+                        rows.funding_time_s, rows.funding,
+                    ),
                     max_gap_bars=opts.max_gap,
                 )
+            )  # fmt: skip
+        if strategy is not None and "heatmap" in strategy.needs:
+            # the refreshes the liquidation collector stored, as of each: the live runner's
+            # reader; a sweep's or a walk-forward's settings may read other refreshes: all
+            every = bool(opts.grid) or opts.search == "random" or opts.walk_forward > 0
+            tape = await StoredHeatmaps().load(
+                conn, strategy, tape, int(end.timestamp()), every=every
             )
     first = {int(b.start_s[0]) for b in tape}
     last = {int(b.start_s[-1]) for b in tape}
@@ -188,6 +204,8 @@ def _fill_gaps(b: Bars) -> Bars:
         symbol=b.symbol, start_s=grid, open=pick(b.open), high=pick(b.high), low=pick(b.low),
         close=c, volume=np.where(have, b.volume[pos], 0.0), interval_s=b.interval_s,
         open_interest=None if b.open_interest is None else b.open_interest[pos],
+        funding=None if b.funding is None else np.where(have, b.funding[pos], 0.0),
+        heatmap=b.heatmap, tick_size=b.tick_size,
     )  # fmt: skip
 
 

@@ -2,15 +2,19 @@
 1-minute grid, checked before anything runs (a gap or an empty window is a `TapeError`).
 
 - `sim`: the simulator's market model (seeded), generated offline a day at a time;
-- `db`: what the collectors stored (`ohlcv` 1-min, open interest from `market_snapshots`);
+- `db`: what the collectors stored (`ohlcv` 1-min, open interest and funding from
+  `market_snapshots`, and for a strategy that reads them the heatmap refreshes the
+  liquidation collector stored, stamped at the refresh time: `StoredHeatmaps`);
 - `bybit`: the candles `quant backfill` fetched from Bybit (`ohlcv` rows with source bybit).
-The database tapes are read in `quantcore.store.backtests`; this module checks and shapes."""
+The database tapes are read in `quantcore.store.backtests` (the live strategy runner reads
+its bars and heatmaps through the same functions); this module checks and shapes."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, overload
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,7 +24,11 @@ from quantcore.sim import Market, MarketConfig
 from quantcore.sim.levels import BookSnapshot
 from quantcore.sim.market import collector_levels_of
 from quantcore.sim.rings import CLOSE, HIGH, LOW, OI, OPEN, VOLUME
+from quantcore.store.backtests import RefreshTimes, heatmap_refresh_times, load_heatmap_refreshes
 from quantcore.strategies.base import Bars, HeatmapLevels, Strategy
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
 
 F = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -148,20 +156,129 @@ class SimHeatmaps:
             ) from None
 
     def levels_of(self, symbol: str) -> HeatmapLevels:
+        n = int(self.refreshed_s.size)
         return HeatmapLevels(
-            refreshed_s=self.refreshed_s, prices=_Lazy(self, symbol, 0),
-            values=_Lazy(self, symbol, 1), timeframes=self.timeframes, source=self,
+            refreshed_s=self.refreshed_s, prices=_Lazy(self, symbol, 0, n),
+            values=_Lazy(self, symbol, 1, n), timeframes=self.timeframes, source=self,
         )  # fmt: skip
+
+
+class StoredHeatmaps:
+    """The heatmaps of the `db` tape and of the live strategy runner: the refreshes the
+    liquidation collector stored, stamped at the refresh time, read through one reader
+    (quantcore.store.backtests.heatmap_refresh_times / load_heatmap_refreshes). Per coin, the
+    refresh times of the window; the levels only of the refreshes the strategy reads
+    (`Strategy.heatmap_refreshes`), read once and kept by (coin, refresh time). The runner
+    keeps one across its looks: it then lists only the refreshes stamped since its last look
+    (from RELIST_S before it, for one written late) and reads only the new ones."""
+
+    RELIST_S = 60
+
+    def __init__(self, timeframes: Sequence[str] = TIMEFRAMES) -> None:
+        self.timeframes = tuple(timeframes)
+        self.times: dict[str, RefreshTimes] = {}
+        self._got: dict[str, dict[int, tuple[F, F]]] = {}  # coin → refresh time → levels
+        self.read = 0  # refreshes read from the database so far (a test reads it)
+
+    def fetch(self, wanted: Mapping[str, I64 | None]) -> None:
+        """Nothing to do: `load` read the wanted refreshes before the strategy runs."""
+
+    def at(self, symbol: str, t_s: int) -> tuple[F, F]:
+        """The levels of the coin's refresh stamped at t."""
+        try:
+            return self._got[symbol][t_s]
+        except KeyError:
+            raise KeyError(
+                f"heatmap refresh {np.datetime64(t_s, 's')}Z of {symbol} was not read (the "
+                "strategy's heatmap_refreshes must name every refresh it reads)"
+            ) from None
+
+    def source_at(self, symbol: str, t_s: int) -> str | None:
+        """The level source (liquidation_levels.source) of the coin's newest refresh at or
+        before t (None before the first)."""
+        times = self.times.get(symbol)
+        if times is None:
+            return None
+        k = int(np.searchsorted(times.refreshed_s, t_s, side="right")) - 1
+        return times.sources[k] if k >= 0 else None
+
+    def levels_of(self, symbol: str) -> HeatmapLevels:
+        ts = self.times[symbol].refreshed_s
+        view, n = _AtTimes(self, ts), int(ts.size)
+        return HeatmapLevels(
+            refreshed_s=ts, prices=_Lazy(view, symbol, 0, n), values=_Lazy(view, symbol, 1, n),
+            timeframes=self.timeframes, source=self,
+        )  # fmt: skip
+
+    async def _list(
+        self, conn: AsyncConnection[Any], symbol: str, start_s: int, end_s: int
+    ) -> RefreshTimes:
+        """The coin's refreshes stamped up to end_s, from the newest at or before start_s."""
+        old = self.times.get(symbol)
+        since = start_s
+        if old is not None and old.refreshed_s.size and int(old.refreshed_s[0]) <= start_s:
+            since = max(start_s, int(old.refreshed_s[-1]) - self.RELIST_S)
+        new = await heatmap_refresh_times(
+            conn, symbol, datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(end_s, UTC),
+            self.timeframes,
+        )  # fmt: skip
+        if since == start_s or old is None:
+            return new
+        source = dict(zip(old.refreshed_s.tolist(), old.sources, strict=True))
+        source.update(zip(new.refreshed_s.tolist(), new.sources, strict=True))
+        ts = np.array(sorted(t for t in source if t <= end_s), dtype=np.int64)
+        first = max(0, int(np.searchsorted(ts, start_s, side="right")) - 1)
+        ts = ts[first:]
+        return RefreshTimes(symbol, ts, [source[t] for t in ts.tolist()])
+
+    async def load(
+        self, conn: AsyncConnection[Any], strategy: Strategy[Any], tape: Sequence[Bars],
+        end_s: int, every: bool = False,
+    ) -> list[Bars]:  # fmt: skip
+        """The bars with their heatmaps: the refreshes stamped up to `end_s` (and the newest
+        one at or before each coin's first bar close), those the strategy reads read (with
+        `every`, all of them: other settings may read others)."""
+        out = []
+        for bars in tape:
+            sym = bars.symbol
+            times = await self._list(conn, sym, int(bars.close_s[0]), end_s)
+            self.times[sym] = times
+            shaped = replace(bars, heatmap=self.levels_of(sym))
+            wanted = None if every else strategy.heatmap_refreshes(shaped)
+            ks = range(times.refreshed_s.size) if wanted is None else wanted.tolist()
+            got = self._got.setdefault(sym, {})
+            need = sorted({int(times.refreshed_s[k]) for k in ks} - got.keys())
+            got.update(await load_heatmap_refreshes(conn, sym, need, self.timeframes))
+            self.read += len(need)
+            first = int(times.refreshed_s[0]) if times.refreshed_s.size else end_s
+            for t in [t for t in got if t < first]:
+                del got[t]  # left the window
+            out.append(shaped)
+        return out
+
+
+class _AtTimes:
+    """Refresh k of a coin → its levels, by the refresh times of one listing."""
+
+    def __init__(self, store: StoredHeatmaps, refreshed_s: I64) -> None:
+        self.store, self.refreshed_s = store, refreshed_s
+
+    def get(self, symbol: str, k: int) -> tuple[F, F]:
+        return self.store.at(symbol, int(self.refreshed_s[k]))
+
+
+class _Readable(Protocol):
+    def get(self, symbol: str, k: int) -> tuple[F, F]: ...
 
 
 class _Lazy(Sequence[F]):
     """One field (prices or values) of one coin's refreshes, read from the source."""
 
-    def __init__(self, source: SimHeatmaps, symbol: str, field: int) -> None:
-        self.source, self.symbol, self.field = source, symbol, field
+    def __init__(self, source: _Readable, symbol: str, field: int, n: int) -> None:
+        self.source, self.symbol, self.field, self.n = source, symbol, field, n
 
     def __len__(self) -> int:
-        return int(self.source.refreshed_s.size)
+        return self.n
 
     @overload
     def __getitem__(self, k: int) -> F: ...

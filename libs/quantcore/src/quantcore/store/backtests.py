@@ -1,12 +1,13 @@
-"""SQL of the backtester: the database tapes (1-min candles, open interest, as stored by the
-collectors or `quant backfill`) and the `backtest_runs` / `backtest_trades` tables."""
+"""SQL of the backtester: the database tapes (1-min candles, open interest, funding and the
+heatmap refreshes, as stored by the collectors or `quant backfill`) and the `backtest_runs` /
+`backtest_trades` tables. The live strategy runner reads its bars and heatmaps here too."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,8 @@ class StoredCandles:
     ohlcv: F  # (5, n)
     oi_time_s: I64
     oi: F
+    funding_time_s: I64  # settlement times (s)
+    funding: F  # the rate settled there (fraction: 0.0001 = 0.01 %)
 
 
 async def tape_symbols(
@@ -78,10 +81,118 @@ async def load_candles(
         (symbol, start, end),
     )
     oi = np.array(await cur.fetchall(), dtype=np.float64).reshape(-1, 2)
+    # a settlement at T pays the rate the snapshots announced for T (the newest one before it)
+    cur = await conn.execute(
+        """
+        SELECT DISTINCT ON (next_funding_at) extract(epoch FROM next_funding_at)::int8,
+               funding_rate_pct::float8 / 100
+        FROM market_snapshots
+        WHERE symbol = %s AND time > %s::timestamptz - interval '1 day' AND time <= %s
+          AND next_funding_at > %s AND next_funding_at <= %s AND time <= next_funding_at
+          AND funding_rate_pct IS NOT NULL
+        ORDER BY next_funding_at, time DESC
+        """,
+        (symbol, start, end, start, end),
+    )
+    fu = np.array(await cur.fetchall(), dtype=np.float64).reshape(-1, 2)
     return StoredCandles(
         symbol=symbol, start_s=arr[:, 0].astype(np.int64), ohlcv=arr[:, 1:].T.copy(),
         oi_time_s=oi[:, 0].astype(np.int64), oi=oi[:, 1].copy(),
+        funding_time_s=fu[:, 0].astype(np.int64), funding=fu[:, 1].copy(),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RefreshTimes:
+    """A coin's heatmap refreshes as stored (liquidation_levels' snapshot times of any of the
+    timeframes), ascending, with the level source of each (the smallest name where two
+    sources share a time)."""
+
+    symbol: str
+    refreshed_s: I64
+    sources: list[str]
+
+
+async def heatmap_refresh_times(
+    conn: AsyncConnection[Any], symbol: str, start: datetime, end: datetime,
+    timeframes: Sequence[str],
+) -> RefreshTimes:  # fmt: skip
+    """The coin's refreshes stamped in (start, end], and the newest one at or before `start`
+    (what a decision at the window's first bar reads: found per timeframe at the end of its
+    key range, never by a scan of the history before the window)."""
+    cur = await conn.execute(
+        """
+        WITH before AS (
+            SELECT coalesce(max(b.time), %(a)s) AS t
+            FROM unnest(%(tf)s::text[]) AS f(tf)
+            CROSS JOIN LATERAL (
+                SELECT time FROM liquidation_levels
+                WHERE symbol = %(s)s AND timeframe = f.tf AND time <= %(a)s
+                ORDER BY time DESC LIMIT 1
+            ) b
+        )
+        SELECT extract(epoch FROM time)::int8, min(source) FROM liquidation_levels
+        WHERE symbol = %(s)s AND timeframe = ANY(%(tf)s) AND time <= %(b)s
+          AND time >= (SELECT t FROM before)
+        GROUP BY time ORDER BY time
+        """,
+        {"s": symbol, "tf": list(timeframes), "a": start, "b": end},
+    )
+    rows = await cur.fetchall()
+    return RefreshTimes(
+        symbol=symbol, refreshed_s=np.array([r[0] for r in rows], dtype=np.int64),
+        sources=[r[1] for r in rows],
+    )  # fmt: skip
+
+
+async def load_heatmap_refreshes(
+    conn: AsyncConnection[Any], symbol: str, refreshed_s: Sequence[int], timeframes: Sequence[str]
+) -> dict[int, tuple[F, F]]:
+    """The coin's levels as of each refresh time: per timeframe the newest snapshot stamped at
+    or before it (the one the liquidation collector wrote then, or an older one where that
+    timeframe was not refreshed), value_usd > 0, in the key's (side, price) order as the
+    scanners read them (quantcore.store.levels). Per refresh a (timeframes, levels) pair of
+    arrays, NaN-padded prices and 0-padded values, one row per timeframe."""
+    if not refreshed_s:
+        return {}
+    cur = await conn.execute(
+        """
+        SELECT extract(epoch FROM w.r)::int8, s.timeframe, lv.prices, lv.vals
+        FROM unnest(%(r)s::timestamptz[]) AS w(r)
+        CROSS JOIN unnest(%(tf)s::text[]) AS f(timeframe)
+        CROSS JOIN LATERAL (
+            SELECT l.timeframe, l.time, l.source FROM liquidation_levels l
+            WHERE l.symbol = %(s)s AND l.timeframe = f.timeframe AND l.time <= w.r
+            ORDER BY l.time DESC, l.source LIMIT 1
+        ) s
+        CROSS JOIN LATERAL (
+            SELECT array_agg(l.price::float8 ORDER BY l.side, l.price) AS prices,
+                   array_agg(l.value_usd::float8 ORDER BY l.side, l.price) AS vals
+            FROM liquidation_levels l
+            WHERE l.symbol = %(s)s AND l.timeframe = s.timeframe AND l.time = s.time
+              AND l.source = s.source AND l.value_usd > 0
+        ) lv
+        WHERE lv.prices IS NOT NULL
+        """,
+        {
+            "r": [datetime.fromtimestamp(int(t), UTC) for t in refreshed_s],
+            "tf": list(timeframes), "s": symbol,
+        },
+    )  # fmt: skip
+    got: dict[int, dict[int, tuple[list[float], list[float]]]] = {int(t): {} for t in refreshed_s}
+    tf_of = {tf: i for i, tf in enumerate(timeframes)}
+    for t, tf, prices, vals in await cur.fetchall():
+        got[int(t)][tf_of[tf]] = (prices, vals)
+    out: dict[int, tuple[F, F]] = {}
+    for t, rows in got.items():
+        width = max((len(p) for p, _ in rows.values()), default=0)
+        prices_a = np.full((len(timeframes), width), np.nan)
+        values_a = np.zeros((len(timeframes), width))
+        for k, (p, v) in rows.items():
+            prices_a[k, : len(p)] = p
+            values_a[k, : len(v)] = v
+        out[t] = (prices_a, values_a)
+    return out
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,14 @@ class HeatmapLevels:
         """(prices, values) of refresh k."""
         return self.prices[k], self.values[k]
 
+    def until(self, t_s: int) -> HeatmapLevels:
+        """Only the refreshes stamped at or before t (the same indices; later ones are not
+        there): what a live decision at t may read, whatever the strategy asks for."""
+        m = int(np.searchsorted(self.refreshed_s, t_s, side="right"))
+        return (
+            self if m == self.refreshed_s.size else replace(self, refreshed_s=self.refreshed_s[:m])
+        )
+
 
 def prefetch(strategy: Strategy[Any], tape: Sequence[Bars]) -> None:
     """Make the heatmap refreshes the strategy will read readable, for every coin at once

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -114,7 +114,10 @@ def new_decisions(strategy: Strategy[Any], bars: Bars, cursor: Cursor, now_s: in
         return []  # nothing closed since the last look
     out = []
     for k in range(first, closed):
-        sig = strategy.decide(bars.window(0, k + 1))
+        seen = bars.window(0, k + 1)
+        if seen.heatmap is not None:  # no refresh stamped after the bar's close
+            seen = replace(seen, heatmap=seen.heatmap.until(int(close_s[k])))
+        sig = strategy.decide(seen)
         if sig is not None:
             out.append(sig)
     cursor.decided[bars.symbol] = int(close_s[-1])
