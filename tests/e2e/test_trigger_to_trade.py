@@ -148,6 +148,8 @@ def test_the_default_trigger_fires_and_the_signal_becomes_a_closed_paper_trade(
             f"oi {trig['oi_change_15m_pct']:.2f}% / vr {trig['volume_ratio_5m']:.2f} / move "
             f"{trig['price_change_5m_pct']:.2f}% vs coin thresholds {coin}); trade open after "
             f"{took_open:.0f}s; closed {reason} at {float(exit_):g}: PnL {float(pct_price):.3f}% "
-            f"of price, {float(pct_margin):.3f}% of margin"
-        )
+            f"of price, {float(pct_margin):.3f}% of margin; plan on tick {tick}, "
+            + ("re-made by a pre-trade refresh" if refreshed else
+               f"{len(placed)} order(s) at the announced prices")
+        )  # fmt: skip
         assert "Traceback" not in fleet.log()
