@@ -146,3 +146,21 @@ def test_percentile_mode_example() -> None:
     t = tm.coin_thresholds(oi, vol, close, (0.0, 0.0, 0.0), 95, 10)[0]
     moves = np.abs(spikes.rolling_pct_changes(close, 5))[:, :-1]
     assert t.move_pct[0] == pytest.approx(np.percentile(moves, 95))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 10_000), max_size=8),
+    st.integers(0, 10_000),
+    st.integers(-10, 5_000),
+)
+def test_the_cooldown_rule_is_any_earlier_signal_within_the_window(
+    times: list[int], at: int, cooldown: int
+) -> None:
+    """in_cooldown on the last signal at or before `at` is the same as "some signal lies in
+    (at − cooldown, at]" (what the ranker's table query and the hunter's replay both mean)."""
+    earlier = [t for t in times if t <= at]
+    last = float(max(earlier)) if earlier else None
+    any_within = cooldown > 0 and any(at - cooldown < t <= at for t in times)
+    assert tm.in_cooldown(last, float(at), float(cooldown)) is any_within
+    assert tm.in_cooldown(None, float(at), float(cooldown)) is False

@@ -6,10 +6,12 @@ What the tests print (pytest -s) are the figures for the closing note."""
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import pytest
@@ -25,8 +27,9 @@ from quantcore.model.events import (
     Envelope,
     TradeSignalled,
 )
-from quantcore.model.market import TIMEFRAMES, Candle
+from quantcore.model.market import TIMEFRAMES, Candle, Instrument
 from quantcore.service import Service, ServiceContext
+from quantcore.store.instruments import write_instruments
 from quantcore.store.market import write_candles
 from quantcore.testing import Infra, Sandbox, sandbox
 from svc_cluster_scanner.service import ClusterScanner
@@ -259,6 +262,15 @@ async def test_ranker_writes_top10_and_one_signal_with_provenance(
     svc = make(Ranker, sbox, spool, sredis, rank_interval_s=interval, min_reward_risk=0.3)
     await svc.register()
     assert await svc.lease.try_acquire()
+    # the spiky coin's grid, as the market collector stores it (fine enough for the approx
+    # checks below); the ranker plans its signal on it
+    b = base(COINS.index(SPIKY))
+    tick = float(f"1e{math.floor(math.log10(b)) - 7}")
+    async with spool.connection() as conn:
+        await write_instruments(conn, [Instrument(
+            symbol=SPIKY, base_coin=SPIKY.removesuffix("USDT"), quote_coin="USDT",
+            status="Trading", tick_size=tick, qty_step=0.001, min_qty=0.001, max_leverage=50,
+        )], "sim", AT)  # fmt: skip
     started = time.perf_counter()
     figures = await svc.rank_cycle(cycle)
     took = time.perf_counter() - started
@@ -296,6 +308,9 @@ async def test_ranker_writes_top10_and_one_signal_with_provenance(
         assert float(event.plan.take_profit) == pytest.approx(float(tp))
         assert float(event.plan.stop_loss) == pytest.approx(float(stop))
         assert event.plan.entries == [event.plan.entry]
+        assert event.plan.tick_size == tick  # on the coin's grid from `instruments`
+        for level in (event.plan.entry, event.plan.stop_loss, event.plan.take_profit):
+            assert (level / Decimal(str(tick))) % 1 == 0, level
         assert float(event.plan.entry) == pytest.approx(float(entry))
         assert (
             event.market.target.low == pytest.approx(b * 1.03)
@@ -392,13 +407,11 @@ async def test_a_signal_written_but_never_published_is_published_by_the_next_cyc
         cluster_size_pct=150.0, success_rate=0.5, oi_change_15m_pct=4.0, volume_ratio_5m=2.0,
         price_change_5m_pct=1.5, scanner="ranker", scanner_version=svc.scanner_version,
     )  # fmt: skip
-    row = {
-        c: None for c in store.SIGNAL_COLUMNS
-    } | {
-        "time": at, "signal_id": sid, "symbol": seeded[0], "direction": "long", "scanner": "ranker",
-        "scanner_version": svc.scanner_version, "agent": "ranker", "vertical": "perps", "status": "new",
-        "inputs": {"event": event.model_dump(mode="json")},
-    }  # fmt: skip
+    row = store.SignalRow(
+        time=at, signal_id=sid, symbol=seeded[0], direction="long", scanner="ranker",
+        scanner_version=svc.scanner_version, agent="ranker", heatmap_source=None,
+        inputs={"event": event.model_dump(mode="json")},
+    )  # fmt: skip
     async with spool.connection() as conn, conn.transaction():
         assert await store.insert_signal(conn, row)  # ... and the process died here
     before = len(await stream(sredis, sbox.namespace, STREAM_SIGNALS))

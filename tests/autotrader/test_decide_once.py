@@ -6,10 +6,8 @@ loser of the race used to log and journal its own decision anyway."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
@@ -17,15 +15,8 @@ from quantcore.bus import decode
 from quantcore.model.events import AgentLogRecorded
 from quantcore.service import AGENT_LOG_STREAM
 from quantcore.testing import Sandbox
-from tests.autotrader.test_refresh import FakeBybit, autotrader, stale_signal
-
-
-@pytest.fixture
-async def bybit() -> AsyncIterator[FakeBybit]:
-    server = FakeBybit()
-    await server.start()
-    yield server
-    await server.stop()
+from tests.autotrader.test_refresh import autotrader, stale_signal
+from tests.fakes.bybit import FakeBybit
 
 
 async def test_two_replicas_deciding_one_signal_announce_one_decision(

@@ -17,7 +17,8 @@ from redis.asyncio import Redis
 from quantcore.model.events import StrategySignalled
 from quantcore.model.trading import Side
 from quantcore.testing import Sandbox
-from tests.autotrader.test_refresh import PRICE, SYMBOL, FakeBybit, autotrader, bybit  # noqa: F401
+from tests.autotrader.test_refresh import autotrader
+from tests.fakes.bybit import PRICE, SYMBOL, FakeBybit
 
 SLIP = Decimal("0.0005")
 
@@ -43,7 +44,7 @@ async def test_plugin_signals_are_traded_with_the_backtest_rules(
     fresh: Sandbox,
     fresh_pool: AsyncConnectionPool,
     fresh_redis: Redis,
-    bybit: FakeBybit,  # noqa: F811
+    bybit: FakeBybit,
 ) -> None:
     svc = autotrader(fresh, fresh_pool, fresh_redis, bybit, autotrade_strategies="scanner_oi")
     try:
@@ -95,7 +96,7 @@ async def test_a_reversal_never_closes_a_position_that_is_not_the_plugins(
     fresh: Sandbox,
     fresh_pool: AsyncConnectionPool,
     fresh_redis: Redis,
-    bybit: FakeBybit,  # noqa: F811
+    bybit: FakeBybit,
 ) -> None:
     from quantcore.model.trading import OrderRequest, OrderType
 

@@ -9,17 +9,12 @@ writing the coin's new heatmaps through the store and publishing `heatmap.refres
 from __future__ import annotations
 
 import asyncio
-import copy
-import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
@@ -38,44 +33,7 @@ from quantcore.store.heatmaps import write_heatmaps
 from quantcore.store.market import write_snapshots
 from quantcore.testing import Sandbox
 from svc_autotrader.service import Autotrader
-from tests.fakes.http import FakeServer
-
-SAMPLES = Path(__file__).parents[1] / "adapters" / "samples"
-SYMBOL = "SOLUSDT"
-PRICE = 100.0
-
-
-class FakeBybit(FakeServer):
-    """/v5/market/instruments-info and /v5/market/tickers for one coin (recorded payloads)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.app.router.add_get("/v5/market/instruments-info", self.instruments)
-        self.app.router.add_get("/v5/market/tickers", self.tickers)
-
-    async def instruments(self, request: web.Request) -> web.Response:
-        body = json.loads((SAMPLES / "bybit_instruments_docs.json").read_text())
-        item = copy.deepcopy(body["result"]["list"][0])
-        item.update(symbol=SYMBOL, baseCoin="SOL")
-        item["priceFilter"]["tickSize"] = "0.01"
-        body["result"]["list"] = [item]
-        return web.json_response(body)
-
-    async def tickers(self, request: web.Request) -> web.Response:
-        body = json.loads((SAMPLES / "bybit_tickers_linear.json").read_text())
-        item = copy.deepcopy(body["result"]["list"][0])
-        item.update(symbol=SYMBOL, lastPrice=str(PRICE), markPrice=str(PRICE), bid1Price=str(PRICE),
-                    ask1Price=str(PRICE), indexPrice=str(PRICE))  # fmt: skip
-        body["result"]["list"] = [item]
-        return web.json_response(body)
-
-
-@pytest.fixture
-async def bybit() -> AsyncIterator[FakeBybit]:
-    server = FakeBybit()
-    await server.start()
-    yield server
-    await server.stop()
+from tests.fakes.bybit import PRICE, SYMBOL, FakeBybit
 
 
 def heatmaps(
@@ -210,11 +168,12 @@ async def test_stale_signal_whose_target_moved_is_traded_at_the_new_plan(
     assert decision == "traded", reason
     assert detail["refreshed"] is True
     assert detail["market"]["target"]["low"] == pytest.approx(106.0)
-    # the new plan: entry 0.2 % below 106.0 = 105.788 → 105.79 on the 0.01 grid; TP the centre
-    # 106.1; stop 1 % (default wick) below the entry → 104.73 (floored on the grid)
+    # the new plan: entry 0.2 % below 106.0 = 105.788 → 105.78 on the 0.01 grid (rounded away
+    # from the target); TP the centre
+    # 106.1; stop 1 % (default wick) below the entry 104.7222 → 104.72 (floored on the grid)
     assert len(orders) == 1
     price, stop, tp, status = orders[0]
-    assert (price, tp, stop) == (Decimal("105.79"), Decimal("106.10"), Decimal("104.73"))
+    assert (price, tp, stop) == (Decimal("105.78"), Decimal("106.10"), Decimal("104.72"))
     assert status != "submitting"  # placed at the paper venue
     assert Decimal(detail["plan"]["take_profit"]) == Decimal("106.1")
 

@@ -27,6 +27,7 @@ from quantcore.model.market import TIMEFRAMES
 from quantcore.scan import clusters as scan_clusters
 from quantcore.scan import ranking as scan_ranking
 from quantcore.scan import trigger as scan_trigger
+from quantcore.store import rankings as rankings_store
 from quantcore.store.series import MinuteSeries
 from quantcore.strategies import Bars, HeatmapLevels, SignalFrame, load_strategy, prefetch
 from quantcore.strategies.liquidation_hunter import LiquidationHunter, LiquidationHunterParams
@@ -247,6 +248,8 @@ def test_the_hunter_and_the_services_hold_the_same_function_objects() -> None:
     assert hunter_mod.view is scan_ranking.view
     # the ranker's trigger (both modes): scan.trigger.check evaluates with math.trigger
     assert hunter_mod.tm is scan_trigger.tm
+    # the ranker's cooldown: one rule, asked by the hunter and by the store's signals query
+    assert hunter_mod.tm.in_cooldown is rankings_store.trigger_rules.in_cooldown
     # the cluster scanner's per-timeframe targets and typical
     assert hunter_mod.clusters is scan_clusters.clusters and cluster_svc.clusters is scan_clusters
     # the matching rules: the paper venue's and the engine's

@@ -14,6 +14,7 @@ prints (pytest -s) are the figures for the closing note.
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,24 @@ def test_the_default_trigger_fires_and_the_signal_becomes_a_closed_paper_trade(
             timeout=120,
         )
         assert decision[0][0] == "traded", decision
+        # the plan the signal announced is on the coin's grid (the instruments the market
+        # collector stored), and — unless a pre-trade refresh re-made it — the orders placed
+        ((plan, refreshed),) = fleet.sql(
+            "SELECT s.inputs->'trade'->'plan', d.detail->'refreshed' FROM signals s "
+            "JOIN autotrader_decisions d USING (signal_id) WHERE s.signal_id = %s", sid,
+        )  # fmt: skip
+        ((tick,),) = fleet.sql("SELECT tick_size FROM instruments WHERE symbol = %s", symbol)
+        assert plan["tick_size"] == tick, plan
+        placed = fleet.sql(
+            "SELECT ladder_index, price, stop_loss, take_profit FROM orders WHERE signal_id = %s "
+            "AND order_link_id NOT LIKE 'close-%%' ORDER BY ladder_index NULLS FIRST", sid,
+        )  # fmt: skip
+        if not refreshed:
+            announced = {o["ladder_index"]: Decimal(o["price"]) for o in plan["orders"]}
+            for index, price, stop_loss, take_profit in placed:
+                assert price == announced[index], (placed, plan)
+                assert stop_loss == Decimal(plan["stop_loss"]), (placed, plan)
+                assert take_profit == Decimal(plan["take_profit"]), (placed, plan)
         pending = eventually(
             lambda: fleet.sql(
                 "SELECT t.status, o.price, o.status FROM trades t JOIN orders o USING (signal_id) "
@@ -129,6 +148,8 @@ def test_the_default_trigger_fires_and_the_signal_becomes_a_closed_paper_trade(
             f"oi {trig['oi_change_15m_pct']:.2f}% / vr {trig['volume_ratio_5m']:.2f} / move "
             f"{trig['price_change_5m_pct']:.2f}% vs coin thresholds {coin}); trade open after "
             f"{took_open:.0f}s; closed {reason} at {float(exit_):g}: PnL {float(pct_price):.3f}% "
-            f"of price, {float(pct_margin):.3f}% of margin"
-        )
+            f"of price, {float(pct_margin):.3f}% of margin; plan on tick {tick}, "
+            + ("re-made by a pre-trade refresh" if refreshed else
+               f"{len(placed)} order(s) at the announced prices")
+        )  # fmt: skip
         assert "Traceback" not in fleet.log()

@@ -103,7 +103,7 @@ pcts = st.floats(min_value=0.0, max_value=10.0, allow_nan=False)
 
 @st.composite
 def cases(
-    draw: st.DrawFn,
+    draw: st.DrawFn, grid: bool | None = None
 ) -> tuple[MarketView, DecisionSettings, InstrumentRules | None, AccountState | None]:
     direction = draw(st.sampled_from(["long", "short"]))
     low = draw(prices)
@@ -137,13 +137,18 @@ def cases(
         max_trade_equity_pct=draw(st.floats(min_value=1, max_value=100)),
     )  # fmt: skip
     rules = None
-    if draw(st.booleans()):
+    if grid or (grid is None and draw(st.booleans())):
         tick = low * draw(st.sampled_from([1e-6, 1e-5, 1e-4, 1e-3, 1e-2]))
         tick = float(Decimal(f"{tick:.1e}"))
         rules = InstrumentRules(
             tick_size=tick, qty_step=draw(st.sampled_from([0.001, 0.1, 1.0])), min_qty=0.001
         )
-    account = AccountState(equity=draw(st.floats(min_value=0, max_value=1e9))) if rules else None
+    # with a grid: sized (the autotrader) or not (the ranker, which plans on the grid unsized)
+    account = (
+        AccountState(equity=draw(st.floats(min_value=0, max_value=1e9)))
+        if rules and draw(st.booleans())
+        else None
+    )
     return v, s, rules, account
 
 
@@ -184,3 +189,52 @@ def test_every_plan_is_sane(
         # never more than the risk: the loss at the stop is within risk_per_trade_pct (+ rounding)
         loss = sum(float(o.qty or 0) * abs(float(o.price) - float(d.stop_loss)) for o in d.orders)
         assert loss <= account.equity * s.risk_per_trade_pct / 100 * (1 + 1e-9) + 1e-9
+
+
+@settings(max_examples=500, deadline=None)
+@given(cases(grid=True), st.floats(min_value=1, max_value=1e9))
+def test_the_rankers_plan_is_the_autotraders_orders_to_the_tick(
+    case: tuple[MarketView, DecisionSettings, InstrumentRules | None, AccountState | None],
+    equity: float,
+) -> None:
+    """The ranker plans on the venue's grid without an account; the autotrader re-makes the
+    decision on the same view and grid with its equity. Every order it keeps is at the price
+    the ranker announced, with the same stop and take-profit — not a tick apart."""
+    v, s, rules, _ = case
+    assert rules is not None
+    announced = decide(v, s, None, rules)
+    placed = decide(v, s, AccountState(equity=equity), rules)
+    if not isinstance(announced, TradePlan):
+        assert isinstance(placed, Refusal)  # nothing the ranker refused is ever traded
+        return
+    if not isinstance(placed, TradePlan):  # sizing may refuse (size_zero, R:R of the kept rungs)
+        assert isinstance(placed, Refusal)
+        assert placed.code in ("size_zero", "reward_risk_too_low")
+        return
+    assert announced.tick_size == placed.tick_size == rules.tick_size
+    assert (announced.stop_loss, announced.take_profit) == (placed.stop_loss, placed.take_profit)
+    by_rung = {o.ladder_index: o.price for o in announced.orders}
+    assert all(by_rung[o.ladder_index] == o.price for o in placed.orders)
+
+
+@settings(max_examples=500, deadline=None)
+@given(cases(grid=True))
+def test_the_grid_only_ever_makes_a_plan_safer(
+    case: tuple[MarketView, DecisionSettings, InstrumentRules | None, AccountState | None],
+) -> None:
+    """Rounded down for a long (up for a short): every entry is at or beyond the level its mode
+    asks for, the stop at least as wide as the wick / cluster rule, the take-profit at or before
+    the front-run level — each within a tick (the stop within two: its entry moved too)."""
+    v, s, rules, _ = case
+    assert rules is not None
+    exact = decide(v, s)
+    gridded = decide(v, s, None, rules)
+    if not (isinstance(exact, TradePlan) and isinstance(gridded, TradePlan)):
+        return
+    sign = 1 if v.direction == "long" else -1
+    tick = Decimal(str(rules.tick_size))
+    pairs = [(e.price, g.price, tick) for e, g in zip(exact.orders, gridded.orders, strict=True)]
+    pairs += [(exact.take_profit, gridded.take_profit, tick),
+              (exact.stop_loss, gridded.stop_loss, 2 * tick)]  # fmt: skip
+    for want, got, within in pairs:
+        assert 0 <= sign * (want - got) < within, (want, got)

@@ -10,8 +10,8 @@ import pytest
 
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.venues.prices import TickerPrices
-from tests.autotrader.test_refresh import SYMBOL, FakeBybit
 from tests.conftest import aeventually
+from tests.fakes.bybit import SYMBOL, FakeBybit
 
 
 class CountingBybit(FakeBybit):

@@ -67,12 +67,12 @@ from quantcore.trading.guard import enforce_daily_loss
 from quantcore.trading.killswitch import KillSwitch, KillSwitchState
 from quantcore.trading.sizing import round_to_tick
 from quantcore.venues.factory import make_venue
+from quantcore.venues.instruments import InstrumentGrid
 
 RISK_LOCK = 0x5EA1_7AD3  # pg advisory lock: one entry decision at a time across replicas
 RECONCILE_EVERY_S = 30.0
 EQUITY_REFRESH_S = 0.5  # the venue's equity is read in the background this often
 EQUITY_MAX_AGE_S = 2.0  # a signal sizes on equity at most this old, else reads it itself
-INSTRUMENTS_EVERY_S = 3600.0
 CONCURRENT_DECISIONS = 8
 
 
@@ -93,8 +93,7 @@ class Autotrader(Service):
         )
         self.venue = make_venue(s, PaperBooks(ctx.pool, s.paper_start_equity), self.market)
         self.killswitch = KillSwitch(ctx.redis, s.bus_namespace)
-        self.rules: dict[str, InstrumentRules] = {}
-        self.rules_at = 0.0
+        self.grid = InstrumentGrid(self.market)  # the venue's price and qty grid
         self.decision = DecisionSettings.from_settings(s)
         self.rank_params = ranking.RankParams.from_settings(s)
         if "AUTOTRADER_ENTRY_MODE" in os.environ and "ENTRY_MODE" not in os.environ:
@@ -453,17 +452,7 @@ class Autotrader(Service):
         return view
 
     async def instrument(self, symbol: str) -> InstrumentRules:
-        if symbol not in self.rules or time.monotonic() - self.rules_at > INSTRUMENTS_EVERY_S:
-            self.rules = {
-                i.symbol: InstrumentRules(
-                    tick_size=i.tick_size, qty_step=i.qty_step, min_qty=i.min_qty
-                )
-                for i in await self.market.instruments()
-            }
-            self.rules_at = time.monotonic()
-        if symbol not in self.rules:
-            raise LookupError(f"{symbol} is not a trading linear perpetual")
-        return self.rules[symbol]
+        return await self.grid.rules(symbol)
 
     async def commit_plan(
         self, sig: TradeSignalled, plan: TradePlan, view: MarketView, equity: float,

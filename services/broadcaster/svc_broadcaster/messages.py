@@ -7,6 +7,7 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from quantcore.config import Settings
@@ -106,6 +107,15 @@ def fmt_price(value: float | None) -> str:
     return f"{whole}.{frac.ljust(2, '0')}"
 
 
+def fmt_plan_price(value: Decimal, tick: float | None) -> str:
+    """A price of the plan: on the venue's grid (`tick` known) every digit of it — the order the
+    venue holds, not a 6-digit rounding of it; off the grid as `fmt_price`."""
+    if tick is None or not value.is_finite():
+        return fmt_price(float(value))
+    whole, _, frac = f"{value:,f}".partition(".")
+    return f"{whole}.{frac.rstrip('0').ljust(2, '0')}"
+
+
 def fmt_pct(value: float | None, signed: bool = True) -> str:
     if value is None or not math.isfinite(value):
         return "-"
@@ -147,7 +157,8 @@ def _provenance(scanner: str | None, version: str | None) -> dict[str, str]:
 def plan_fields(event: TradeSignalled) -> dict[str, str]:
     """The entry ladder, SL and TP of the plan the signal carries — the plan the autotrader
     trades (it re-runs the same decision on the same view) — so a message never announces one
-    plan while the venue gets another. A hand-made signal without a plan: its own numbers."""
+    plan while the venue gets another. Its prices are on the venue's grid (the ranker plans on
+    it) and shown to the tick. A hand-made signal without a plan: its own numbers."""
     plan = event.plan
     if plan is None:
         return {
@@ -157,10 +168,10 @@ def plan_fields(event: TradeSignalled) -> dict[str, str]:
             "reward_risk": "-",
         }  # fmt: skip
     return {
-        "entry": " / ".join(fmt_price(float(p)) for p in plan.entries),
+        "entry": " / ".join(fmt_plan_price(p, plan.tick_size) for p in plan.entries),
         "avg_entry": fmt_price(plan.avg_entry), "orders": str(len(plan.orders)),
-        "stop_loss": fmt_price(float(plan.stop_loss)),
-        "take_profit": fmt_price(float(plan.take_profit)), "entry_mode": plan.mode,
+        "stop_loss": fmt_plan_price(plan.stop_loss, plan.tick_size),
+        "take_profit": fmt_plan_price(plan.take_profit, plan.tick_size), "entry_mode": plan.mode,
         "reward_risk": fmt_num(plan.reward_risk, 2),
     }  # fmt: skip
 

@@ -1,6 +1,7 @@
 """Market collector: the universe, per-minute snapshots, live 1-min candles and liquidations.
 
-- Universe: every linear USDT perp in status Trading (paginated instruments-info), hourly.
+- Universe: every linear USDT perp in status Trading (paginated instruments-info), hourly;
+  their price and qty grid → `instruments` (the ranker plans signals on it).
 - Snapshots: once per SNAPSHOT_INTERVAL_S one replica (per-cycle claim) fetches all tickers in
   one call and writes `market_snapshots`, then publishes `market.snapshotted`.
 - Live: each replica streams the coins it owns (rendezvous split over live replicas) over the
@@ -35,6 +36,7 @@ from quantcore.model.market import Candle, LiquidationEvent, TakerFlow, Ticker
 from quantcore.partition import WorkSplit
 from quantcore.service import Service, ServiceContext
 from quantcore.store.heatmap_inputs import write_taker_flow
+from quantcore.store.instruments import write_instruments
 from quantcore.store.market import write_candles, write_liquidations, write_snapshots
 
 FLUSH_EVERY_S = 2.0
@@ -77,7 +79,10 @@ class MarketCollector(Service):
         backoff = Backoff(base_s=1.0, max_s=60.0, floor_s=0.5)
         while not stop.is_set():
             try:
-                instruments = await self.client.instruments()
+                instruments = [i for i in await self.client.instruments() if i.quote_coin == "USDT"]
+                # the grid the ranker plans signals on (store.instruments)
+                async with self.ctx.pool.connection() as conn, conn.transaction():
+                    await write_instruments(conn, instruments, self.source, datetime.now(UTC))
             except Exception as exc:
                 self.status = "degraded"
                 delay = backoff.delay()

@@ -54,11 +54,11 @@ from quantcore.store.paper_venue import PaperBooks
 from quantcore.trading import monitor, plugin
 from quantcore.trading.monitor import PendingVerdict
 from quantcore.venues.factory import make_venue
+from quantcore.venues.instruments import InstrumentGrid
 from quantcore.venues.paper import PaperVenue
 
 CLOSE_NAMESPACE = uuid.UUID("0b6f8d2e-3c1a-4f5e-9a7b-6c2d1e0f4a38")
 MANUAL_AGENT = "manual"
-INSTRUMENTS_EVERY_S = 3600.0
 
 
 def _opt(value: Any) -> float | None:
@@ -82,8 +82,7 @@ class PositionMonitor(Service):
             ctx.redis, s.bus_namespace, self.name, ctx.instance, s.position_monitor_lease_s
         )
         self.last_equity_at = 0.0
-        self.ticks: dict[str, float] = {}
-        self.ticks_at = 0.0
+        self.grid = InstrumentGrid(self.market)  # the venue's price grid (trailed stops)
         self.status_info.update(venue=self.venue.name, leader=False, passes=0)
 
     # --- one pass -------------------------------------------------------------------------------------
@@ -249,10 +248,11 @@ class PositionMonitor(Service):
         ))  # fmt: skip
 
     async def tick_size(self, symbol: str) -> float:
-        if symbol not in self.ticks or time.monotonic() - self.ticks_at > INSTRUMENTS_EVERY_S:
-            self.ticks = {i.symbol: i.tick_size for i in await self.market.instruments()}
-            self.ticks_at = time.monotonic()
-        return self.ticks.get(symbol, 0.0)
+        """The coin's tick (0: not listed — the ladder's stop is then left unrounded)."""
+        try:
+            return (await self.grid.rules(symbol)).tick_size
+        except LookupError:
+            return 0.0
 
     async def on_gone(self, t: dict[str, Any]) -> None:
         """The venue has no position any more: find how it closed and record the result."""

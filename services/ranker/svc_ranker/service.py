@@ -5,7 +5,8 @@ acting the moment it cannot; standbys poll and take over within about RANKER_LEA
 RANK_INTERVAL_S cycle is claimed once (WorkSplit "rank"), so even two leaders overlapping
 never write two ranking sets for one cycle. A cycle: read the latest levels of every coin × 9
 timeframes, prices, typical sizes, success rates and wicks → quantcore.math.universe.evaluate
-→ top N to `coin_rankings` → trigger check of the top coins → the trade decision (quantcore.trading.decision) →
+→ top N to `coin_rankings` → trigger check of the top coins → the trade decision (quantcore.trading.decision,
+on the coin's venue grid from `instruments`) →
 `signals` + `signal.trade` carrying the typed plan (a refused plan is journalled, not signalled).
 """
 
@@ -17,13 +18,15 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+from psycopg import AsyncConnection
+
 from quantcore.collect.cycles import cycle_start
 from quantcore.leader import LeaderLease
 from quantcore.logging import correlation
 from quantcore.math.universe import UniverseEvaluation
 from quantcore.math.values import clean
 from quantcore.model.events import STREAM_SIGNALS, TradeSignalled
-from quantcore.model.plan import Refusal
+from quantcore.model.plan import Decision, Direction, MarketView, Refusal
 from quantcore.partition import WorkSplit
 from quantcore.scan import ranking
 from quantcore.scan import trigger as trig
@@ -32,6 +35,7 @@ from quantcore.scan.rank_inputs import read_rank_inputs
 from quantcore.scan.registered import RegisteredScanner
 from quantcore.service import ServiceContext
 from quantcore.store import rankings as store
+from quantcore.store.instruments import instrument_rules
 from quantcore.store.levels import heatmap_symbols
 from quantcore.store.series import (
     candle_series,
@@ -152,7 +156,7 @@ class Ranker(RegisteredScanner):
     ) -> bool:  # fmt: skip
         p = self.params
         symbol = ev.symbols[i]
-        direction = "long" if ev.direction[i] == "long" else "short"
+        direction: Direction = "long" if ev.direction[i] == "long" else "short"
         sid = ranking.signal_id(cycle_id, symbol)
         async with self.ctx.pool.connection() as conn:
             if await store.in_cooldown(
@@ -162,8 +166,8 @@ class Ranker(RegisteredScanner):
                 return False
             # this cycle's spike scan is stamped with the same boundary, or written moments later
             spike = await store.spike_seen(conn, symbol, at - SPIKE_WINDOW, at + SPIKE_WINDOW)
-        view = ranking.market_view(ev, inputs, p, i)
-        plan = decide(view, self.decision)
+            view = ranking.market_view(ev, inputs, p, i)
+            plan = await self.plan(conn, view)
         if isinstance(plan, Refusal):
             self.log.info("trigger fired, plan refused: no signal", symbol=symbol,
                           direction=direction, code=plan.code, reason=plan.reason)  # fmt: skip
@@ -176,36 +180,35 @@ class Ranker(RegisteredScanner):
         target = (view.target.low + view.target.high) / 2
         source = ranking.coin_heatmap_source(ev, inputs, i)
         entry, stop, tp = float(plan.entry), float(plan.stop_loss), float(plan.take_profit)
-        row: dict[str, Any] = {
-            "time": at, "signal_id": sid, "symbol": symbol, "direction": direction,
-            "score": float(ev.score[i]), "rank": rank, "cycle_id": cycle_id,
-            "entry_mode": plan.mode, "entry_price": entry, "stop_loss": stop,
-            "take_profit": tp, "target_price": target,
-            "price": float(inputs.price[i]), "imbalance": float(ev.ratio[i]),
-            "cluster_size_pct": float(ev.size_pct[i]), "success_rate": float(ev.success[i]),
-            "oi_change_15m_pct": tv.oi_15m_pct, "volume_ratio_5m": tv.volume_ratio_5m,
-            "price_change_5m_pct": tv.price_change_5m_pct, "scanner": self.name,
-            "scanner_version": self.scanner_version, "agent": self.ctx.agent, "vertical": "perps",
-            "correlation_id": str(sid), "status": "new", "heatmap_source": source,
-            "inputs": {
-                "ranking": ranking.ranking_inputs(ev, inputs, p, i),
-                "trigger": tv.inputs(),
-                "trade": {"market": view.model_dump(mode="json"), "plan": plan.model_dump(mode="json")},
-                "spike": spike,
-            },
-        }  # fmt: skip
+        score, price = float(ev.score[i]), float(inputs.price[i])
         event = TradeSignalled(
             signal_id=sid, time=at, cycle_id=cycle_id, symbol=symbol, direction=direction,
-            rank=rank, score=row["score"], entry_mode=plan.mode, entry_price=entry,
+            rank=rank, score=score, entry_mode=plan.mode, entry_price=entry,
             stop_loss=stop, take_profit=tp, target_price=target,
             target_low=view.target.low, target_high=view.target.high,
-            price=row["price"], imbalance=row["imbalance"],
-            cluster_size_pct=row["cluster_size_pct"], success_rate=row["success_rate"],
+            price=price, imbalance=float(ev.ratio[i]),
+            cluster_size_pct=float(ev.size_pct[i]), success_rate=float(ev.success[i]),
             oi_change_15m_pct=tv.oi_15m_pct or 0.0, volume_ratio_5m=tv.volume_ratio_5m or 0.0,
             price_change_5m_pct=tv.price_change_5m_pct or 0.0, scanner=self.name,
             scanner_version=self.scanner_version, heatmap_source=source, market=view, plan=plan,
         )  # fmt: skip
-        row["inputs"]["event"] = event.model_dump(mode="json")  # the outbox copy
+        row = store.SignalRow(
+            time=at, signal_id=sid, symbol=symbol, direction=direction, score=score, rank=rank,
+            cycle_id=cycle_id, entry_mode=plan.mode, entry_price=entry, stop_loss=stop,
+            take_profit=tp, target_price=target, price=price, imbalance=event.imbalance,
+            cluster_size_pct=event.cluster_size_pct, success_rate=event.success_rate,
+            oi_change_15m_pct=tv.oi_15m_pct, volume_ratio_5m=tv.volume_ratio_5m,
+            price_change_5m_pct=tv.price_change_5m_pct, scanner=self.name,
+            scanner_version=self.scanner_version, agent=self.ctx.agent, vertical="perps",
+            correlation_id=str(sid), status="new", heatmap_source=source,
+            inputs={
+                "ranking": ranking.ranking_inputs(ev, inputs, p, i),
+                "trigger": tv.inputs(),
+                "trade": {"market": view.model_dump(mode="json"), "plan": plan.model_dump(mode="json")},
+                "spike": spike,
+                "event": event.model_dump(mode="json"),  # the outbox copy
+            },
+        )  # fmt: skip
         self._check_lease()
         async with self.ctx.pool.connection() as conn, conn.transaction():
             inserted = await store.insert_signal(conn, row)
@@ -216,11 +219,22 @@ class Ranker(RegisteredScanner):
                       signal_id=str(sid), entry=entry, stop=stop, tp=tp,
                       heatmap_source=source)  # fmt: skip
         await self.ctx.journal(
-            "signal.published", f"{direction} {symbol} (rank {rank}, score {row['score']:.1f})",
+            "signal.published", f"{direction} {symbol} (rank {rank}, score {score:.1f})",
             symbol=symbol, vertical="perps", signal_id=str(sid), cycle_id=cycle_id,
             scanner_version=self.scanner_version,
         )  # fmt: skip
         return True
+
+    async def plan(self, conn: AsyncConnection[Any], view: MarketView) -> Decision:
+        """The signal's plan, on the venue's grid of the coin (the instruments table): the
+        autotrader re-makes the same decision on the same grid, so the plan announced with the
+        signal is the orders it places, to the tick. A coin whose grid was never discovered is
+        planned off the grid (the plan's tick_size is None and its reasons say so)."""
+        rules = (await instrument_rules(conn, [view.symbol])).get(view.symbol)
+        if rules is None:
+            self.log.warning("no instrument grid for the coin: plan off the grid",
+                             symbol=view.symbol)  # fmt: skip
+        return decide(view, self.decision, None, rules)
 
     async def publish_signal(self, event: TradeSignalled) -> None:
         """Publish, then stamp the row: a crash in between is repaired by republish_pending."""

@@ -5,6 +5,7 @@ cursor pagination, newest-first lists, and Bybit's parameter errors (HTTP 200, r
 from __future__ import annotations
 
 import time
+from collections.abc import Container
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from quantcore.sim import CoinSpec, Market, TickerTable
 from quantcore.sim.klines import INTERVAL_MINUTES
+from quantcore.sim.market import I64
 from quantcore.sim.rings import CLOSE, HIGH, LOW, OPEN, TURNOVER, VOLUME
 from quantcore.sim.universe import risk_tiers as sim_risk_tiers
 from svc_simulator import formatting as fmt
@@ -103,6 +105,16 @@ def _category(query: Any, default: str | None = None) -> str:
     if category not in CATEGORIES:
         raise BybitError(ILLEGAL_CATEGORY)
     return str(category)
+
+
+def _one_of(query: Any, name: str, allowed: Container[str]) -> str:
+    """A required parameter that must be one of `allowed` (an interval, a period)."""
+    value = query.get(name)
+    if not value:
+        raise BybitError(f"params error: {name} is required")
+    if value not in allowed:
+        raise BybitError(f"params error: {name} invalid")
+    return str(value)
 
 
 def _coin(market: Market, query: Any, category: str) -> CoinSpec:
@@ -287,11 +299,7 @@ async def kline(request: web.Request) -> web.Response:
     state, q = request.app[STATE], request.query
     category = _category(q, default="linear")
     coin = _coin(state.market, q, category)
-    interval = q.get("interval")
-    if not interval:
-        raise BybitError("params error: interval is required")
-    if interval not in INTERVAL_MINUTES:
-        raise BybitError("params error: interval invalid")
+    interval = _one_of(q, "interval", INTERVAL_MINUTES)
     start = _int(q, "start", None, 0)
     end = _int(q, "end", None, 0)
     limit = _int(q, "limit", 200, 1, 1000)
@@ -318,18 +326,15 @@ async def kline(request: web.Request) -> web.Response:
     return reply(state, {"symbol": coin.symbol, "category": category, "list": rows})
 
 
-async def open_interest(request: web.Request) -> web.Response:
-    state, q = request.app[STATE], request.query
-    category = _category(q)
-    coin = _coin(state.market, q, category)
-    interval = q.get("intervalTime")
-    if not interval:
-        raise BybitError("params error: intervalTime is required")
-    if interval not in OI_INTERVALS:
-        raise BybitError("params error: intervalTime invalid")
+def _newest_first_page(
+    q: Any, max_limit: int, default_limit: int = 50
+) -> tuple[int | None, int | None, int]:
+    """startTime / endTime / limit / cursor of an endpoint served newest first and paged on by
+    a `lastTs` cursor (open interest, account ratio): the range in whole seconds — its end
+    moved to just before the previous page's oldest row — and the page size."""
     start = _int(q, "startTime", None, 0)
     end = _int(q, "endTime", None, 0)
-    limit = _int(q, "limit", 50, 1, 200)
+    limit = _int(q, "limit", default_limit, 1, max_limit)
     assert limit is not None
     cursor = decode_cursor(q.get("cursor"))
     end_s = None if end is None else end // 1000
@@ -339,18 +344,28 @@ async def open_interest(request: web.Request) -> web.Response:
         except ValueError:
             raise BybitError("params error: cursor invalid") from None
         end_s = before if end_s is None else min(end_s, before)
+    return None if start is None else -(-start // 1000), end_s, limit
+
+
+def _next_page_cursor(times: I64, more: bool) -> str:
+    """The cursor of the page after one whose oldest row is `times[-1]` ("" at the end)."""
+    return encode_cursor(lastTs=str(int(times[-1]) * 1000)) if more and times.size else ""
+
+
+async def open_interest(request: web.Request) -> web.Response:
+    state, q = request.app[STATE], request.query
+    category = _category(q)
+    coin = _coin(state.market, q, category)
+    interval = _one_of(q, "intervalTime", OI_INTERVALS)
+    start_s, end_s, limit = _newest_first_page(q, max_limit=200)
     times, values, more = state.market.open_interest(
-        coin.index,
-        OI_INTERVALS[interval],
-        None if start is None else -(-start // 1000),
-        end_s,
-        limit,
+        coin.index, OI_INTERVALS[interval], start_s, end_s, limit
     )
     rows = [
         {"openInterest": fmt.qty(coin, float(v)), "timestamp": str(int(t) * 1000)}
         for t, v in zip(times, values, strict=True)
     ]
-    next_cursor = encode_cursor(lastTs=str(int(times[-1]) * 1000)) if more and times.size else ""
+    next_cursor = _next_page_cursor(times, more)
     result = {
         "symbol": coin.symbol,
         "category": category,
@@ -401,27 +416,11 @@ async def account_ratio(request: web.Request) -> web.Response:
     if category not in ("linear", "inverse"):
         raise BybitError(ILLEGAL_CATEGORY)
     coin = _coin(state.market, q, category)
-    period = q.get("period")
-    if not period:
-        raise BybitError("params error: period is required")
-    if period not in RATIO_PERIODS:
-        raise BybitError("params error: period invalid")
-    start = _int(q, "startTime", None, 0)
-    end = _int(q, "endTime", None, 0)
-    limit = _int(q, "limit", 50, 1, 500)
-    assert limit is not None
-    cursor = decode_cursor(q.get("cursor"))
-    end_s = None if end is None else end // 1000
-    if "lastTs" in cursor:
-        try:
-            before = int(cursor["lastTs"]) // 1000 - 1
-        except ValueError:
-            raise BybitError("params error: cursor invalid") from None
-        end_s = before if end_s is None else min(end_s, before)
+    period = _one_of(q, "period", RATIO_PERIODS)
+    start_s, end_s, limit = _newest_first_page(q, max_limit=500)
     times, ratios, more = state.market.account_ratio(
-        coin.index, RATIO_PERIODS[period], None if start is None else -(-start // 1000), end_s,
-        limit,
-    )  # fmt: skip
+        coin.index, RATIO_PERIODS[period], start_s, end_s, limit
+    )
     rows = [
         {
             "symbol": coin.symbol, "buyRatio": f"{float(r):.4f}",
@@ -429,7 +428,7 @@ async def account_ratio(request: web.Request) -> web.Response:
         }
         for t, r in zip(times, ratios, strict=True)
     ]  # fmt: skip
-    next_cursor = encode_cursor(lastTs=str(int(times[-1]) * 1000)) if more and times.size else ""
+    next_cursor = _next_page_cursor(times, more)
     return reply(state, {"list": rows, "nextPageCursor": next_cursor})
 
 

@@ -205,23 +205,19 @@ class StrategyRunner(Service):
             scanner_version=version, stop_loss_pct=sig.stop_loss_pct,
             take_profit_pct=sig.take_profit_pct, reason=sig.reason,
         )  # fmt: skip
-        row: dict[str, Any] = {
-            "time": sig.time, "signal_id": sid, "symbol": sig.symbol, "direction": sig.side,
-            "score": None, "rank": None, "cycle_id": None, "entry_mode": None,
-            "entry_price": None, "stop_loss": None, "take_profit": None, "target_price": None,
-            "price": sig.price, "imbalance": None, "cluster_size_pct": None, "success_rate": None,
-            "oi_change_15m_pct": None, "volume_ratio_5m": None, "price_change_5m_pct": None,
-            "scanner": st.name, "scanner_version": version, "agent": self.ctx.agent,
-            "vertical": "perps", "correlation_id": str(sid), "status": "new",
-            "heatmap_source": source,  # the heatmap that fed it (None: the plug-in reads none)
-            "inputs": {
+        row = signals_store.SignalRow(
+            time=sig.time, signal_id=sid, symbol=sig.symbol, direction=sig.side, price=sig.price,
+            scanner=st.name, scanner_version=version, agent=self.ctx.agent, vertical="perps",
+            correlation_id=str(sid), status="new",
+            heatmap_source=source,  # the heatmap that fed it (None: the plug-in reads none)
+            inputs={
                 "strategy": {"name": st.name, "version": st.version,
                              "params": st.params.model_dump(mode="json"), "reason": sig.reason,
                              "stop_loss_pct": sig.stop_loss_pct,
                              "take_profit_pct": sig.take_profit_pct},
                 "event": event.model_dump(mode="json"),
             },
-        }  # fmt: skip
+        )  # fmt: skip
         with correlation(str(sid)):
             async with self.ctx.pool.connection() as conn, conn.transaction():
                 inserted = await signals_store.insert_signal(conn, row)

@@ -141,3 +141,13 @@ def evaluate(
         move_5m_pct=pct_change(close, MOVE_MINUTES), fixed=fixed, coin=coin, samples=samples,
         percentile=percentile, min_samples=min_samples,
     )  # fmt: skip
+
+
+def in_cooldown(last_signal_s: float | None, at_s: float, cooldown_s: float) -> bool:
+    """The ranker's cooldown: no second signal for a coin in the same direction while its last
+    one (epoch seconds, None: never) lies within `cooldown_s` before `at_s`, i.e. in
+    (at − cooldown, at]. A cooldown of 0 or less never holds. The ranker (over the `signals`
+    table, store.rankings.in_cooldown) and the liquidation hunter in replay both ask this."""
+    if cooldown_s <= 0 or last_signal_s is None:
+        return False
+    return at_s - cooldown_s < last_signal_s <= at_s

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,6 +15,9 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from quantcore.db import copy_upsert
+from quantcore.math import trigger as trigger_rules
+from quantcore.model.market import HeatmapSource
+from quantcore.model.plan import Direction, EntryMode
 
 F = NDArray[np.float64]
 
@@ -85,18 +89,20 @@ async def in_cooldown(
     cooldown: timedelta,
     signal_id: uuid.UUID,
 ) -> bool:
-    """A signal for this coin in this direction within the cooldown (other than this one)."""
+    """A signal for this coin in this direction within the cooldown (other than this one): the
+    last one at or before `at`, judged by the one cooldown rule (math.trigger.in_cooldown)."""
     if cooldown.total_seconds() <= 0:
         return False
     cur = await conn.execute(
         """
-        SELECT 1 FROM signals
-        WHERE symbol = %s AND direction = %s AND time > %s AND time <= %s AND signal_id <> %s
-        LIMIT 1
+        SELECT max(time) FROM signals
+        WHERE symbol = %s AND direction = %s AND time <= %s AND signal_id <> %s
         """,
-        (symbol, direction, at - cooldown, at, signal_id),
+        (symbol, direction, at, signal_id),
     )
-    return await cur.fetchone() is not None
+    row = await cur.fetchone()
+    last = None if row is None or row[0] is None else row[0].timestamp()
+    return trigger_rules.in_cooldown(last, at.timestamp(), cooldown.total_seconds())
 
 
 async def spike_seen(
@@ -126,18 +132,49 @@ async def spike_seen(
     }  # fmt: skip
 
 
-SIGNAL_COLUMNS = (
-    "time", "signal_id", "symbol", "direction", "score", "rank", "cycle_id", "entry_mode",
-    "entry_price", "stop_loss", "take_profit", "target_price", "price", "imbalance",
-    "cluster_size_pct", "success_rate", "oi_change_15m_pct", "volume_ratio_5m",
-    "price_change_5m_pct", "scanner", "scanner_version", "agent", "vertical", "correlation_id",
-    "status", "inputs", "heatmap_source",
-)  # fmt: skip
+@dataclass(frozen=True, kw_only=True)
+class SignalRow:
+    """One row of `signals`, as every publisher writes it: the ranker's (a planned trade, every
+    number filled) and a strategy plug-in's (its side and price; the ranker's numbers None).
+    `inputs` holds everything needed to replay the decision, and the event under "event" (the
+    outbox copy republish_pending sends). `heatmap_source` has no default: a publisher must
+    say which heatmaps its signal stands on (None: none)."""
+
+    time: datetime
+    signal_id: uuid.UUID
+    symbol: str
+    direction: Direction
+    scanner: str
+    scanner_version: str
+    agent: str
+    heatmap_source: HeatmapSource | None
+    inputs: dict[str, Any]
+    price: float | None = None
+    score: float | None = None
+    rank: int | None = None
+    cycle_id: str | None = None
+    entry_mode: EntryMode | None = None
+    entry_price: float | None = None
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    target_price: float | None = None
+    imbalance: float | None = None
+    cluster_size_pct: float | None = None
+    success_rate: float | None = None
+    oi_change_15m_pct: float | None = None
+    volume_ratio_5m: float | None = None
+    price_change_5m_pct: float | None = None
+    vertical: Literal["perps", "poly"] = "perps"
+    correlation_id: str | None = None
+    status: str = "new"
 
 
-async def insert_signal(conn: AsyncConnection[Any], row: dict[str, Any]) -> bool:
+SIGNAL_COLUMNS = tuple(f.name for f in fields(SignalRow))
+
+
+async def insert_signal(conn: AsyncConnection[Any], row: SignalRow) -> bool:
     """Insert once; returns False when this signal id exists already (then publish nothing)."""
-    values = [Jsonb(row[c]) if c == "inputs" else row[c] for c in SIGNAL_COLUMNS]
+    values = [Jsonb(row.inputs) if c == "inputs" else getattr(row, c) for c in SIGNAL_COLUMNS]
     cur = await conn.execute(
         f"INSERT INTO signals ({', '.join(SIGNAL_COLUMNS)}) "
         f"VALUES ({', '.join(['%s'] * len(SIGNAL_COLUMNS))}) "

@@ -306,18 +306,17 @@ class LiquidationHunter(Strategy[LiquidationHunterParams]):
         cands, long_ok, short_ok = self.trigger(bars)
         ks = hm.indices_asof(bars.close_s[cands])
         self._wicks = {}
-        last_signal = {1: -math.inf, -1: -math.inf}  # close time of the last plan each way
+        last_signal: dict[int, float | None] = {1: None, -1: None}  # the last plan each way
         for i, k, lg, sh in zip(
             cands.tolist(), ks.tolist(), long_ok.tolist(), short_ok.tolist(), strict=True
         ):
             if k < 0:
                 continue
-            # the ranker's cooldown: no second signal for the coin in the same direction
-            # within cooldown_s (time in (t − cooldown, t]); where every direction the trigger
-            # fires in is cooling down, no signal can come of the bar
+            # the ranker's cooldown (the one rule, math.trigger.in_cooldown); where every
+            # direction the trigger fires in is cooling down, no signal can come of the bar
             at = int(bars.start_s[i]) + bars.interval_s
-            lg = lg and not at - p.cooldown_s < last_signal[1] <= at
-            sh = sh and not at - p.cooldown_s < last_signal[-1] <= at
+            lg = lg and not tm.in_cooldown(last_signal[1], at, p.cooldown_s)
+            sh = sh and not tm.in_cooldown(last_signal[-1], at, p.cooldown_s)
             if not (lg or sh):
                 skipped["cooldown"] = skipped.get("cooldown", 0) + 1
                 continue

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 from quantcore.config import Settings
 from quantcore.math import levels
@@ -71,8 +71,9 @@ def decide(
     account: AccountState | None = None,
     rules: InstrumentRules | None = None,
 ) -> Decision:
-    """The plan for `view`, sized when `account` and `rules` are given (the autotrader), else
-    unsized and off-grid (the ranker, which knows neither)."""
+    """The plan for `view`: on the venue's grid when `rules` are given (the ranker reads them
+    from the instruments table, the autotrader from the venue), sized when `account` is given
+    too (the autotrader). Without `rules` the prices are exact and the plan says so."""
     d, sym = view.direction, view.symbol
     low, high = view.target.low, view.target.high
     if not sizing.is_finite_positive(low, high, view.price) or low > high:
@@ -95,7 +96,16 @@ def decide(
         ]
         reasons.append(f"entry: {s.entry_mode} at {rungs[0].price:g} (target {low:g}..{high:g})")
     tick = rules.tick_size if rules is not None else None
-    prices = [_on_grid(r.price, tick, "nearest") for r in rungs]
+    # On the grid, every level rounded the way that keeps the plan at least as safe as its rule
+    # (sizing.safe_tick) — down for a long, up for a short: entries away from the target (never past the level the
+    # mode asks for), the stop away from the entry (never tighter than the wick / cluster rule),
+    # the take-profit towards the entry (reached sooner; refused below when that leaves it not
+    # a tick beyond every entry)
+    prices = [_on_grid(r.price, tick, d) for r in rungs]
+    if tick is None:
+        reasons.append("grid: the venue's tick is not known, prices are not on it")
+    if min(prices) <= 0:
+        return _refuse(sym, "bad_input", f"an entry rounds to zero on tick {tick}")
     worst = min(prices) if d == "long" else max(prices)  # the farthest rung from the market
     avg_entry = sum(float(p) * r.fraction for p, r in zip(prices, rungs, strict=True))
 
@@ -118,9 +128,8 @@ def decide(
     )
     if not sizing.is_finite_positive(stop, tp):
         return _refuse(sym, "bad_input", f"stop {stop:g} / take-profit {tp:g} not positive")
-    # on the grid: the stop away from the entry, the take-profit towards it (reached sooner)
-    sl_d = _on_grid(stop, tick, "down" if d == "long" else "up")
-    tp_d = _on_grid(tp, tick, "down" if d == "long" else "up")
+    sl_d = _on_grid(stop, tick, d)
+    tp_d = _on_grid(tp, tick, d)
     if sl_d <= 0:
         return _refuse(sym, "stop_not_beyond_entry", f"stop {stop:g} rounds to zero on tick {tick}")
 
@@ -219,12 +228,8 @@ def _refuse(symbol: str, code: RefusalCode, reason: str) -> Refusal:
     return Refusal(symbol=symbol, code=code, reason=reason)
 
 
-def _on_grid(value: float, tick: float | None, how: str) -> Decimal:
-    """`value` on the tick grid (nearest, down or up); exact when no grid is known."""
+def _on_grid(value: float, tick: float | None, direction: str) -> Decimal:
+    """`value` on the tick grid, the safe way for `direction`; exact when no grid is known."""
     if tick is None:
         return Decimal(repr(float(value)))
-    if how == "nearest":
-        return sizing.round_to_tick(value, tick)
-    d_tick = Decimal(str(tick))
-    rounding = ROUND_FLOOR if how == "down" else ROUND_CEILING
-    return (Decimal(repr(float(value))) / d_tick).to_integral_value(rounding=rounding) * d_tick
+    return sizing.safe_tick(direction, value, tick)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import Decimal
 from enum import StrEnum
 
 from quantcore.model.trading import (
@@ -26,7 +26,7 @@ from quantcore.model.trading import (
     Side,
     Trigger,
 )
-from quantcore.trading import plugin, trailing
+from quantcore.trading import plugin, sizing, trailing
 
 # --- tick grid -------------------------------------------------------------------------------------
 
@@ -36,11 +36,7 @@ def stop_on_tick(direction: str, stop: float, tick: float) -> Decimal:
     the stop the venue will hold never sits closer to the price than the ladder asked."""
     if tick <= 0:
         return Decimal(str(round(stop, 10)))
-    steps = Decimal(str(stop)) / Decimal(str(tick))
-    rounded = steps.to_integral_value(
-        rounding=ROUND_FLOOR if direction == "long" else ROUND_CEILING
-    )
-    return rounded * Decimal(str(tick))
+    return sizing.safe_tick(direction, stop, tick)
 
 
 def stop_valid(direction: str, stop: float, mark: float) -> bool:

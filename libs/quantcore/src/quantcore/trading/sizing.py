@@ -4,7 +4,7 @@ the instrument's steps (Bybit rejects a qty off qtyStep or a price off tickSize)
 from __future__ import annotations
 
 import math
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 
 def risk_qty(equity: float, risk_pct: float, entry: float, stop: float) -> float:
@@ -33,6 +33,18 @@ def floor_to_step(value: float, step: float) -> Decimal:
     """Round down to a multiple of `step` (a size is never rounded up past the risk)."""
     d_step = Decimal(str(step))
     return (Decimal(str(value)) / d_step).to_integral_value(rounding=ROUND_DOWN) * d_step
+
+
+def safe_tick(direction: str, value: float, tick: float) -> Decimal:
+    """`value` on the tick grid, rounded the safe way for a position in `direction`: down for a
+    long, up for a short — an entry away from the target, a stop away from the entry (never
+    tighter than its rule), a take-profit towards the entry (reached sooner). The one rule of
+    the trade decision's prices and the trailing ladder's stops."""
+    steps = Decimal(repr(float(value))) / Decimal(str(tick))
+    rounded = steps.to_integral_value(
+        rounding=ROUND_FLOOR if direction == "long" else ROUND_CEILING
+    )
+    return rounded * Decimal(str(tick))
 
 
 def round_to_tick(value: float, tick: float) -> Decimal:

@@ -96,24 +96,33 @@ class BybitMarketData:
         await report_bad(self._on_bad, parsed.bad, "bybit")
         return parsed
 
+    async def _by_cursor(
+        self, method: str, params: dict[str, Any], fn: Callable[..., parse.Parsed[T]],
+        *args: Any, stop_when_empty: bool = False,
+    ) -> list[T]:  # fmt: skip
+        """Every item of every page of a cursor-paged endpoint, in the order served: follows
+        `nextPageCursor` until it is empty or comes round again (a venue looping on one
+        cursor), or — `stop_when_empty` — a page carries nothing at all (no item, no bad one)."""
+        items: list[T] = []
+        cursor, seen = "", set()
+        for _ in range(MAX_PAGES):
+            payload = await self._get(method, **params, **({"cursor": cursor} if cursor else {}))
+            page = await self._parse(fn, payload, *args)
+            items += page.items
+            seen.add(cursor)
+            cursor = page.cursor
+            if not cursor or cursor in seen or (stop_when_empty and not (page.items or page.bad)):
+                break
+        return items
+
     # --- endpoints ---------------------------------------------------------------------------------
 
     async def instruments(self) -> list[Instrument]:
         """Every linear USDT perpetual that is trading, all pages."""
         found: dict[str, Instrument] = {}
-        cursor, seen = "", set()
-        for _ in range(MAX_PAGES):
-            params: dict[str, Any] = {"category": CATEGORY, "limit": INSTRUMENTS_LIMIT}
-            if cursor:
-                params["cursor"] = cursor
-            payload = await self._get("get_instruments_info", **params)
-            page = await self._parse(parse.instruments_page, payload)
-            for item in page.items:
-                found.setdefault(item.symbol, item)
-            seen.add(cursor)
-            cursor = page.cursor
-            if not cursor or cursor in seen:
-                break
+        params = {"category": CATEGORY, "limit": INSTRUMENTS_LIMIT}
+        for item in await self._by_cursor("get_instruments_info", params, parse.instruments_page):
+            found.setdefault(item.symbol, item)
         return sorted(found.values(), key=lambda i: i.symbol)
 
     async def tickers(self, symbol: str | None = None) -> list[Ticker]:
@@ -145,23 +154,14 @@ class BybitMarketData:
     ) -> list[OpenInterestPoint]:
         if interval not in OPEN_INTEREST_INTERVALS:
             raise PermanentError(f"unknown Bybit open-interest interval {interval!r}")
+        params: dict[str, Any] = {
+            "category": CATEGORY, "symbol": symbol, "intervalTime": interval,
+            "startTime": _ms(start), "endTime": _ms(end), "limit": OPEN_INTEREST_LIMIT,
+        }  # fmt: skip
         found: dict[datetime, OpenInterestPoint] = {}
-        cursor, seen = "", set()
-        for _ in range(MAX_PAGES):
-            params: dict[str, Any] = {
-                "category": CATEGORY, "symbol": symbol, "intervalTime": interval,
-                "startTime": _ms(start), "endTime": _ms(end), "limit": OPEN_INTEREST_LIMIT,
-            }  # fmt: skip
-            if cursor:
-                params["cursor"] = cursor
-            payload = await self._get("get_open_interest", **params)
-            page = await self._parse(parse.open_interest_page, payload, symbol)
-            for point in page.items:
-                found.setdefault(point.time, point)
-            seen.add(cursor)
-            cursor = page.cursor
-            if not cursor or cursor in seen or not (page.items or page.bad):
-                break
+        for point in await self._by_cursor("get_open_interest", params, parse.open_interest_page,
+                                           symbol, stop_when_empty=True):  # fmt: skip
+            found.setdefault(point.time, point)
         return [found[k] for k in sorted(found) if start <= k <= end]
 
     async def funding_history(
@@ -186,40 +186,21 @@ class BybitMarketData:
         the venue answers newest first and pages on by cursor)."""
         if period not in ACCOUNT_RATIO_PERIODS:
             raise PermanentError(f"unknown Bybit account-ratio period {period!r}")
+        params: dict[str, Any] = {
+            "category": CATEGORY, "symbol": symbol, "period": period,
+            "startTime": _ms(start), "endTime": _ms(end), "limit": ACCOUNT_RATIO_LIMIT,
+        }  # fmt: skip
         found: dict[datetime, AccountRatio] = {}
-        cursor, seen = "", set()
-        for _ in range(MAX_PAGES):
-            params: dict[str, Any] = {
-                "category": CATEGORY, "symbol": symbol, "period": period,
-                "startTime": _ms(start), "endTime": _ms(end), "limit": ACCOUNT_RATIO_LIMIT,
-            }  # fmt: skip
-            if cursor:
-                params["cursor"] = cursor
-            payload = await self._get("get_long_short_ratio", **params)
-            page = await self._parse(parse.account_ratio_page, payload, symbol, period)
-            for point in page.items:
-                found.setdefault(point.time, point)
-            seen.add(cursor)
-            cursor = page.cursor
-            if not cursor or cursor in seen or not (page.items or page.bad):
-                break
+        for point in await self._by_cursor("get_long_short_ratio", params,
+                                           parse.account_ratio_page, symbol, period,
+                                           stop_when_empty=True):  # fmt: skip
+            found.setdefault(point.time, point)
         return [found[k] for k in sorted(found) if start <= k <= end]
 
     async def risk_limits(self, symbol: str) -> list[RiskTier]:
         """The risk-limit tiers of one coin, ascending (maintenance margin per tier)."""
-        tiers: list[RiskTier] = []
-        cursor, seen = "", set()
-        for _ in range(MAX_PAGES):
-            params: dict[str, Any] = {"category": CATEGORY, "symbol": symbol}
-            if cursor:
-                params["cursor"] = cursor
-            payload = await self._get("get_risk_limit", **params)
-            page = await self._parse(parse.risk_limit_page, payload, symbol)
-            tiers += page.items
-            seen.add(cursor)
-            cursor = page.cursor
-            if not cursor or cursor in seen:
-                break
+        params = {"category": CATEGORY, "symbol": symbol}
+        tiers = await self._by_cursor("get_risk_limit", params, parse.risk_limit_page, symbol)
         return parse.number_tiers(tiers)
 
     async def server_time(self) -> datetime:
