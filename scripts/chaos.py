@@ -63,7 +63,12 @@ from tqdm import tqdm
 from quantcore.bus import DEADLETTER, Bus, decode, stream_key
 from quantcore.config import env_name
 from quantcore.db import conninfo
-from quantcore.model.events import STREAM_SIGNALS, AgentLogRecorded, TradeSignalled
+from quantcore.model.events import (
+    STREAM_SIGNALS,
+    AgentLogRecorded,
+    StrategySignalled,
+    TradeSignalled,
+)
 from quantcore.registry import service_names
 from quantcore.service import AGENT_LOG_STREAM
 from quantcore.testing import LOCAL_DATABASE_URL, Infra, Sandbox, free_port, sandbox
@@ -678,7 +683,9 @@ class Chaos:
                 d = decode(mid, fields)
             except Exception:
                 continue
-            if isinstance(d.event, TradeSignalled):
+            # the ranker's signals and the plug-ins' (strategy_runner): the autotrader decides
+            # both (a plug-in's not in AUTOTRADE_STRATEGIES is decided 'skipped')
+            if isinstance(d.event, TradeSignalled | StrategySignalled):
                 signal_ids.add(str(d.event.signal_id))
                 signal_entries += 1
         decisions = dict(

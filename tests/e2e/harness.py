@@ -87,7 +87,9 @@ def running_fleet(
         args.append("--no-restart")
     with log_path.open("wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT)
-        fleet = RunningFleet(proc, log_path, f"http://127.0.0.1:{port}", box.settings)
+        fleet = RunningFleet(
+            proc, log_path, f"http://127.0.0.1:{full_env['SIM_PORT']}", box.settings
+        )
         try:
             if "simulator" in services:
                 _wait_serving(fleet)
