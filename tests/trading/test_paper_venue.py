@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from quantcore.errors import Rejected
 from quantcore.math.matching import funding_times as _funding_times
+from quantcore.model.market import Candle
 from quantcore.model.trading import OrderRequest
 from quantcore.store.paper_venue import PaperBooks
 from quantcore.venues.paper import PaperFees, PaperVenue
@@ -211,3 +212,52 @@ async def test_a_bar_close_decision_fills_at_the_next_bar_open_like_the_backtest
         [OrderRequest("m2", "SOLUSDT", "sell", "market", D("2"), reduce_only=True, fill_from=late)]  # type: ignore[arg-type]
     )
     assert o2.avg_fill_price == D("101.7") * (1 - D("0.0005"))
+
+
+def _bar(start: datetime, o: float, h: float, lo: float, c: float) -> Candle:
+    return Candle(symbol="SOLUSDT", start=start, open=o, high=h, low=lo, close=c, volume=1)
+
+
+async def test_a_position_filled_at_a_bar_open_is_closed_on_the_bars_by_the_shared_rule(
+    fresh_pool, prices
+) -> None:
+    """Between two looks the price made a bar that reached the stop and came back: the venue
+    closes at the stop (matching.first_exit on the bar), as the backtester does, not at the
+    last price it samples; a bar reaching both levels fills the stop."""
+    bar = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    prices.set("SOLUSDT", 100)
+    prices.bars[("SOLUSDT", bar)] = 100.0
+    prices.candles["SOLUSDT"] = [_bar(bar, 100, 100, 100, 100)]
+    v = venue(fresh_pool, prices)
+    await v.place_orders([OrderRequest("b1", "SOLUSDT", "buy", "market", D("1"), fill_from=bar)])  # type: ignore[arg-type]
+    await v.set_trading_stop("SOLUSDT", stop_loss=D("98"), take_profit=D("103"))
+    assert await v.match() == 0
+    nxt = bar + timedelta(minutes=1)
+    prices.candles["SOLUSDT"] = [
+        _bar(bar, 100, 101, 99, 100.5),  # no level reached
+        _bar(nxt, 100.5, 103.5, 97.5, 101),  # both: the stop
+        _bar(nxt + timedelta(minutes=1), 101, 101.2, 100.8, 101),
+    ]
+    prices.set("SOLUSDT", 101)  # the sampled price is back between the levels
+    # a trader asking for the coin's position sees it closed already (as at an exchange)
+    assert await v.positions("SOLUSDT") == []
+    ex = await v.executions(datetime.now(UTC) - timedelta(minutes=1))
+    assert ex[-1].trigger == "stop_loss" and ex[-1].price == D("98")
+    assert await v.match() == 0
+
+
+async def test_a_moved_stop_is_watched_on_sampled_prices_only(fresh_pool, prices) -> None:
+    """A stop moved inside a bar is not checked against that bar's range (the bar may have
+    reached the new level before it was there)."""
+    bar = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    prices.set("SOLUSDT", 100)
+    prices.bars[("SOLUSDT", bar)] = 100.0
+    prices.candles["SOLUSDT"] = [_bar(bar, 100, 100, 95, 100)]
+    v = venue(fresh_pool, prices)
+    await v.place_orders([OrderRequest("b2", "SOLUSDT", "buy", "market", D("1"), fill_from=bar)])  # type: ignore[arg-type]
+    await v.set_trading_stop("SOLUSDT", stop_loss=D("90"))
+    assert await v.match() == 0
+    await v.set_trading_stop("SOLUSDT", stop_loss=D("97"))  # moved above the bar's low
+    assert await v.match() == 0 and len(await v.positions()) == 1
+    prices.set("SOLUSDT", 96.9)
+    assert await v.match() == 1

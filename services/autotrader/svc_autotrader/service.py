@@ -65,7 +65,6 @@ from quantcore.trading import plugin, risk
 from quantcore.trading.decision import DecisionSettings, decide
 from quantcore.trading.guard import enforce_daily_loss
 from quantcore.trading.killswitch import KillSwitch, KillSwitchState
-from quantcore.trading.sizing import round_to_tick
 from quantcore.venues.factory import make_venue
 
 RISK_LOCK = 0x5EA1_7AD3  # pg advisory lock: one entry decision at a time across replicas
@@ -329,7 +328,7 @@ class Autotrader(Service):
     async def plugin_levels(
         self, sig: StrategySignalled, trade_id: uuid.UUID, link: str, side: int, tick: float
     ) -> None:
-        """Stop and target from the entry's fill price (plugin.stop_levels), on the tick grid."""
+        """Stop and target from the entry's fill price on the tick grid (plugin.venue_levels)."""
         if sig.stop_loss_pct is None and sig.take_profit_pct is None:
             return
         order = await self.venue.get_order(sig.symbol, link)
@@ -338,10 +337,8 @@ class Autotrader(Service):
                 "entry not filled yet: no stop / target set", signal_id=str(sig.signal_id)
             )
             return
-        sl, tp = plugin.stop_levels(side, float(order.avg_fill_price), sig.stop_loss_pct,
-                                    sig.take_profit_pct)  # fmt: skip
-        d_sl = round_to_tick(sl, tick) if sl is not None else None
-        d_tp = round_to_tick(tp, tick) if tp is not None else None
+        d_sl, d_tp = plugin.venue_levels(side, float(order.avg_fill_price), sig.stop_loss_pct,
+                                         sig.take_profit_pct, tick)  # fmt: skip
         await self.venue.set_trading_stop(sig.symbol, stop_loss=d_sl, take_profit=d_tp)
         async with self.ctx.pool.connection() as conn:
             await store.set_trade_levels(conn, trade_id, d_sl, d_tp)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Literal
 
 from quantcore.model.trading import Fill
-from quantcore.trading.sizing import capped_qty, floor_to_step
+from quantcore.trading.sizing import capped_qty, floor_to_step, round_to_tick
 
 Held = Literal["same", "opposite", "none"]
 
@@ -31,6 +31,22 @@ def stop_levels(
     sl = fill * (1 - side * sl_pct / 100) if sl_pct is not None else None
     tp = fill * (1 + side * tp_pct / 100) if tp_pct is not None else None
     return sl, tp
+
+
+def venue_levels(
+    side: int, fill: float, sl_pct: float | None, tp_pct: float | None, tick: float | None
+) -> tuple[Decimal | None, Decimal | None]:
+    """The stop and target a trade sets at the venue: `stop_levels` of the fill, on the
+    venue's tick grid (half a tick rounds up) when it is known (the autotrader always knows
+    it; a tape may not)."""
+    sl, tp = stop_levels(side, fill, sl_pct, tp_pct)
+
+    def grid(x: float | None) -> Decimal | None:
+        if x is None:
+            return None
+        return round_to_tick(x, tick) if tick else Decimal(repr(x))
+
+    return grid(sl), grid(tp)
 
 
 def market_qty(

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.logging import get_logger
-from quantcore.model.market import Ticker
+from quantcore.model.market import Candle, Ticker
 
 log = get_logger(component="prices")
 
@@ -32,6 +32,11 @@ class PriceSource(Protocol):
         """The open of the 1-min bar starting at `start` while it is the bar in progress (None
         once a later bar exists, or before it starts: the order is then filled at the last
         price)."""
+        ...
+
+    async def bars_since(self, symbol: str, since: datetime) -> list[Candle]:
+        """The 1-min bars starting at or after `since`, oldest first, the one in progress
+        included (its range so far): the price path the paper venue closes positions on."""
         ...
 
 
@@ -73,6 +78,12 @@ class TickerPrices:
         if len(candles) != 1 or candles[0].start != start:
             return None
         return candles[0].open
+
+    async def bars_since(self, symbol: str, since: datetime) -> list[Candle]:
+        # the venue's clock may differ from ours (the simulator's): ask up to a day ahead
+        return await self.market.klines(
+            symbol, since, max(since, datetime.now(UTC)) + timedelta(days=1)
+        )
 
     async def _refresh(self) -> None:
         self._cache = {t.symbol: quote_of(t) for t in await self.market.tickers()}
