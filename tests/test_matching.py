@@ -59,7 +59,9 @@ def test_at_the_liquidation_price_the_loss_ate_the_margin_down_to_maintenance(
 ) -> None:
     liq = matching.liquidation_price(side, avg, lev)
     assert (liq < avg) if side is Side.BUY else (liq > avg)
-    assert matching.liquidated(side, liq, liq)
+    at_liq = matching.first_exit(matching.sign(side), liq, liq, liq, stop=None, target=None,
+                                 liquidation=liq, slippage=Decimal(0))  # fmt: skip
+    assert at_liq is not None and at_liq.kind == "liquidation" and at_liq.price == liq
     loss = -matching.unrealised_pnl(side, size, avg, liq)
     margin = avg * size / lev
     assert abs(loss - (margin - avg * size * matching.MAINTENANCE_MARGIN)) < Decimal("1e-12") * (

@@ -56,8 +56,9 @@ def stop_reached(
     position_side: Side, trigger: Trigger, trigger_price: Decimal, low: Decimal, high: Decimal
 ) -> bool:
     """A position's TP/SL is reached when the price range [low, high] touched it: a long's stop
-    loss and a short's take profit fire on a fall, the other two on a rise. A venue that only
-    sees the last price passes it as both low and high."""
+    loss and a short's take profit fire on a fall, the other two on a rise. The simulator's
+    exchange triggers with it, as Bybit does on its last price; our own venues (paper, the
+    backtester) close positions with `first_exit`."""
     falls = (position_side is Side.BUY) == (trigger is not Trigger.TAKE_PROFIT)
     return low <= trigger_price if falls else high >= trigger_price
 
@@ -153,10 +154,6 @@ def liquidation_price(
     entry × (1 ∓ (1/leverage − maintenance))."""
     move = ONE / leverage - maintenance
     return avg_price * (ONE - move) if position_side is Side.BUY else avg_price * (ONE + move)
-
-
-def liquidated(position_side: Side, liq_price: Decimal, price: Decimal) -> bool:
-    return price <= liq_price if position_side is Side.BUY else price >= liq_price
 
 
 def unrealised_pnl(

@@ -5,12 +5,14 @@
   others rest and fill at their limit when the price trades through (maker fee) — `match()`.
 - SL/TP attached to an order move onto the position (Bybit tpslMode Full); the position is
   closed by its stop, its take-profit or its liquidation price with the one rule the
-  backtester closes with (`matching.first_exit`): on the 1-min bars the price made since the
+  backtester closes with (`matching.first_exit`): a position filled at a known bar's open (an
+  order with `fill_from`: a decision at a bar's close) on the 1-min bars completed since the
   venue last looked (open, high, low: a gap fills at the open, a bar that reached the stop and
-  the target fills the stop) when the position was filled at a known bar's open (an order
-  with `fill_from`), and on the sampled last price always (an entry filled at whatever price
-  it met, or a level moved inside a bar, is watched on samples only: that bar may have
-  reached the new level before it was there).
+  the target fills the stop; booked once the bar is complete, at the level's price — a
+  decision at the previous bar's close fills at the open of the bar in progress, before
+  anything inside it, as in the backtest); any other (an entry filled at whatever price it
+  met, or a level moved inside a bar: that bar may have reached the new level before it was
+  there) on the sampled last price.
 - Funding is charged at every 8-hour boundary (00/08/16 UTC) at the coin's current rate.
 
 The rules live here; the books (and every line of SQL) in `quantcore.store.paper_venue`, which
@@ -431,8 +433,12 @@ class PaperVenue:
         self, tx: PaperBookTx, pos: BookPosition, q: Quote,
         path: tuple[datetime, list[Candle]] | None, now: datetime,
     ) -> int:  # fmt: skip
-        """Close the position by the first exit `matching.first_exit` finds on the bars since
-        the last look (in time order), then on the sampled last price."""
+        """Close the position by the first exit `matching.first_exit` finds. A position watched
+        on bars: on the bars completed since the last look, in time order (the bar in progress
+        is looked at once it is complete: a decision at the previous bar's close fills at its
+        open, before anything inside it; a stop reached inside a bar is booked at that bar's
+        close, at the stop's price). Otherwise (or when its bars could not be read, so that no
+        position goes unwatched): on the sampled last price."""
         side = matching.sign(pos.side)
         liq = _liq_price(pos)
 
@@ -445,22 +451,23 @@ class PaperVenue:
             )  # fmt: skip
 
         fired: matching.ExitFill[Decimal] | None = None
-        seen: datetime | None = None
-        if path is not None and path[0] == pos.watch_from:
-            for bar in sorted(path[1], key=lambda b: b.start):
-                if bar.start < path[0]:
-                    continue
+        if path is not None and path[0] != pos.watch_from:
+            return 0  # read for an older look (another pass moved on meanwhile): the next one
+        if path is not None:
+            bars = sorted((b for b in path[1] if b.start >= path[0]), key=lambda b: b.start)
+            for bar in bars[:-1]:  # the newest is the bar in progress
                 o, h, lo = Decimal(str(bar.open)), Decimal(str(bar.high)), Decimal(str(bar.low))
                 fired = rule(o, h, lo, bar.start != pos.watch_bar)
-                seen = bar.start
                 if fired is not None:
                     break
-        if fired is None:
+            if fired is None:
+                if len(bars) > 1:  # the complete ones are seen
+                    await tx.watched(pos.symbol, bars[-1].start)
+                return 0
+        else:
             last = Decimal(str(q.last))
             fired = rule(last, last, last, True)
         if fired is None:
-            if seen is not None and seen != pos.watch_from:  # the bar in progress: seen again
-                await tx.watched(pos.symbol, seen)
             return 0
         trigger = {"stop_loss": Trigger.STOP_LOSS, "take_profit": Trigger.TAKE_PROFIT}.get(
             fired.kind

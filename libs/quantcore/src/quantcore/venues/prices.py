@@ -15,6 +15,7 @@ from quantcore.logging import get_logger
 from quantcore.model.market import Candle, Ticker
 
 log = get_logger(component="prices")
+BAR_OPEN_TRIES, BAR_OPEN_WAIT_S = 10, 0.2  # up to ~2 s for the bar in progress to begin
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,13 @@ class TickerPrices:
             return self._cache
 
     async def bar_open(self, symbol: str, start: datetime) -> float | None:
-        candles = await self.market.klines(symbol, start, start + timedelta(minutes=1))
+        # a decision at a bar's close can reach us before the venue has a trade in the next
+        # bar (its market data a moment behind): wait a little for that bar to begin
+        for attempt in range(BAR_OPEN_TRIES):
+            candles = await self.market.klines(symbol, start, start + timedelta(minutes=1))
+            if candles or attempt == BAR_OPEN_TRIES - 1:
+                break
+            await asyncio.sleep(BAR_OPEN_WAIT_S)
         if len(candles) != 1 or candles[0].start != start:
             return None
         return candles[0].open
