@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -58,7 +59,9 @@ def test_at_the_liquidation_price_the_loss_ate_the_margin_down_to_maintenance(
 ) -> None:
     liq = matching.liquidation_price(side, avg, lev)
     assert (liq < avg) if side is Side.BUY else (liq > avg)
-    assert matching.liquidated(side, liq, liq)
+    at_liq = matching.first_exit(matching.sign(side), liq, liq, liq, stop=None, target=None,
+                                 liquidation=liq, slippage=Decimal(0))  # fmt: skip
+    assert at_liq is not None and at_liq.kind == "liquidation" and at_liq.price == liq
     loss = -matching.unrealised_pnl(side, size, avg, liq)
     margin = avg * size / lev
     assert abs(loss - (margin - avg * size * matching.MAINTENANCE_MARGIN)) < Decimal("1e-12") * (
@@ -129,3 +132,146 @@ def test_only_what_exceeds_the_position_opens(
         assert opening == qty
     cost = matching.order_cost(opening, Decimal(100), Decimal(10), Decimal("0.001"))
     assert cost == opening * 10 + opening * Decimal("0.1")
+
+
+# --- the one exit rule (first_exit): the paper venue and the backtester close with it ----------
+
+levels_f = st.floats(min_value=1, max_value=1000, allow_nan=False, allow_infinity=False)
+slips = st.sampled_from([0.0, 0.0005, 0.01])
+
+
+def _ohlc(o: float, a: float, b: float) -> tuple[float, float, float]:
+    return o, max(o, a, b), min(o, a, b)
+
+
+@given(st.sampled_from([1, -1]), levels_f, levels_f, levels_f, levels_f, levels_f, slips)
+def test_an_exit_fires_only_where_the_range_reached_its_level(
+    side: int, o: float, a: float, b: float, stop: float, target: float, slip: float
+) -> None:
+    o, h, lo = _ohlc(o, a, b)
+    fired = matching.first_exit(
+        side, o, h, lo, stop=stop, target=target, liquidation=None, slippage=slip
+    )
+    reached_stop = matching.adverse_reached(side, lo, h, stop)
+    reached_target = matching.favour_reached(side, lo, h, target)
+    if not reached_stop and not reached_target:
+        assert fired is None
+        return
+    assert fired is not None
+    if fired.kind == "stop_loss":
+        assert reached_stop
+        # a stop never fills better than its level (nor a gap better than the open), slipped
+        assert side * fired.price <= side * stop * (1 - side * slip) + 1e-9
+    else:
+        assert fired.kind == "take_profit" and reached_target
+        assert side * fired.price >= side * target - 1e-9  # a target never fills worse
+        # the stop was not reached, or the bar opened through the target (a gap)
+        assert not reached_stop or fired.gapped
+
+
+@given(st.sampled_from([1, -1]), levels_f, levels_f, levels_f, slips)
+def test_a_bar_reaching_both_levels_without_a_gap_fills_the_stop(
+    side: int, entry: float, d1: float, d2: float, slip: float
+) -> None:
+    stop = entry * (1 - side * (d1 / 2000 + 0.001))
+    target = entry * (1 + side * (d2 / 2000 + 0.001))
+    o, h, lo = entry, max(stop, target), min(stop, target)  # opened between, reached both
+    fired = matching.first_exit(
+        side, o, h, lo, stop=stop, target=target, liquidation=None, slippage=slip
+    )
+    assert fired is not None and fired.kind == "stop_loss" and not fired.gapped
+    assert fired.price == pytest.approx(stop * (1 - side * slip))
+
+
+@given(st.sampled_from([1, -1]), levels_f, levels_f, st.floats(0.001, 0.5), slips)
+def test_a_gap_through_a_level_fills_at_the_open(
+    side: int, entry: float, far: float, through: float, slip: float
+) -> None:
+    stop = entry * (1 - side * 0.02)
+    target = entry * (1 + side * 0.03)
+    o = stop * (1 - side * through)  # opened beyond the stop
+    fired = matching.first_exit(
+        side, o, max(o, entry), min(o, entry), stop=stop, target=target, liquidation=None,
+        slippage=slip,
+    )  # fmt: skip
+    assert fired is not None and fired.kind == "stop_loss" and fired.gapped
+    assert fired.price == pytest.approx(o * (1 - side * slip))
+    o = target * (1 + side * through)  # opened beyond the target
+    fired = matching.first_exit(
+        side, o, max(o, entry), min(o, entry), stop=stop, target=target, liquidation=None,
+        slippage=slip,
+    )  # fmt: skip
+    assert fired is not None and fired.kind == "take_profit" and fired.price == o
+    # no gap where the open is not a price the position lived through (its fill bar)
+    fired = matching.first_exit(
+        side, o, o, o, stop=stop, target=None, liquidation=None, slippage=slip, gap=False
+    )
+    assert fired is None
+
+
+@given(
+    st.sampled_from([1, -1]),
+    st.lists(st.floats(50, 150, allow_nan=False), min_size=1, max_size=30),
+    st.floats(0.005, 0.4), st.floats(0.005, 0.4), st.floats(0.005, 0.6),
+)  # fmt: skip
+def test_the_rule_on_a_bar_is_never_better_than_the_price_path_inside_it(
+    side: int, path: list[float], sl: float, tp: float, lq: float
+) -> None:
+    """Over a bar made of any continuous price path (straight lines between the points), the
+    rule on the bar's open/high/low fills no better than the exit the path really meets first:
+    the nearer of stop and liquidation, or the target, at its level (a gap at the open)."""
+    entry = 100.0
+    stop, target = entry * (1 - side * sl), entry * (1 + side * tp)
+    liq = entry * (1 - side * lq)
+    adverse, is_liq = matching.adverse_level(side, stop, liq)
+    assert adverse is not None
+    o, h, lo = path[0], max(path), min(path)
+    fired = matching.first_exit(
+        side, o, h, lo, stop=stop, target=target, liquidation=liq, slippage=0.0
+    )
+    truth: float | None = None
+    for p in path:  # a monotone line from the previous point meets a level at the level
+        if matching.adverse_reached(side, p, p, adverse):
+            truth = o if p == o and matching.adverse_reached(side, o, o, adverse) else adverse
+            truth = adverse if is_liq else truth
+            break
+        if matching.favour_reached(side, p, p, target):
+            truth = o if p == o else target
+            break
+    if truth is None:
+        assert fired is None
+    else:
+        assert fired is not None
+        assert side * fired.price <= side * truth + 1e-9
+
+
+@given(st.sampled_from([1, -1]), levels_f, st.floats(0.001, 0.2), st.floats(0.001, 0.2))
+def test_the_nearer_of_stop_and_liquidation_fires_and_a_liquidation_fills_at_its_price(
+    side: int, entry: float, d_stop: float, d_liq: float
+) -> None:
+    stop, liq = entry * (1 - side * d_stop), entry * (1 - side * d_liq)
+    far = entry * (1 - side * 0.5)  # the bar fell (rose) through both
+    fired = matching.first_exit(
+        side, far, max(entry, far), min(entry, far), stop=stop, target=None, liquidation=liq,
+        slippage=0.0,
+    )  # fmt: skip
+    assert fired is not None
+    if d_liq <= d_stop:
+        assert fired.kind == "liquidation" and fired.price == liq  # whatever the gap
+    else:
+        assert fired.kind == "stop_loss" and fired.price == far  # gapped: at the open
+
+
+@given(st.sampled_from([1, -1]), prices, prices, prices, prices)
+def test_the_rule_is_the_same_in_decimal_and_in_float(
+    side: int, o: Decimal, a: Decimal, stop: Decimal, target: Decimal
+) -> None:
+    h, lo = max(o, a), min(o, a)
+    slip = Decimal("0.0005")
+    d = matching.first_exit(side, o, h, lo, stop=stop, target=target, liquidation=None,
+                            slippage=slip)  # fmt: skip
+    f = matching.first_exit(side, float(o), float(h), float(lo), stop=float(stop),
+                            target=float(target), liquidation=None, slippage=float(slip))  # fmt: skip
+    assert (d is None) == (f is None)
+    if d is not None and f is not None:
+        assert d.kind == f.kind and float(d.price) == pytest.approx(f.price, rel=1e-12)

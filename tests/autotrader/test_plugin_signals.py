@@ -115,3 +115,36 @@ async def test_a_reversal_never_closes_a_position_that_is_not_the_plugins(
     finally:
         await svc.venue.close()
         await svc.market.aclose()
+
+
+async def test_a_position_the_venue_just_closed_does_not_block_the_next_signal(
+    fresh: Sandbox,
+    fresh_pool: AsyncConnectionPool,
+    fresh_redis: Redis,
+    bybit: FakeBybit,  # noqa: F811
+) -> None:
+    """The venue closed the plug-in's position by its stop between two of the position
+    monitor's passes: the trade row is still open, but it holds nothing — the next signal (the
+    other side) is traded, as the backtest opens again at the close of the bar a stop fired in."""
+    from quantcore.store import positions as pstore
+
+    svc = autotrader(fresh, fresh_pool, fresh_redis, bybit, autotrade_strategies="scanner_oi")
+    try:
+        long = plugin_signal("long", stop_loss_pct=1.5)
+        await svc.decide_plugin(long)
+        [pos] = await svc.venue.positions()
+        async with fresh_pool.connection() as conn:
+            trade_id = (await (await conn.execute(
+                "SELECT trade_id FROM trades WHERE signal_id = %s", (long.signal_id,))).fetchone())[0]  # type: ignore[index]  # fmt: skip
+            await pstore.mark_open(conn, trade_id, pos.avg_price, pos.size, datetime.now(UTC))
+        # the stop above the price: the venue's next look fires it (the row stays open)
+        await svc.venue.set_trading_stop(SYMBOL, stop_loss=Decimal(str(PRICE)) * Decimal("1.01"))
+        short = plugin_signal("short")
+        await svc.decide_plugin(short)
+        verdict, reason = await decision(fresh_pool, short)
+        assert verdict == "traded", reason
+        [pos] = await svc.venue.positions()
+        assert pos.side == Side.SELL
+    finally:
+        await svc.venue.close()
+        await svc.market.aclose()

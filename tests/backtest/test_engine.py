@@ -129,3 +129,48 @@ def test_vectorised_path_equals_the_trade_loop(
         np.testing.assert_allclose(
             getattr(fast.trades, col), getattr(slow.trades, col), rtol=1e-9, atol=1e-12
         )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(-0.03, 0.03), st.floats(0, 0.03), st.floats(0, 0.03)),
+             min_size=3, max_size=40),
+    st.sampled_from([1, -1]), st.floats(0.2, 4), st.floats(0.2, 6),
+    st.sampled_from([None, 0.01]),
+)  # fmt: skip
+def test_the_engine_closes_at_the_first_bar_the_shared_exit_rule_fires(
+    moves: list[tuple[float, float, float]], side: int, sl: float, tp: float, tick: float | None
+) -> None:
+    """The engine's stop/target is matching.first_exit bar by bar (the paper venue's rule) on
+    the autotrader's levels (plugin.venue_levels): a plain loop over the bars agrees."""
+    from dataclasses import replace
+
+    from quantcore.math import matching
+    from quantcore.trading import plugin
+
+    o, h, lo, c = [], [], [], []
+    price = 100.0
+    for gap, up, down in moves:
+        op = price * (1 + gap)
+        cl = op * (1 + (up - down) / 2)
+        o.append(op)
+        h.append(max(op, cl) * (1 + up))
+        lo.append(min(op, cl) * (1 - down))
+        c.append(cl)
+        price = cl
+    b = replace(bars(o, h, lo, c), tick_size=tick)
+    slip = 0.0005
+    r = run(b, frame([side] + [0] * (len(o) - 1), sl=sl, tp=tp), Costs(slippage=slip))
+    fill = o[1] * (1 + side * slip)
+    d_sl, d_tp = plugin.venue_levels(side, fill, sl, tp, tick)
+    assert d_sl is not None and d_tp is not None
+    expected = ("end", len(o) - 1, c[-1] * (1 - side * slip))
+    for j in range(1, len(o)):
+        fired = matching.first_exit(side, o[j], h[j], lo[j], stop=float(d_sl),
+                                    target=float(d_tp), liquidation=None, slippage=slip,
+                                    gap=j > 1)  # fmt: skip
+        if fired is not None:
+            expected = (fired.kind, j, fired.price)
+            break
+    assert r.trades.reason[0] == expected[0] and r.trades.exit_bar[0] == expected[1]
+    assert r.trades.exit_price[0] == pytest.approx(expected[2], rel=1e-12)

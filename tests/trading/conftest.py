@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from quantcore.model.market import Candle
 from quantcore.venues.prices import Quote
 
 
@@ -15,6 +16,7 @@ class StaticPrices:
     def __init__(self) -> None:
         self.book: dict[str, Quote] = {}
         self.bars: dict[tuple[str, datetime], float] = {}  # (symbol, bar start) → its open
+        self.candles: dict[str, list[Candle]] = {}  # the 1-min path, oldest first
 
     def set(self, symbol: str, last: float, funding_rate_pct: float | None = 0.01) -> None:
         self.book[symbol] = Quote(symbol, last, last, funding_rate_pct)
@@ -24,6 +26,9 @@ class StaticPrices:
 
     async def bar_open(self, symbol: str, start: datetime) -> float | None:
         return self.bars.get((symbol, start))
+
+    async def bars_since(self, symbol: str, since: datetime) -> list[Candle]:
+        return [c for c in self.candles.get(symbol, []) if c.start >= since]
 
 
 @pytest.fixture

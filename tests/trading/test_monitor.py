@@ -201,6 +201,18 @@ def test_a_reversal_close_is_reason_signal_and_the_next_entry_is_not_this_trades
     assert monitor.close_reason("long", fills, False) is CloseReason.SIGNAL
     assert plugin.own_fills(fills, old) == [opened, funding, close]
     assert plugin.own_fills(fills, None) == fills  # a manual trade keeps them all
+    # the next trade (a short) stopped by the venue before the old one was booked: its stop
+    # fill (a buy, no order id) and its closed-PnL record are not the old long's
+    next_stop = replace(fill(Side.BUY), trigger=Trigger.STOP_LOSS)
+    assert plugin.own_fills([*fills, next_stop], old, "long") == [opened, funding, close]
+    assert monitor.close_reason("long", plugin.own_fills([*fills, next_stop], old, "long"),
+                                False) is CloseReason.SIGNAL  # fmt: skip
+    mine_closed = ClosedPnl(venue_order_id="a", symbol="X", side=Side.SELL, qty=Decimal(1),
+                            avg_entry_price=Decimal(100), avg_exit_price=Decimal(101),
+                            closed_pnl=Decimal(1), leverage=Decimal(1),
+                            created_at=datetime.now(UTC), updated_at=datetime.now(UTC))  # fmt: skip
+    theirs = replace(mine_closed, venue_order_id="b", side=Side.BUY)
+    assert plugin.own_closes([mine_closed, theirs], "long") == [mine_closed]
     # the owner's own close (another order id, no trigger) stays manual
     hand = replace(fill(Side.SELL), order_link_id="my-own-close")
     assert monitor.close_reason("long", [opened, hand], False) is CloseReason.MANUAL

@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from quantcore.errors import Rejected
 from quantcore.math.matching import funding_times as _funding_times
+from quantcore.model.market import Candle
 from quantcore.model.trading import OrderRequest
 from quantcore.store.paper_venue import PaperBooks
 from quantcore.venues.paper import PaperFees, PaperVenue
@@ -211,3 +212,132 @@ async def test_a_bar_close_decision_fills_at_the_next_bar_open_like_the_backtest
         [OrderRequest("m2", "SOLUSDT", "sell", "market", D("2"), reduce_only=True, fill_from=late)]  # type: ignore[arg-type]
     )
     assert o2.avg_fill_price == D("101.7") * (1 - D("0.0005"))
+
+
+def _bar(start: datetime, o: float, h: float, lo: float, c: float) -> Candle:
+    return Candle(symbol="SOLUSDT", start=start, open=o, high=h, low=lo, close=c, volume=1)
+
+
+async def test_a_position_filled_at_a_bar_open_is_closed_on_the_bars_by_the_shared_rule(
+    fresh_pool, prices
+) -> None:
+    """Between two looks the price made a bar that reached the stop and came back: the venue
+    closes at the stop (matching.first_exit on the bar), as the backtester does, not at the
+    last price it samples; a bar reaching both levels fills the stop."""
+    bar = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    prices.set("SOLUSDT", 100)
+    prices.bars[("SOLUSDT", bar)] = 100.0
+    prices.candles["SOLUSDT"] = [_bar(bar, 100, 100, 100, 100)]
+    v = venue(fresh_pool, prices)
+    await v.place_orders([OrderRequest("b1", "SOLUSDT", "buy", "market", D("1"), fill_from=bar)])  # type: ignore[arg-type]
+    await v.set_trading_stop("SOLUSDT", stop_loss=D("98"), take_profit=D("103"))
+    assert await v.match() == 0
+    nxt = bar + timedelta(minutes=1)
+    prices.candles["SOLUSDT"] = [
+        _bar(bar, 100, 101, 99, 100.5),  # no level reached
+        _bar(nxt, 100.5, 103.5, 97.5, 101),  # both: the stop
+        _bar(nxt + timedelta(minutes=1), 101, 101.2, 100.8, 101),
+    ]
+    prices.set("SOLUSDT", 101)  # the sampled price is back between the levels
+    # a trader asking for the coin's position sees it closed already (as at an exchange)
+    assert await v.positions("SOLUSDT") == []
+    ex = await v.executions(datetime.now(UTC) - timedelta(minutes=1))
+    assert ex[-1].trigger == "stop_loss" and ex[-1].price == D("98")
+    assert await v.match() == 0
+
+
+async def test_a_moved_stop_is_watched_on_sampled_prices_only(fresh_pool, prices) -> None:
+    """A stop moved inside a bar is not checked against that bar's range (the bar may have
+    reached the new level before it was there)."""
+    bar = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    nxt = bar + timedelta(minutes=1)
+    prices.set("SOLUSDT", 100)
+    prices.bars[("SOLUSDT", bar)] = 100.0
+    prices.candles["SOLUSDT"] = [_bar(bar, 100, 100, 99, 100), _bar(nxt, 100, 100, 96, 100)]
+    v = venue(fresh_pool, prices)
+    await v.place_orders([OrderRequest("b2", "SOLUSDT", "buy", "market", D("1"), fill_from=bar)])  # type: ignore[arg-type]
+    await v.set_trading_stop("SOLUSDT", stop_loss=D("90"))
+    assert await v.match() == 0  # the first bar is complete and far from 90
+    await v.set_trading_stop("SOLUSDT", stop_loss=D("97"))  # moved above the low of the next
+    prices.candles["SOLUSDT"].append(_bar(nxt + timedelta(minutes=1), 100, 100, 100, 100))
+    assert await v.match() == 0 and len(await v.positions()) == 1  # that bar's 96 is not used
+    prices.set("SOLUSDT", 96.9)
+    assert await v.match() == 1
+
+
+async def test_a_stop_reached_in_the_bar_in_progress_waits_for_its_close(
+    fresh_pool, prices
+) -> None:
+    """A decision at a bar's close fills at the next bar's open, before anything inside that
+    bar: the venue books a bar's exits once the bar is complete (at the level's price)."""
+    bar = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    nxt = bar + timedelta(minutes=1)
+    prices.set("SOLUSDT", 100)
+    prices.bars[("SOLUSDT", bar)] = 100.0
+    prices.candles["SOLUSDT"] = [_bar(bar, 100, 100.5, 99.5, 100)]
+    v = venue(fresh_pool, prices)
+    await v.place_orders([OrderRequest("b3", "SOLUSDT", "buy", "market", D("1"), fill_from=bar)])  # type: ignore[arg-type]
+    await v.set_trading_stop("SOLUSDT", stop_loss=D("98"))
+    prices.candles["SOLUSDT"] = [_bar(bar, 100, 100.5, 99.5, 100), _bar(nxt, 100, 100, 97, 97.5)]
+    prices.set("SOLUSDT", 97.5)  # through the stop inside the bar in progress
+    assert await v.match() == 0 and len(await v.positions("SOLUSDT")) == 1
+    prices.candles["SOLUSDT"].append(_bar(nxt + timedelta(minutes=1), 97.5, 97.6, 97.4, 97.5))
+    assert await v.match() == 1
+    ex = await v.executions(datetime.now(UTC) - timedelta(minutes=1))
+    assert ex[-1].trigger == "stop_loss" and ex[-1].price == D("98")
+
+
+async def test_the_paper_venue_and_both_engine_paths_close_through_the_one_exit_rule(
+    fresh_pool, prices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No second implementation: a rule patched into `matching.first_exit` (the stop fills at
+    42) changes the paper venue, the signal engine and the plan engine alike."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from quantcore.backtest.engine import Costs, run, run_plans
+    from quantcore.math import matching
+    from quantcore.strategies import Bars, OrderPlan, SignalFrame
+
+    n = 4
+    b = Bars(
+        symbol="SOLUSDT", start_s=np.arange(n, dtype=np.int64) * 60,
+        open=np.array([100.0, 100, 100, 99]), high=np.array([100.0, 100.5, 100.2, 99.5]),
+        low=np.array([100.0, 99.5, 95, 98]), close=np.array([100.0, 100, 99, 99]),
+        volume=np.ones(n),
+    )  # fmt: skip
+    frame = SignalFrame(entry=np.array([1, 0, 0, 0], np.int8), sl_pct=np.full(n, 2.0))
+    plans = [OrderPlan(bar=0, side=1, prices=np.array([100.0]), qty_per_equity=np.array([0.01]),
+                       stop_loss=98.0, take_profit=110.0, leverage=2.0, expire_s=600)]  # fmt: skip
+    free = Costs(commission=0.0, maker=0.0)
+
+    async def paper_exit(link: str) -> Decimal:
+        bar = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+        prices.set("SOLUSDT", 100)
+        prices.bars[("SOLUSDT", bar)] = 100.0
+        prices.candles["SOLUSDT"] = [
+            _bar(bar, 100, 100, 95, 99),
+            _bar(bar + timedelta(minutes=1), 99, 99, 99, 99),
+        ]
+        v = venue(fresh_pool, prices)
+        await v.place_orders(
+            [OrderRequest(link, "SOLUSDT", "buy", "market", D("1"), fill_from=bar)]
+        )  # type: ignore[arg-type]
+        await v.set_trading_stop("SOLUSDT", stop_loss=D("98"))
+        assert await v.match() == 1
+        ex = await v.executions(datetime.now(UTC) - timedelta(minutes=1))
+        assert ex[-1].trigger == "stop_loss"
+        return ex[-1].price
+
+    assert run(b, frame, free).trades.exit_price[0] == 98.0
+    assert run_plans(b, plans, free).trades.exit_price[0] == 98.0
+    assert await paper_exit("before") == D("98")
+    rule = matching.first_exit
+    monkeypatch.setattr(
+        matching, "first_exit",
+        lambda *a, **kw: None if (f := rule(*a, **kw)) is None else replace(f, price=type(f.price)(42)),
+    )  # fmt: skip
+    assert run(b, frame, free).trades.exit_price[0] == 42.0
+    assert run_plans(b, plans, free).trades.exit_price[0] == 42.0
+    assert await paper_exit("after") == D("42")

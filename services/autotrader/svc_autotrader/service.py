@@ -65,7 +65,6 @@ from quantcore.trading import plugin, risk
 from quantcore.trading.decision import DecisionSettings, decide
 from quantcore.trading.guard import enforce_daily_loss
 from quantcore.trading.killswitch import KillSwitch, KillSwitchState
-from quantcore.trading.sizing import round_to_tick
 from quantcore.venues.factory import make_venue
 from quantcore.venues.instruments import InstrumentGrid
 
@@ -285,6 +284,17 @@ class Autotrader(Service):
                 return None
             open_symbols, used = exp.open_symbols, exp.used_margin
             detail: dict[str, Any] = {"strategy": sig.strategy, "reversal": reversing}
+            if not reversing:
+                # the venue closed our open trade's position (its stop or target, between two of
+                # the position monitor's passes): the row is about to close, it holds nothing —
+                # the backtest, too, opens again at the close of the bar a stop fired in. Only
+                # for the other side: the monitor tells the two apart by direction.
+                held = await store.held_trade(conn, venue, sig.symbol)
+                if (held is not None and held.status == "open" and held.scanner == sig.scanner
+                        and held.direction != sig.direction):  # fmt: skip
+                    open_symbols = open_symbols - {sig.symbol}
+                    used -= held.margin
+                    detail["closed_by_venue"] = str(held.trade_id)
             if reversing:
                 held = await store.held_trade(conn, venue, sig.symbol)
                 if held is None or held.scanner != sig.scanner:  # never close what is not ours
@@ -328,7 +338,7 @@ class Autotrader(Service):
     async def plugin_levels(
         self, sig: StrategySignalled, trade_id: uuid.UUID, link: str, side: int, tick: float
     ) -> None:
-        """Stop and target from the entry's fill price (plugin.stop_levels), on the tick grid."""
+        """Stop and target from the entry's fill price on the tick grid (plugin.venue_levels)."""
         if sig.stop_loss_pct is None and sig.take_profit_pct is None:
             return
         order = await self.venue.get_order(sig.symbol, link)
@@ -337,10 +347,8 @@ class Autotrader(Service):
                 "entry not filled yet: no stop / target set", signal_id=str(sig.signal_id)
             )
             return
-        sl, tp = plugin.stop_levels(side, float(order.avg_fill_price), sig.stop_loss_pct,
-                                    sig.take_profit_pct)  # fmt: skip
-        d_sl = round_to_tick(sl, tick) if sl is not None else None
-        d_tp = round_to_tick(tp, tick) if tp is not None else None
+        d_sl, d_tp = plugin.venue_levels(side, float(order.avg_fill_price), sig.stop_loss_pct,
+                                         sig.take_profit_pct, tick)  # fmt: skip
         await self.venue.set_trading_stop(sig.symbol, stop_loss=d_sl, take_profit=d_tp)
         async with self.ctx.pool.connection() as conn:
             await store.set_trade_levels(conn, trade_id, d_sl, d_tp)

@@ -259,13 +259,17 @@ class PositionMonitor(Service):
         opened = t["opened_at"] or t["created_at"]
         since = opened - timedelta(seconds=5)
         closes = [
-            c for c in await self.venue.closed_pnl(since, t["symbol"]) if c.updated_at >= opened
-        ]
+            c for c in plugin.own_closes(await self.venue.closed_pnl(since, t["symbol"]),
+                                         t["direction"])
+            if c.updated_at >= opened
+        ]  # fmt: skip
         if not closes:
             self.log.info("position gone but no closed PnL yet; next pass looks again",
                           symbol=t["symbol"], trade_id=str(t["trade_id"]))  # fmt: skip
             return
-        fills = plugin.own_fills(await self.venue.executions(since, t["symbol"]), t["signal_id"])
+        fills = plugin.own_fills(
+            await self.venue.executions(since, t["symbol"]), t["signal_id"], t["direction"]
+        )
         moved = t["initial_stop_loss"] is not None and t["stop_loss"] != t["initial_stop_loss"]
         result = monitor.close_result(
             t["direction"], closes, fills, stop_moved=moved,

@@ -10,9 +10,12 @@ Rules (what the README calls "our engine assumes"):
   units = size × equity / (fill × (1 + commission)). Commission is a fraction of notional,
   charged at entry and at exit. Slippage moves every market fill (entries, signal exits,
   stops, the final close) against us; a take-profit fills at its price.
-- Stop-loss / take-profit are set from the fill price and watched from the fill bar on, on
-  the bars' high and low. When a bar opens beyond a level the fill is that open. When one bar
-  touches both, the **stop** fills (we cannot know the order inside a bar: assume the worse).
+- Stop-loss / take-profit are set from the fill price as the autotrader sets them
+  (quantcore.trading.plugin.venue_levels: on the tape's tick grid when it knows it) and
+  watched from the fill bar on, each bar through the one exit rule the paper venue closes
+  positions with (quantcore.math.matching.first_exit): a bar that opens beyond a level fills
+  at that open; a bar that touches both fills the **stop** (we cannot know the order inside a
+  bar: assume the worse); a stop is a market order (slipped), a target a limit (its price).
   A stop hit during bar j lets a decision at bar j's close open a new position at j + 1.
 - Funding (perpetuals): at each settlement while the position is open at that bar's close,
   longs pay rate × notional at that close, shorts receive it (negative rates the reverse).
@@ -38,9 +41,9 @@ from numpy.typing import NDArray
 
 from quantcore.math import matching
 from quantcore.math.matching import signed_taker_price as taker
-from quantcore.model.trading import Side, Trigger
+from quantcore.model.trading import Side
 from quantcore.strategies.base import Bars, OrderPlan, SignalFrame
-from quantcore.trading import monitor, trailing
+from quantcore.trading import monitor, plugin, trailing
 
 F = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -116,19 +119,29 @@ class Result:
 
 
 def _stop_bar(side: int, lo: F, h: F, sl: float, tp: float, start: int, stop: int) -> int:
-    """The first bar in [start, stop) whose range touches the stop or the target (NaN levels
-    never do), else stop; scanned in growing blocks so a short trade costs little."""
-    adverse, favour = (lo, h) if side > 0 else (h, lo)
-    sign = 1.0 if side > 0 else -1.0
+    """The first bar in [start, stop) whose range reaches the stop or the target
+    (matching.adverse_reached / favour_reached; NaN levels never do), else stop; scanned in
+    growing blocks so a short trade costs little. `matching.first_exit` then decides that bar."""
     a, block = start, _SEARCH_BLOCK
     with np.errstate(invalid="ignore"):
         while a < stop:
             b = min(stop, a + block)
-            m = (sign * (adverse[a:b] - sl) <= 0) | (sign * (favour[a:b] - tp) >= 0)
+            lo_ab, h_ab = lo[a:b], h[a:b]
+            m = matching.adverse_reached(side, lo_ab, h_ab, sl) | matching.favour_reached(
+                side, lo_ab, h_ab, tp
+            )
             if m.any():
                 return a + int(m.argmax())
             a, block = b, block * 2
     return stop
+
+
+def _pct(x: F | None, i: int) -> float | None:
+    """A per-bar percentage, None where the frame gives none (NaN)."""
+    if x is None:
+        return None
+    v = float(x[i])
+    return v if math.isfinite(v) else None
 
 
 def _levels_unused(x: F | None) -> bool:
@@ -248,8 +261,12 @@ def _run_loop(bars: Bars, frame: SignalFrame, costs: Costs) -> Result:
         fill = taker(side, o[f_i], slip)
         units = size * eq / (fill * (1 + comm))
         entry_fee = comm * units * fill
-        sl = fill * (1 - side * sl_pct[d] / 100) if sl_pct is not None else np.nan
-        tp = fill * (1 + side * tp_pct[d] / 100) if tp_pct is not None else np.nan
+        # the autotrader's levels: from the fill, on the tape's tick grid when it knows it
+        d_sl, d_tp = plugin.venue_levels(
+            side, float(fill), _pct(sl_pct, d), _pct(tp_pct, d), bars.tick_size
+        )
+        sl = float(d_sl) if d_sl is not None else np.nan
+        tp = float(d_tp) if d_tp is not None else np.nan
         # the first decision that ends the trade: the opposite side or an exit flag, at a bar's
         # close (filled at the next open)
         opp = next_at(shorts if side > 0 else longs, f_i)
@@ -260,18 +277,18 @@ def _run_loop(bars: Bars, frame: SignalFrame, costs: Costs) -> Result:
         watch_to = min(decided + 1, n)
         has_sl, has_tp = bool(np.isfinite(sl)), bool(np.isfinite(tp))
         s_hit = _stop_bar(side, lo, h, sl, tp, f_i, watch_to) if has_sl or has_tp else watch_to
+        hit = None
         if s_hit < watch_to:
             x_i = s_hit
-            later = x_i > f_i  # the fill bar opens at the fill itself: no gap there
-            gap_sl = later and has_sl and (o[x_i] <= sl if side > 0 else o[x_i] >= sl)
-            gap_tp = later and has_tp and (o[x_i] >= tp if side > 0 else o[x_i] <= tp)
-            touched_sl = has_sl and (lo[x_i] <= sl if side > 0 else h[x_i] >= sl)
-            if gap_sl or (touched_sl and not gap_tp):  # both inside one bar: the stop first
-                exit_px = taker(-side, o[x_i] if gap_sl else sl, slip)
-                reason = "stop_loss"
-            else:
-                exit_px = o[x_i] if gap_tp else tp
-                reason = "take_profit"
+            hit = matching.first_exit(
+                side, float(o[x_i]), float(h[x_i]), float(lo[x_i]),
+                stop=float(sl) if has_sl else None, target=float(tp) if has_tp else None,
+                liquidation=None, slippage=slip,
+                gap=x_i > f_i,  # the fill bar opens at the fill itself: no gap there
+            )  # fmt: skip
+            assert hit is not None  # the search found a bar whose range reaches a level
+        if hit is not None:
+            exit_px, reason = hit.price, str(hit.kind)
             held_to = x_i  # open at the closes of f_i..x_i−1
             cursor = x_i
         elif decided < n - 1:
@@ -378,11 +395,11 @@ def run_plans(bars: Bars, plans: Sequence[OrderPlan], costs: Costs = Costs()) ->
       the others as makers at their price in the first bar whose range reaches it, until the
       plan expires (`expire_s` after that open) or the position closes;
     - the position (average entry of what filled, matching.apply_fill) is closed by the first
-      of: its stop (matching.stop_reached on the bar's range; a gap fills at the open), its
-      liquidation price (matching.liquidation_price of the average entry and the leverage;
-      filled there, as the paper venue does), its take-profit; the one the price path reaches
-      first wins (nearer the entry), the stop when a bar reaches the stop and the target;
-      a take-profit is not taken in the bar an entry filled in (the order inside a bar is
+      of its stop, its liquidation price (matching.liquidation_price of the average entry and
+      the leverage) and its take-profit, bar by bar through matching.first_exit (the paper
+      venue's rule: the nearer of stop and liquidation first, a gap fills at the open, the
+      stop when a bar reaches the stop and the target, a liquidation at its price); a
+      take-profit is not taken in the bar an entry filled in (the order inside a bar is
       unknown: assume the worse);
     - the trailing ladder (monitor.trailing_update) at each close on the best price since the
       first fill moves the stop from the next bar on;
@@ -468,7 +485,8 @@ def run_plans(bars: Bars, plans: Sequence[OrderPlan], costs: Costs = Costs()) ->
             next_fill = fills[k][0] if k < len(fills) and fills[k][0] < expire else n
             liq = float(matching.liquidation_price(held, avg, _d(plan.leverage)))
             # the nearer of stop and liquidation is reached first on the way
-            nearer = max(stop, liq) if side > 0 else min(stop, liq)
+            nearer, _ = matching.adverse_level(side, stop, liq)
+            assert nearer is not None
             fl_avg = float(avg)
             # the next trailing step: the first bar whose best price reaches its trigger
             step_bar = n
@@ -525,32 +543,18 @@ def run_plans(bars: Bars, plans: Sequence[OrderPlan], costs: Costs = Costs()) ->
             fund += seg_fund
             if hit < seg_end:
                 exit_bar = hit
-                later = hit > fill_bar  # the fill bar's open is before the fill: no gap there
-                touched_stop = (lo[hit] <= nearer) if side > 0 else (h[hit] >= nearer)
-                reached_tp = hit >= tp_from and ((h[hit] >= tp) if side > 0 else (lo[hit] <= tp))
-                gap_stop = later and ((o[hit] <= nearer) if side > 0 else (o[hit] >= nearer))
-                gap_tp = later and reached_tp and ((o[hit] >= tp) if side > 0 else (o[hit] <= tp))
-                if gap_stop or (touched_stop and not gap_tp):
-                    is_liq = (liq >= stop) if side > 0 else (liq <= stop)
-                    if is_liq and matching.liquidated(
-                        held, _d(liq), _d(lo[hit] if side > 0 else h[hit])
-                    ):
-                        exit_px = min(liq, float(o[hit])) if side > 0 and gap_stop else (
-                            max(liq, float(o[hit])) if gap_stop else liq)  # fmt: skip
-                        reason = "liquidation"
-                        fees += matching.fee(size, _d(exit_px), comm)
-                    else:
-                        assert matching.stop_reached(
-                            held, Trigger.STOP_LOSS, _d(nearer), _d(lo[hit]), _d(h[hit])
-                        )
-                        base_px = float(o[hit]) if gap_stop else stop
-                        exit_px = float(matching.taker_price(held.opposite, _d(base_px), slip))
-                        reason = "trailing_stop" if stop_moved else "stop_loss"
-                        fees += matching.fee(size, _d(exit_px), comm)
-                else:
-                    exit_px = float(o[hit]) if gap_tp else tp
-                    reason = "take_profit"
-                    fees += matching.fee(size, _d(exit_px), comm)
+                fired = matching.first_exit(
+                    side, float(o[hit]), float(h[hit]), float(lo[hit]), stop=stop,
+                    target=tp if hit >= tp_from else None, liquidation=liq,
+                    slippage=float(slip),
+                    gap=hit > fill_bar,  # the fill bar's open is before the fill: no gap there
+                )  # fmt: skip
+                assert fired is not None  # the search found a bar reaching a level
+                exit_px = fired.price
+                reason = str(fired.kind)
+                if reason == "stop_loss" and stop_moved:
+                    reason = "trailing_stop"
+                fees += matching.fee(size, _d(exit_px), comm)
                 break
             if seg_end >= n:
                 exit_bar = n - 1

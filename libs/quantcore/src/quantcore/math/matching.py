@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from quantcore.model.trading import Side, Trigger
 
@@ -18,6 +18,8 @@ ONE = Decimal(1)
 MAINTENANCE_MARGIN = Decimal("0.005")  # Bybit's lowest tier for most linear perps
 FUNDING_EVERY = timedelta(hours=8)  # 00/08/16 UTC
 T = TypeVar("T")
+N = TypeVar("N", float, Decimal)
+ExitKind = Literal["stop_loss", "take_profit", "liquidation"]
 
 
 def sign(side: Side) -> int:
@@ -54,10 +56,92 @@ def stop_reached(
     position_side: Side, trigger: Trigger, trigger_price: Decimal, low: Decimal, high: Decimal
 ) -> bool:
     """A position's TP/SL is reached when the price range [low, high] touched it: a long's stop
-    loss and a short's take profit fire on a fall, the other two on a rise. A venue that only
-    sees the last price passes it as both low and high."""
+    loss and a short's take profit fire on a fall, the other two on a rise. The simulator's
+    exchange triggers with it, as Bybit does on its last price; our own venues (paper, the
+    backtester) close positions with `first_exit`."""
     falls = (position_side is Side.BUY) == (trigger is not Trigger.TAKE_PROFIT)
     return low <= trigger_price if falls else high >= trigger_price
+
+
+def adverse_reached(side: int, low: Any, high: Any, level: Any) -> Any:
+    """The range [low, high] reached a level on the losing side of a position (`side` +1 long:
+    at or below it; −1 short: at or above it). Scalars or NumPy arrays (a NaN level is never
+    reached): `first_exit` decides with it, the backtester searches a tape with it."""
+    return low <= level if side > 0 else high >= level
+
+
+def favour_reached(side: int, low: Any, high: Any, level: Any) -> Any:
+    """The range [low, high] reached a level on the winning side of a position."""
+    return high >= level if side > 0 else low <= level
+
+
+def adverse_level(side: int, stop: N | None, liquidation: N | None) -> tuple[N | None, bool]:
+    """The level on the losing side the price meets first (a long's higher of stop and
+    liquidation price, a short's lower; the liquidation at a tie), and whether it is the
+    liquidation."""
+    if stop is None or liquidation is None:
+        return (stop, False) if liquidation is None else (liquidation, True)
+    is_liq = (liquidation >= stop) if side > 0 else (liquidation <= stop)
+    return (liquidation if is_liq else stop), is_liq
+
+
+@dataclass(frozen=True)
+class ExitFill(Generic[N]):
+    """The exit that fired in an interval of the price path and where it filled."""
+
+    kind: ExitKind
+    price: N  # the fill price, slippage included where it applies
+    gapped: bool  # the interval opened beyond the level: filled at its open
+
+
+def first_exit(
+    side: int,
+    open_: N,
+    high: N,
+    low: N,
+    *,
+    stop: N | None,
+    target: N | None,
+    liquidation: N | None,
+    slippage: N,
+    gap: bool = True,
+) -> ExitFill[N] | None:
+    """THE stop / target / liquidation rule of a position (`side` +1 long, −1 short) over one
+    interval of the price path, known by its open, high and low (a bar of the tape, the bars
+    since the venue's last look, or one sampled price as all three). Every venue we run (the
+    paper venue, the backtester) closes positions with it.
+
+    - The adverse level is the nearer of the stop and the liquidation price (a long's higher,
+      a short's lower): the price meets it first on the way; at a tie it is the liquidation.
+    - Gap: an interval that opens at or beyond the adverse level fills that exit at the open;
+      one that opens at or beyond the target fills the target at the open. `gap=False` when the
+      interval's open is not a price the position lived through (the bar the entry filled in).
+    - Otherwise an interval whose range reached the adverse level fires it at the level, even
+      when it reached the target too: which came first inside an interval is unknown, so we
+      assume the worse (conservative; backtesting.py and most libraries assume the same).
+    - Otherwise a range that reached the target fires it at the target.
+    - Fill prices: a stop is a market order once triggered: its level (or the gapped open)
+      moved against us by `slippage` (taker_price); a take-profit fills at its level (a limit)
+      or at the better gapped open; a liquidation always at the liquidation price (isolated
+      margin: the exchange takes the position over there, whatever the gap; the loss stops at
+      the margin).
+    Returns None when no exit fired. Float or Decimal alike (not mixed)."""
+    adverse, is_liq = adverse_level(side, stop, liquidation)
+
+    def adverse_exit(level: N, base: N, at_open: bool) -> ExitFill[N]:
+        if is_liq:
+            return ExitFill("liquidation", level, at_open)
+        return ExitFill("stop_loss", signed_taker_price(-side, base, slippage), at_open)
+
+    if adverse is not None and gap and adverse_reached(side, open_, open_, adverse):
+        return adverse_exit(adverse, open_, True)
+    if target is not None and gap and favour_reached(side, open_, open_, target):
+        return ExitFill("take_profit", open_, True)
+    if adverse is not None and adverse_reached(side, low, high, adverse):
+        return adverse_exit(adverse, adverse, False)
+    if target is not None and favour_reached(side, low, high, target):
+        return ExitFill("take_profit", target, False)
+    return None
 
 
 def liquidation_price(
@@ -70,10 +154,6 @@ def liquidation_price(
     entry × (1 ∓ (1/leverage − maintenance))."""
     move = ONE / leverage - maintenance
     return avg_price * (ONE - move) if position_side is Side.BUY else avg_price * (ONE + move)
-
-
-def liquidated(position_side: Side, liq_price: Decimal, price: Decimal) -> bool:
-    return price <= liq_price if position_side is Side.BUY else price >= liq_price
 
 
 def unrealised_pnl(

@@ -317,13 +317,16 @@ class PaperTx:
     async def upsert_position(
         self, symbol: str, side: Side, size: Decimal, avg_price: Decimal, leverage: Decimal,
         fee: Decimal, now: datetime, stop_loss: Decimal | None, take_profit: Decimal | None,
+        watch_bar: datetime | None = None,
     ) -> None:  # fmt: skip
-        """Open the position or set its new size/average (SL/TP kept unless given)."""
+        """Open the position or set its new size/average (SL/TP kept unless given). A new one
+        filled at a known bar's open is watched on bars from that bar (`watch_bar`)."""
         await self.conn.execute(
             """
             INSERT INTO paper_positions (symbol, side, size, avg_price, leverage, stop_loss, take_profit,
-                                         fees, last_funding_at, opened_at, updated_at)
-            VALUES (%(s)s, %(side)s, %(q)s, %(p)s, %(lev)s, %(sl)s, %(tp)s, %(fee)s, %(now)s, %(now)s, %(now)s)
+                                         fees, last_funding_at, opened_at, updated_at, watch_bar, watch_from)
+            VALUES (%(s)s, %(side)s, %(q)s, %(p)s, %(lev)s, %(sl)s, %(tp)s, %(fee)s, %(now)s, %(now)s, %(now)s,
+                    %(wb)s, %(wb)s)
             ON CONFLICT (symbol) DO UPDATE SET
                 avg_price = %(p)s,
                 size = %(q)s,
@@ -333,8 +336,14 @@ class PaperTx:
                 updated_at = %(now)s
             """,
             {"s": symbol, "side": side, "q": size, "p": avg_price, "lev": leverage, "sl": stop_loss,
-             "tp": take_profit, "fee": fee, "now": now},
+             "tp": take_profit, "fee": fee, "now": now, "wb": watch_bar},
         )  # fmt: skip
+
+    async def watched(self, symbol: str, watch_from: datetime | None) -> None:
+        """The bars before `watch_from` are seen (None: watch on sampled prices from now on)."""
+        await self.conn.execute(
+            "UPDATE paper_positions SET watch_from = %s WHERE symbol = %s", (watch_from, symbol)
+        )
 
     async def reduce_position(
         self, symbol: str, remaining: Decimal, fee: Decimal, realised: Decimal, closing: Decimal,
@@ -376,12 +385,22 @@ class PaperTx:
     async def set_trading_stop(
         self, symbol: str, stop_loss: Decimal | None, take_profit: Decimal | None, now: datetime
     ) -> bool:
-        """False when there is no position to set them on."""
+        """False when there is no position to set them on. A level moved (one set before and
+        now another) is watched on sampled prices from here on: the bar in progress may have
+        reached it before it was there."""
         cur = await self.conn.execute(
-            "UPDATE paper_positions SET stop_loss = COALESCE(%s, stop_loss), "
-            "take_profit = COALESCE(%s, take_profit), updated_at = %s WHERE symbol = %s "
-            "RETURNING symbol",
-            (stop_loss, take_profit, now, symbol),
+            """
+            UPDATE paper_positions SET stop_loss = COALESCE(%(sl)s, stop_loss),
+                   take_profit = COALESCE(%(tp)s, take_profit), updated_at = %(now)s,
+                   watch_from = CASE
+                       WHEN stop_loss IS NOT NULL AND %(sl)s::numeric IS DISTINCT FROM NULL
+                            AND %(sl)s::numeric <> stop_loss THEN NULL
+                       WHEN take_profit IS NOT NULL AND %(tp)s::numeric IS DISTINCT FROM NULL
+                            AND %(tp)s::numeric <> take_profit THEN NULL
+                       ELSE watch_from END
+            WHERE symbol = %(s)s RETURNING symbol
+            """,
+            {"sl": stop_loss, "tp": take_profit, "now": now, "s": symbol},
         )
         return await cur.fetchone() is not None
 
@@ -412,7 +431,8 @@ def _book_position(r: Row) -> BookPosition:
         leverage=r["leverage"], stop_loss=r["stop_loss"], take_profit=r["take_profit"],
         fees=r["fees"], realised_pnl=r["realised_pnl"], closed_qty=r["closed_qty"],
         closed_value=r["closed_value"], last_funding_at=r["last_funding_at"],
-        opened_at=r["opened_at"], updated_at=r["updated_at"],
+        opened_at=r["opened_at"], updated_at=r["updated_at"], watch_bar=r["watch_bar"],
+        watch_from=r["watch_from"],
     )  # fmt: skip
 
 

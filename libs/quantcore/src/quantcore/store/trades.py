@@ -147,18 +147,19 @@ class HeldTrade:
     scanner: str | None
     direction: str
     margin: float
+    status: str = "open"  # 'pending' (entry not filled yet) or 'open'
 
 
 async def held_trade(conn: AsyncConnection[Any], venue: str, symbol: str) -> HeldTrade | None:
     """The pending or open trade on a coin (one position per coin), if any."""
     cur = await conn.execute(
-        "SELECT trade_id, scanner, direction, coalesce(margin, 0)::float8 FROM trades "
+        "SELECT trade_id, scanner, direction, coalesce(margin, 0)::float8, status FROM trades "
         "WHERE venue = %s AND vertical = 'perps' AND symbol = %s AND status IN ('pending', 'open') "
         "ORDER BY created_at DESC LIMIT 1",
         (venue, symbol),
     )
     row = await cur.fetchone()
-    return None if row is None else HeldTrade(row[0], row[1], row[2], float(row[3]))
+    return None if row is None else HeldTrade(row[0], row[1], row[2], float(row[3]), row[4])
 
 
 async def set_trade_levels(

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Literal
 
-from quantcore.model.trading import Fill
-from quantcore.trading.sizing import capped_qty, floor_to_step
+from quantcore.model.trading import ClosedPnl, ExecKind, Fill, Side
+from quantcore.trading.sizing import capped_qty, floor_to_step, round_to_tick
 
 Held = Literal["same", "opposite", "none"]
 
@@ -31,6 +31,22 @@ def stop_levels(
     sl = fill * (1 - side * sl_pct / 100) if sl_pct is not None else None
     tp = fill * (1 + side * tp_pct / 100) if tp_pct is not None else None
     return sl, tp
+
+
+def venue_levels(
+    side: int, fill: float, sl_pct: float | None, tp_pct: float | None, tick: float | None
+) -> tuple[Decimal | None, Decimal | None]:
+    """The stop and target a trade sets at the venue: `stop_levels` of the fill, on the
+    venue's tick grid (half a tick rounds up) when it is known (the autotrader always knows
+    it; a tape may not)."""
+    sl, tp = stop_levels(side, fill, sl_pct, tp_pct)
+
+    def grid(x: float | None) -> Decimal | None:
+        if x is None:
+            return None
+        return round_to_tick(x, tick) if tick else Decimal(repr(x))
+
+    return grid(sl), grid(tp)
 
 
 def market_qty(
@@ -57,18 +73,36 @@ def is_signal_close(order_link_id: str | None) -> bool:
     )
 
 
-def own_fills(fills: Sequence[Fill], signal_id: uuid.UUID | None) -> list[Fill]:
+def own_fills(
+    fills: Sequence[Fill], signal_id: uuid.UUID | None, direction: str | None = None
+) -> list[Fill]:
     """A trade's fills among a coin's: a reversal books the next trade's entry at the same
     moment, on the closing side; that fill (another signal's order) is not this trade's.
     Fills without an order id (the venue's SL/TP, liquidation, funding) and reversal closes
-    are kept; a trade without a signal (manual) keeps them all."""
+    are kept — a venue-made trade fill only on this trade's closing side when `direction` is
+    given (the next trade's stop, fired before the old trade was booked, is the next trade's);
+    a trade without a signal (manual) keeps them all."""
     if signal_id is None:
         return list(fills)
     mine = signal_id.hex
+    closing = Side.closing(direction) if direction is not None else None
+
+    def venue_made_and_mine(f: Fill) -> bool:
+        return closing is None or f.kind is ExecKind.FUNDING or f.side is closing
+
     return [
         f for f in fills
-        if f.order_link_id is None or f.order_link_id.startswith(mine) or is_signal_close(f.order_link_id)
+        if (f.order_link_id is None and venue_made_and_mine(f))
+        or (f.order_link_id is not None
+            and (f.order_link_id.startswith(mine) or is_signal_close(f.order_link_id)))
     ]  # fmt: skip
+
+
+def own_closes(closes: Sequence[ClosedPnl], direction: str) -> list[ClosedPnl]:
+    """A trade's closed-PnL records among a coin's: those closing its side (a reversal's next
+    position, closed before the old trade was booked, is the next trade's)."""
+    closing = Side.closing(direction)
+    return [c for c in closes if c.side is closing]
 
 
 def keeps_its_levels(trade_metadata: dict[str, object] | None) -> bool:

@@ -3,8 +3,16 @@
 - Market orders fill at once at the price ± slippage, taker fee.
 - Limit orders that cross the price fill at once at the price (taker, as on an exchange);
   others rest and fill at their limit when the price trades through (maker fee) — `match()`.
-- SL/TP attached to an order move onto the position (Bybit tpslMode Full) and close it at
-  market when the price touches them; a position past its liquidation price is liquidated.
+- SL/TP attached to an order move onto the position (Bybit tpslMode Full); the position is
+  closed by its stop, its take-profit or its liquidation price with the one rule the
+  backtester closes with (`matching.first_exit`): a position filled at a known bar's open (an
+  order with `fill_from`: a decision at a bar's close) on the 1-min bars completed since the
+  venue last looked (open, high, low: a gap fills at the open, a bar that reached the stop and
+  the target fills the stop; booked once the bar is complete, at the level's price — a
+  decision at the previous bar's close fills at the open of the bar in progress, before
+  anything inside it, as in the backtest); any other (an entry filled at whatever price it
+  met, or a level moved inside a bar: that bar may have reached the new level before it was
+  there) on the sampled last price.
 - Funding is charged at every 8-hour boundary (00/08/16 UTC) at the coin's current rate.
 
 The rules live here; the books (and every line of SQL) in `quantcore.store.paper_venue`, which
@@ -28,6 +36,7 @@ from typing import Protocol
 from quantcore.errors import ExternalError, Rejected, TemporaryError
 from quantcore.logging import get_logger
 from quantcore.math import matching
+from quantcore.model.market import Candle
 from quantcore.model.trading import (
     AccountEquity,
     ClosedPnl,
@@ -75,6 +84,8 @@ class BookPosition:
     last_funding_at: datetime
     opened_at: datetime
     updated_at: datetime
+    watch_bar: datetime | None = None  # the bar the entry filled at the open of (no gap there)
+    watch_from: datetime | None = None  # the first bar not yet fully seen; None: samples only
 
 
 @dataclass(frozen=True)
@@ -132,7 +143,10 @@ class PaperBookTx(Protocol):
     async def upsert_position(
         self, symbol: str, side: Side, size: Decimal, avg_price: Decimal, leverage: Decimal,
         fee: Decimal, now: datetime, stop_loss: Decimal | None, take_profit: Decimal | None,
+        watch_bar: datetime | None = None,
     ) -> None: ...  # fmt: skip
+
+    async def watched(self, symbol: str, watch_from: datetime | None) -> None: ...
 
     async def reduce_position(
         self, symbol: str, remaining: Decimal, fee: Decimal, realised: Decimal, closing: Decimal,
@@ -265,7 +279,8 @@ class PaperVenue:
         if crosses:
             slip = self._slip if req.order_type is OrderType.MARKET else ZERO
             price = matching.taker_price(req.side, last, slip)
-            order = await self._fill(tx, order, price, self._taker, now)
+            watch_bar = req.fill_from if bar_open is not None else None
+            order = await self._fill(tx, order, price, self._taker, now, watch_bar)
         return order
 
     def _margin_refusal(self, req: OrderRequest, q: Quote, ctx: OrderContext) -> str | None:
@@ -326,6 +341,10 @@ class PaperVenue:
             await tx.set_leverage(symbol, leverage)
 
     async def positions(self, symbol: str | None = None) -> list[Position]:
+        """The books' positions. Asked for one coin (a trader about to act on it), what the
+        price path fired since the last look is booked first, as an exchange would have."""
+        if symbol is not None:
+            await self.settle(symbol)
         quotes = await self.prices.quotes()
         return [_position(p, quotes.get(p.symbol)) for p in await self.book.positions(symbol)]
 
@@ -355,6 +374,7 @@ class PaperVenue:
     async def match(self) -> int:
         """Fill resting limit orders the price traded through, trigger SL/TP and liquidations,
         charge funding. Returns the number of executions made."""
+        paths = await self._paths()
         quotes = await self.prices.quotes()
         made = 0
         now = _now()
@@ -376,36 +396,90 @@ class PaperVenue:
                 q = quotes.get(pos.symbol)
                 if q is None:
                     continue
-                made += await self._trigger(tx, pos, Decimal(str(q.last)), now)
+                made += await self._trigger(tx, pos, q, paths.get(pos.symbol), now)
                 made += await self._fund(tx, pos.symbol, q, now)
         return made
 
-    async def _trigger(
-        self, tx: PaperBookTx, pos: BookPosition, last: Decimal, now: datetime
-    ) -> int:
-        held = pos.side
-        sl, tp = pos.stop_loss, pos.take_profit
-        liq = _liq_price(pos)
-        trigger: Trigger | None = None
-        if sl is not None and matching.stop_reached(held, Trigger.STOP_LOSS, sl, last, last):
-            trigger = Trigger.STOP_LOSS
-        elif tp is not None and matching.stop_reached(held, Trigger.TAKE_PROFIT, tp, last, last):
-            trigger = Trigger.TAKE_PROFIT
-        elif not matching.liquidated(held, liq, last):
+    async def settle(self, symbol: str) -> int:
+        """Close `symbol`'s position if its stop, target or liquidation fired since the last
+        look (no funding, no resting orders: `match()` does those)."""
+        paths = await self._paths(symbol)
+        quotes = await self.prices.quotes()
+        q = quotes.get(symbol)
+        if q is None:
             return 0
-        side = held.opposite
-        if trigger is None:
-            price, kind = liq, ExecKind.LIQUIDATION
+        async with self.book.locked() as tx:
+            pos = await tx.position(symbol)
+            if pos is None:
+                return 0
+            return await self._trigger(tx, pos, q, paths.get(symbol), _now())
+
+    async def _paths(self, symbol: str | None = None) -> dict[str, tuple[datetime, list[Candle]]]:
+        """The bars since each watched position's `watch_from` (read before the lock: market
+        data is a network call), keyed by coin with the watch_from they were read for."""
+        out: dict[str, tuple[datetime, list[Candle]]] = {}
+        for pos in await self.book.positions(symbol):
+            if pos.watch_from is None:
+                continue
+            try:
+                bars = await self.prices.bars_since(pos.symbol, pos.watch_from)
+            except ExternalError as exc:  # the sampled price still watches it
+                log.warning("bars unreadable", symbol=pos.symbol, error=str(exc)[:200])
+                continue
+            out[pos.symbol] = (pos.watch_from, bars)
+        return out
+
+    async def _trigger(
+        self, tx: PaperBookTx, pos: BookPosition, q: Quote,
+        path: tuple[datetime, list[Candle]] | None, now: datetime,
+    ) -> int:  # fmt: skip
+        """Close the position by the first exit `matching.first_exit` finds. A position watched
+        on bars: on the bars completed since the last look, in time order (the bar in progress
+        is looked at once it is complete: a decision at the previous bar's close fills at its
+        open, before anything inside it; a stop reached inside a bar is booked at that bar's
+        close, at the stop's price). Otherwise (or when its bars could not be read, so that no
+        position goes unwatched): on the sampled last price."""
+        side = matching.sign(pos.side)
+        liq = _liq_price(pos)
+
+        def rule(
+            o: Decimal, h: Decimal, lo: Decimal, gap: bool
+        ) -> matching.ExitFill[Decimal] | None:
+            return matching.first_exit(
+                side, o, h, lo, stop=pos.stop_loss, target=pos.take_profit, liquidation=liq,
+                slippage=self._slip, gap=gap,
+            )  # fmt: skip
+
+        fired: matching.ExitFill[Decimal] | None = None
+        if path is not None and path[0] != pos.watch_from:
+            return 0  # read for an older look (another pass moved on meanwhile): the next one
+        if path is not None:
+            bars = sorted((b for b in path[1] if b.start >= path[0]), key=lambda b: b.start)
+            for bar in bars[:-1]:  # the newest is the bar in progress
+                o, h, lo = Decimal(str(bar.open)), Decimal(str(bar.high)), Decimal(str(bar.low))
+                fired = rule(o, h, lo, bar.start != pos.watch_bar)
+                if fired is not None:
+                    break
+            if fired is None:
+                if len(bars) > 1:  # the complete ones are seen
+                    await tx.watched(pos.symbol, bars[-1].start)
+                return 0
         else:
-            price = matching.taker_price(side, last, self._slip)
-            kind = ExecKind.TRADE
+            last = Decimal(str(q.last))
+            fired = rule(last, last, last, True)
+        if fired is None:
+            return 0
+        trigger = {"stop_loss": Trigger.STOP_LOSS, "take_profit": Trigger.TAKE_PROFIT}.get(
+            fired.kind
+        )
+        kind = ExecKind.LIQUIDATION if fired.kind == "liquidation" else ExecKind.TRADE
         await self._apply(
-            tx, pos.symbol, side, pos.size, price, self._taker, now,
+            tx, pos.symbol, pos.side.opposite, pos.size, fired.price, self._taker, now,
             venue_order_id=str(uuid.uuid4()), order_link_id=None, kind=kind, trigger=trigger,
         )  # fmt: skip
         log.info(
             "paper position closed by the venue", symbol=pos.symbol, kind=str(kind),
-            trigger=str(trigger), price=str(price),
+            trigger=str(trigger), price=str(fired.price), gapped=fired.gapped,
         )  # fmt: skip
         return 1
 
@@ -430,8 +504,9 @@ class PaperVenue:
     # --- fills and the position book ---------------------------------------------------------------
 
     async def _fill(
-        self, tx: PaperBookTx, order: Order, price: Decimal, fee_rate: Decimal, now: datetime
-    ) -> Order:
+        self, tx: PaperBookTx, order: Order, price: Decimal, fee_rate: Decimal, now: datetime,
+        watch_bar: datetime | None = None,
+    ) -> Order:  # fmt: skip
         qty = order.qty - order.filled_qty
         if order.reduce_only:
             pos = await tx.position(order.symbol)
@@ -440,7 +515,7 @@ class PaperVenue:
             tx, order.symbol, order.side, qty, price, fee_rate, now,
             venue_order_id=order.venue_order_id, order_link_id=order.order_link_id,
             kind=ExecKind.TRADE, trigger=None,
-            stop_loss=order.stop_loss, take_profit=order.take_profit,
+            stop_loss=order.stop_loss, take_profit=order.take_profit, watch_bar=watch_bar,
         )  # fmt: skip
         return await tx.mark_filled(order, price, fee, now)
 
@@ -460,6 +535,7 @@ class PaperVenue:
         trigger: Trigger | None,
         stop_loss: Decimal | None = None,
         take_profit: Decimal | None = None,
+        watch_bar: datetime | None = None,
     ) -> Decimal:
         """Book one execution on the position; returns its fee."""
         fee = matching.fee(qty, price, fee_rate)
@@ -478,8 +554,9 @@ class PaperVenue:
             # a new position takes the coin's leverage; an existing one keeps its own
             lev = pos.leverage if pos is not None else await tx.leverage(symbol, self._lev)
             await tx.upsert_position(
-                symbol, side, change.size, change.avg_price, lev, fee, now, stop_loss, take_profit
-            )
+                symbol, side, change.size, change.avg_price, lev, fee, now, stop_loss, take_profit,
+                watch_bar if pos is None else None,
+            )  # fmt: skip
             return fee
         closing, realised = change.closed_qty, change.realised
         close_fee, open_fee = matching.split_fee(fee, closing, qty)
@@ -500,7 +577,7 @@ class PaperVenue:
             lev = await tx.leverage(symbol, self._lev)
             await tx.upsert_position(
                 symbol, side, change.size, change.avg_price, lev, open_fee, now, stop_loss,
-                take_profit,
+                take_profit, watch_bar,
             )  # fmt: skip
         return fee
 

@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from quantcore.adapters.bybit.rest import BybitMarketData
 from quantcore.logging import get_logger
-from quantcore.model.market import Ticker
+from quantcore.model.market import Candle, Ticker
 
 log = get_logger(component="prices")
+BAR_OPEN_TRIES, BAR_OPEN_WAIT_S = 10, 0.2  # up to ~2 s for the bar in progress to begin
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ class PriceSource(Protocol):
         """The open of the 1-min bar starting at `start` while it is the bar in progress (None
         once a later bar exists, or before it starts: the order is then filled at the last
         price)."""
+        ...
+
+    async def bars_since(self, symbol: str, since: datetime) -> list[Candle]:
+        """The 1-min bars starting at or after `since`, oldest first, the one in progress
+        included (its range so far): the price path the paper venue closes positions on."""
         ...
 
 
@@ -69,10 +75,22 @@ class TickerPrices:
             return self._cache
 
     async def bar_open(self, symbol: str, start: datetime) -> float | None:
-        candles = await self.market.klines(symbol, start, start + timedelta(minutes=1))
+        # a decision at a bar's close can reach us before the venue has a trade in the next
+        # bar (its market data a moment behind): wait a little for that bar to begin
+        for attempt in range(BAR_OPEN_TRIES):
+            candles = await self.market.klines(symbol, start, start + timedelta(minutes=1))
+            if candles or attempt == BAR_OPEN_TRIES - 1:
+                break
+            await asyncio.sleep(BAR_OPEN_WAIT_S)
         if len(candles) != 1 or candles[0].start != start:
             return None
         return candles[0].open
+
+    async def bars_since(self, symbol: str, since: datetime) -> list[Candle]:
+        # the venue's clock may differ from ours (the simulator's): ask up to a day ahead
+        return await self.market.klines(
+            symbol, since, max(since, datetime.now(UTC)) + timedelta(days=1)
+        )
 
     async def _refresh(self) -> None:
         self._cache = {t.symbol: quote_of(t) for t in await self.market.tickers()}
