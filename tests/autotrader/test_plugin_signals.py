@@ -121,7 +121,7 @@ async def test_a_position_the_venue_just_closed_does_not_block_the_next_signal(
     fresh: Sandbox,
     fresh_pool: AsyncConnectionPool,
     fresh_redis: Redis,
-    bybit: FakeBybit,  # noqa: F811
+    bybit: FakeBybit,
 ) -> None:
     """The venue closed the plug-in's position by its stop between two of the position
     monitor's passes: the trade row is still open, but it holds nothing — the next signal (the
