@@ -42,6 +42,7 @@ def test_a_run_prints_the_table_and_stores_run_trades_and_report(
               "--set", "fast=5", "--set", "slow=20", "--report-dir", str(tmp_path))  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert "portfolio" in p.stdout and "Sharpe" in p.stdout
+    assert "whale hunts: " in p.stdout and "in window, caught" in p.stdout  # the sim's truth
     assert _count(box) == before + 1
     with psycopg.connect(conninfo(box.settings)) as conn:
         run_id, trades, path, params = conn.execute(
@@ -53,6 +54,7 @@ def test_a_run_prints_the_table_and_stores_run_trades_and_report(
     assert params["fast"] == 5 and trades > 30 and stored == (trades,)
     html = Path(path).read_text()
     assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
+    assert "whale hunts" in html
     assert {f.name for f in Path(path).parent.iterdir()} >= {
         "equity.png",
         "drawdown.png",
@@ -125,7 +127,7 @@ def test_database_tape_and_a_gap_in_it(
             "--strategy", "sma_cross", "--report-dir", str(tmp_path)]  # fmt: skip
     p = inproc(capsys, *args, "--symbols", "DBTAPEUSDT")
     assert p.returncode == 0, p.stderr
-    assert "DBTAPEUSDT" in p.stdout
+    assert "DBTAPEUSDT" in p.stdout and "whale hunts" not in p.stdout  # no ground truth
     _store_tape(box, "GAPPYUSDT", drop=100)
     before = _count(box)
     p = inproc(capsys, *args, "--symbols", "GAPPYUSDT")

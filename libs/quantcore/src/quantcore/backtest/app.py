@@ -22,7 +22,7 @@ import numpy as np
 
 from quantcore.backtest import metrics as mx
 from quantcore.backtest.engine import Costs
-from quantcore.backtest.report import text_table, write_report
+from quantcore.backtest.report import hunt_line, text_table, write_report
 from quantcore.backtest.runner import (
     OBJECTIVES,
     BadInput,
@@ -32,6 +32,7 @@ from quantcore.backtest.runner import (
     execute,
     folds,
     grid_points,
+    hunt_score_of,
     make_strategy,
     params_hash,
     random_points,
@@ -327,15 +328,20 @@ async def backtest(opts: Options, conninfo: str | None, out: Any = None) -> int:
     if opts.grid or opts.search == "random":
         return await _sweep(opts, tape, store, out)
     r = run_strategy(strategy, tape, opts.costs)
+    facts = _facts(opts, tape, r)
+    hunts = hunt_score_of(r, tape)  # the sim tape's whale ground truth
+    if hunts is not None:
+        facts["whale hunts"] = hunt_line(hunts)
     report = write_report(
-        r, _report_dir(opts, r.strategy), f"backtest · {r.strategy} v{r.version}",
-        _facts(opts, tape, r),
-    )  # fmt: skip
+        r, _report_dir(opts, r.strategy), f"backtest · {r.strategy} v{r.version}", facts
+    )
     run_id = await store.write(opts, r, tape, report=report)
     rows = [("portfolio", r.metrics), *sorted(r.per_coin.items())[:20]]
     print(text_table(rows, f"{r.strategy} v{r.version}"), file=out)
     if r.metrics.warning:
         print(f"warning: {r.metrics.warning}", file=out)
+    if hunts is not None:
+        print(f"whale hunts: {hunt_line(hunts)}", file=out)
     print(f"run {run_id}; report {report}", file=out)
     return 0
 

@@ -1,7 +1,8 @@
 """Metrics of a backtest as pure functions of its trades and its equity curve. The
 trade-sequence figures (win rate, average win / loss, reward:risk, compounded PnL) are the
 leaderboard's own `quantcore.trading.stats.track_record`, so a backtest and the live track
-record are scored by the same rule; the rest is defined here once."""
+record are scored by the same rule; the rest is defined here once. On the sim tape, a run is
+also scored against the ground truth of the whale hunts (`hunt_score`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from quantcore.model.market import Side
+from quantcore.strategies.base import WhaleHunt
 from quantcore.trading.stats import track_record
 
 F = NDArray[np.float64]
@@ -181,3 +184,49 @@ def equity_points(
     ends = np.minimum(np.arange(k, n + k, k), n) - 1
     deepest = np.maximum.reduceat(dd, np.arange(0, n, k))
     return [(int(t[i]), float((e[i] - 1.0) * 100), float(deepest[j])) for j, i in enumerate(ends)]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A trade's entry: coin, side, fill time (epoch s)."""
+
+    symbol: str
+    side: Side
+    at_s: int
+
+
+@dataclass(frozen=True)
+class HuntScore:
+    """A run against the whale ground truth. `hunts`: the hunts (kind 'hunt') of the window
+    that pushed; `caught`: those with a trade entered on their coin in their direction between
+    their push start and their end; `outside`: trades entered during no hunt's push (push start
+    to end) on their coin, `during_fake` of them inside a fake pump's."""
+
+    hunts: int
+    caught: int
+    trades: int
+    outside: int
+    during_fake: int
+
+    @property
+    def caught_pct(self) -> float | None:
+        return self.caught / self.hunts * 100 if self.hunts else None
+
+
+def hunt_score(hunts: Sequence[WhaleHunt], entries: Sequence[Entry]) -> HuntScore:
+    """Which pushed hunts a run caught and which of its trades met no hunt (see HuntScore)."""
+    pushed = [h for h in hunts if h.kind == "hunt" and h.push_started_s is not None]
+    fakes = [h for h in hunts if h.kind == "fake"]
+    caught = sum(
+        any(
+            e.symbol == h.symbol and e.side == h.direction and h.pushing_at(e.at_s) for e in entries
+        )
+        for h in pushed
+    )
+    outside = during_fake = 0
+    for e in entries:
+        if any(h.symbol == e.symbol and h.pushing_at(e.at_s) for h in pushed):
+            continue
+        outside += 1
+        during_fake += any(h.symbol == e.symbol and h.pushing_at(e.at_s) for h in fakes)
+    return HuntScore(len(pushed), caught, len(entries), outside, during_fake)

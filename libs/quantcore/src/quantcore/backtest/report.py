@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from quantcore.backtest.metrics import Metrics, drawdown_curve_pct
+from quantcore.backtest.metrics import HuntScore, Metrics, drawdown_curve_pct
 from quantcore.backtest.runner import RunResult
 
 COLUMNS = (
@@ -59,6 +59,15 @@ def text_table(rows: Sequence[tuple[str, Metrics | dict[str, Any]]], first: str 
         return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(cells))
 
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, body)])
+
+
+def hunt_line(h: HuntScore) -> str:
+    """The run against the sim tape's whale ground truth, one line."""
+    pct = fmt(h.caught_pct, "{:.1f} %")
+    return (
+        f"{h.hunts} in window, caught {h.caught} ({pct}); trades outside any hunt: "
+        f"{h.outside} of {h.trades} ({h.during_fake} during a fake pump)"
+    )
 
 
 def _html_table(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:

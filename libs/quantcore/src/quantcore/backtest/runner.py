@@ -87,7 +87,7 @@ def check_inputs(strategy: Strategy[Any], tape: Sequence[Bars]) -> None:
             raise BadInput(
                 f"{strategy.name} needs {need}; the tape has none for {', '.join(missing[:5])}"
             )
-    first = tape[0].window(0, min(len(tape[0]), LOOKAHEAD_PREFIX))
+    first = replace(tape[0].window(0, min(len(tape[0]), LOOKAHEAD_PREFIX)), hunts=None)
     n = len(first)
     if n > 20:
         found = lookahead_violations(strategy, first, [n // 3, 2 * n // 3])
@@ -131,7 +131,8 @@ def run_strategy(
     results = []
     prefetch(strategy, tape)  # a lazy tape computes the heatmaps read, all coins at once
     for bars in tape:
-        frame = strategy.signals(bars)
+        # the whale ground truth is for scoring the run; the strategy does not see it
+        frame = strategy.signals(bars if bars.hunts is None else replace(bars, hunts=None))
         if trade_from:
             entry = frame.entry.copy()
             entry[:trade_from] = 0
@@ -155,6 +156,22 @@ def run_strategy(
         per_coin=per_coin, equity=equity, start_s=results[0].start_s[: equity.size],
         interval_s=tape[0].interval_s,
     )  # fmt: skip
+
+
+def entries_of(r: RunResult) -> list[mx.Entry]:
+    """Every trade's entry of a run (coin, side, fill time: the fill bar's open)."""
+    return [
+        mx.Entry(res.symbol, "long" if side > 0 else "short", int(res.start_s[bar]))
+        for res in r.results
+        for side, bar in zip(res.trades.side.tolist(), res.trades.entry_bar.tolist(), strict=True)
+    ]
+
+
+def hunt_score_of(r: RunResult, tape: Sequence[Bars]) -> mx.HuntScore | None:
+    """The run against the tape's whale ground truth; None when the tape has none."""
+    if any(b.hunts is None for b in tape):
+        return None
+    return mx.hunt_score([h for b in tape for h in b.hunts or ()], entries_of(r))
 
 
 def _cut(r: Result, a: int) -> Result:

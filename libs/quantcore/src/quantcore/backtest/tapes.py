@@ -1,7 +1,8 @@
 """Tapes: where the bars of a backtest come from. Each gives `Bars` per coin on a regular
 1-minute grid, checked before anything runs (a gap or an empty window is a `TapeError`).
 
-- `sim`: the simulator's market model (seeded), generated offline a day at a time;
+- `sim`: the simulator's market model (seeded), generated offline a day at a time, with the
+  ground truth of its whale campaigns (`Bars.hunts`, collected as it runs: `CampaignLog`);
 - `db`: what the collectors stored (`ohlcv` 1-min, open interest and funding from
   `market_snapshots`, and for a strategy that reads them the heatmap refreshes the
   liquidation collector stored, stamped at the refresh time: `StoredHeatmaps`);
@@ -24,8 +25,9 @@ from quantcore.sim import Market, MarketConfig
 from quantcore.sim.levels import BookSnapshot
 from quantcore.sim.market import collector_levels_of
 from quantcore.sim.rings import CLOSE, HIGH, LOW, OI, OPEN, VOLUME
+from quantcore.sim.whales import Campaign
 from quantcore.store.backtests import RefreshTimes, heatmap_refresh_times, load_heatmap_refreshes
-from quantcore.strategies.base import Bars, HeatmapLevels, Strategy
+from quantcore.strategies.base import Bars, HeatmapLevels, Strategy, WhaleHunt
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -292,6 +294,58 @@ class _Lazy(Sequence[F]):
         return self.source.get(self.symbol, k)[self.field]
 
 
+class CampaignLog:
+    """Every whale campaign a simulated market started, collected as it runs. The market
+    keeps only its newest `whales.log.maxlen` campaigns (a year of 60 coins starts more), so
+    `collect` is called often enough (the sim tape: once a simulated day) and takes the ones
+    started since the last call; a campaign is a live record (its push, end and outcome are
+    filled in later), read when the hunts are asked for. Refuses to lose any: when a whole
+    full log is new since the last call, older ones may have dropped out unseen."""
+
+    def __init__(self) -> None:
+        self.campaigns: list[Campaign] = []
+        self._seen: set[int] = set()  # id() of the kept campaigns (kept alive: ids stay unique)
+
+    def collect(self, market: Market) -> int:
+        log = market.whales.log
+        new: list[Campaign] = []
+        for c in reversed(log):  # newest first, until one already kept
+            if id(c) in self._seen:
+                break
+            new.append(c)
+        else:
+            if log.maxlen is not None and len(log) == log.maxlen:
+                raise TapeError(
+                    f"the simulator started {len(log)}+ whale campaigns since they were last "
+                    "collected (its log keeps that many): some ground truth would be lost"
+                )
+        new.reverse()
+        self.campaigns.extend(new)
+        self._seen.update(id(c) for c in new)
+        return len(new)
+
+    def hunts(self, symbols: Sequence[str], start_s: int, end_s: int) -> list[list[WhaleHunt]]:
+        """Per coin (the market's index order), the campaigns whose life overlaps
+        [start_s, end_s): started before the end and not ended before the start."""
+        out: list[list[WhaleHunt]] = [[] for _ in symbols]
+        for c in self.campaigns:
+            if c.started < end_s and (c.ended is None or c.ended >= start_s):
+                out[c.coin].append(whale_hunt(c, symbols[c.coin]))
+        return out
+
+
+def whale_hunt(c: Campaign, symbol: str) -> WhaleHunt:
+    """The simulator's campaign record in our words."""
+    return WhaleHunt(
+        symbol=symbol, kind=c.kind, direction="long" if c.direction > 0 else "short",
+        started_s=int(c.started),
+        push_started_s=None if c.push_started is None else int(c.push_started),
+        ended_s=None if c.ended is None else int(c.ended), origin=float(c.origin),
+        target=float(c.target), take_profit=float(c.take_profit), outcome=c.outcome,
+        timeframe=c.timeframe,
+    )  # fmt: skip
+
+
 def sim_tape(
     days: float, seed: int = 42, coins: int = 1, start_s: int = SIM_EPOCH_S,
     heatmaps: bool = True, capture: Strategy[Any] | None = None,
@@ -299,7 +353,9 @@ def sim_tape(
     """`days` of 1-minute bars for `coins` simulated coins (seeded; offline). The market
     advances at a 1-minute step (hourly decision blocks) so a month takes seconds. With
     `heatmaps`, each coin's bars carry its heatmap levels at every 5-minute refresh (lazy, see
-    SimHeatmaps). With `capture` (a strategy reading heatmaps), the refreshes it names are
+    SimHeatmaps). Each coin's bars carry the ground truth of the whale campaigns on it that
+    overlap the window (`Bars.hunts`, collected a day at a time). With `capture` (a strategy
+    reading heatmaps), the refreshes it names are
     read while the tape is generated — a day at a time, from copies of the book kept at each
     refresh of the day — so no replay is needed for it."""
     if days <= 0:
@@ -319,6 +375,8 @@ def sim_tape(
     if capturing:
         snaps[0] = (market.book.snapshot(), market.last_price.copy(), market.now)
     done = filled = 0
+    log = CampaignLog()
+    log.collect(market)
     while done < total:
         step = min(DAY_S, total - done)
         if capturing:
@@ -333,6 +391,7 @@ def sim_tape(
                     snaps[k] = (market.book.snapshot(last), market.last_price.copy(), market.now)
         else:
             market.advance(step)
+        log.collect(market)
         m = step // 60
         for c in range(coins):
             ts, vals = market.klines(c, "1", market.now - step, market.now - 1, m + 1)
@@ -346,6 +405,7 @@ def sim_tape(
             snaps = {max(snaps): snaps[max(snaps)]}  # serves the next day's first bars
         filled += m
         done += step
+    hunts = log.hunts(symbols, t0, t0 + total)
     out = []
     for c in range(coins):
         f_t, f_r = market.funding_history(c, t0, market.now, 10_000)
@@ -354,7 +414,7 @@ def sim_tape(
             oi_time_s=times + 60, oi=cols[c, 5],
             funding_time_s=f_t.astype(np.int64), funding=f_r.astype(np.float64),
         )  # fmt: skip
-        bars = check_and_shape(raw)
+        bars = replace(check_and_shape(raw), hunts=tuple(hunts[c]))
         if source is not None:
             bars = replace(
                 bars, heatmap=source.levels_of(bars.symbol), tick_size=market.coins[c].tick

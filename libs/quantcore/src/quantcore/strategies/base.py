@@ -35,6 +35,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
+from quantcore.model.market import Side
+
 F = NDArray[np.float64]
 I64 = NDArray[np.int64]
 I8 = NDArray[np.int8]
@@ -117,6 +119,34 @@ def prefetch(strategy: Strategy[Any], tape: Sequence[Bars]) -> None:
 
 
 @dataclass(frozen=True)
+class WhaleHunt:
+    """Ground truth of one whale campaign on a simulated tape (the simulator's own record,
+    `quantcore.sim.whales.Campaign`, in our words). `kind` 'hunt' pushes to a liquidation
+    cluster and takes profit before it; 'fake' is the fake pump that stalls and dumps.
+    `direction`: the whale's side ('long' pushes price up into the shorts' liquidations).
+    Times are epoch seconds; `push_started_s` None: it never pushed, `ended_s` None: still
+    under way at the tape's end. For scoring a run only — a strategy never sees it."""
+
+    symbol: str
+    kind: Literal["hunt", "fake"]
+    direction: Side
+    started_s: int
+    push_started_s: int | None
+    ended_s: int | None
+    origin: float  # price when the campaign started
+    target: float  # the liquidation cluster it went for
+    take_profit: float
+    outcome: str | None  # take_profit, timeout, failed, replanned; None while under way
+    timeframe: str  # the shortest heatmap timeframe holding the cluster
+
+    def pushing_at(self, t_s: int) -> bool:
+        """Inside the push and what follows it: push start ≤ t ≤ end (open-ended while under way)."""
+        if self.push_started_s is None or t_s < self.push_started_s:
+            return False
+        return self.ended_s is None or t_s <= self.ended_s
+
+
+@dataclass(frozen=True)
 class Bars:
     """One coin's candles, oldest first, on a regular grid of `interval_s`. `start_s` is each
     candle's open time; a bar is known at its close (`start_s + interval_s`). Optional inputs
@@ -135,6 +165,9 @@ class Bars:
     funding: F | None = None
     heatmap: HeatmapLevels | None = None
     tick_size: float | None = None  # the venue's price grid, when the tape knows it
+    # the simulator's whale campaigns on this coin that overlap the tape (ground truth, sim
+    # tape only; None: the tape has none). The backtester hides it from the strategy.
+    hunts: tuple[WhaleHunt, ...] | None = None
 
     def __post_init__(self) -> None:
         n = self.start_s.shape[0]
