@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from quantcore.config import ConfigError
 
-DEFAULT_OPENING_HUNTS = 3
+DEFAULT_OPENING_HUNTS = 5
 
 
 @dataclass(frozen=True)

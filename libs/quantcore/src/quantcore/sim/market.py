@@ -25,6 +25,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from quantcore.math.ranking import cluster_size_pct
+from quantcore.math.ranking import score as ranker_score
 from quantcore.model.market import TIMEFRAME_DURATION, TIMEFRAMES
 from quantcore.sim import heatmap as hm
 from quantcore.sim import klines as kl
@@ -68,7 +70,7 @@ MAX_CASCADE = 0.015
 CLUSTER_BIN = math.log1p(0.005)  # levels within 0.5 % form one cluster
 OPENING_BUILD_S = 16 * 60  # opening hunts build open interest at least this long before start
 OPENING_PUSH_S = (-90, -30)  # the first opening push starts this long around the start …
-OPENING_GAP_S = 75  # … the next ones this many seconds apart
+OPENING_GAP_S = 45  # … the next ones this many seconds apart
 HEATMAP_BAND = math.log1p(hm.MAX_BAND)  # the heatmaps (what the strategy sees) stop here
 TF_SECONDS = np.array([TIMEFRAME_DURATION[tf].total_seconds() for tf in TIMEFRAMES])
 # --- public positioning data (issue 14: what the venue's account-ratio endpoint and trade
@@ -98,7 +100,7 @@ class MarketConfig:
     max_ring_days: float = 7.0  # cap of the 1-minute candle history
     # hunts under way when the live market opens: on the coins whose books the strategy likes
     # best, pushes starting in the first live minutes (0: the market opens as it happens to be)
-    opening_hunts: int = 3
+    opening_hunts: int = 5
     hunt_symbols: tuple[str, ...] = ()  # scenario: a hunt planted on each of these coins first
 
     def __post_init__(self) -> None:
@@ -684,9 +686,9 @@ class Market:
         return bars[0], bars[1], bars[2]
 
     def appeal(self, c: int) -> float:
-        """How much the strategy would like coin c's book, roughly as the ranker scores it
-        (imbalance × 50 + min(heavy-side cluster as % of the coin's median cluster, 200) × 0.3);
-        NaN when a hunt has no target there."""
+        """How much the strategy would like coin c's book, scored by the ranker's own rule
+        (quantcore.math.ranking.score: the dominant share and the heavy-side cluster as % of
+        the coin's median cluster, no success history); NaN when a hunt has no target there."""
         target = self._find_target(c, "hunt")
         lv = self.book.levels(c)
         if target is None or lv.size == 0:
@@ -695,7 +697,8 @@ class Market:
         sums = np.bincount(bins - bins.min(), weights=lv.value)
         typical = float(np.median(sums[sums > 0]))
         dominant = self.bias(c)[1]
-        return 50 * dominant + 0.3 * min(200.0, 100 * target.value / max(typical, 1.0))
+        size = cluster_size_pct(target.value, max(typical, 1.0))
+        return float(ranker_score(dominant, size, 0.0))
 
     def plant_hunt(self, coin: int, push_in_s: int) -> Campaign | None:
         """A hunt on `coin` that builds open interest from now and pushes in `push_in_s`

@@ -31,7 +31,8 @@ MAJOR_IDLE_FACTOR = 3.0  # BTC/ETH see fewer campaigns
 BURST_S = 300  # the push opens with a burst this long (the strategy's 5-min trigger)
 BURST_MIN_MOVE = 0.02  # the burst moves price at least this much (log) in BURST_S …
 BURST_NOISE_SIGMAS = 3.5  # … and at least this many of the coin's 5-min σ
-BURST_MAX_SHARE = 0.5  # … but covers at most this share of the way to take-profit
+BURST_MAX_SHARE = 0.5  # … but covers at most this share of the way to take-profit, …
+STAND_OUT_MAX_SHARE = 0.8  # … or this share when that is what beating the coin's bars takes
 DAY_S = 86_400.0
 STAND_OUT = 1.5  # a hunt's OI build and burst beat the coin's own recent p95 by this factor
 BURST_VOLUME = 3.5  # the burst's volume (1 + the whales' own, in base volumes) at least …
@@ -265,12 +266,12 @@ class WhaleDesk:
             else:
                 self.phase[c] = PUSH
                 self.speed[c] = distance / push_s
-                # Open with a burst beyond the coin's own 5-min noise (and > 1.5 %), unless
-                # the target is closer than that.
-                self.burst_speed[c] = min(
-                    max(3 * self.speed[c], self.campaign_burst[c] / BURST_S),
-                    BURST_MAX_SHARE * distance / BURST_S,
-                )
+                # Open with a burst beyond the coin's own 5-min noise (and > 2 %): at most
+                # half the way left, or up to STAND_OUT_MAX_SHARE of it when the coin's bars
+                # need that much (the price may have come closer while the whale built).
+                burst = float(self.campaign_burst[c])
+                cap = max(BURST_MAX_SHARE * distance, min(burst, STAND_OUT_MAX_SHARE * distance))
+                self.burst_speed[c] = min(max(3 * self.speed[c], burst / BURST_S), cap / BURST_S)
                 self.phase_end[c] = now + int(2 * push_s)
             self.burst_end[c] = now + BURST_S
         elif phase == PUSH:
