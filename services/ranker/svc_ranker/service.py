@@ -160,7 +160,7 @@ class Ranker(RegisteredScanner):
         sid = ranking.signal_id(cycle_id, symbol)
         async with self.ctx.pool.connection() as conn:
             if await store.in_cooldown(
-                conn, symbol, direction, at, timedelta(seconds=p.cooldown_s), sid
+                conn, symbol, direction, at, timedelta(seconds=p.cooldown_s), sid, self.name
             ):
                 self.log.info("trigger in cooldown: no signal", symbol=symbol, direction=direction)
                 return False

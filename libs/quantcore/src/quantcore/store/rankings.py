@@ -88,17 +88,21 @@ async def in_cooldown(
     at: datetime,
     cooldown: timedelta,
     signal_id: uuid.UUID,
+    scanner: str,
 ) -> bool:
-    """A signal for this coin in this direction within the cooldown (other than this one): the
-    last one at or before `at`, judged by the one cooldown rule (math.trigger.in_cooldown)."""
+    """A signal of this scanner for this coin in this direction within the cooldown (other
+    than this one): the last one at or before `at`, judged by the one cooldown rule
+    (math.trigger.in_cooldown). Only the scanner's own signals count: a plug-in's signal on the
+    coin (strategy_runner) must not silence the ranker, nor the other way round."""
     if cooldown.total_seconds() <= 0:
         return False
     cur = await conn.execute(
         """
         SELECT max(time) FROM signals
-        WHERE symbol = %s AND direction = %s AND time <= %s AND signal_id <> %s
+        WHERE symbol = %s AND direction = %s AND scanner = %s AND time <= %s
+          AND signal_id <> %s
         """,
-        (symbol, direction, at, signal_id),
+        (symbol, direction, scanner, at, signal_id),
     )
     row = await cur.fetchone()
     last = None if row is None or row[0] is None else row[0].timestamp()
