@@ -159,3 +159,10 @@ async def aeventually(
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end files first (a stable sort: each file keeps its order): the xdist workers
+    take a file at a time, so the long fleet runs start at once, side by side, and the many
+    short files fill in around them instead of one worker finishing a long run alone."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
