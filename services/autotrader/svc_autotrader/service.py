@@ -284,19 +284,8 @@ class Autotrader(Service):
                 return None
             open_symbols, used = exp.open_symbols, exp.used_margin
             detail: dict[str, Any] = {"strategy": sig.strategy, "reversal": reversing}
-            if not reversing:
-                # the venue closed our open trade's position (its stop or target, between two of
-                # the position monitor's passes): the row is about to close, it holds nothing —
-                # the backtest, too, opens again at the close of the bar a stop fired in. Only
-                # for the other side: the monitor tells the two apart by direction.
-                held = await store.held_trade(conn, venue, sig.symbol)
-                if (held is not None and held.status == "open" and held.scanner == sig.scanner
-                        and held.direction != sig.direction):  # fmt: skip
-                    open_symbols = open_symbols - {sig.symbol}
-                    used -= held.margin
-                    detail["closed_by_venue"] = str(held.trade_id)
+            held = await store.held_trade(conn, venue, sig.symbol)
             if reversing:
-                held = await store.held_trade(conn, venue, sig.symbol)
                 if held is None or held.scanner != sig.scanner:  # never close what is not ours
                     owner = "a position without a trade of ours" if held is None else (
                         held.scanner or "a manual trade")  # fmt: skip
@@ -305,6 +294,15 @@ class Autotrader(Service):
                     return None
                 open_symbols = open_symbols - {sig.symbol}
                 used -= held.margin
+            elif (held is not None and held.status == "open" and held.scanner == sig.scanner
+                  and held.direction != sig.direction):  # fmt: skip
+                # the venue closed our open trade's position (its stop or target, between two of
+                # the position monitor's passes): the row is about to close, it holds nothing —
+                # the backtest, too, opens again at the close of the bar a stop fired in. Only
+                # for the other side: the monitor tells the two apart by direction.
+                open_symbols = open_symbols - {sig.symbol}
+                used -= held.margin
+                detail["closed_by_venue"] = str(held.trade_id)
             state = risk.RiskState(
                 equity=equity, open_symbols=open_symbols, used_margin=used,
                 realised_today=exp.realised_today, kill_switch=ks.reason if ks.active else None,
