@@ -60,6 +60,8 @@ FLEET = ["simulator", "market_collector", "strategy_runner", "autotrader", "posi
 REASONS = {"reverse": "signal", "stop_loss": "sl", "take_profit": "tp"}  # engine → trades
 ENV = {
     "SIM_COINS": "3", "SIM_HISTORY_DAYS": "0.05", "BACKFILL_MAX_DAYS": "0.05",
+    "SIM_SCENARIO": "quiet",  # no hunt planted at the opening: a whale push on SOLUSDT made
+    # it trend 90 bars without one SMA cross (an opening of 5 hunts on 3 coins hunts them all)
     "SIM_SPEED": "0.0001",  # the clock stands still; the test moves it
     "STRATEGIES": SPEC, "STRATEGY_SYMBOLS": SYMBOL, "STRATEGY_INTERVAL_S": "0.5",
     "STRATEGY_WINDOW_MIN": "60", "AUTOTRADE_STRATEGIES": "sma_cross",
